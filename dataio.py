@@ -1,0 +1,303 @@
+"""Reading, validating and splitting labelled text data.
+
+Real exports are messy: bare ``\\r`` inside unquoted text, an extra unnamed index column, BOMs,
+UTF-16, Latin-1, and labels spelled ``True``/``TRUE``/``true``. Everything here either copes or
+raises :class:`common.BadInputError` with one line that names the problem and the fix.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from common import BadInputError
+
+log = logging.getLogger(__name__)
+
+_SNIFF_BYTES = 1 << 16
+
+
+@dataclass(frozen=True)
+class CsvFormat:
+    """How to parse a file, decided once from its first bytes."""
+
+    encoding: str
+    delimiter: str
+    lineterminator: str | None  # None = pandas' default (\n, \r\n or \r)
+
+
+def check_readable_file(path: Path, what: str = "input file") -> None:
+    if not path.exists():
+        raise BadInputError(f"{what} {path} does not exist; check the path (--data)")
+    if path.is_dir():
+        raise BadInputError(f"{what} {path} is a directory; give the path of a CSV file")
+    if path.stat().st_size == 0:
+        raise BadInputError(f"{what} {path} is empty (0 bytes); expected a CSV with a header row")
+
+
+def detect_format(path: Path, encoding: str, delimiter: str) -> CsvFormat:
+    """Pick the encoding (a BOM wins over the configured one) and the line terminator.
+
+    Files whose lines end in ``\\n`` are read with ``\\n`` as the only terminator, so that a bare
+    ``\\r`` inside a tweet does not split a row in two (as it does in twcs).
+    """
+    with open(path, "rb") as handle:
+        head = handle.read(_SNIFF_BYTES)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return CsvFormat("utf-16", delimiter, None)
+    if head.startswith(b"\xef\xbb\xbf"):
+        encoding = "utf-8-sig"
+    elif encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
+        encoding = "utf-8-sig"  # harmless without a BOM, strips one if present
+    newline = head.find(b"\n")
+    crlf = newline > 0 and head[newline - 1 : newline] == b"\r"
+    lineterminator = None if (crlf or newline < 0) else "\n"
+    return CsvFormat(encoding, delimiter, lineterminator)
+
+
+def _read_kwargs(fmt: CsvFormat) -> dict:
+    kwargs = dict(
+        encoding=fmt.encoding,
+        sep=fmt.delimiter,
+        dtype=str,  # ids and labels keep their exact spelling; text stays text
+        keep_default_na=False,  # a tweet saying "NA" is text, not a missing value
+        na_values=[""],
+        on_bad_lines="error",
+    )
+    if fmt.lineterminator is not None:
+        kwargs["lineterminator"] = fmt.lineterminator
+    return kwargs
+
+
+def _translate_error(exc: Exception, path: Path, fmt: CsvFormat) -> BadInputError:
+    if isinstance(exc, UnicodeDecodeError):
+        return BadInputError(
+            f"{path} is not valid {fmt.encoding} text (byte 0x{exc.object[exc.start]:02x} at "
+            f"position {exc.start} of a block); pass --encoding with the file's encoding, e.g. "
+            f"--encoding latin-1 or --encoding cp1252"
+        )
+    if isinstance(exc, pd.errors.EmptyDataError):
+        return BadInputError(f"{path} has no header row or no columns; expected a CSV with a header")
+    if isinstance(exc, (pd.errors.ParserError, csv.Error)):
+        detail = str(exc).strip().splitlines()[0]
+        return BadInputError(
+            f"{path} is not a well-formed CSV ({detail}); check --delimiter and that quotes are balanced"
+        )
+    if isinstance(exc, UnicodeError):
+        return BadInputError(f"{path} cannot be decoded as {fmt.encoding} ({exc}); pass --encoding")
+    if isinstance(exc, LookupError):
+        return BadInputError(f"unknown encoding {fmt.encoding!r}; pass a valid --encoding, e.g. utf-8")
+    return BadInputError(f"cannot read {path}: {exc}")
+
+
+def _clean_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
+    return frame
+
+
+def require_columns(columns: Sequence[str], required: dict[str, str], path: Path) -> None:
+    """``required`` maps column name -> the flag that selects it, for the error message."""
+    for name, flag in required.items():
+        if name not in columns:
+            shown = ", ".join(map(str, list(columns)[:20]))
+            raise BadInputError(
+                f"column {name!r} not found in {path} (columns: {shown}); pass {flag} NAME "
+                f"with the right column"
+            )
+
+
+def read_header(path: Path, fmt: CsvFormat) -> list[str]:
+    try:
+        frame = pd.read_csv(path, nrows=0, **_read_kwargs(fmt))
+    except Exception as exc:  # noqa: BLE001 - every parser failure becomes one clear line
+        raise _translate_error(exc, path, fmt) from None
+    return list(_clean_columns(frame).columns)
+
+
+def read_table(path: Path, encoding: str = "utf-8", delimiter: str = ",",
+               usecols: Sequence[str] | None = None) -> pd.DataFrame:
+    """Read a whole CSV as strings. ``usecols`` limits the columns kept in memory."""
+    check_readable_file(path)
+    fmt = detect_format(path, encoding, delimiter)
+    header = read_header(path, fmt)
+    if usecols is not None:
+        require_columns(header, {c: "--text-column/--label-column" for c in usecols}, path)
+    try:
+        frame = pd.read_csv(path, **_read_kwargs(fmt),
+                            usecols=(lambda c: str(c).strip().lstrip("\ufeff") in set(usecols))
+                            if usecols is not None else None)
+    except Exception as exc:  # noqa: BLE001
+        raise _translate_error(exc, path, fmt) from None
+    return _clean_columns(frame)
+
+
+def iter_table(path: Path, fmt: CsvFormat, chunk_size: int,
+               usecols: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
+    """Stream a CSV in chunks of ``chunk_size`` rows, translating parse errors as they happen."""
+    wanted = set(usecols) if usecols is not None else None
+    try:
+        reader = pd.read_csv(
+            path, chunksize=chunk_size, **_read_kwargs(fmt),
+            usecols=(lambda c: str(c).strip().lstrip("\ufeff") in wanted) if wanted else None,
+        )
+        with reader:
+            for chunk in reader:
+                yield _clean_columns(chunk)
+    except Exception as exc:  # noqa: BLE001
+        raise _translate_error(exc, path, fmt) from None
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Labels and texts
+# --------------------------------------------------------------------------------------------
+def clean_text(series: pd.Series) -> pd.Series:
+    """Missing text becomes an empty string; everything is a ``str``."""
+    return series.fillna("").astype(str)
+
+
+def is_blank(series: pd.Series) -> pd.Series:
+    return clean_text(series).str.strip() == ""
+
+
+def canonical_labels(labels: pd.Series) -> tuple[pd.Series, dict[str, list[str]]]:
+    """Merge spellings that differ only in case or surrounding spaces (``True``/``TRUE``/``true``).
+
+    Each group takes its most frequent spelling. Returns the new labels and the merges made
+    (canonical spelling -> the other spellings), for logging.
+    """
+    stripped = labels.astype(str).str.strip()
+    counts = stripped.value_counts()
+    by_key: dict[str, list[str]] = {}
+    for spelling in counts.index:  # most frequent first
+        by_key.setdefault(spelling.casefold(), []).append(spelling)
+    mapping: dict[str, str] = {}
+    merges: dict[str, list[str]] = {}
+    for spellings in by_key.values():
+        canonical = spellings[0]
+        for spelling in spellings:
+            mapping[spelling] = canonical
+        if len(spellings) > 1:
+            merges[canonical] = spellings[1:]
+    return stripped.map(mapping), merges
+
+
+@dataclass
+class LabelledData:
+    texts: pd.Series
+    labels: pd.Series
+    dropped_blank_text: int
+    dropped_missing_label: int
+    label_merges: dict[str, list[str]]
+
+    @property
+    def class_counts(self) -> dict[str, int]:
+        return {str(k): int(v) for k, v in self.labels.value_counts().sort_index().items()}
+
+
+def prepare_labelled(frame: pd.DataFrame, text_column: str, label_column: str,
+                     path: Path) -> LabelledData:
+    """Select, clean and validate the text and label columns of a training/monitoring table."""
+    require_columns(frame.columns, {text_column: "--text-column", label_column: "--label-column"}, path)
+    if len(frame) == 0:
+        raise BadInputError(f"{path} has a header but no data rows")
+    text = clean_text(frame[text_column])
+    label = frame[label_column]
+    missing_label = label.isna() | (label.astype(str).str.strip() == "")
+    blank = text.str.strip() == ""
+    keep = ~missing_label & ~blank
+    if not keep.any():
+        raise BadInputError(
+            f"{path} has no usable rows: every row has an empty {text_column!r} or a missing "
+            f"{label_column!r}; check --text-column and --label-column"
+        )
+    labels, merges = canonical_labels(label[keep])
+    return LabelledData(
+        texts=text[keep].reset_index(drop=True),
+        labels=labels.reset_index(drop=True),
+        dropped_blank_text=int(blank.sum()),
+        dropped_missing_label=int((missing_label & ~blank).sum()),
+        label_merges=merges,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Splitting
+# --------------------------------------------------------------------------------------------
+@dataclass
+class Split:
+    x_train: pd.DataFrame
+    y_train: pd.Series
+    x_val: pd.DataFrame | None
+    y_val: pd.Series | None
+    x_test: pd.DataFrame
+    y_test: pd.Series
+
+    @property
+    def sizes(self) -> dict[str, int]:
+        return {
+            "train": len(self.y_train),
+            "validation": 0 if self.y_val is None else len(self.y_val),
+            "test": len(self.y_test),
+        }
+
+
+def validate_for_split(labels: pd.Series, label_column: str, test_size: float,
+                       validation_size: float) -> None:
+    """Fail early, with the fix, when a stratified train/validation/test split is impossible."""
+    if not 0 < test_size < 1 or not 0 <= validation_size < 1 or test_size + validation_size >= 1:
+        raise BadInputError(
+            f"test size {test_size} and validation size {validation_size} must be fractions "
+            f"whose sum is below 1"
+        )
+    counts = labels.value_counts()
+    if len(counts) < 2:
+        only = counts.index[0] if len(counts) else "?"
+        raise BadInputError(
+            f"label column {label_column!r} has a single class ({only!r}); a classifier needs at "
+            f"least two classes: check --label-column or add rows of the other classes"
+        )
+    needed = 3 if validation_size > 0 else 2
+    rare = counts[counts < needed]
+    if len(rare):
+        shown = ", ".join(f"{k!r} ({v})" for k, v in rare.head(10).items())
+        raise BadInputError(
+            f"too few rows per class for a stratified split: {shown}; every class needs at least "
+            f"{needed} rows: add rows or remove those classes"
+        )
+    n, k = len(labels), len(counts)
+    if int(n * test_size) < k or (validation_size > 0 and int(n * validation_size) < k):
+        raise BadInputError(
+            f"{n} rows are too few to hold out every one of the {k} classes in the test/validation "
+            f"split; add rows or raise the test/validation sizes (TEXTOPS_TEST_SIZE, "
+            f"TEXTOPS_VALIDATION_SIZE)"
+        )
+
+
+def split_dataset(texts: pd.Series, labels: pd.Series, text_column: str, test_size: float,
+                  validation_size: float, seed: int) -> Split:
+    """Stratified train / validation / test split with a fixed seed (validation may be empty)."""
+    frame = pd.DataFrame({text_column: texts.to_numpy()})
+    x_rest, x_test, y_rest, y_test = train_test_split(
+        frame, labels, test_size=test_size, stratify=labels, random_state=seed
+    )
+    x_val = y_val = None
+    if validation_size > 0:
+        x_rest, x_val, y_rest, y_val = train_test_split(
+            x_rest, y_rest, test_size=validation_size / (1 - test_size), stratify=y_rest,
+            random_state=seed,
+        )
+    return Split(x_rest, y_rest, x_val, y_val, x_test, y_test)

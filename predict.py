@@ -1,0 +1,153 @@
+#!/usr/bin/env python
+"""Batch-predict a CSV of texts with a registered model version (default: @champion).
+
+The input is streamed in chunks, so memory does not grow with the file. The output CSV holds the
+chosen id columns, then prediction, probability (of the predicted label) and model_version, in
+input order, one row per input row. Rows with empty text keep a blank prediction and
+probability. The output is written to a temporary file and renamed into place at the end: a
+failed or killed run never leaves a half-written file under the output name.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import config as cfg
+from common import (
+    BadInputError,
+    ExitCode,
+    add_common_arguments,
+    apply_common_arguments,
+    atomic_output,
+    cli_path,
+    config_path,
+    make_parser,
+    quiet_third_party_warnings,
+    run_main,
+    setup_logging,
+)
+
+log = logging.getLogger("predict")
+RESERVED_COLUMNS = {"prediction", "probability", "model_version"}
+PROGRESS_EVERY_SECONDS = 10.0
+
+
+def parse_args(argv: list[str] | None, config: dict[str, Any]):
+    p = config["predict"]
+    parser = make_parser(
+        __doc__,
+        epilog="Example: python predict.py --data today.csv --output scored.csv --id-columns tweet_id",
+    )
+    parser.add_argument("--data", type=cli_path, default=config_path(p["data"]),
+                        help="CSV to score [TEXTOPS_PREDICT_DATA]")
+    parser.add_argument("--output", type=cli_path, default=config_path(p["output"]),
+                        help="output CSV, replaced atomically [TEXTOPS_PREDICT_OUTPUT]")
+    parser.add_argument("--model", default=p["model"],
+                        help="model to use: an alias (champion, challenger), 'latest' (newest "
+                             "version) or a version number [TEXTOPS_PREDICT_MODEL]")
+    parser.add_argument("--id-columns", default=p["id_columns"],
+                        help="comma-separated input columns copied to the output "
+                             "[TEXTOPS_PREDICT_ID_COLUMNS]")
+    parser.add_argument("--chunk-size", type=int, default=p["chunk_size"],
+                        help="rows read and scored at a time [TEXTOPS_PREDICT_CHUNK_SIZE]")
+    parser.add_argument("--proba-columns", action=argparse.BooleanOptionalAction, default=p["proba_columns"],
+                        help="add one proba_<class> column per class [TEXTOPS_PREDICT_PROBA_COLUMNS]")
+    add_common_arguments(parser, config)
+    return parser.parse_args(argv)
+
+
+def progress_reporter(total_hint: int | None):
+    """tqdm on a terminal, a log line every few seconds otherwise (cron, CI)."""
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=total_hint, unit="rows", unit_scale=True, file=sys.stderr)
+        return bar.update, bar.close
+    state = {"rows": 0, "last": time.perf_counter(), "start": time.perf_counter()}
+
+    def update(rows: int) -> None:
+        state["rows"] += rows
+        now = time.perf_counter()
+        if now - state["last"] >= PROGRESS_EVERY_SECONDS:
+            state["last"] = now
+            log.info("progress: %d rows scored (%.0f rows/s)", state["rows"],
+                     state["rows"] / max(now - state["start"], 1e-9))
+
+    return update, lambda: None
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg.load_dotenv_file()
+    config = cfg.load_config()
+    args = parse_args(argv, config)
+    apply_common_arguments(config, args)
+    setup_logging("predict", config, quiet=args.quiet)
+    quiet_third_party_warnings()
+    started = time.perf_counter()
+
+    import dataio
+    import modeling
+    import tracking
+
+    if args.data is None or args.output is None:
+        raise BadInputError("no input or output given; pass --data PATH and --output PATH")
+    data_path, output_path = Path(args.data), Path(args.output)
+    text_col = config["data"]["text_column"]
+    id_columns = [c.strip() for c in str(args.id_columns or "").split(",") if c.strip()]
+    clash = RESERVED_COLUMNS & set(id_columns)
+    if clash:
+        raise BadInputError(f"id column(s) {sorted(clash)} clash with output columns; rename them")
+    if args.chunk_size < 1:
+        raise BadInputError(f"--chunk-size must be positive, got {args.chunk_size}")
+    if data_path.resolve() == output_path.resolve():
+        raise BadInputError("--output is the input file; choose another output path")
+    log.info("predict: data=%s output=%s model=%s@%s", data_path, output_path,
+             config["mlflow"]["model_name"], args.model)
+
+    # Input problems are reported before the model is even looked up.
+    dataio.check_readable_file(data_path)
+    fmt = dataio.detect_format(data_path, config["data"]["encoding"], config["data"]["delimiter"])
+    header = dataio.read_header(data_path, fmt)
+    dataio.require_columns(header, {text_col: "--text-column",
+                                    **{c: "--id-columns" for c in id_columns}}, data_path)
+
+    client = tracking.connect(config)
+    name = config["mlflow"]["model_name"]
+    version = tracking.resolve_version(client, name, args.model)
+    pipeline = tracking.load_pipeline(name, version.version)
+    log.info("using %s v%s (requested %r, run %s, %d classes)", name, version.version, args.model,
+             version.run_id, len(pipeline.classes_))
+
+    rows = blank = 0
+    update, close = progress_reporter(None)
+    usecols = list(dict.fromkeys([text_col, *id_columns]))
+    try:
+        with atomic_output(output_path, "w", newline="", encoding="utf-8") as handle:
+            for i, chunk in enumerate(dataio.iter_table(data_path, fmt, args.chunk_size, usecols)):
+                scored = modeling.score_frame(pipeline, chunk, text_col, id_columns,
+                                              version.version, args.proba_columns)
+                scored.to_csv(handle, header=(i == 0), index=False, float_format="%.6f",
+                              lineterminator="\n")
+                rows += len(chunk)
+                blank += int(scored["prediction"].isna().sum())
+                update(len(chunk))
+            if rows == 0:
+                raise BadInputError(f"{data_path} has a header but no data rows; nothing to score")
+    finally:
+        close()
+
+    seconds = time.perf_counter() - started
+    if blank:
+        log.warning("%d rows had empty text: their prediction and probability are blank", blank)
+    log.info("wrote %d rows to %s in %.1f s (%.0f rows/s) with %s v%s", rows, output_path, seconds,
+             rows / max(seconds, 1e-9), name, version.version)
+    print(f"{rows} rows scored with {name} v{version.version} -> {output_path}")
+    return int(ExitCode.OK)
+
+
+if __name__ == "__main__":
+    sys.exit(run_main("predict.py", main))

@@ -1,0 +1,114 @@
+"""Reading messy real CSVs, validating labelled data and splitting it."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+import dataio
+from common import BadInputError
+from conftest import shared
+
+
+def read(path, **kw):
+    return dataio.read_table(path, kw.pop("encoding", "utf-8"), kw.pop("delimiter", ","), **kw)
+
+
+def test_raw_twcs_export_keeps_bare_carriage_returns_inside_rows():
+    frame = read(shared("twcs", "twcs_head5k_raw.csv"))
+    assert len(frame) == 5000  # a naive read_csv gives 5,001 rows, one of them broken
+    assert set(frame["inbound"]) == {"True", "False"}
+    assert frame["text"].str.contains("\r").sum() == 1
+    assert "Unnamed: 0" in frame.columns  # the extra index column is tolerated
+
+
+def test_crlf_file_leaves_no_carriage_return_in_values():
+    frame = read(shared("banking77", "test.csv"))
+    assert len(frame) == 3080
+    assert not frame["category"].str.endswith("\r").any()
+    assert frame["category"].nunique() == 77
+
+
+def test_usecols_keeps_only_the_needed_columns():
+    frame = read(shared("twcs", "sample.csv"), usecols=["text", "inbound"])
+    assert sorted(frame.columns) == ["inbound", "text"]
+
+
+def test_bom_utf16_and_latin1(tmp_path):
+    rows = "text,label\ncafé crème,a\nniño,b\n"
+    (tmp_path / "bom.csv").write_bytes(b"\xef\xbb\xbf" + rows.encode("utf-8"))
+    (tmp_path / "u16.csv").write_bytes(rows.encode("utf-16"))
+    (tmp_path / "latin.csv").write_bytes(rows.encode("latin-1"))
+    assert list(read(tmp_path / "bom.csv").columns) == ["text", "label"]
+    assert read(tmp_path / "u16.csv")["text"].tolist() == ["café crème", "niño"]
+    with pytest.raises(BadInputError, match="--encoding"):
+        read(tmp_path / "latin.csv")
+    assert read(tmp_path / "latin.csv", encoding="latin-1")["text"][1] == "niño"
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "is empty"),
+    (b"\n\n", "no header"),
+    (b'text,label\n"unclosed,a\nmore,b\n', "well-formed"),
+])
+def test_unreadable_files_raise_one_clear_error(tmp_path, content, message):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content)
+    with pytest.raises(BadInputError, match=message):
+        read(path)
+
+
+def test_missing_file_and_directory(tmp_path):
+    with pytest.raises(BadInputError, match="does not exist"):
+        read(tmp_path / "nope.csv")
+    with pytest.raises(BadInputError, match="is a directory"):
+        read(tmp_path)
+
+
+def test_missing_column_names_the_flag(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("body,label\nhello,a\n")
+    with pytest.raises(BadInputError, match=r"column 'text' not found.*--text-column"):
+        read(path, usecols=["text", "label"])
+
+
+def test_label_spellings_merge_into_the_most_frequent():
+    labels, merges = dataio.canonical_labels(pd.Series(["True", "TRUE", "true ", "True", "False"]))
+    assert labels.tolist() == ["True", "True", "True", "True", "False"]
+    assert merges == {"True": ["TRUE", "true"]} or merges == {"True": ["true", "TRUE"]}
+
+
+def test_prepare_drops_and_counts_blank_texts_and_missing_labels(tmp_path):
+    frame = pd.DataFrame({"text": ["a", " ", None, "b", "c"], "label": ["x", "y", "x", None, "y"]})
+    data = dataio.prepare_labelled(frame, "text", "label", tmp_path / "f.csv")
+    assert data.texts.tolist() == ["a", "c"]
+    assert data.dropped_blank_text == 2 and data.dropped_missing_label == 1
+
+
+def test_header_only_and_all_blank_are_rejected(tmp_path):
+    with pytest.raises(BadInputError, match="no data rows"):
+        dataio.prepare_labelled(pd.DataFrame({"text": [], "label": []}), "text", "label", tmp_path)
+    frame = pd.DataFrame({"text": ["", "  "], "label": ["a", "b"]})
+    with pytest.raises(BadInputError, match="no usable rows"):
+        dataio.prepare_labelled(frame, "text", "label", tmp_path)
+
+
+def test_split_validation_explains_what_is_wrong():
+    with pytest.raises(BadInputError, match="single class"):
+        dataio.validate_for_split(pd.Series(["a"] * 20), "label", 0.2, 0.1)
+    with pytest.raises(BadInputError, match="too few rows per class"):
+        dataio.validate_for_split(pd.Series(["a"] * 20 + ["b"] * 2), "label", 0.2, 0.1)
+    with pytest.raises(BadInputError, match="fractions"):
+        dataio.validate_for_split(pd.Series(["a", "b"] * 10), "label", 0.7, 0.4)
+    dataio.validate_for_split(pd.Series(["a", "b"] * 10), "label", 0.2, 0.1)
+
+
+def test_split_is_stratified_disjoint_and_reproducible():
+    texts = pd.Series([f"t{i}" for i in range(200)])
+    labels = pd.Series(["a"] * 150 + ["b"] * 50)
+    one = dataio.split_dataset(texts, labels, "text", 0.2, 0.1, seed=3)
+    two = dataio.split_dataset(texts, labels, "text", 0.2, 0.1, seed=3)
+    assert one.sizes == {"train": 140, "validation": 20, "test": 40}
+    assert one.x_test["text"].tolist() == two.x_test["text"].tolist()
+    parts = [set(one.x_train["text"]), set(one.x_val["text"]), set(one.x_test["text"])]
+    assert sum(map(len, parts)) == len(set().union(*parts)) == 200
+    assert (one.y_test == "b").sum() == 10

@@ -1,0 +1,160 @@
+"""The TF-IDF + CatBoost pipeline: correct through pyfunc, binary and multiclass, and its metrics."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import config as cfg
+import modeling
+from common import BadInputError
+from conftest import PROJECT_ROOT, shared
+from textprep import CatBoostText, TextColumn
+
+
+def small_config(**catboost):
+    config = cfg.load_config({})
+    config["catboost"].update({"iterations": 40, "cv_folds": 3, **catboost})
+    config["tfidf"]["max_features"] = 3000
+    return config
+
+
+@pytest.fixture(scope="module")
+def twcs():
+    frame = pd.read_csv(shared("twcs", "twcs_head5k.csv"), dtype=str).head(1500)
+    return frame[["text"]], frame["inbound"]
+
+
+@pytest.fixture(scope="module")
+def banking():
+    frame = pd.read_csv(shared("banking77", "train.csv"), dtype=str)
+    frame = frame.groupby("category", group_keys=False).head(15)
+    return frame[["text"]].reset_index(drop=True), frame["category"].reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def binary_model(twcs):
+    x, y = twcs
+    pipe = modeling.build_pipeline(small_config(), modeling.load_stopwords("english"))
+    return modeling.fit_pipeline(pipe, x.iloc[:1200], y.iloc[:1200], x.iloc[1200:], y.iloc[1200:])
+
+
+def test_shipped_stopwords_are_used_when_nltk_has_no_corpus():
+    words = modeling.load_stopwords("english")
+    assert words.source.endswith(os.path.join("stopwords", "english")) or words.source == "nltk"
+    assert "the" in words.words and len(words.words) > 100
+    assert "de" in modeling.load_stopwords("Spanish").words
+    assert modeling.load_stopwords("none").words == ()
+    with pytest.raises(BadInputError, match="TEXTOPS_STOPWORDS"):
+        modeling.load_stopwords("klingon")
+
+
+def test_nltk_corpus_wins_when_installed():
+    code = "import modeling; s = modeling.load_stopwords('english'); print(s.source, len(s.words))"
+    env = {**os.environ, "NLTK_DATA": str(PROJECT_ROOT / "nltk_data")}
+    out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=env,
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["nltk", "179"]
+
+
+def test_text_column_accepts_frames_series_lists_and_missing_values():
+    step = TextColumn("text")
+    frame = pd.DataFrame({"id": [1, 2, 3], "text": ["a", None, float("nan")]})
+    assert step.transform(frame).tolist() == ["a", "", ""]
+    assert step.transform(pd.Series(["x", None])).tolist() == ["x", ""]
+    assert step.transform(["y"]).tolist() == ["y"]
+
+
+def test_masking_replaces_handles_urls_and_numbers():
+    step = TextColumn("text", mask_urls=True, mask_handles=True, mask_numbers=True)
+    out = step.transform(["@115712 see https://t.co/x1 ref 4521 ^AB"])[0]
+    assert "115712" not in out and "t.co" not in out and "4521" not in out
+    assert "xxuser" in out and "xxurl" in out and "xxnum" in out
+
+
+def test_binary_pipeline_one_prediction_per_row_in_training_spelling(binary_model, twcs):
+    x, y = twcs
+    frame = x.iloc[1200:1300].assign(extra=1)  # pyfunc passes whole frames, extra columns too
+    pred = binary_model.predict(frame)
+    proba = binary_model.predict_proba(frame)
+    assert pred.shape == (100,) and proba.shape == (100, 2)
+    assert set(pred) <= {"True", "False"} and list(binary_model.classes_) == ["False", "True"]
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert (pred == binary_model.classes_[proba.argmax(axis=1)]).all()
+    assert (pred == y.iloc[1200:1300].to_numpy()).mean() > 0.8
+
+
+def test_multiclass_pipeline_on_banking77(banking):
+    x, y = banking
+    pipe = modeling.build_pipeline(small_config(iterations=20), modeling.load_stopwords("none"))
+    modeling.fit_pipeline(pipe, x, y)
+    pred, proba = modeling.score_texts(pipe, x.head(50))
+    assert proba.shape == (50, 77) and pred.shape == (50,)
+    assert (pred == y.head(50).to_numpy()).mean() > 0.7  # seen rows: a sanity floor only
+
+
+def test_plain_catboost_without_linear_boost_still_works(twcs):
+    x, y = twcs
+    pipe = modeling.build_pipeline(small_config(linear_boost=False), modeling.load_stopwords("none"))
+    modeling.fit_pipeline(pipe, x.iloc[:800], y.iloc[:800])
+    assert pipe.predict(x.iloc[800:810]).shape == (10,)
+
+
+def test_training_twice_with_the_same_seed_gives_identical_probabilities(twcs):
+    x, y = twcs
+    runs = []
+    for _ in range(2):
+        pipe = modeling.build_pipeline(small_config(), modeling.load_stopwords("english"))
+        modeling.fit_pipeline(pipe, x.iloc[:600], y.iloc[:600], x.iloc[600:700], y.iloc[600:700])
+        runs.append(pipe.predict_proba(x.iloc[700:800]))
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_evaluate_reports_per_class_metrics_and_binary_auc():
+    y_true = np.array(["a", "a", "b", "b"])
+    y_pred = np.array(["a", "b", "b", "b"])
+    proba = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.1, 0.9]])
+    ev = modeling.evaluate(y_true, y_pred, proba, np.array(["a", "b"]))
+    assert ev.metrics["accuracy"] == 0.75
+    assert ev.metrics["recall.a"] == 0.5 and ev.metrics["precision.b"] == pytest.approx(2 / 3)
+    assert ev.metrics["roc_auc"] == 1.0
+    assert ev.confusion.tolist() == [[1, 1], [0, 2]]
+    assert "macro avg" in ev.report_text
+
+
+def test_score_frame_keeps_rows_with_blank_text_unscored(binary_model):
+    frame = pd.DataFrame({"tweet_id": ["1", "2", "3"], "text": ["@AppleSupport help", "  ", None]})
+    out = modeling.score_frame(binary_model, frame, "text", ["tweet_id"], "7", proba_columns=True)
+    assert list(out.columns) == ["tweet_id", "prediction", "probability", "model_version",
+                                 "proba_False", "proba_True"]
+    assert out["tweet_id"].tolist() == ["1", "2", "3"]
+    assert out["prediction"].notna().tolist() == [True, False, False]
+    assert out["probability"].iloc[0] >= 0.5 and out["model_version"].eq("7").all()
+
+
+def test_fitted_pipeline_drops_heavy_introspection_state(binary_model):
+    vectorizer = binary_model.named_steps["tfidf"]
+    assert not hasattr(vectorizer, "stop_words_")
+    assert all(type(v) is int for v in vectorizer.vocabulary_.values())
+
+
+def test_skops_round_trip_needs_only_the_declared_trusted_types(binary_model, twcs):
+    import skops.io as sio
+
+    import tracking
+
+    trusted = tracking.skops_trusted_types(binary_model)
+    assert set(trusted) <= set(tracking.TRUSTED_TYPES)
+    restored = sio.loads(sio.dumps(binary_model), trusted=trusted)
+    x, _ = twcs
+    np.testing.assert_array_equal(restored.predict_proba(x.head(20)),
+                                  binary_model.predict_proba(x.head(20)))
+
+
+def test_catboost_text_rejects_a_single_class():
+    with pytest.raises(ValueError, match="two classes"):
+        CatBoostText(iterations=5).fit(np.eye(3), ["a", "a", "a"])

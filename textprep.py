@@ -1,0 +1,182 @@
+"""Estimators that travel inside the logged model (shipped with it via MLflow ``code_paths``).
+
+Keep this module small and backward compatible: every registered model version imports it by
+name when loaded (by predict.py, monitor.py, ``mlflow.pyfunc.load_model`` or
+``mlflow models serve``).
+"""
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+URL_TOKEN = " xxurl "
+HANDLE_TOKEN = " xxuser "
+NUMBER_TOKEN = " xxnum "
+_URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
+_HANDLE = re.compile(r"(?<!\w)@\w+")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+
+
+class TextColumn(BaseEstimator, TransformerMixin):
+    """Select the text column of a DataFrame and normalise it into a 1-D array of strings.
+
+    Accepts a DataFrame (the ``column`` is used), a Series, or a list of strings, so the
+    pipeline gives one prediction per row through ``mlflow.pyfunc`` as well as in plain
+    scikit-learn. Missing values become empty strings instead of raising.
+    """
+
+    def __init__(self, column: str = "text", mask_urls: bool = False, mask_handles: bool = False,
+                 mask_numbers: bool = False):
+        self.column = column
+        self.mask_urls = mask_urls
+        self.mask_handles = mask_handles
+        self.mask_numbers = mask_numbers
+
+    def fit(self, X: Any, y: Any = None) -> "TextColumn":
+        return self
+
+    def transform(self, X: Any) -> np.ndarray:
+        if isinstance(X, pd.DataFrame):
+            if self.column in X.columns:
+                X = X[self.column]
+            elif X.shape[1] == 1:
+                X = X.iloc[:, 0]
+            else:
+                raise KeyError(f"input has no {self.column!r} column (columns: {list(X.columns)})")
+        texts = pd.Series(np.asarray(X, dtype=object).ravel(), dtype=object)
+        texts = texts.where(texts.notna(), "").astype(str)
+        if self.mask_urls:
+            texts = texts.str.replace(_URL, URL_TOKEN, regex=True)
+        if self.mask_handles:
+            texts = texts.str.replace(_HANDLE, HANDLE_TOKEN, regex=True)
+        if self.mask_numbers:
+            texts = texts.str.replace(_NUMBER, NUMBER_TOKEN, regex=True)
+        return texts.to_numpy(dtype=object)
+
+
+class CatBoostText(ClassifierMixin, BaseEstimator):
+    """CatBoost on TF-IDF features, boosted from a linear model's scores.
+
+    With ``linear_boost=True`` (the default) a multinomial logistic regression is fitted on the
+    sparse TF-IDF matrix; its out-of-fold logits are CatBoost's features *and* its starting point
+    (CatBoost ``baseline``), so the trees learn corrections to a strong linear text model instead
+    of rediscovering it from 20k sparse columns (much faster, especially with many classes).
+    With ``linear_boost=False`` CatBoost fits the TF-IDF matrix directly.
+
+    ``classes_`` keeps the labels in the training data's spelling; ``predict`` returns a 1-D array
+    of them and is always the arg-max of ``predict_proba``. ``fit`` takes an optional
+    ``eval_set=(X, y)`` for early stopping.
+    """
+
+    def __init__(self, iterations: int = 300, learning_rate: float | None = 0.1, depth: int = 4,
+                 border_count: int = 32, early_stopping_rounds: int | None = 30,
+                 thread_count: int = -1, random_seed: int = 0, linear_boost: bool = True,
+                 linear_c: float = 10.0, cv_folds: int = 5):
+        self.iterations = iterations
+        self.learning_rate = learning_rate
+        self.depth = depth
+        self.border_count = border_count
+        self.early_stopping_rounds = early_stopping_rounds
+        self.thread_count = thread_count
+        self.random_seed = random_seed
+        self.linear_boost = linear_boost
+        self.linear_c = linear_c
+        self.cv_folds = cv_folds
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _make_model(self, n_classes: int):
+        from catboost import CatBoostClassifier
+
+        return CatBoostClassifier(
+            iterations=self.iterations,
+            learning_rate=self.learning_rate,
+            depth=self.depth,
+            border_count=self.border_count,
+            loss_function="Logloss" if n_classes == 2 else "MultiClass",
+            thread_count=self.thread_count,
+            random_seed=self.random_seed,
+            allow_writing_files=False,
+            verbose=0,
+        )
+
+    def _make_linear(self):
+        from sklearn.linear_model import LogisticRegression
+
+        return LogisticRegression(C=self.linear_c, max_iter=2000)
+
+    @staticmethod
+    def _as_matrix(scores: np.ndarray) -> np.ndarray:
+        return scores.reshape(len(scores), -1)
+
+    def _out_of_fold_scores(self, X: Any, codes: np.ndarray) -> np.ndarray:
+        from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+        folds = max(2, min(int(self.cv_folds), int(np.bincount(codes).min())))
+        n_jobs = -1 if self.thread_count == -1 else max(1, int(self.thread_count))
+        cv = StratifiedKFold(folds, shuffle=True, random_state=self.random_seed)
+        return cross_val_predict(self._make_linear(), X, codes, cv=cv,
+                                 method="decision_function", n_jobs=n_jobs)
+
+    def _pool(self, X: Any, labels: np.ndarray | None = None, linear_scores: np.ndarray | None = None):
+        from catboost import Pool
+
+        if linear_scores is None:
+            return Pool(X, labels)
+        return Pool(self._as_matrix(linear_scores), labels, baseline=self._as_matrix(linear_scores))
+
+    # -- scikit-learn API --------------------------------------------------------------------
+    def fit(self, X: Any, y: Any, eval_set: tuple[Any, Any] | None = None) -> "CatBoostText":
+        y = np.asarray(y, dtype=object).astype(str)
+        self.classes_, codes = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError("need at least two classes")
+        train_scores = None
+        if self.linear_boost:
+            train_scores = self._out_of_fold_scores(X, codes)
+            self.linear_ = self._make_linear().fit(X, codes)
+        model = self._make_model(len(self.classes_))
+        fit_kwargs: dict[str, Any] = {}
+        if eval_set is not None and self.early_stopping_rounds:
+            lookup = {label: i for i, label in enumerate(self.classes_)}
+            y_val = np.asarray(eval_set[1], dtype=object).astype(str)
+            known = np.array([label in lookup for label in y_val])
+            if known.any():
+                x_val = eval_set[0][known]
+                val_codes = np.array([lookup[label] for label in y_val[known]])
+                val_scores = self.linear_.decision_function(x_val) if self.linear_boost else None
+                fit_kwargs["eval_set"] = self._pool(x_val, val_codes, val_scores)
+                fit_kwargs["early_stopping_rounds"] = self.early_stopping_rounds
+                fit_kwargs["use_best_model"] = True
+        model.fit(self._pool(X, codes, train_scores), **fit_kwargs)
+        self.model_ = model
+        self.best_iteration_ = int(model.tree_count_)
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Raw scores: the linear logits plus the trees' corrections (one column per class,
+        or one column for binary tasks)."""
+        check_is_fitted(self, "model_")
+        if not self.linear_boost:
+            return self._as_matrix(self.model_.predict(X, prediction_type="RawFormulaVal"))
+        linear = self._as_matrix(self.linear_.decision_function(X))
+        trees = self._as_matrix(self.model_.predict(self._pool(X, linear_scores=linear),
+                                                    prediction_type="RawFormulaVal"))
+        return linear + trees
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        raw = self.decision_function(X)
+        if raw.shape[1] == 1:
+            positive = 1.0 / (1.0 + np.exp(-raw[:, 0]))
+            return np.column_stack([1.0 - positive, positive])
+        raw = raw - raw.max(axis=1, keepdims=True)
+        exp = np.exp(raw)
+        return exp / exp.sum(axis=1, keepdims=True)
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]

@@ -1,0 +1,279 @@
+"""MLflow: where the tracking store is, the registry (versions and aliases), model logging and the
+champion/challenger promotion rule.
+
+Embedded default: ``sqlite:///<project>/mlflow.db`` with artifacts under ``<project>/mlartifacts``
+(resolved from the project root, not the current directory). Any ``MLFLOW_TRACKING_URI`` (e.g. an
+``http://`` tracking server) is used unchanged instead.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import config as cfg
+from common import ModelNotFoundError, TrackingUnavailableError
+
+log = logging.getLogger(__name__)
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+# Types our pipelines contain that skops does not trust by default; anything else is refused.
+TRUSTED_TYPES = (
+    "catboost.core.CatBoostClassifier",
+    "textprep.CatBoostText",
+    "textprep.TextColumn",
+)
+TEXTPREP_PATH = cfg.PROJECT_ROOT / "textprep.py"
+
+
+def tracking_uri(config: dict[str, Any]) -> str:
+    uri = str(config["mlflow"]["tracking_uri"] or "").strip()
+    if uri:
+        return uri
+    return "sqlite:///" + str(cfg.resolve_path(config["mlflow"]["sqlite_path"]))
+
+
+def is_embedded(config: dict[str, Any]) -> bool:
+    return not str(config["mlflow"]["tracking_uri"] or "").strip()
+
+
+def _check_server(uri: str, timeout: float) -> None:
+    import requests
+
+    health = uri.rstrip("/") + "/health"
+    try:
+        response = requests.get(health, timeout=timeout)
+    except requests.RequestException as exc:
+        reason = type(exc).__name__
+        raise TrackingUnavailableError(
+            f"MLflow tracking server {uri} is unreachable ({reason}); start it or fix "
+            f"MLFLOW_TRACKING_URI (unset it to use the embedded SQLite store)"
+        ) from None
+    if response.status_code in (401, 403):
+        raise TrackingUnavailableError(
+            f"MLflow tracking server {uri} refused the credentials (HTTP {response.status_code}); "
+            f"set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+        )
+    if response.status_code >= 500:
+        raise TrackingUnavailableError(
+            f"MLflow tracking server {uri} is unhealthy (HTTP {response.status_code} on /health)"
+        )
+
+
+def connect(config: dict[str, Any]):
+    """Point MLflow at the configured store and return an ``MlflowClient``.
+
+    Fails within ``connect_timeout`` seconds, with exit code 4, when a server is unreachable.
+    """
+    timeout = float(config["mlflow"]["connect_timeout"])
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(int(timeout * 3), 30)))
+    uri = tracking_uri(config)
+    if uri.startswith(("http://", "https://")):
+        _check_server(uri, timeout)
+    elif uri.startswith("sqlite:///"):
+        db_path = Path(uri[len("sqlite:///"):])
+        try:
+            db_path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise TrackingUnavailableError(f"cannot create {db_path.parent} for the MLflow store: "
+                                           f"{exc.strerror}") from None
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def ensure_experiment(client, config: dict[str, Any], name: str) -> str:
+    """Experiment id for ``name``, creating it; embedded stores keep artifacts in the project."""
+    from mlflow.exceptions import MlflowException
+
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        if experiment.lifecycle_stage == "deleted":
+            client.restore_experiment(experiment.experiment_id)
+        return experiment.experiment_id
+    location = None
+    if is_embedded(config):
+        slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+        location = (cfg.resolve_path(config["mlflow"]["artifact_root"]) / slug).as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except MlflowException:  # created concurrently by another job
+        experiment = client.get_experiment_by_name(name)
+        if experiment is None:
+            raise
+        return experiment.experiment_id
+
+
+# --------------------------------------------------------------------------------------------
+# Registry look-ups
+# --------------------------------------------------------------------------------------------
+def _registered_model_exists(client, name: str) -> bool:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+        return True
+    except MlflowException as exc:
+        if getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST":
+            return False
+        raise
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    name: str
+    version: str
+    run_id: str | None
+    requested: str
+
+
+def resolve_version(client, name: str, ref: str) -> ResolvedModel:
+    """The model version an alias (``champion``), ``latest`` or a version number points at.
+
+    The alias is resolved once, so a promotion during a long job cannot switch models mid-run.
+    """
+    found = _find_version(client, name, ref)
+    return ResolvedModel(name, str(found.version), found.run_id, str(ref))
+
+
+def _find_version(client, name: str, ref: str):
+    from mlflow.exceptions import MlflowException
+
+    ref = str(ref).strip()
+    if not _registered_model_exists(client, name):
+        raise ModelNotFoundError(
+            f"no registered model named {name!r} in {client.tracking_uri}; run train.py first "
+            f"(or pass --model-name / set TEXTOPS_MODEL_NAME)"
+        )
+    if ref.lower() == "latest":
+        versions = client.search_model_versions(f"name='{name}'")
+        if not versions:
+            raise ModelNotFoundError(f"registered model {name!r} has no versions; run train.py first")
+        return max(versions, key=lambda v: int(v.version))
+    ref = ref[1:] if re.fullmatch(r"[vV]\d+", ref) else ref
+    try:
+        if ref.isdigit():
+            return client.get_model_version(name, ref)
+        return client.get_model_version_by_alias(name, ref)
+    except MlflowException as exc:
+        if getattr(exc, "error_code", "") not in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise
+        if ref.isdigit():
+            raise ModelNotFoundError(f"model {name!r} has no version {ref}; pass an existing version, "
+                                     f"an alias, or 'latest'") from None
+        hint = ("run train.py until a version reaches the promotion threshold, or pass "
+                "--model latest / --model VERSION") if ref == CHAMPION else \
+            "pass --model champion, --model latest or --model VERSION"
+        raise ModelNotFoundError(f"model {name!r} has no @{ref} alias; {hint}") from None
+
+
+def aliases_of(client, name: str) -> dict[str, str]:
+    """alias -> version of a registered model (empty when it does not exist yet)."""
+    if not _registered_model_exists(client, name):
+        return {}
+    return dict(client.get_registered_model(name).aliases or {})
+
+
+def load_pipeline(name: str, version: str):
+    """Load a registered version as the raw scikit-learn Pipeline (``predict_proba`` included)."""
+    import mlflow
+
+    uri = f"models:/{name}/{version}"
+    try:
+        return mlflow.sklearn.load_model(uri)
+    except Exception as exc:  # noqa: BLE001 - corrupted/missing artifacts, untrusted types, ...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelNotFoundError(
+            f"model {uri} could not be loaded ({type(exc).__name__}: {first[:300]}); retrain with "
+            f"train.py or pass another --model"
+        ) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Logging a model
+# --------------------------------------------------------------------------------------------
+def skops_trusted_types(pipeline) -> list[str]:
+    """The non-default types skops must trust to load ``pipeline``; refuses unknown ones."""
+    import skops.io as sio
+
+    untrusted = sio.get_untrusted_types(data=sio.dumps(pipeline))
+    unexpected = sorted(set(untrusted) - set(TRUSTED_TYPES))
+    if unexpected:
+        raise RuntimeError(f"pipeline contains types outside the trusted list: {unexpected}")
+    return sorted(untrusted)
+
+
+def pip_requirements() -> list[str]:
+    """Pinned requirements recorded with the model (explicit: inference would cost 5-8 s)."""
+    from importlib.metadata import version
+
+    return [f"{pkg}=={version(pkg)}" for pkg in
+            ("mlflow", "catboost", "scikit-learn", "pandas", "numpy", "scipy", "skops")]
+
+
+def log_and_register(pipeline, name: str, input_example, predictions) -> Any:
+    """Log the pipeline in the active run (skops, signature, input example) and register it."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    signature = infer_signature(input_example, predictions)
+    chatter = io.StringIO()  # MLflow prints registration notices straight to stderr
+    with contextlib.redirect_stderr(chatter):
+        info = mlflow.sklearn.log_model(
+            pipeline,
+            name="model",
+            serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
+            skops_trusted_types=skops_trusted_types(pipeline),
+            code_paths=[str(TEXTPREP_PATH)],
+            pip_requirements=pip_requirements(),
+            signature=signature,
+            input_example=input_example,
+            registered_model_name=name,
+        )
+    for line in chatter.getvalue().splitlines():
+        if line.strip():
+            log.info("mlflow: %s", line.strip())
+    return info
+
+
+# --------------------------------------------------------------------------------------------
+# Promotion
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Decision:
+    alias: str  # CHAMPION or CHALLENGER
+    reason: str
+
+    @property
+    def promoted(self) -> bool:
+        return self.alias == CHAMPION
+
+
+def decide_promotion(metric: str, score: float, threshold: float, champion_version: str | None,
+                     champion_score: float | None) -> Decision:
+    """The promotion rule: reach the threshold AND (no champion OR beat it on the same rows)."""
+    if score < threshold:
+        return Decision(CHALLENGER, f"{metric} {score:.4f} is below the threshold {threshold:.4f}")
+    if champion_version is None:
+        return Decision(CHAMPION, f"{metric} {score:.4f} reaches the threshold {threshold:.4f} "
+                                  f"and there is no champion yet")
+    if champion_score is None:
+        return Decision(CHAMPION, f"{metric} {score:.4f} reaches the threshold {threshold:.4f}; "
+                                  f"the current champion v{champion_version} could not be evaluated")
+    if score > champion_score:
+        return Decision(CHAMPION, f"{metric} {score:.4f} reaches the threshold {threshold:.4f} and "
+                                  f"beats champion v{champion_version} ({champion_score:.4f}) "
+                                  f"on the same test rows")
+    return Decision(CHALLENGER, f"{metric} {score:.4f} does not beat champion v{champion_version} "
+                                f"({champion_score:.4f}) on the same test rows")

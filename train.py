@@ -1,0 +1,244 @@
+#!/usr/bin/env python
+"""Train a TF-IDF + CatBoost text classifier, log it to MLflow, register it and promote it.
+
+The new version becomes @champion only if its test metric reaches the threshold AND it beats the
+current champion evaluated on the same test rows in this run; otherwise it becomes @challenger.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import config as cfg
+from common import (
+    ExitCode,
+    Stopwatch,
+    add_common_arguments,
+    apply_common_arguments,
+    cli_path,
+    config_path,
+    make_parser,
+    quiet_third_party_warnings,
+    run_main,
+    setup_logging,
+)
+
+log = logging.getLogger("train")
+
+
+def parse_args(argv: list[str] | None, config: dict[str, Any]):
+    parser = make_parser(
+        __doc__,
+        epilog="Example: python train.py --data ../shared/data/twcs/twcs_head5k_raw.csv "
+               "--label-column inbound",
+    )
+    parser.add_argument("--data", type=cli_path, default=config_path(config["train"]["data"]),
+                        help="labelled training CSV [TEXTOPS_TRAIN_DATA]")
+    parser.add_argument("--label-column", default=config["data"]["label_column"],
+                        help="column holding the class label [TEXTOPS_LABEL_COLUMN]")
+    parser.add_argument("--experiment", default=config["mlflow"]["experiment"],
+                        help="MLflow experiment for training runs [TEXTOPS_EXPERIMENT]")
+    parser.add_argument("--test-size", type=float, default=config["data"]["test_size"],
+                        help="share of rows held out for test metrics and promotion [TEXTOPS_TEST_SIZE]")
+    parser.add_argument("--validation-size", type=float, default=config["data"]["validation_size"],
+                        help="share of rows for early stopping; 0 disables it [TEXTOPS_VALIDATION_SIZE]")
+    parser.add_argument("--seed", type=int, default=config["data"]["random_seed"],
+                        help="random seed for the split and the model [TEXTOPS_RANDOM_SEED]")
+    parser.add_argument("--stopwords", default=config["preprocessing"]["stopwords"],
+                        help="stop word language, or 'none' [TEXTOPS_STOPWORDS]")
+    parser.add_argument("--iterations", type=int, default=config["catboost"]["iterations"],
+                        help="maximum CatBoost iterations [TEXTOPS_CATBOOST_ITERATIONS]")
+    parser.add_argument("--max-features", type=int, default=config["tfidf"]["max_features"],
+                        help="TF-IDF vocabulary size [TEXTOPS_TFIDF_MAX_FEATURES]")
+    parser.add_argument("--metric", choices=("accuracy", "macro_f1"), default=config["promotion"]["metric"],
+                        help="test metric used for promotion [TEXTOPS_PROMOTION_METRIC]")
+    parser.add_argument("--threshold", type=float, default=config["promotion"]["threshold"],
+                        help="minimum test metric for @champion [TEXTOPS_PROMOTION_THRESHOLD]")
+    add_common_arguments(parser, config)
+    return parser.parse_args(argv)
+
+
+def apply_args(config: dict[str, Any], args) -> None:
+    apply_common_arguments(config, args)
+    config["train"]["data"] = str(args.data)
+    config["data"].update(label_column=args.label_column, test_size=args.test_size,
+                          validation_size=args.validation_size, random_seed=args.seed)
+    config["mlflow"]["experiment"] = args.experiment
+    config["preprocessing"]["stopwords"] = args.stopwords
+    config["catboost"]["iterations"] = args.iterations
+    config["tfidf"]["max_features"] = args.max_features
+    config["promotion"].update(metric=args.metric, threshold=args.threshold)
+
+
+def flat_params(config: dict[str, Any]) -> dict[str, Any]:
+    sections = ("data", "preprocessing", "tfidf", "catboost", "promotion")
+    return {f"{s}.{k}": v for s in sections for k, v in config[s].items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    cfg.load_dotenv_file()
+    config = cfg.load_config()
+    args = parse_args(argv, config)
+    apply_args(config, args)
+    setup_logging("train", config, quiet=args.quiet)
+    quiet_third_party_warnings()
+    started = time.perf_counter()
+
+    import dataio
+    import modeling
+    import tracking
+
+    data_cfg = config["data"]
+    text_col, label_col = data_cfg["text_column"], data_cfg["label_column"]
+    path = Path(config["train"]["data"])
+    log.info("train: data=%s text=%s label=%s model=%s", path, text_col, label_col,
+             config["mlflow"]["model_name"])
+
+    # 1. Data: everything that can be wrong with the input fails here, before any MLflow run.
+    frame = dataio.read_table(path, data_cfg["encoding"], data_cfg["delimiter"],
+                              usecols=[text_col, label_col])
+    data = dataio.prepare_labelled(frame, text_col, label_col, path)
+    del frame
+    if data.dropped_blank_text or data.dropped_missing_label:
+        log.warning("dropped %d rows with empty text and %d rows with a missing label",
+                    data.dropped_blank_text, data.dropped_missing_label)
+    for canonical, others in data.label_merges.items():
+        log.warning("label spellings %s merged into %r", others, canonical)
+    dataio.validate_for_split(data.labels, label_col, data_cfg["test_size"], data_cfg["validation_size"])
+    split = dataio.split_dataset(data.texts, data.labels, text_col, data_cfg["test_size"],
+                                 data_cfg["validation_size"], data_cfg["random_seed"])
+    log.info("rows: %d usable, split %s, %d classes", len(data.labels), split.sizes,
+             len(data.class_counts))
+    stopwords = modeling.load_stopwords(config["preprocessing"]["stopwords"])
+    log.info("stop words: %s, %d words, from %s", stopwords.language, len(stopwords.words),
+             stopwords.source)
+    sha256 = dataio.file_sha256(path)
+
+    # 2. Tracking: fail fast (exit 4) when the store is unreachable.
+    client = tracking.connect(config)
+    experiment_id = tracking.ensure_experiment(client, config, config["mlflow"]["experiment"])
+    model_name = config["mlflow"]["model_name"]
+
+    import mlflow
+
+    run = mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{path.stem}")
+    log.info("MLflow run %s in %s", run.info.run_id, tracking.tracking_uri(config))
+    try:
+        summary = _train_in_run(config, client, model_name, path, sha256, data, split, stopwords)
+    except BaseException as exc:
+        from common import Interrupted
+
+        status = "KILLED" if isinstance(exc, (KeyboardInterrupt, Interrupted)) else "FAILED"
+        mlflow.set_tag("textops.error", f"{type(exc).__name__}: {exc}"[:5000])
+        mlflow.end_run(status=status)
+        log.error("run %s ended %s", run.info.run_id, status)
+        raise
+    mlflow.log_metric("total_seconds", time.perf_counter() - started)
+    mlflow.end_run(status="FINISHED")
+    print(summary)
+    log.info("done in %.1f s", time.perf_counter() - started)
+    return int(ExitCode.OK)
+
+
+def _train_in_run(config, client, model_name, path, sha256, data, split, stopwords) -> str:
+    import mlflow
+
+    import modeling
+    import tracking
+
+    metric, threshold = config["promotion"]["metric"], float(config["promotion"]["threshold"])
+    mlflow.log_params(flat_params(config))
+    mlflow.log_params({
+        "data.path": str(path),
+        "data.sha256": sha256,
+        "data.rows_usable": len(data.labels),
+        "data.rows_dropped_blank_text": data.dropped_blank_text,
+        "data.rows_dropped_missing_label": data.dropped_missing_label,
+        "data.n_classes": len(data.class_counts),
+        **{f"data.rows_{k}": v for k, v in split.sizes.items()},
+        "stopwords.source": stopwords.source,
+        "stopwords.count": len(stopwords.words),
+        "model_name": model_name,
+    })
+
+    pipeline = modeling.build_pipeline(config, stopwords)
+    with Stopwatch() as fit_time:
+        modeling.fit_pipeline(pipeline, split.x_train, split.y_train, split.x_val, split.y_val)
+    clf = pipeline[-1]
+    log.info("fitted in %.1f s (%d features, best iteration %d)", fit_time.seconds,
+             clf.n_features_in_, clf.best_iteration_)
+
+    with Stopwatch() as eval_time:
+        y_pred, proba = modeling.score_texts(pipeline, split.x_test)
+    evaluation = modeling.evaluate(split.y_test, y_pred, proba, pipeline.classes_)
+    score = evaluation.metrics[metric]
+    mlflow.log_metrics(evaluation.metrics)
+    mlflow.log_metrics({
+        "training_seconds": fit_time.seconds,
+        "predict_rows_per_second": len(split.y_test) / max(eval_time.seconds, 1e-9),
+        "best_iteration": clf.best_iteration_,
+        "n_features": clf.n_features_in_,
+    })
+    log.info("test: accuracy %.4f, macro-F1 %.4f", evaluation.metrics["accuracy"],
+             evaluation.metrics["macro_f1"])
+
+    with tempfile.TemporaryDirectory(prefix="textops-") as tmp:
+        tmp_dir = Path(tmp)
+        modeling.save_confusion_matrix(evaluation, tmp_dir / "confusion_matrix.png",
+                                       f"{model_name}: test split ({len(split.y_test)} rows)")
+        (tmp_dir / "classification_report.txt").write_text(evaluation.report_text, encoding="utf-8")
+        (tmp_dir / "classification_report.json").write_text(json.dumps(evaluation.report, indent=2))
+        profile = {
+            "path": str(path), "sha256": sha256, "class_counts": data.class_counts,
+            "split_sizes": split.sizes, "label_merges": data.label_merges,
+            "dropped_blank_text": data.dropped_blank_text,
+            "dropped_missing_label": data.dropped_missing_label,
+        }
+        (tmp_dir / "data_profile.json").write_text(json.dumps(profile, indent=2, ensure_ascii=False))
+        (tmp_dir / "stopwords.txt").write_text("\n".join(stopwords.words) + "\n", encoding="utf-8")
+        mlflow.log_artifacts(str(tmp_dir))
+
+    # Current champion, scored on the very same test rows.
+    champion_version = tracking.aliases_of(client, model_name).get(tracking.CHAMPION)
+    champion_score = None
+    if champion_version is not None:
+        try:
+            champion = tracking.load_pipeline(model_name, champion_version)
+            champ_pred, _ = modeling.score_texts(champion, split.x_test)
+            champion_score = modeling.evaluate(split.y_test, champ_pred).metrics[metric]
+            mlflow.log_metric(f"champion_{metric}", champion_score)
+            log.info("champion v%s on the same test rows: %s %.4f", champion_version, metric,
+                     champion_score)
+        except Exception as exc:  # noqa: BLE001 - a broken champion must not block training
+            log.warning("current champion v%s could not be evaluated: %s", champion_version, exc)
+
+    input_example = split.x_test.head(5).reset_index(drop=True)
+    info = tracking.log_and_register(pipeline, model_name, input_example,
+                                     pipeline.predict(input_example))
+    version = str(info.registered_model_version)
+    decision = tracking.decide_promotion(metric, score, threshold, champion_version, champion_score)
+    client.set_registered_model_alias(model_name, decision.alias, version)
+    tags = {
+        "textops.decision": decision.alias,
+        "textops.reason": decision.reason,
+        "textops.metric": metric,
+        "textops.score": f"{score:.6f}",
+        "textops.threshold": str(threshold),
+        "textops.previous_champion": champion_version or "",
+        "textops.champion_score": "" if champion_score is None else f"{champion_score:.6f}",
+        "textops.data_sha256": sha256,
+    }
+    for key, value in tags.items():
+        client.set_model_version_tag(model_name, version, key, value)
+    mlflow.set_tags({**tags, "textops.model_version": version})
+    log.info("v%s -> @%s: %s", version, decision.alias, decision.reason)
+    return f"{model_name} v{version} -> @{decision.alias}: {decision.reason}"
+
+
+if __name__ == "__main__":
+    sys.exit(run_main("train.py", main))
