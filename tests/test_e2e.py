@@ -1,0 +1,413 @@
+"""End to end: the real scripts, run as subprocesses on real data, as cron or CI would run them."""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import (
+    PROJECT_FILES,
+    PROJECT_ROOT,
+    assert_clean_failure,
+    clean_env,
+    free_port,
+    registry,
+    run_script,
+    shared,
+)
+
+MODEL = "textops-classifier"
+
+
+def make_project(root: Path) -> Path:
+    root.mkdir(parents=True)
+    for name in PROJECT_FILES:
+        shutil.copy2(PROJECT_ROOT / name, root / name)
+    shutil.copytree(PROJECT_ROOT / "nltk_data", root / "nltk_data")
+    return root
+
+
+def ok(result):
+    assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def twcs_project(tmp_path_factory):
+    """A project whose registry holds v1 (@champion, trained on twcs_head5k_raw) and v2, a
+    deliberately weak challenger."""
+    root = make_project(tmp_path_factory.mktemp("twcs") / "project")
+    first = ok(run_script(root, "train.py", "--data", shared("twcs", "twcs_head5k_raw.csv"),
+                          "--label-column", "inbound"))
+    weak_env = clean_env(TEXTOPS_CATBOOST_LINEAR_BOOST="false", TEXTOPS_TFIDF_MAX_FEATURES="20")
+    second = ok(run_script(root, "train.py", "--data", shared("twcs", "twcs_head5k_raw.csv"),
+                           "--label-column", "inbound", "--iterations", "3", "--threshold", "0.5",
+                           env=weak_env))
+    return {"root": root, "first": first, "second": second}
+
+
+# ------------------------------------------------------------------------------------------
+# train.py
+# ------------------------------------------------------------------------------------------
+def test_first_training_is_promoted_to_champion_with_everything_logged(twcs_project):
+    root, result = twcs_project["root"], twcs_project["first"]
+    assert f"{MODEL} v1 -> @champion" in result.stdout
+    assert len(result.stdout.strip().splitlines()) == 1  # one summary line
+    client = registry(root)
+    assert client.get_registered_model(MODEL).aliases["champion"] in ("1", 1)
+    version = client.get_model_version(MODEL, "1")
+    assert version.tags["textops.decision"] == "champion"
+    assert "no champion yet" in version.tags["textops.reason"]
+    run = client.get_run(version.run_id)
+    assert run.info.status == "FINISHED"
+    metrics, params = run.data.metrics, run.data.params
+    for key in ("accuracy", "macro_f1", "roc_auc", "recall.True", "precision.False", "f1.True",
+                "training_seconds"):
+        assert key in metrics, key
+    assert metrics["macro_f1"] > 0.85
+    assert params["data.rows_usable"] == "5000" and len(params["data.sha256"]) == 64
+    assert params["data.rows_test"] == "1000"
+    assert params["stopwords.source"].endswith("english") or params["stopwords.source"] == "nltk"
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"confusion_matrix.png", "classification_report.txt", "classification_report.json",
+            "data_profile.json", "stopwords.txt"} <= artifacts
+    assert (root / "mlflow.db").is_file() and (root / "mlartifacts").is_dir()
+    assert not (root / "catboost_info").exists()
+    assert "v1 -> @champion" in (root / "logs" / "train.log").read_text()
+
+
+def test_logged_model_has_signature_input_example_and_safe_serialisation(twcs_project):
+    import mlflow
+
+    root = twcs_project["root"]
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    info = mlflow.models.get_model_info(f"models:/{MODEL}@champion")
+    assert info.signature is not None
+    assert [c.name for c in info.signature.inputs.inputs] == ["text"]
+    sklearn_flavor = info.flavors["sklearn"]
+    assert sklearn_flavor["serialization_format"] == "skops"
+    assert "catboost.core.CatBoostClassifier" in sklearn_flavor["skops_trusted_types"]
+    assert info.saved_input_example_info is not None
+
+
+def test_a_worse_model_becomes_challenger_and_the_champion_stays(twcs_project):
+    root, result = twcs_project["root"], twcs_project["second"]
+    assert f"{MODEL} v2 -> @challenger" in result.stdout
+    assert "does not beat champion v1" in result.stdout
+    client = registry(root)
+    aliases = {k: str(v) for k, v in client.get_registered_model(MODEL).aliases.items()}
+    assert aliases == {"champion": "1", "challenger": "2"}
+    tags = client.get_model_version(MODEL, "2").tags
+    assert tags["textops.decision"] == "challenger" and tags["textops.previous_champion"] == "1"
+    assert float(tags["textops.champion_score"]) > float(tags["textops.score"])
+    run = client.get_run(client.get_model_version(MODEL, "2").run_id)
+    assert run.data.tags["textops.decision"] == "challenger"
+    assert "champion_macro_f1" in run.data.metrics
+
+
+# ------------------------------------------------------------------------------------------
+# predict.py
+# ------------------------------------------------------------------------------------------
+def test_predict_matches_the_registered_champion_through_pyfunc(twcs_project, tmp_path):
+    import mlflow
+
+    root = twcs_project["root"]
+    out = tmp_path / "scored" / "predictions.csv"
+    result = ok(run_script(root, "predict.py", "--data", shared("twcs", "twcs_head5k_raw.csv"),
+                           "--output", out, "--id-columns", "tweet_id,author_id",
+                           "--chunk-size", "700", "--proba-columns"))
+    assert f"5000 rows scored with {MODEL} v1" in result.stdout
+    scored = pd.read_csv(out, dtype=str)
+    assert list(scored.columns) == ["tweet_id", "author_id", "prediction", "probability",
+                                    "model_version", "proba_False", "proba_True"]
+    assert len(scored) == 5000 and scored["model_version"].eq("1").all()
+    source = pd.read_csv(shared("twcs", "twcs_head5k.csv"), dtype=str)
+    assert scored["tweet_id"].tolist() == source["tweet_id"].tolist()  # input order kept
+
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
+    raw = pd.read_csv(shared("twcs", "twcs_head5k.csv"), dtype=str)
+    # twcs_head5k.csv is the cleaned twin of the raw file: \r became \n in one tweet
+    expected = np.asarray(model.predict(raw[["text"]])).ravel()
+    assert (scored["prediction"].to_numpy() == expected).mean() > 0.999
+    proba = model.get_raw_model().predict_proba(raw[["text"]].head(200))
+    np.testing.assert_allclose(scored[["proba_False", "proba_True"]].astype(float).head(200),
+                               proba, atol=1e-6)
+    assert not list(out.parent.glob(".*tmp"))  # no temporary file left behind
+
+
+@pytest.mark.parametrize("ref, version", [("latest", "2"), ("challenger", "2"), ("1", "1")])
+def test_predict_by_alias_latest_or_version(twcs_project, tmp_path, ref, version):
+    out = tmp_path / "p.csv"
+    ok(run_script(twcs_project["root"], "predict.py", "--data", shared("twcs", "sample.csv"),
+                  "--output", out, "--model", ref))
+    assert pd.read_csv(out, dtype=str)["model_version"].eq(version).all()
+
+
+def test_rows_with_empty_text_get_a_blank_prediction(twcs_project, tmp_path):
+    data = tmp_path / "in.csv"
+    pd.DataFrame({"id": [1, 2, 3], "text": ["@AppleSupport my phone is broken", "", "thanks!"]}) \
+        .to_csv(data, index=False)
+    out = tmp_path / "out.csv"
+    ok(run_script(twcs_project["root"], "predict.py", "--data", data, "--output", out,
+                  "--id-columns", "id"))
+    scored = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert scored["id"].tolist() == ["1", "2", "3"]
+    assert scored["prediction"].tolist()[1] == "" and scored["probability"].tolist()[1] == ""
+    assert scored["prediction"].tolist()[0] in ("True", "False")
+
+
+# ------------------------------------------------------------------------------------------
+# monitor.py
+# ------------------------------------------------------------------------------------------
+def test_monitor_is_healthy_on_fresh_labelled_data_and_logs_a_run(twcs_project, tmp_path):
+    root = twcs_project["root"]
+    report = tmp_path / "report.json"
+    result = run_script(root, "monitor.py", "--data", shared("twcs", "sample.csv"),
+                        "--label-column", "inbound", "--report", report)
+    ok(result)
+    assert result.stdout.startswith("HEALTHY")
+    body = json.loads(report.read_text())
+    assert body["status"] == "healthy" and body["exit_code"] == 0 and body["alerts"] == []
+    assert body["model"]["versions"] == ["1"] and body["data"]["rows_evaluated"] == 93
+    assert body["per_version"]["1"]["reference"]["macro_f1"] > 0.85
+    client = registry(root)
+    experiment = client.get_experiment_by_name("textops-monitoring")
+    runs = client.search_runs([experiment.experiment_id])
+    assert runs and runs[0].data.tags["textops.model_version"] == "1"
+    assert "accuracy" in runs[0].data.metrics
+
+
+def test_monitor_alerts_with_exit_1_when_labels_are_shuffled(twcs_project, tmp_path):
+    frame = pd.read_csv(shared("twcs", "twcs_head5k.csv"), dtype=str).sample(600, random_state=0)
+    frame["inbound"] = frame["inbound"].sample(frac=1, random_state=1).to_numpy()
+    data = tmp_path / "shuffled.csv"
+    frame.to_csv(data, index=False)
+    report = tmp_path / "report.json"
+    result = run_script(twcs_project["root"], "monitor.py", "--data", data, "--label-column",
+                        "inbound", "--report", report)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.startswith("ALERT") and "Traceback" not in result.stderr
+    body = json.loads(report.read_text())
+    assert body["status"] == "alert" and body["exit_code"] == 1
+    assert any("accuracy" in a for a in body["alerts"])
+
+
+def test_monitor_evaluates_recorded_predictions_per_model_version(twcs_project, tmp_path):
+    root = twcs_project["root"]
+    source = shared("twcs", "twcs_head5k.csv")
+    parts = []
+    for ref in ("1", "2"):
+        out = tmp_path / f"v{ref}.csv"
+        ok(run_script(root, "predict.py", "--data", source, "--output", out, "--model", ref,
+                      "--id-columns", "tweet_id"))
+        parts.append(pd.read_csv(out, dtype=str).head(1000))
+    labels = pd.read_csv(source, dtype=str)[["tweet_id", "inbound"]]
+    joined = pd.concat(parts).merge(labels, on="tweet_id")
+    joined["inbound"] = joined["inbound"].str.upper()  # other spelling of the same labels
+    data = tmp_path / "joined.csv"
+    joined.to_csv(data, index=False)
+    report = tmp_path / "report.json"
+    result = run_script(root, "monitor.py", "--data", data, "--label-column", "inbound",
+                        "--report", report, "--min-accuracy", "0.1", "--min-macro-f1", "0.1")
+    ok(result)
+    body = json.loads(report.read_text())
+    assert sorted(body["per_version"]) == ["1", "2"]
+    assert body["per_version"]["1"]["rows"] == 1000
+    assert body["per_version"]["1"]["accuracy"] > body["per_version"]["2"]["accuracy"]
+    assert body["data"]["unknown_labels"] == []
+
+
+# ------------------------------------------------------------------------------------------
+# Bad input, missing models, unreachable servers, crashes
+# ------------------------------------------------------------------------------------------
+def _bad_file(tmp_path: Path, kind: str) -> Path:
+    path = tmp_path / f"{kind}.csv"
+    if kind == "empty":
+        path.write_bytes(b"")
+    elif kind == "header_only":
+        path.write_text("text,label\n")
+    elif kind == "no_text_column":
+        path.write_text("body,label\nhello,a\nbye,b\n")
+    elif kind == "single_class":
+        path.write_text("text,label\n" + "".join(f"text {i},spam\n" for i in range(30)))
+    elif kind == "latin1":
+        path.write_bytes(("text,label\n" + "".join(f"niño {i},{'ab'[i % 2]}\n"
+                                                   for i in range(30))).encode("latin-1"))
+    return path
+
+
+@pytest.mark.parametrize("kind, needle", [
+    ("empty", "is empty"),
+    ("header_only", "no data rows"),
+    ("no_text_column", "--text-column"),
+    ("single_class", "single class"),
+    ("latin1", "--encoding"),
+])
+def test_train_rejects_bad_input_cleanly_before_any_run(project, tmp_path, kind, needle):
+    result = run_script(project, "train.py", "--data", _bad_file(tmp_path, kind))
+    assert_clean_failure(result, 2, needle)
+    assert not (project / "mlflow.db").exists()  # nothing was logged or registered
+
+
+@pytest.mark.parametrize("kind, needle", [
+    ("empty", "is empty"), ("no_text_column", "--text-column"), ("latin1", "--encoding")])
+def test_predict_rejects_bad_input_and_writes_no_output(twcs_project, tmp_path, kind, needle):
+    out = tmp_path / "out" / "predictions.csv"
+    result = run_script(twcs_project["root"], "predict.py", "--data", _bad_file(tmp_path, kind),
+                        "--output", out)
+    assert_clean_failure(result, 2, needle)
+    assert not out.exists()
+    assert not out.parent.exists() or not any(out.parent.iterdir())  # no temporary file either
+
+
+def test_predict_failure_keeps_a_previous_output_intact(twcs_project, tmp_path):
+    out = tmp_path / "predictions.csv"
+    out.write_text("yesterday's predictions\n")
+    data = tmp_path / "in.csv"
+    data.write_bytes(b"text\nfine\n" + "niño\n".encode("latin-1"))  # fails in the 2nd chunk
+    result = run_script(twcs_project["root"], "predict.py", "--data", data, "--output", out,
+                        "--chunk-size", "1")
+    assert_clean_failure(result, 2, "--encoding")
+    assert out.read_text() == "yesterday's predictions\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "predictions.csv"]
+
+
+def test_monitor_rejects_missing_label_column(twcs_project, tmp_path):
+    report = tmp_path / "r.json"
+    result = run_script(twcs_project["root"], "monitor.py", "--data", shared("twcs", "sample.csv"),
+                        "--label-column", "nope", "--report", report)
+    assert_clean_failure(result, 2, "--label-column")
+    assert not report.exists()
+
+
+def test_no_champion_is_an_infrastructure_error_naming_the_fix(project, tmp_path):
+    out = tmp_path / "p.csv"
+    result = run_script(project, "predict.py", "--data", shared("twcs", "sample.csv"),
+                        "--output", out)
+    assert_clean_failure(result, 4, "train.py")
+    assert not out.exists()
+    result = run_script(project, "monitor.py", "--data", shared("twcs", "sample.csv"),
+                        "--label-column", "inbound")
+    assert_clean_failure(result, 4, "train.py")
+
+
+@pytest.mark.parametrize("script", ["train.py", "predict.py", "monitor.py"])
+def test_unreachable_tracking_server_fails_fast_with_exit_4(project, tmp_path, script):
+    env = clean_env(MLFLOW_TRACKING_URI=f"http://127.0.0.1:{free_port()}",
+                    TEXTOPS_CONNECT_TIMEOUT="3")
+    args = {"train.py": ["--label-column", "inbound"],
+            "predict.py": ["--output", tmp_path / "p.csv"],
+            "monitor.py": ["--label-column", "inbound", "--report", tmp_path / "r.json"]}[script]
+    started = time.monotonic()
+    result = run_script(project, script, "--data", shared("twcs", "sample.csv"), *args, env=env)
+    assert time.monotonic() - started < 60
+    assert_clean_failure(result, 4, "unreachable", "MLFLOW_TRACKING_URI")
+    assert not (tmp_path / "p.csv").exists() and not (tmp_path / "r.json").exists()
+
+
+def test_a_crash_during_training_marks_the_run_failed_and_changes_no_alias(twcs_project):
+    root = twcs_project["root"]
+    env = clean_env(TEXTOPS_CATBOOST_DEPTH="40")  # CatBoost refuses depth > 16 mid-run
+    result = run_script(root, "train.py", "--data", shared("twcs", "sample.csv"),
+                        "--label-column", "inbound", env=env)
+    assert result.returncode == 70, result.stderr
+    assert "internal error" in result.stderr
+    client = registry(root)
+    experiment = client.get_experiment_by_name("textops")
+    failed = client.search_runs([experiment.experiment_id], "attributes.status = 'FAILED'")
+    assert len(failed) == 1 and "textops.error" in failed[0].data.tags
+    aliases = {k: str(v) for k, v in client.get_registered_model(MODEL).aliases.items()}
+    assert aliases == {"champion": "1", "challenger": "2"}
+    assert len(client.search_model_versions(f"name='{MODEL}'")) == 2
+
+
+def test_running_from_another_directory_uses_the_project_store(project, tmp_path):
+    elsewhere = tmp_path / "cron-cwd"
+    elsewhere.mkdir()
+    ok(run_script(project, "train.py", "--data", shared("twcs", "sample.csv"), "--label-column",
+                  "inbound", "--threshold", "0.5", cwd=elsewhere))
+    assert (project / "mlflow.db").is_file() and (project / "logs" / "train.log").is_file()
+    assert list(elsewhere.iterdir()) == []
+    # relative paths on the command line are relative to where the user stands
+    shutil.copy(shared("twcs", "sample.csv"), elsewhere / "today.csv")
+    ok(run_script(project, "predict.py", "--data", "today.csv", "--output", "scored.csv",
+                  cwd=elsewhere))
+    assert len(pd.read_csv(elsewhere / "scored.csv")) == 93
+
+
+# ------------------------------------------------------------------------------------------
+# Other datasets, the demo, a real tracking server
+# ------------------------------------------------------------------------------------------
+def test_banking77_multiclass_end_to_end(project, tmp_path):
+    train = pd.read_csv(shared("banking77", "train.csv"), dtype=str)
+    subset = train.groupby("category", group_keys=False).head(40)  # keeps the suite fast
+    data = tmp_path / "banking_train.csv"
+    subset.to_csv(data, index=False)
+    result = ok(run_script(project, "train.py", "--data", data, "--label-column", "category",
+                           "--stopwords", "none", "--threshold", "0.5"))
+    assert "v1 -> @champion" in result.stdout
+    out = tmp_path / "banking_pred.csv"
+    ok(run_script(project, "predict.py", "--data", shared("banking77", "test.csv"), "--output", out,
+                  "--proba-columns"))
+    scored = pd.read_csv(out, dtype=str)
+    truth = pd.read_csv(shared("banking77", "test.csv"), dtype=str)["category"]
+    assert len(scored) == 3080 and sum(c.startswith("proba_") for c in scored.columns) == 77
+    assert (scored["prediction"] == truth).mean() > 0.75
+    report = tmp_path / "r.json"
+    result = ok(run_script(project, "monitor.py", "--data", shared("banking77", "test.csv"),
+                           "--label-column", "category", "--report", report,
+                           "--min-accuracy", "0.75", "--min-macro-f1", "0.75"))
+    assert json.loads(report.read_text())["metrics"]["rows"] == 3080
+
+
+def test_sms_spam_imbalanced_end_to_end(project, tmp_path):
+    import mlflow
+
+    ok(run_script(project, "train.py", "--data", shared("sms_spam", "sms_spam.csv")))
+    out = tmp_path / "sms_pred.csv"
+    ok(run_script(project, "predict.py", "--data", shared("sms_spam", "sms_spam.csv"),
+                  "--output", out))
+    scored = pd.read_csv(out, dtype=str)
+    texts = pd.read_csv(shared("sms_spam", "sms_spam.csv"), dtype=str)[["text"]]
+    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    expected = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion").predict(texts)
+    assert (scored["prediction"].to_numpy() == np.asarray(expected).ravel()).all()
+    assert set(scored["prediction"]) == {"ham", "spam"}
+
+
+def test_demo_main_job_runs_with_no_configuration(project):
+    ok(run_script(project, "demo_data.py"))
+    assert len(pd.read_csv(project / "data" / "demo" / "train.csv")) == 1780
+    assert "@champion" in ok(run_script(project, "train.py")).stdout
+    ok(run_script(project, "predict.py", "--id-columns", "id"))
+    assert len(pd.read_csv(project / "data" / "predictions.csv")) == 445
+    result = ok(run_script(project, "monitor.py"))
+    assert result.stdout.startswith("HEALTHY")
+    assert json.loads((project / "reports" / "monitor.json").read_text())["status"] == "healthy"
+
+
+def test_same_scripts_work_unchanged_against_a_real_mlflow_server(mlflow_server, project, tmp_path):
+    env = clean_env(MLFLOW_TRACKING_URI=mlflow_server, TEXTOPS_MODEL_NAME="served-twcs")
+    data = shared("twcs", "twcs_head5k.csv")
+    first = ok(run_script(project, "train.py", "--data", data, "--label-column", "inbound", env=env))
+    assert "served-twcs v1 -> @champion" in first.stdout
+    second = ok(run_script(project, "train.py", "--data", data, "--label-column", "inbound",
+                           env=env))
+    assert "v2 -> @challenger" in second.stdout  # same data and seed: a tie keeps the champion
+    out = tmp_path / "p.csv"
+    ok(run_script(project, "predict.py", "--data", shared("twcs", "sample.csv"), "--output", out,
+                  env=env))
+    assert pd.read_csv(out, dtype=str)["model_version"].eq("1").all()
+    ok(run_script(project, "monitor.py", "--data", shared("twcs", "sample.csv"),
+                  "--label-column", "inbound", "--report", tmp_path / "r.json", env=env))
+    assert not (project / "mlflow.db").exists()  # nothing went to the embedded store
+    client = registry(project, uri=mlflow_server)
+    aliases = {k: str(v) for k, v in client.get_registered_model("served-twcs").aliases.items()}
+    assert aliases == {"champion": "1", "challenger": "2"}
