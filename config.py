@@ -72,6 +72,13 @@ CONFIG: dict[str, dict[str, Any]] = {
     },
     "train": {
         "data": "data/demo/train.csv",
+        # After early stopping has chosen the number of trees, refit on training + validation
+        # rows (the test rows are never trained on, so later champion comparisons stay fair).
+        "refit": True,
+        # Fit TF-IDF + LogisticRegression on the same rows and log its test metrics beside.
+        "baseline": True,
+        # Probe for a suspiciously easy score (few tokens carry it; identifiers leak the label).
+        "leakage_check": True,
     },
     "predict": {
         "data": "data/demo/recent.csv",
@@ -80,6 +87,7 @@ CONFIG: dict[str, dict[str, Any]] = {
         "chunk_size": 50000,
         "id_columns": "",  # comma-separated columns copied to the output
         "proba_columns": False,  # add one proba_<class> column per class
+        "explain": 0,  # add a top_tokens column with this many tokens per row (0 = off)
     },
     "monitor": {
         "data": "data/demo/recent.csv",
@@ -144,12 +152,16 @@ ENV_VARS: dict[str, tuple[str, str, Callable[[str], Any]]] = {
     "TEXTOPS_PROMOTION_METRIC": ("promotion", "metric", str),
     "TEXTOPS_PROMOTION_THRESHOLD": ("promotion", "threshold", float),
     "TEXTOPS_TRAIN_DATA": ("train", "data", str),
+    "TEXTOPS_REFIT": ("train", "refit", _to_bool),
+    "TEXTOPS_BASELINE": ("train", "baseline", _to_bool),
+    "TEXTOPS_LEAKAGE_CHECK": ("train", "leakage_check", _to_bool),
     "TEXTOPS_PREDICT_DATA": ("predict", "data", str),
     "TEXTOPS_PREDICT_OUTPUT": ("predict", "output", str),
     "TEXTOPS_PREDICT_MODEL": ("predict", "model", str),
     "TEXTOPS_PREDICT_CHUNK_SIZE": ("predict", "chunk_size", int),
     "TEXTOPS_PREDICT_ID_COLUMNS": ("predict", "id_columns", str),
     "TEXTOPS_PREDICT_PROBA_COLUMNS": ("predict", "proba_columns", _to_bool),
+    "TEXTOPS_PREDICT_EXPLAIN": ("predict", "explain", int),
     "TEXTOPS_MONITOR_DATA": ("monitor", "data", str),
     "TEXTOPS_MONITOR_MODEL": ("monitor", "model", str),
     "TEXTOPS_MONITOR_REPORT": ("monitor", "report", str),

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
 
+import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from common import BadInputError
 
@@ -287,17 +287,65 @@ def validate_for_split(labels: pd.Series, label_column: str, test_size: float,
         )
 
 
+def stable_fractions(texts: pd.Series, seed: int) -> np.ndarray:
+    """A number in [0, 1) per row that depends only on the row's text and the seed."""
+    salt = f"{seed}\x1f".encode()
+    return np.fromiter(
+        (int.from_bytes(hashlib.blake2b(salt + t.encode("utf-8", "surrogatepass"),
+                                        digest_size=8).digest(), "big") / 2.0**64
+         for t in texts.astype(str)),
+        dtype=float, count=len(texts),
+    )
+
+
+def assign_partitions(fractions: np.ndarray, labels: np.ndarray, test_size: float,
+                      validation_size: float) -> np.ndarray:
+    """'test' / 'validation' / 'train' per row from its stable fraction.
+
+    A row's partition depends on its own text only, so it never moves when rows are added to the
+    file, and duplicate texts always land together: a test row never reaches any registered
+    model, and champion comparisons in later runs stay fair. Each class is guaranteed a row in
+    every partition (taken by smallest fraction), which only matters for tiny classes.
+    """
+    part = np.where(fractions < test_size, "test",
+                    np.where(fractions < test_size + validation_size, "validation", "train"))
+    part = part.astype(object)
+    wanted = ["test", "validation"] if validation_size > 0 else ["test"]
+    for label in np.unique(labels):
+        rows = np.flatnonzero(labels == label)
+        for target in wanted + ["train"]:
+            if (part[rows] == target).any():
+                continue
+            counts = {p: int((part[rows] == p).sum()) for p in ("train", "validation", "test")}
+            donors = [r for r in rows if counts[part[r]] > 1]
+            if not donors:
+                continue
+            pick = min(donors, key=lambda r: fractions[r]) if target != "train" \
+                else max(donors, key=lambda r: fractions[r])
+            part[pick] = target
+    return part
+
+
 def split_dataset(texts: pd.Series, labels: pd.Series, text_column: str, test_size: float,
                   validation_size: float, seed: int) -> Split:
-    """Stratified train / validation / test split with a fixed seed (validation may be empty)."""
-    frame = pd.DataFrame({text_column: texts.to_numpy()})
-    x_rest, x_test, y_rest, y_test = train_test_split(
-        frame, labels, test_size=test_size, stratify=labels, random_state=seed
-    )
+    """Train / validation / test split by a stable hash of each text (see assign_partitions).
+
+    Shares follow ``test_size`` and ``validation_size`` per class up to hashing noise; row order
+    inside each part follows the input.
+    """
+    labels = pd.Series(np.asarray(labels, dtype=object)).reset_index(drop=True)
+    texts = pd.Series(np.asarray(texts, dtype=object)).reset_index(drop=True)
+    part = assign_partitions(stable_fractions(texts, seed), labels.to_numpy(), test_size,
+                             validation_size)
+    frame = pd.DataFrame({text_column: texts})
+
+    def take(name: str):
+        mask = part == name
+        return frame[mask].reset_index(drop=True), labels[mask].reset_index(drop=True)
+
+    x_train, y_train = take("train")
+    x_test, y_test = take("test")
     x_val = y_val = None
     if validation_size > 0:
-        x_rest, x_val, y_rest, y_val = train_test_split(
-            x_rest, y_rest, test_size=validation_size / (1 - test_size), stratify=y_rest,
-            random_state=seed,
-        )
-    return Split(x_rest, y_rest, x_val, y_val, x_test, y_test)
+        x_val, y_val = take("validation")
+    return Split(x_train, y_train, x_val, y_val, x_test, y_test)

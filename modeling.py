@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import (
     accuracy_score,
@@ -122,6 +124,29 @@ def fit_pipeline(pipeline: Pipeline, x_train: pd.DataFrame, y_train: pd.Series,
     return pipeline
 
 
+def train_model(pipeline: Pipeline, x_train: pd.DataFrame, y_train: pd.Series,
+                x_val: pd.DataFrame | None = None, y_val: pd.Series | None = None,
+                refit: bool = True) -> tuple[Pipeline, dict[str, Any]]:
+    """Fit with early stopping on the validation rows; then, with ``refit``, fit a fresh copy on
+    training + validation rows with the number of trees early stopping found.
+
+    The validation rows thus only choose the number of trees: the returned model learns from
+    them too, so holding them out costs no accuracy.
+    """
+    fit_pipeline(pipeline, x_train, y_train, x_val, y_val)
+    best = int(pipeline[-1].best_iteration_)
+    info: dict[str, Any] = {"best_iteration": best, "refit": False, "fit_rows": len(y_train)}
+    if not refit or x_val is None or y_val is None or len(y_val) == 0:
+        return pipeline, info
+    final = clone(pipeline).set_params(clf__iterations=max(best, 1), clf__early_stopping_rounds=None)
+    x_all = pd.concat([x_train, x_val], ignore_index=True)
+    y_all = pd.concat([pd.Series(np.asarray(y_train)), pd.Series(np.asarray(y_val))],
+                      ignore_index=True)
+    fit_pipeline(final, x_all, y_all)
+    info.update(refit=True, fit_rows=len(y_all))
+    return final, info
+
+
 def _safe_key(label: str) -> str:
     """MLflow metric/param keys allow alphanumerics, _ - . / and spaces."""
     cleaned = "".join(ch if ch.isalnum() or ch in "_-./ " else "_" for ch in str(label))
@@ -204,11 +229,12 @@ def score_texts(pipeline: Pipeline, frame: pd.DataFrame) -> tuple[np.ndarray, np
 
 
 def score_frame(pipeline: Pipeline, frame: pd.DataFrame, text_column: str, id_columns: list[str],
-                model_version: str, proba_columns: bool = False) -> pd.DataFrame:
+                model_version: str, proba_columns: bool = False, explain: int = 0) -> pd.DataFrame:
     """Batch-prediction output for one chunk, rows in input order.
 
     Columns: the id columns, ``prediction`` (label in the training data's spelling),
-    ``probability`` (of that label), ``model_version`` and optionally ``proba_<class>``.
+    ``probability`` (of that label), ``model_version``, optionally ``proba_<class>`` and
+    ``top_tokens`` (the ``explain`` tokens contributing most to the prediction).
     Rows whose text is empty or missing are kept with a blank prediction and probability:
     the model is not asked to guess from nothing.
     """
@@ -231,4 +257,136 @@ def score_frame(pipeline: Pipeline, frame: pd.DataFrame, text_column: str, id_co
     if proba_columns:
         for j, label in enumerate(classes):
             out[f"proba_{label}"] = proba[:, j]
+    if explain > 0:
+        out["top_tokens"] = top_tokens(pipeline, pd.DataFrame({text_column: texts.to_numpy()}),
+                                       prediction, explain)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Baseline, token importance, leakage guard, explanations
+# --------------------------------------------------------------------------------------------
+def baseline_pipeline(text_column: str = "text") -> Pipeline:
+    """The linear yardstick every model is compared with: TF-IDF 1-2-grams + LogisticRegression."""
+    from sklearn.linear_model import LogisticRegression
+
+    return Pipeline([("text", TextColumn(text_column)),
+                     ("tfidf", TfidfVectorizer(ngram_range=(1, 2), dtype=np.float32)),
+                     ("clf", LogisticRegression(max_iter=1000))])
+
+
+def _token_weights(pipeline: Pipeline) -> np.ndarray:
+    """Per class and token, the weight the model gives the token's TF-IDF value
+    (shape: n_classes x n_tokens). Linear-boosted models: the logistic regression's
+    coefficients; plain CatBoost: its feature importances, the same for every class."""
+    clf = pipeline[-1]
+    n_classes = len(clf.classes_)
+    linear = getattr(clf, "linear_", None)
+    if linear is not None:
+        coef = np.asarray(linear.coef_, dtype=float)
+        if coef.shape[0] == 1 and n_classes == 2:  # binary: one row, positive = classes_[1]
+            coef = np.vstack([-coef[0], coef[0]])
+        return coef
+    importance = np.asarray(clf.model_.get_feature_importance(), dtype=float)
+    return np.tile(importance / max(importance.sum(), 1e-12), (n_classes, 1))
+
+
+def token_importance(pipeline: Pipeline, x: pd.DataFrame, top: int = 200) -> pd.DataFrame:
+    """The tokens that drive the model: importance = mean |weight| across classes x mean TF-IDF
+    value on ``x``; with the class each token pushes towards most and its share of the total."""
+    features = pipeline[:-1].transform(x)
+    mean_value = np.asarray(features.mean(axis=0)).ravel()
+    weights = _token_weights(pipeline)
+    importance = np.abs(weights).mean(axis=0) * mean_value
+    vocabulary = pipeline.named_steps["tfidf"].get_feature_names_out()
+    order = np.argsort(-importance)[:top]
+    total = max(importance.sum(), 1e-12)
+    classes = np.asarray(pipeline[-1].classes_).astype(str)
+    return pd.DataFrame({
+        "token": vocabulary[order],
+        "importance": importance[order],
+        "share": importance[order] / total,
+        "pushes_towards": classes[np.argmax(weights[:, order], axis=0)],
+    })
+
+
+# @handles, URLs, digit runs and agent-signature codes (^AB, /JS): identifiers, not language.
+_IDENTIFIER = re.compile(r"(?:https?://|www\.)\S+|(?<!\w)@\w+|\d+(?:[.,]\d+)*|(?<!\w)[\^/][A-Za-z]{1,3}\b")
+
+
+def identifiers_only(texts: pd.Series) -> pd.Series:
+    """Each text reduced to its identifiers (e.g. "@115712 ^AB"), for the leakage probe."""
+    return texts.fillna("").astype(str).map(lambda t: " ".join(_IDENTIFIER.findall(t)) or "-")
+
+
+@dataclass
+class LeakageReport:
+    suspicious: bool
+    reasons: list[str]
+    figures: dict[str, float]
+
+
+def leakage_check(pipeline: Pipeline, split, model_score: float, text_column: str,
+                  top_k: int = 10, top_k_ratio: float = 0.9, identifier_ratio: float = 0.95,
+                  seed: int = 0) -> LeakageReport:
+    """Is the score suspiciously easy? Two probes, trained on the run's training rows and scored
+    on its test rows (macro-F1), compared with the model's own test macro-F1:
+
+    * a logistic regression on only the ``top_k`` most important tokens reaches
+      ``top_k_ratio`` x the model's score: a handful of tokens carry the decision;
+    * a logistic regression that sees only the identifiers in each text (@handles, URLs,
+      numbers, signature codes such as ^AB) reaches ``identifier_ratio`` x the model's score:
+      the label leaks through identifiers, as through twcs's anonymised customer handles.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    x_fit = split.x_train if split.x_val is None else \
+        pd.concat([split.x_train, split.x_val], ignore_index=True)
+    y_fit = np.concatenate([np.asarray(split.y_train)] +
+                           ([] if split.y_val is None else [np.asarray(split.y_val)]))
+    y_test = np.asarray(split.y_test)
+    figures: dict[str, float] = {"model_macro_f1": model_score}
+    reasons: list[str] = []
+
+    top = token_importance(pipeline, x_fit, top=top_k)
+    columns = [pipeline.named_steps["tfidf"].vocabulary_[t] for t in top["token"]]
+    features = pipeline[:-1]
+    probe = LogisticRegression(C=10, max_iter=1000, random_state=seed)
+    probe.fit(features.transform(x_fit)[:, columns], y_fit)
+    top_score = f1_score(y_test, probe.predict(features.transform(split.x_test)[:, columns]),
+                         average="macro", zero_division=0)
+    figures[f"top{top_k}_tokens_macro_f1"] = float(top_score)
+    if model_score > 0 and top_score >= top_k_ratio * model_score:
+        reasons.append(f"{top_k} tokens alone reach macro-F1 {top_score:.3f} against the model's "
+                       f"{model_score:.3f} (top: {', '.join(top['token'].head(5))})")
+
+    vectorizer = TfidfVectorizer(token_pattern=r"\S+", lowercase=False)
+    ids_fit = vectorizer.fit_transform(identifiers_only(x_fit[text_column]))
+    ids_test = vectorizer.transform(identifiers_only(split.x_test[text_column]))
+    probe = LogisticRegression(C=10, max_iter=1000, random_state=seed).fit(ids_fit, y_fit)
+    ids_score = f1_score(y_test, probe.predict(ids_test), average="macro", zero_division=0)
+    figures["identifiers_only_macro_f1"] = float(ids_score)
+    if model_score > 0 and ids_score >= identifier_ratio * model_score:
+        reasons.append(f"the identifiers alone (@handles, URLs, numbers, ^signatures) reach "
+                       f"macro-F1 {ids_score:.3f} against the model's {model_score:.3f}: the label "
+                       f"may leak through them; consider TEXTOPS_MASK_HANDLES/URLS/NUMBERS=true")
+    return LeakageReport(bool(reasons), reasons, figures)
+
+
+def top_tokens(pipeline: Pipeline, frame: pd.DataFrame, predicted: np.ndarray, n: int = 5) -> list[str]:
+    """For each row, the ``n`` tokens contributing most to its predicted class ("a b c")."""
+    features = pipeline[:-1].transform(frame).tocsr()
+    weights = _token_weights(pipeline)
+    classes = list(np.asarray(pipeline[-1].classes_).astype(str))
+    vocabulary = pipeline.named_steps["tfidf"].get_feature_names_out()
+    out = []
+    for i in range(features.shape[0]):
+        start, end = features.indptr[i], features.indptr[i + 1]
+        if start == end or predicted[i] is None:
+            out.append("")
+            continue
+        cols = features.indices[start:end]
+        contribution = features.data[start:end] * weights[classes.index(str(predicted[i])), cols]
+        best = np.argsort(-contribution)[:n]
+        out.append(" ".join(vocabulary[cols[j]] for j in best if contribution[j] > 0))
     return out

@@ -32,7 +32,7 @@ from common import (
 )
 
 log = logging.getLogger("predict")
-RESERVED_COLUMNS = {"prediction", "probability", "model_version"}
+RESERVED_COLUMNS = {"prediction", "probability", "model_version", "top_tokens"}
 PROGRESS_EVERY_SECONDS = 10.0
 
 
@@ -56,6 +56,9 @@ def parse_args(argv: list[str] | None, config: dict[str, Any]):
                         help="rows read and scored at a time [TEXTOPS_PREDICT_CHUNK_SIZE]")
     parser.add_argument("--proba-columns", action=argparse.BooleanOptionalAction, default=p["proba_columns"],
                         help="add one proba_<class> column per class [TEXTOPS_PREDICT_PROBA_COLUMNS]")
+    parser.add_argument("--explain", type=int, default=p["explain"], metavar="N",
+                        help="add a top_tokens column: the N tokens pushing most towards each "
+                             "row's prediction; 0 = off [TEXTOPS_PREDICT_EXPLAIN]")
     add_common_arguments(parser, config)
     return parser.parse_args(argv)
 
@@ -130,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
         with atomic_output(output_path, "w", newline="", encoding="utf-8") as handle:
             for i, chunk in enumerate(dataio.iter_table(data_path, fmt, args.chunk_size, usecols)):
                 scored = modeling.score_frame(pipeline, chunk, text_col, id_columns,
-                                              version.version, args.proba_columns)
+                                              version.version, args.proba_columns, args.explain)
                 scored.to_csv(handle, header=(i == 0), index=False, float_format="%.6f",
                               lineterminator="\n")
                 rows += len(chunk)

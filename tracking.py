@@ -182,7 +182,7 @@ def aliases_of(client, name: str) -> dict[str, str]:
     """alias -> version of a registered model (empty when it does not exist yet)."""
     if not _registered_model_exists(client, name):
         return {}
-    return dict(client.get_registered_model(name).aliases or {})
+    return {alias: str(v) for alias, v in (client.get_registered_model(name).aliases or {}).items()}
 
 
 def load_pipeline(name: str, version: str):

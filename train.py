@@ -6,6 +6,7 @@ current champion evaluated on the same test rows in this run; otherwise it becom
 """
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import sys
@@ -13,6 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import numpy as np
+import pandas as pd
 
 import config as cfg
 from common import (
@@ -57,6 +61,14 @@ def parse_args(argv: list[str] | None, config: dict[str, Any]):
                         help="TF-IDF vocabulary size [TEXTOPS_TFIDF_MAX_FEATURES]")
     parser.add_argument("--metric", choices=("accuracy", "macro_f1"), default=config["promotion"]["metric"],
                         help="test metric used for promotion [TEXTOPS_PROMOTION_METRIC]")
+    parser.add_argument("--baseline", action=argparse.BooleanOptionalAction,
+                        default=config["train"]["baseline"],
+                        help="also fit TF-IDF + LogisticRegression and log its test metrics "
+                             "[TEXTOPS_BASELINE]")
+    parser.add_argument("--leakage-check", action=argparse.BooleanOptionalAction,
+                        default=config["train"]["leakage_check"],
+                        help="warn when a few tokens or identifiers carry the score "
+                             "[TEXTOPS_LEAKAGE_CHECK]")
     parser.add_argument("--threshold", type=float, default=config["promotion"]["threshold"],
                         help="minimum test metric for @champion [TEXTOPS_PROMOTION_THRESHOLD]")
     add_common_arguments(parser, config)
@@ -73,11 +85,14 @@ def apply_args(config: dict[str, Any], args) -> None:
     config["catboost"]["iterations"] = args.iterations
     config["tfidf"]["max_features"] = args.max_features
     config["promotion"].update(metric=args.metric, threshold=args.threshold)
+    config["train"].update(baseline=args.baseline, leakage_check=args.leakage_check)
 
 
 def flat_params(config: dict[str, Any]) -> dict[str, Any]:
     sections = ("data", "preprocessing", "tfidf", "catboost", "promotion")
-    return {f"{s}.{k}": v for s in sections for k, v in config[s].items()}
+    params = {f"{s}.{k}": v for s in sections for k, v in config[s].items()}
+    params.update({f"train.{k}": config["train"][k] for k in ("refit", "baseline", "leakage_check")})
+    return params
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -166,12 +181,14 @@ def _train_in_run(config, client, model_name, path, sha256, data, split, stopwor
         "model_name": model_name,
     })
 
-    pipeline = modeling.build_pipeline(config, stopwords)
     with Stopwatch() as fit_time:
-        modeling.fit_pipeline(pipeline, split.x_train, split.y_train, split.x_val, split.y_val)
+        pipeline, fit_info = modeling.train_model(
+            modeling.build_pipeline(config, stopwords), split.x_train, split.y_train,
+            split.x_val, split.y_val, refit=bool(config["train"]["refit"]))
     clf = pipeline[-1]
-    log.info("fitted in %.1f s (%d features, best iteration %d)", fit_time.seconds,
-             clf.n_features_in_, clf.best_iteration_)
+    log.info("fitted in %.1f s (%d features, %d trees chosen by early stopping, final fit on %d "
+             "rows)", fit_time.seconds, clf.n_features_in_, fit_info["best_iteration"],
+             fit_info["fit_rows"])
 
     with Stopwatch() as eval_time:
         y_pred, proba = modeling.score_texts(pipeline, split.x_test)
@@ -181,14 +198,21 @@ def _train_in_run(config, client, model_name, path, sha256, data, split, stopwor
     mlflow.log_metrics({
         "training_seconds": fit_time.seconds,
         "predict_rows_per_second": len(split.y_test) / max(eval_time.seconds, 1e-9),
-        "best_iteration": clf.best_iteration_,
+        "best_iteration": fit_info["best_iteration"],
+        "fit_rows": fit_info["fit_rows"],
         "n_features": clf.n_features_in_,
     })
     log.info("test: accuracy %.4f, macro-F1 %.4f", evaluation.metrics["accuracy"],
              evaluation.metrics["macro_f1"])
 
+    quality_tags = _baseline_and_leakage(config, pipeline, split, evaluation.metrics["macro_f1"])
+
     with tempfile.TemporaryDirectory(prefix="textops-") as tmp:
         tmp_dir = Path(tmp)
+        x_fit = split.x_train if split.x_val is None else \
+            pd.concat([split.x_train, split.x_val], ignore_index=True)
+        modeling.token_importance(pipeline, x_fit).to_csv(tmp_dir / "token_importance.csv",
+                                                          index=False)
         modeling.save_confusion_matrix(evaluation, tmp_dir / "confusion_matrix.png",
                                        f"{model_name}: test split ({len(split.y_test)} rows)")
         (tmp_dir / "classification_report.txt").write_text(evaluation.report_text, encoding="utf-8")
@@ -232,12 +256,46 @@ def _train_in_run(config, client, model_name, path, sha256, data, split, stopwor
         "textops.previous_champion": champion_version or "",
         "textops.champion_score": "" if champion_score is None else f"{champion_score:.6f}",
         "textops.data_sha256": sha256,
+        **quality_tags,
     }
     for key, value in tags.items():
         client.set_model_version_tag(model_name, version, key, value)
     mlflow.set_tags({**tags, "textops.model_version": version})
     log.info("v%s -> @%s: %s", version, decision.alias, decision.reason)
     return f"{model_name} v{version} -> @{decision.alias}: {decision.reason}"
+
+
+def _baseline_and_leakage(config, pipeline, split, macro_f1: float) -> dict[str, str]:
+    """Log the linear baseline's test metrics and the leakage probes; returns tags to set."""
+    import mlflow
+
+    import modeling
+
+    tags: dict[str, str] = {}
+    text_col = config["data"]["text_column"]
+    if config["train"]["baseline"]:
+        x_fit = split.x_train if split.x_val is None else \
+            pd.concat([split.x_train, split.x_val], ignore_index=True)
+        y_fit = np.concatenate([np.asarray(split.y_train)] +
+                               ([] if split.y_val is None else [np.asarray(split.y_val)]))
+        with Stopwatch() as took:
+            baseline = modeling.baseline_pipeline(text_col).fit(x_fit, y_fit)
+        base = modeling.evaluate(split.y_test, baseline.predict(split.x_test)).metrics
+        mlflow.log_metrics({"baseline.accuracy": base["accuracy"],
+                            "baseline.macro_f1": base["macro_f1"],
+                            "baseline.training_seconds": took.seconds,
+                            "gap.macro_f1": macro_f1 - base["macro_f1"]})
+        tags["textops.baseline_macro_f1"] = f"{base['macro_f1']:.6f}"
+        log.info("baseline TF-IDF + LogisticRegression: macro-F1 %.4f (model %+.4f)",
+                 base["macro_f1"], macro_f1 - base["macro_f1"])
+    if config["train"]["leakage_check"]:
+        report = modeling.leakage_check(pipeline, split, macro_f1, text_col,
+                                        seed=int(config["data"]["random_seed"]))
+        mlflow.log_metrics({f"leakage.{k}": v for k, v in report.figures.items()})
+        tags["textops.leakage_warning"] = " | ".join(report.reasons) if report.suspicious else "none"
+        for reason in report.reasons:
+            log.warning("LEAKAGE WARNING: %s", reason)
+    return tags
 
 
 if __name__ == "__main__":

@@ -102,13 +102,40 @@ def test_split_validation_explains_what_is_wrong():
     dataio.validate_for_split(pd.Series(["a", "b"] * 10), "label", 0.2, 0.1)
 
 
-def test_split_is_stratified_disjoint_and_reproducible():
-    texts = pd.Series([f"t{i}" for i in range(200)])
-    labels = pd.Series(["a"] * 150 + ["b"] * 50)
+def test_split_is_disjoint_roughly_stratified_and_reproducible():
+    texts = pd.Series([f"text number {i}" for i in range(2000)])
+    labels = pd.Series(["a"] * 1500 + ["b"] * 500)
     one = dataio.split_dataset(texts, labels, "text", 0.2, 0.1, seed=3)
     two = dataio.split_dataset(texts, labels, "text", 0.2, 0.1, seed=3)
-    assert one.sizes == {"train": 140, "validation": 20, "test": 40}
     assert one.x_test["text"].tolist() == two.x_test["text"].tolist()
     parts = [set(one.x_train["text"]), set(one.x_val["text"]), set(one.x_test["text"])]
-    assert sum(map(len, parts)) == len(set().union(*parts)) == 200
-    assert (one.y_test == "b").sum() == 10
+    assert sum(map(len, parts)) == len(set().union(*parts)) == 2000
+    assert abs(len(one.y_test) - 400) < 60 and abs(len(one.y_val) - 200) < 50
+    assert abs((one.y_test == "b").mean() - 0.25) < 0.05
+    other_seed = dataio.split_dataset(texts, labels, "text", 0.2, 0.1, seed=4)
+    assert set(other_seed.x_test["text"]) != parts[2]
+
+
+def test_a_rows_partition_never_changes_when_the_file_grows():
+    texts = pd.Series([f"tweet {i}" for i in range(1000)])
+    labels = pd.Series(["a", "b"] * 500)
+    before = dataio.split_dataset(texts, labels, "text", 0.2, 0.1, seed=0)
+    more = pd.concat([texts, pd.Series([f"new tweet {i}" for i in range(500)])], ignore_index=True)
+    after = dataio.split_dataset(more, pd.Series(["a", "b"] * 750), "text", 0.2, 0.1, seed=0)
+    assert set(before.x_test["text"]) <= set(after.x_test["text"])
+    assert set(before.x_train["text"]) <= set(after.x_train["text"])
+
+
+def test_duplicate_texts_never_straddle_train_and_test():
+    texts = pd.Series([f"t{i % 50}" for i in range(500)])
+    labels = pd.Series(["a", "b"] * 250)
+    split = dataio.split_dataset(texts, labels, "text", 0.2, 0.1, seed=0)
+    assert not set(split.x_train["text"]) & set(split.x_test["text"])
+
+
+def test_every_class_gets_a_row_in_every_partition_even_when_tiny():
+    texts = pd.Series([f"row {i}" for i in range(103)])
+    labels = pd.Series(["big"] * 100 + ["tiny"] * 3)
+    split = dataio.split_dataset(texts, labels, "text", 0.2, 0.1, seed=0)
+    for part in (split.y_train, split.y_val, split.y_test):
+        assert (part == "tiny").sum() == 1

@@ -71,12 +71,16 @@ def test_first_training_is_promoted_to_champion_with_everything_logged(twcs_proj
                 "training_seconds"):
         assert key in metrics, key
     assert metrics["macro_f1"] > 0.85
+    assert {"baseline.macro_f1", "baseline.accuracy", "gap.macro_f1"} <= set(metrics)
+    assert "identifiers alone" in run.data.tags["textops.leakage_warning"]  # twcs leaks via @handles
+    assert "identifiers alone" in version.tags["textops.leakage_warning"]
+    assert "LEAKAGE WARNING" in result.stderr
     assert params["data.rows_usable"] == "5000" and len(params["data.sha256"]) == 64
     assert params["data.rows_test"] == "1000"
     assert params["stopwords.source"].endswith("english") or params["stopwords.source"] == "nltk"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"confusion_matrix.png", "classification_report.txt", "classification_report.json",
-            "data_profile.json", "stopwords.txt"} <= artifacts
+            "data_profile.json", "stopwords.txt", "token_importance.csv"} <= artifacts
     assert (root / "mlflow.db").is_file() and (root / "mlartifacts").is_dir()
     assert not (root / "catboost_info").exists()
     assert "v1 -> @champion" in (root / "logs" / "train.log").read_text()
@@ -148,6 +152,16 @@ def test_predict_by_alias_latest_or_version(twcs_project, tmp_path, ref, version
     ok(run_script(twcs_project["root"], "predict.py", "--data", shared("twcs", "sample.csv"),
                   "--output", out, "--model", ref))
     assert pd.read_csv(out, dtype=str)["model_version"].eq(version).all()
+
+
+def test_predict_can_explain_each_row_with_its_top_tokens(twcs_project, tmp_path):
+    out = tmp_path / "explained.csv"
+    ok(run_script(twcs_project["root"], "predict.py", "--data", shared("twcs", "sample.csv"),
+                  "--output", out, "--explain", "3"))
+    scored = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert list(scored.columns)[-1] == "top_tokens"
+    lengths = scored["top_tokens"].str.split().map(len)
+    assert lengths.between(1, 3).mean() > 0.9
 
 
 def test_rows_with_empty_text_get_a_blank_prediction(twcs_project, tmp_path):
@@ -401,6 +415,10 @@ def test_same_scripts_work_unchanged_against_a_real_mlflow_server(mlflow_server,
     second = ok(run_script(project, "train.py", "--data", data, "--label-column", "inbound",
                            env=env))
     assert "v2 -> @challenger" in second.stdout  # same data and seed: a tie keeps the champion
+    client = registry(project, uri=mlflow_server)
+    runs = [client.get_run(client.get_model_version("served-twcs", v).run_id) for v in ("1", "2")]
+    for key in ("accuracy", "macro_f1", "roc_auc", "baseline.macro_f1"):
+        assert runs[0].data.metrics[key] == runs[1].data.metrics[key], key  # reproducible
     out = tmp_path / "p.csv"
     ok(run_script(project, "predict.py", "--data", shared("twcs", "sample.csv"), "--output", out,
                   env=env))
@@ -408,6 +426,5 @@ def test_same_scripts_work_unchanged_against_a_real_mlflow_server(mlflow_server,
     ok(run_script(project, "monitor.py", "--data", shared("twcs", "sample.csv"),
                   "--label-column", "inbound", "--report", tmp_path / "r.json", env=env))
     assert not (project / "mlflow.db").exists()  # nothing went to the embedded store
-    client = registry(project, uri=mlflow_server)
     aliases = {k: str(v) for k, v in client.get_registered_model("served-twcs").aliases.items()}
     assert aliases == {"champion": "1", "challenger": "2"}

@@ -158,3 +158,58 @@ def test_skops_round_trip_needs_only_the_declared_trusted_types(binary_model, tw
 def test_catboost_text_rejects_a_single_class():
     with pytest.raises(ValueError, match="two classes"):
         CatBoostText(iterations=5).fit(np.eye(3), ["a", "a", "a"])
+
+
+def test_train_model_refits_on_train_and_validation_with_the_chosen_trees(twcs):
+    x, y = twcs
+    pipe = modeling.build_pipeline(small_config(), modeling.load_stopwords("none"))
+    final, info = modeling.train_model(pipe, x.iloc[:1000], y.iloc[:1000], x.iloc[1000:1200],
+                                       y.iloc[1000:1200], refit=True)
+    assert info["refit"] and info["fit_rows"] == 1200
+    assert final is not pipe and final[-1].iterations == info["best_iteration"]
+    assert final[-1].model_.tree_count_ == info["best_iteration"]
+    same, info = modeling.train_model(modeling.build_pipeline(small_config(), modeling.load_stopwords("none")),
+                                      x.iloc[:1000], y.iloc[:1000], x.iloc[1000:1200],
+                                      y.iloc[1000:1200], refit=False)
+    assert not info["refit"] and info["fit_rows"] == 1000
+
+
+def test_token_importance_and_per_row_explanations(binary_model, twcs):
+    x, _ = twcs
+    table = modeling.token_importance(binary_model, x.head(500), top=20)
+    assert list(table.columns) == ["token", "importance", "share", "pushes_towards"]
+    assert len(table) == 20 and table["importance"].is_monotonic_decreasing
+    assert set(table["pushes_towards"]) <= {"True", "False"}
+    frame = pd.DataFrame({"text": ["@AppleSupport my iphone battery dies", ""]})
+    pred = np.array(["True", None], dtype=object)
+    tokens = modeling.top_tokens(binary_model, frame, pred, n=3)
+    assert len(tokens) == 2 and tokens[1] == ""
+    assert 1 <= len(tokens[0].split()) <= 3
+    assert set(tokens[0].split()) <= set(binary_model.named_steps["tfidf"].get_feature_names_out())
+
+
+def test_identifiers_only_keeps_handles_numbers_urls_and_signatures():
+    out = modeling.identifiers_only(pd.Series(["@115712 sorry! DM us ^AB", "no ids here", None]))
+    assert out.tolist() == ["@115712 ^AB", "-", "-"]
+
+
+def test_leakage_guard_fires_on_raw_twcs_and_not_on_banking77(banking):
+    import dataio
+
+    def check(texts, labels, masks=False):
+        config = small_config()
+        config["preprocessing"].update(mask_handles=masks, mask_urls=masks, mask_numbers=masks)
+        split = dataio.split_dataset(texts, labels, "text", 0.2, 0.1, seed=0)
+        pipe, _ = modeling.train_model(modeling.build_pipeline(config, modeling.load_stopwords("none")),
+                                       split.x_train, split.y_train, split.x_val, split.y_val)
+        score = modeling.evaluate(split.y_test, pipe.predict(split.x_test)).metrics["macro_f1"]
+        return modeling.leakage_check(pipe, split, score, "text")
+
+    raw = pd.read_csv(shared("twcs", "twcs_head5k.csv"), dtype=str)
+    report = check(raw["text"], raw["inbound"])
+    assert report.suspicious and any("identifiers alone" in r for r in report.reasons)
+    assert report.figures["identifiers_only_macro_f1"] > 0.9
+    x, y = banking
+    report = check(x["text"], y)
+    assert not report.suspicious, report.reasons
+    assert report.figures["identifiers_only_macro_f1"] < 0.2
