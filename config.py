@@ -42,6 +42,8 @@ CONFIG: dict[str, dict[str, Any]] = {
         "max_df": 1.0,
         "max_features": 20000,
         "sublinear_tf": True,
+        "char_ngram_max": 5,  # >= 2 adds character 2..N-grams (within words); 0 = words only
+        "char_max_features": 50000,
     },
     "catboost": {
         # CatBoost starts from (and is fed) the out-of-fold logits of a logistic regression on
@@ -79,6 +81,10 @@ CONFIG: dict[str, dict[str, Any]] = {
         "baseline": True,
         # Probe for a suspiciously easy score (few tokens carry it; identifiers leak the label).
         "leakage_check": True,
+        # --tune: random search (seeded), bounded by trials and minutes.
+        "tune": False,
+        "tune_trials": 12,
+        "tune_minutes": 15.0,
     },
     "predict": {
         "data": "data/demo/recent.csv",
@@ -133,6 +139,8 @@ ENV_VARS: dict[str, tuple[str, str, Callable[[str], Any]]] = {
     "TEXTOPS_TFIDF_MAX_DF": ("tfidf", "max_df", float),
     "TEXTOPS_TFIDF_MAX_FEATURES": ("tfidf", "max_features", int),
     "TEXTOPS_TFIDF_SUBLINEAR_TF": ("tfidf", "sublinear_tf", _to_bool),
+    "TEXTOPS_TFIDF_CHAR_NGRAM_MAX": ("tfidf", "char_ngram_max", int),
+    "TEXTOPS_TFIDF_CHAR_MAX_FEATURES": ("tfidf", "char_max_features", int),
     "TEXTOPS_CATBOOST_LINEAR_BOOST": ("catboost", "linear_boost", _to_bool),
     "TEXTOPS_CATBOOST_LINEAR_C": ("catboost", "linear_c", float),
     "TEXTOPS_CATBOOST_CV_FOLDS": ("catboost", "cv_folds", int),
@@ -155,6 +163,9 @@ ENV_VARS: dict[str, tuple[str, str, Callable[[str], Any]]] = {
     "TEXTOPS_REFIT": ("train", "refit", _to_bool),
     "TEXTOPS_BASELINE": ("train", "baseline", _to_bool),
     "TEXTOPS_LEAKAGE_CHECK": ("train", "leakage_check", _to_bool),
+    "TEXTOPS_TUNE": ("train", "tune", _to_bool),
+    "TEXTOPS_TUNE_TRIALS": ("train", "tune_trials", int),
+    "TEXTOPS_TUNE_MINUTES": ("train", "tune_minutes", float),
     "TEXTOPS_PREDICT_DATA": ("predict", "data", str),
     "TEXTOPS_PREDICT_OUTPUT": ("predict", "output", str),
     "TEXTOPS_PREDICT_MODEL": ("predict", "model", str),

@@ -130,31 +130,51 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
         return Pool(self._as_matrix(linear_scores), labels, baseline=self._as_matrix(linear_scores))
 
     # -- scikit-learn API --------------------------------------------------------------------
-    def fit(self, X: Any, y: Any, eval_set: tuple[Any, Any] | None = None) -> "CatBoostText":
+    def fit(self, X: Any, y: Any, eval_set: tuple[Any, Any] | None = None,
+            validation_mask: Any = None) -> "CatBoostText":
+        """Fit on ``X``/``y``. Early stopping (when ``early_stopping_rounds`` is set) uses either
+
+        * ``eval_set=(X_val, y_val)``: separate rows, never trained on; or
+        * ``validation_mask``: a boolean mask of rows of ``X`` to stop on. The trees are first
+          grown on the other rows until the validation loss stops improving, then refitted on
+          all rows with that many trees; the linear model's out-of-fold logits are computed once
+          for all rows, so the validation rows cost no extra fit and no accuracy.
+        """
         y = np.asarray(y, dtype=object).astype(str)
         self.classes_, codes = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError("need at least two classes")
-        train_scores = None
+        scores = None
         if self.linear_boost:
-            train_scores = self._out_of_fold_scores(X, codes)
+            scores = self._as_matrix(self._out_of_fold_scores(X, codes))
             self.linear_ = self._make_linear().fit(X, codes)
-        model = self._make_model(len(self.classes_))
-        fit_kwargs: dict[str, Any] = {}
-        if eval_set is not None and self.early_stopping_rounds:
-            lookup = {label: i for i, label in enumerate(self.classes_)}
-            y_val = np.asarray(eval_set[1], dtype=object).astype(str)
-            known = np.array([label in lookup for label in y_val])
-            if known.any():
-                x_val = eval_set[0][known]
-                val_codes = np.array([lookup[label] for label in y_val[known]])
-                val_scores = self.linear_.decision_function(x_val) if self.linear_boost else None
-                fit_kwargs["eval_set"] = self._pool(x_val, val_codes, val_scores)
-                fit_kwargs["early_stopping_rounds"] = self.early_stopping_rounds
-                fit_kwargs["use_best_model"] = True
-        model.fit(self._pool(X, codes, train_scores), **fit_kwargs)
+        n_classes = len(self.classes_)
+        stop = dict(early_stopping_rounds=self.early_stopping_rounds, use_best_model=True)
+        if validation_mask is not None and self.early_stopping_rounds:
+            val = np.asarray(validation_mask, dtype=bool)
+            rows = lambda m: None if scores is None else scores[m]  # noqa: E731
+            probe = self._make_model(n_classes)
+            probe.fit(self._pool(X[~val], codes[~val], rows(~val)),
+                      eval_set=self._pool(X[val], codes[val], rows(val)), **stop)
+            self.best_iteration_ = max(int(probe.tree_count_), 1)
+            model = self._make_model(n_classes)
+            model.set_params(iterations=self.best_iteration_)
+            model.fit(self._pool(X, codes, scores))
+        else:
+            model = self._make_model(n_classes)
+            fit_kwargs: dict[str, Any] = {}
+            if eval_set is not None and self.early_stopping_rounds:
+                lookup = {label: i for i, label in enumerate(self.classes_)}
+                y_val = np.asarray(eval_set[1], dtype=object).astype(str)
+                known = np.array([label in lookup for label in y_val])
+                if known.any():
+                    x_val = eval_set[0][known]
+                    val_codes = np.array([lookup[label] for label in y_val[known]])
+                    val_scores = self.linear_.decision_function(x_val) if self.linear_boost else None
+                    fit_kwargs = dict(eval_set=self._pool(x_val, val_codes, val_scores), **stop)
+            model.fit(self._pool(X, codes, scores), **fit_kwargs)
+            self.best_iteration_ = int(model.tree_count_)
         self.model_ = model
-        self.best_iteration_ = int(model.tree_count_)
         self.n_features_in_ = X.shape[1]
         return self
 

@@ -69,6 +69,16 @@ def parse_args(argv: list[str] | None, config: dict[str, Any]):
                         default=config["train"]["leakage_check"],
                         help="warn when a few tokens or identifiers carry the score "
                              "[TEXTOPS_LEAKAGE_CHECK]")
+    parser.add_argument("--tune", action=argparse.BooleanOptionalAction,
+                        default=config["train"]["tune"],
+                        help="random search over TF-IDF/CatBoost settings first (nested MLflow "
+                             "runs, chosen on the validation rows); the best is registered "
+                             "[TEXTOPS_TUNE]")
+    parser.add_argument("--tune-trials", type=int, default=config["train"]["tune_trials"],
+                        help="maximum configurations tried by --tune [TEXTOPS_TUNE_TRIALS]")
+    parser.add_argument("--tune-minutes", type=float, default=config["train"]["tune_minutes"],
+                        help="time budget of --tune; no new trial starts after it "
+                             "[TEXTOPS_TUNE_MINUTES]")
     parser.add_argument("--threshold", type=float, default=config["promotion"]["threshold"],
                         help="minimum test metric for @champion [TEXTOPS_PROMOTION_THRESHOLD]")
     add_common_arguments(parser, config)
@@ -85,7 +95,9 @@ def apply_args(config: dict[str, Any], args) -> None:
     config["catboost"]["iterations"] = args.iterations
     config["tfidf"]["max_features"] = args.max_features
     config["promotion"].update(metric=args.metric, threshold=args.threshold)
-    config["train"].update(baseline=args.baseline, leakage_check=args.leakage_check)
+    config["train"].update(baseline=args.baseline, leakage_check=args.leakage_check,
+                           tune=args.tune, tune_trials=args.tune_trials,
+                           tune_minutes=args.tune_minutes)
 
 
 def flat_params(config: dict[str, Any]) -> dict[str, Any]:
@@ -181,6 +193,10 @@ def _train_in_run(config, client, model_name, path, sha256, data, split, stopwor
         "model_name": model_name,
     })
 
+    if config["train"]["tune"]:
+        config = _tune(config, split, stopwords)
+        mlflow.log_params({f"tuned.{k}": v for k, v in modeling.trial_params(config).items()})
+        stopwords = modeling.load_stopwords(config["preprocessing"]["stopwords"])
     with Stopwatch() as fit_time:
         pipeline, fit_info = modeling.train_model(
             modeling.build_pipeline(config, stopwords), split.x_train, split.y_train,
@@ -263,6 +279,39 @@ def _train_in_run(config, client, model_name, path, sha256, data, split, stopwor
     mlflow.set_tags({**tags, "textops.model_version": version})
     log.info("v%s -> @%s: %s", version, decision.alias, decision.reason)
     return f"{model_name} v{version} -> @{decision.alias}: {decision.reason}"
+
+
+def _tune(config, split, stopwords) -> dict[str, Any]:
+    """Seeded random search; each trial is a nested MLflow run scored on the validation rows."""
+    import mlflow
+
+    import modeling
+
+    if split.x_val is None:
+        from common import BadInputError
+
+        raise BadInputError("--tune needs validation rows; set a validation size above 0")
+    trials = modeling.sample_configs(config, max(1, int(config["train"]["tune_trials"])),
+                                     int(config["data"]["random_seed"]))
+    deadline = time.monotonic() + 60 * float(config["train"]["tune_minutes"])
+    best, best_score = config, -1.0
+    for i, candidate in enumerate(trials):
+        if i and time.monotonic() > deadline:
+            log.info("tuning: time budget spent after %d trials", i)
+            break
+        with mlflow.start_run(run_name=f"trial-{i}", nested=True):
+            mlflow.log_params(modeling.trial_params(candidate))
+            with Stopwatch() as took:
+                words = modeling.load_stopwords(candidate["preprocessing"]["stopwords"])
+                pipe = modeling.build_pipeline(candidate, words)
+                modeling.fit_pipeline(pipe, split.x_train, split.y_train, split.x_val, split.y_val)
+                score = modeling.evaluate(split.y_val, pipe.predict(split.x_val)).metrics["macro_f1"]
+            mlflow.log_metrics({"validation_macro_f1": score, "training_seconds": took.seconds})
+        log.info("tuning trial %d: validation macro-F1 %.4f in %.1f s", i, score, took.seconds)
+        if score > best_score:
+            best, best_score = candidate, score
+    mlflow.log_metric("tuning.best_validation_macro_f1", best_score)
+    return best
 
 
 def _baseline_and_leakage(config, pipeline, split, macro_f1: float) -> dict[str, str]:

@@ -428,3 +428,21 @@ def test_same_scripts_work_unchanged_against_a_real_mlflow_server(mlflow_server,
     assert not (project / "mlflow.db").exists()  # nothing went to the embedded store
     aliases = {k: str(v) for k, v in client.get_registered_model("served-twcs").aliases.items()}
     assert aliases == {"champion": "1", "challenger": "2"}
+
+
+def test_tuning_logs_each_trial_as_a_nested_run_and_registers_the_best(project):
+    result = ok(run_script(project, "train.py", "--data", shared("twcs", "sample.csv"),
+                           "--label-column", "inbound", "--tune", "--tune-trials", "3",
+                           "--threshold", "0.5", "--no-leakage-check"))
+    assert "v1 -> @" in result.stdout
+    client = registry(project)
+    experiment = client.get_experiment_by_name("textops")
+    runs = client.search_runs([experiment.experiment_id])
+    parent = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent[0].info.run_id]
+    assert len(parent) == 1 and len(children) == 3
+    assert all("validation_macro_f1" in c.data.metrics for c in children)
+    best = max(children, key=lambda c: c.data.metrics["validation_macro_f1"])
+    tuned = {k[len("tuned."):]: v for k, v in parent[0].data.params.items() if k.startswith("tuned.")}
+    assert tuned and all(best.data.params[k] == v for k, v in tuned.items())
+    assert "tuning.best_validation_macro_f1" in parent[0].data.metrics

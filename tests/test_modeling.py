@@ -20,6 +20,7 @@ def small_config(**catboost):
     config = cfg.load_config({})
     config["catboost"].update({"iterations": 40, "cv_folds": 3, **catboost})
     config["tfidf"]["max_features"] = 3000
+    config["tfidf"]["char_max_features"] = 3000
     return config
 
 
@@ -137,9 +138,9 @@ def test_score_frame_keeps_rows_with_blank_text_unscored(binary_model):
 
 
 def test_fitted_pipeline_drops_heavy_introspection_state(binary_model):
-    vectorizer = binary_model.named_steps["tfidf"]
-    assert not hasattr(vectorizer, "stop_words_")
-    assert all(type(v) is int for v in vectorizer.vocabulary_.values())
+    for vectorizer in modeling.vectorizers(binary_model):
+        assert not hasattr(vectorizer, "stop_words_")
+        assert all(type(v) is int for v in vectorizer.vocabulary_.values())
 
 
 def test_skops_round_trip_needs_only_the_declared_trusted_types(binary_model, twcs):
@@ -166,8 +167,8 @@ def test_train_model_refits_on_train_and_validation_with_the_chosen_trees(twcs):
     final, info = modeling.train_model(pipe, x.iloc[:1000], y.iloc[:1000], x.iloc[1000:1200],
                                        y.iloc[1000:1200], refit=True)
     assert info["refit"] and info["fit_rows"] == 1200
-    assert final is not pipe and final[-1].iterations == info["best_iteration"]
-    assert final[-1].model_.tree_count_ == info["best_iteration"]
+    assert final[-1].model_.tree_count_ == info["best_iteration"] <= 40
+    assert final[-1].linear_.coef_.shape[1] == final[-1].n_features_in_
     same, info = modeling.train_model(modeling.build_pipeline(small_config(), modeling.load_stopwords("none")),
                                       x.iloc[:1000], y.iloc[:1000], x.iloc[1000:1200],
                                       y.iloc[1000:1200], refit=False)
@@ -185,7 +186,7 @@ def test_token_importance_and_per_row_explanations(binary_model, twcs):
     tokens = modeling.top_tokens(binary_model, frame, pred, n=3)
     assert len(tokens) == 2 and tokens[1] == ""
     assert 1 <= len(tokens[0].split()) <= 3
-    assert set(tokens[0].split()) <= set(binary_model.named_steps["tfidf"].get_feature_names_out())
+    assert set(tokens[0].split()) <= set(modeling.feature_names(binary_model))
 
 
 def test_identifiers_only_keeps_handles_numbers_urls_and_signatures():
@@ -213,3 +214,25 @@ def test_leakage_guard_fires_on_raw_twcs_and_not_on_banking77(banking):
     report = check(x["text"], y)
     assert not report.suspicious, report.reasons
     assert report.figures["identifiers_only_macro_f1"] < 0.2
+
+
+def test_search_space_sampling_is_seeded_and_starts_with_the_given_config():
+    config = small_config()
+    one = modeling.sample_configs(config, 6, seed=1)
+    two = modeling.sample_configs(config, 6, seed=1)
+    assert one == two and len(one) == 6 and one[0] == config
+    assert len({tuple(sorted(modeling.trial_params(c).items())) for c in one}) == 6
+
+
+def test_character_ngrams_join_the_word_features(twcs):
+    x, y = twcs
+    config = small_config()
+    config["tfidf"].update(char_ngram_max=4, char_max_features=2000)
+    pipe = modeling.build_pipeline(config, modeling.load_stopwords("none"))
+    modeling.fit_pipeline(pipe, x.iloc[:600], y.iloc[:600])
+    names = modeling.feature_names(pipe)
+    assert len(names) == pipe[-1].n_features_in_
+    assert any(n.startswith("[") for n in names) and any(not n.startswith("[") for n in names)
+    assert len(modeling.vectorizers(pipe)) == 2
+    table = modeling.token_importance(pipe, x.iloc[:200], top=10)
+    assert len(table) == 10
