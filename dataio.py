@@ -246,6 +246,13 @@ class Split:
     x_test: pd.DataFrame
     y_test: pd.Series
 
+    def training_rows(self) -> tuple[pd.DataFrame, np.ndarray]:
+        """Training + validation rows: what a refitted model (and the baseline) learns from."""
+        if self.x_val is None:
+            return self.x_train, np.asarray(self.y_train)
+        return (pd.concat([self.x_train, self.x_val], ignore_index=True),
+                np.concatenate([np.asarray(self.y_train), np.asarray(self.y_val)]))
+
     @property
     def sizes(self) -> dict[str, int]:
         return {

@@ -372,7 +372,7 @@ class LeakageReport:
 
 
 def leakage_check(pipeline: Pipeline, split, model_score: float, text_column: str,
-                  top_k: int = 10, top_k_ratio: float = 0.9, identifier_ratio: float = 0.95,
+                  top_k: int = 10, top_k_ratio: float = 0.9, identifier_ratio: float = 0.97,
                   seed: int = 0) -> LeakageReport:
     """Is the score suspiciously easy? Two probes, trained on the run's training rows and scored
     on its test rows (macro-F1), compared with the model's own test macro-F1:
@@ -385,10 +385,7 @@ def leakage_check(pipeline: Pipeline, split, model_score: float, text_column: st
     """
     from sklearn.linear_model import LogisticRegression
 
-    x_fit = split.x_train if split.x_val is None else \
-        pd.concat([split.x_train, split.x_val], ignore_index=True)
-    y_fit = np.concatenate([np.asarray(split.y_train)] +
-                           ([] if split.y_val is None else [np.asarray(split.y_val)]))
+    x_fit, y_fit = split.training_rows()
     y_test = np.asarray(split.y_test)
     figures: dict[str, float] = {"model_macro_f1": model_score}
     reasons: list[str] = []

@@ -15,9 +15,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
-
 import config as cfg
 from common import (
     ExitCode,
@@ -225,9 +222,7 @@ def _train_in_run(config, client, model_name, path, sha256, data, split, stopwor
 
     with tempfile.TemporaryDirectory(prefix="textops-") as tmp:
         tmp_dir = Path(tmp)
-        x_fit = split.x_train if split.x_val is None else \
-            pd.concat([split.x_train, split.x_val], ignore_index=True)
-        modeling.token_importance(pipeline, x_fit).to_csv(tmp_dir / "token_importance.csv",
+        modeling.token_importance(pipeline, split.training_rows()[0]).to_csv(tmp_dir / "token_importance.csv",
                                                           index=False)
         modeling.save_confusion_matrix(evaluation, tmp_dir / "confusion_matrix.png",
                                        f"{model_name}: test split ({len(split.y_test)} rows)")
@@ -323,10 +318,7 @@ def _baseline_and_leakage(config, pipeline, split, macro_f1: float) -> dict[str,
     tags: dict[str, str] = {}
     text_col = config["data"]["text_column"]
     if config["train"]["baseline"]:
-        x_fit = split.x_train if split.x_val is None else \
-            pd.concat([split.x_train, split.x_val], ignore_index=True)
-        y_fit = np.concatenate([np.asarray(split.y_train)] +
-                               ([] if split.y_val is None else [np.asarray(split.y_val)]))
+        x_fit, y_fit = split.training_rows()
         with Stopwatch() as took:
             baseline = modeling.baseline_pipeline(text_col).fit(x_fit, y_fit)
         base = modeling.evaluate(split.y_test, baseline.predict(split.x_test)).metrics
