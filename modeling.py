@@ -417,7 +417,8 @@ def leakage_check(pipeline: Pipeline, split, model_score: float, text_column: st
 
 
 def top_tokens(pipeline: Pipeline, frame: pd.DataFrame, predicted: np.ndarray, n: int = 5) -> list[str]:
-    """For each row, the ``n`` tokens contributing most to its predicted class ("a b c")."""
+    """For each row, the ``n`` tokens (words, bigrams, [char n-grams]) contributing most to its
+    predicted class, most important first, joined by " | "."""
     features = pipeline[:-1].transform(frame).tocsr()
     weights = _token_weights(pipeline)
     classes = list(np.asarray(pipeline[-1].classes_).astype(str))
@@ -431,7 +432,7 @@ def top_tokens(pipeline: Pipeline, frame: pd.DataFrame, predicted: np.ndarray, n
         cols = features.indices[start:end]
         contribution = features.data[start:end] * weights[classes.index(str(predicted[i])), cols]
         best = np.argsort(-contribution)[:n]
-        out.append(" ".join(vocabulary[cols[j]] for j in best if contribution[j] > 0))
+        out.append(" | ".join(vocabulary[cols[j]] for j in best if contribution[j] > 0))
     return out
 
 

@@ -290,11 +290,12 @@ def _tune(config, split, stopwords) -> dict[str, Any]:
                                      int(config["data"]["random_seed"]))
     deadline = time.monotonic() + 60 * float(config["train"]["tune_minutes"])
     best, best_score = config, -1.0
+    experiment_id = mlflow.active_run().info.experiment_id
     for i, candidate in enumerate(trials):
         if i and time.monotonic() > deadline:
             log.info("tuning: time budget spent after %d trials", i)
             break
-        with mlflow.start_run(run_name=f"trial-{i}", nested=True):
+        with mlflow.start_run(experiment_id=experiment_id, run_name=f"trial-{i}", nested=True):
             mlflow.log_params(modeling.trial_params(candidate))
             with Stopwatch() as took:
                 words = modeling.load_stopwords(candidate["preprocessing"]["stopwords"])

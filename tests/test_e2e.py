@@ -76,7 +76,7 @@ def test_first_training_is_promoted_to_champion_with_everything_logged(twcs_proj
     assert "identifiers alone" in version.tags["textops.leakage_warning"]
     assert "LEAKAGE WARNING" in result.stderr
     assert params["data.rows_usable"] == "5000" and len(params["data.sha256"]) == 64
-    assert params["data.rows_test"] == "1000"
+    assert 900 < int(params["data.rows_test"]) < 1100  # stable hash split: about 20 %
     assert params["stopwords.source"].endswith("english") or params["stopwords.source"] == "nltk"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"confusion_matrix.png", "classification_report.txt", "classification_report.json",
@@ -160,7 +160,7 @@ def test_predict_can_explain_each_row_with_its_top_tokens(twcs_project, tmp_path
                   "--output", out, "--explain", "3"))
     scored = pd.read_csv(out, dtype=str, keep_default_na=False)
     assert list(scored.columns)[-1] == "top_tokens"
-    lengths = scored["top_tokens"].str.split().map(len)
+    lengths = scored["top_tokens"].str.split(" | ", regex=False).map(len)
     assert lengths.between(1, 3).mean() > 0.9
 
 
@@ -442,7 +442,8 @@ def test_tuning_logs_each_trial_as_a_nested_run_and_registers_the_best(project):
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent[0].info.run_id]
     assert len(parent) == 1 and len(children) == 3
     assert all("validation_macro_f1" in c.data.metrics for c in children)
-    best = max(children, key=lambda c: c.data.metrics["validation_macro_f1"])
+    top = max(c.data.metrics["validation_macro_f1"] for c in children)
+    best = [c for c in children if c.data.metrics["validation_macro_f1"] == top]
     tuned = {k[len("tuned."):]: v for k, v in parent[0].data.params.items() if k.startswith("tuned.")}
-    assert tuned and all(best.data.params[k] == v for k, v in tuned.items())
+    assert tuned and any(all(c.data.params[k] == v for k, v in tuned.items()) for c in best)
     assert "tuning.best_validation_macro_f1" in parent[0].data.metrics

@@ -185,8 +185,8 @@ def test_token_importance_and_per_row_explanations(binary_model, twcs):
     pred = np.array(["True", None], dtype=object)
     tokens = modeling.top_tokens(binary_model, frame, pred, n=3)
     assert len(tokens) == 2 and tokens[1] == ""
-    assert 1 <= len(tokens[0].split()) <= 3
-    assert set(tokens[0].split()) <= set(modeling.feature_names(binary_model))
+    assert 1 <= len(tokens[0].split(" | ")) <= 3
+    assert set(tokens[0].split(" | ")) <= set(modeling.feature_names(binary_model))
 
 
 def test_identifiers_only_keeps_handles_numbers_urls_and_signatures():
