@@ -135,6 +135,7 @@ def run_main(script: str, main: Callable[[list[str] | None], int], argv: list[st
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")  # our handlers, our format
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # not in cron mail
     with contextlib.suppress(ValueError):  # not in the main thread (tests calling main())
         signal.signal(signal.SIGTERM, _raise_interrupted)
     log = logging.getLogger(script)

@@ -1,17 +1,21 @@
 #!/usr/bin/env python
 """Batch-predict a CSV of texts with a registered model version (default: @champion).
 
-The input is streamed in chunks, so memory does not grow with the file. The output CSV holds the
-chosen id columns, then prediction, probability (of the predicted label) and model_version, in
-input order, one row per input row. Rows with empty text keep a blank prediction and
-probability. The output is written to a temporary file and renamed into place at the end: a
-failed or killed run never leaves a half-written file under the output name.
+The input is streamed in chunks scored by worker processes (one per core by default), so memory
+does not grow with the file. The output CSV holds the chosen id columns, then prediction,
+probability (of the predicted label) and model_version, in input order, one row per input row,
+byte-identical whatever the number of workers. Rows with empty text keep a blank prediction and
+probability. Rows are written to a hidden .<output>.partial file and renamed into place at the
+end: a failed or killed run never leaves a half-written file under the output name, and
+--resume continues a killed run from its last completed chunk.
 """
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +26,6 @@ from common import (
     ExitCode,
     add_common_arguments,
     apply_common_arguments,
-    atomic_output,
     cli_path,
     config_path,
     make_parser,
@@ -56,6 +59,12 @@ def parse_args(argv: list[str] | None, config: dict[str, Any]):
                         help="rows read and scored at a time [TEXTOPS_PREDICT_CHUNK_SIZE]")
     parser.add_argument("--proba-columns", action=argparse.BooleanOptionalAction, default=p["proba_columns"],
                         help="add one proba_<class> column per class [TEXTOPS_PREDICT_PROBA_COLUMNS]")
+    parser.add_argument("--workers", type=int, default=p["workers"],
+                        help="worker processes scoring chunks in parallel; 0 = one per core "
+                             "[TEXTOPS_PREDICT_WORKERS]")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run from its last completed chunk (same "
+                             "input, model version and options), else start over")
     parser.add_argument("--explain", type=int, default=p["explain"], metavar="N",
                         help="add a top_tokens column: the N tokens pushing most towards each "
                              "row's prediction; 0 = off [TEXTOPS_PREDICT_EXPLAIN]")
@@ -92,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     quiet_third_party_warnings()
     started = time.perf_counter()
 
+    import batch
     import dataio
-    import modeling
     import tracking
 
     if args.data is None or args.output is None:
@@ -121,28 +130,30 @@ def main(argv: list[str] | None = None) -> int:
     client = tracking.connect(config)
     name = config["mlflow"]["model_name"]
     version = tracking.resolve_version(client, name, args.model)
-    pipeline = tracking.load_pipeline(name, version.version)
-    log.info("using %s v%s (requested %r, run %s, %d classes)", name, version.version, args.model,
-             version.run_id, len(pipeline.classes_))
+    workers = args.workers if args.workers > 0 else (os.cpu_count() or 1)
+    stat = data_path.stat()
+    manifest = batch.Manifest(
+        input=str(data_path.resolve()), input_size=stat.st_size, input_mtime_ns=stat.st_mtime_ns,
+        model_name=name, model_version=version.version, chunk_size=args.chunk_size,
+        options={"text_column": text_col, "id_columns": id_columns, "proba_columns":
+                 bool(args.proba_columns), "explain": int(args.explain)})
 
-    rows = blank = 0
-    scoring_started = time.perf_counter()
-    update, close = progress_reporter(None)
-    usecols = list(dict.fromkeys([text_col, *id_columns]))
-    try:
-        with atomic_output(output_path, "w", newline="", encoding="utf-8") as handle:
-            for i, chunk in enumerate(dataio.iter_table(data_path, fmt, args.chunk_size, usecols)):
-                scored = modeling.score_frame(pipeline, chunk, text_col, id_columns,
-                                              version.version, args.proba_columns, args.explain)
-                scored.to_csv(handle, header=(i == 0), index=False, float_format="%.6f",
-                              lineterminator="\n")
-                rows += len(chunk)
-                blank += int(scored["prediction"].isna().sum())
-                update(len(chunk))
-            if rows == 0:
-                raise BadInputError(f"{data_path} has a header but no data rows; nothing to score")
-    finally:
-        close()
+    with tempfile.TemporaryDirectory(prefix="textops-model-") as tmp:
+        local_model = tracking.download_model(name, version.version, tmp)
+        pipeline = tracking.load_pipeline(name, version.version, uri=local_model)
+        log.info("using %s v%s (requested %r, run %s, %d classes), %d worker(s)", name,
+                 version.version, args.model, version.run_id, len(pipeline.classes_), workers)
+        job = batch.Job(local_model, text_col, tuple(id_columns), version.version,
+                        bool(args.proba_columns), int(args.explain))
+        usecols = list(dict.fromkeys([text_col, *id_columns]))
+        scoring_started = time.perf_counter()
+        update, close = progress_reporter(None)
+        try:
+            rows, blank = batch.score_csv(
+                dataio.iter_table(data_path, fmt, args.chunk_size, usecols), output_path, job,
+                manifest, workers, args.resume, update, model=pipeline if workers == 1 else None)
+        finally:
+            close()
 
     scoring = time.perf_counter() - scoring_started
     if blank:

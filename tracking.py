@@ -185,11 +185,12 @@ def aliases_of(client, name: str) -> dict[str, str]:
     return {alias: str(v) for alias, v in (client.get_registered_model(name).aliases or {}).items()}
 
 
-def load_pipeline(name: str, version: str):
-    """Load a registered version as the raw scikit-learn Pipeline (``predict_proba`` included)."""
+def load_pipeline(name: str, version: str, uri: str | None = None):
+    """Load a registered version (or a local copy of it at ``uri``) as the raw scikit-learn
+    Pipeline, ``predict_proba`` included."""
     import mlflow
 
-    uri = f"models:/{name}/{version}"
+    uri = uri or f"models:/{name}/{version}"
     try:
         return mlflow.sklearn.load_model(uri)
     except Exception as exc:  # noqa: BLE001 - corrupted/missing artifacts, untrusted types, ...
@@ -198,6 +199,20 @@ def load_pipeline(name: str, version: str):
             f"model {uri} could not be loaded ({type(exc).__name__}: {first[:300]}); retrain with "
             f"train.py or pass another --model"
         ) from None
+
+
+def download_model(name: str, version: str, destination: str) -> str:
+    """Copy a registered version's files to ``destination`` (worker processes load it from
+    there instead of each asking the tracking server); returns the local model folder."""
+    import mlflow
+
+    uri = f"models:/{name}/{version}"
+    try:
+        return mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=destination)
+    except Exception as exc:  # noqa: BLE001 - missing artifacts, server errors
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelNotFoundError(f"model {uri} could not be downloaded ({first[:300]}); retrain "
+                                 f"with train.py or pass another --model") from None
 
 
 # --------------------------------------------------------------------------------------------

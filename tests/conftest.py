@@ -15,8 +15,6 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT_ROOT))
 
 SHARED_DATA = Path(os.environ.get("TEXTOPS_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
-PROJECT_FILES = ("config.py", "common.py", "dataio.py", "modeling.py", "textprep.py", "tracking.py",
-                 "train.py", "predict.py", "monitor.py", "demo_data.py")
 # Small, fast model settings for end-to-end runs; the model's quality is benchmarked elsewhere.
 FAST_MODEL_ENV = {
     "TEXTOPS_CATBOOST_ITERATIONS": "60",
@@ -33,15 +31,19 @@ def shared(*parts: str) -> Path:
     return path
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> Path:
-    """A fresh copy of the project (code + shipped stop words, no .env, no registry)."""
-    root = tmp_path / "project"
-    root.mkdir()
-    for name in PROJECT_FILES:
-        shutil.copy2(PROJECT_ROOT / name, root / name)
+def copy_project(root: Path) -> Path:
+    """A fresh copy of the project at ``root``: its Python modules and shipped stop words; no
+    .env, no registry, no logs."""
+    root.mkdir(parents=True)
+    for module in PROJECT_ROOT.glob("*.py"):
+        shutil.copy2(module, root / module.name)
     shutil.copytree(PROJECT_ROOT / "nltk_data", root / "nltk_data")
     return root
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    return copy_project(tmp_path / "project")
 
 
 def clean_env(**extra: str) -> dict[str, str]:

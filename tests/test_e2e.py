@@ -11,10 +11,9 @@ import pandas as pd
 import pytest
 
 from conftest import (
-    PROJECT_FILES,
-    PROJECT_ROOT,
     assert_clean_failure,
     clean_env,
+    copy_project,
     free_port,
     registry,
     run_script,
@@ -22,14 +21,6 @@ from conftest import (
 )
 
 MODEL = "textops-classifier"
-
-
-def make_project(root: Path) -> Path:
-    root.mkdir(parents=True)
-    for name in PROJECT_FILES:
-        shutil.copy2(PROJECT_ROOT / name, root / name)
-    shutil.copytree(PROJECT_ROOT / "nltk_data", root / "nltk_data")
-    return root
 
 
 def ok(result):
@@ -42,7 +33,7 @@ def ok(result):
 def twcs_project(tmp_path_factory):
     """A project whose registry holds v1 (@champion, trained on twcs_head5k_raw) and v2, a
     deliberately weak challenger."""
-    root = make_project(tmp_path_factory.mktemp("twcs") / "project")
+    root = copy_project(tmp_path_factory.mktemp("twcs") / "project")
     first = ok(run_script(root, "train.py", "--data", shared("twcs", "twcs_head5k_raw.csv"),
                           "--label-column", "inbound"))
     weak_env = clean_env(TEXTOPS_CATBOOST_LINEAR_BOOST="false", TEXTOPS_TFIDF_MAX_FEATURES="20")
@@ -447,3 +438,41 @@ def test_tuning_logs_each_trial_as_a_nested_run_and_registers_the_best(project):
     tuned = {k[len("tuned."):]: v for k, v in parent[0].data.params.items() if k.startswith("tuned.")}
     assert tuned and any(all(c.data.params[k] == v for k, v in tuned.items()) for c in best)
     assert "tuning.best_validation_macro_f1" in parent[0].data.metrics
+
+
+def test_kill_9_during_predict_leaves_no_output_and_resume_completes_it(twcs_project, tmp_path):
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    import batch
+
+    root = twcs_project["root"]
+    data = shared("twcs", "twcs_head5k_raw.csv")
+    clean = tmp_path / "clean.csv"
+    ok(run_script(root, "predict.py", "--data", data, "--output", clean, "--chunk-size", "20",
+                  "--id-columns", "tweet_id", "--workers", "2"))
+    out = tmp_path / "killed.csv"
+    partial, manifest = batch.partial_paths(out)
+    proc = subprocess.Popen([sys.executable, str(root / "predict.py"), "--data", str(data),
+                             "--output", str(out), "--chunk-size", "20", "--id-columns",
+                             "tweet_id", "--workers", "1"], cwd=root, env=clean_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            if json.loads(manifest.read_text())["chunks_done"] >= 5:
+                break
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL, "predict finished before it could be killed"
+    assert not out.exists() and partial.exists()
+    result = ok(run_script(root, "predict.py", "--data", data, "--output", out, "--chunk-size",
+                           "20", "--id-columns", "tweet_id", "--resume"))
+    assert "5000 rows scored" in result.stdout
+    assert out.read_bytes() == clean.read_bytes()
+    assert not partial.exists() and not manifest.exists()

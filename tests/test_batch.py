@@ -1,0 +1,94 @@
+"""Batch scoring: order and bytes independent of workers, atomic output, resume after a kill."""
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+import batch
+import config as cfg
+import dataio
+import modeling
+import tracking
+from common import BadInputError
+from conftest import shared
+
+
+@pytest.fixture(scope="module")
+def saved_model(tmp_path_factory):
+    """A small twcs model saved the way train.py logs it (skops, trusted types, textprep)."""
+    import mlflow
+
+    frame = pd.read_csv(shared("twcs", "twcs_head5k.csv"), dtype=str).head(1200)
+    config = cfg.load_config({})
+    config["catboost"].update(iterations=30, cv_folds=3)
+    config["tfidf"].update(max_features=2000, char_max_features=2000)
+    pipe = modeling.build_pipeline(config, modeling.load_stopwords("english"))
+    modeling.fit_pipeline(pipe, frame[["text"]], frame["inbound"])
+    path = tmp_path_factory.mktemp("model") / "model"
+    mlflow.sklearn.save_model(pipe, str(path), serialization_format="skops",
+                              skops_trusted_types=tracking.skops_trusted_types(pipe),
+                              code_paths=[str(tracking.TEXTPREP_PATH)])
+    return str(path)
+
+
+def run(saved_model, output, workers=1, resume=False, stop_after=None, version="3", chunk=250):
+    data = shared("twcs", "twcs_head5k_raw.csv")
+    fmt = dataio.detect_format(data, "utf-8", ",")
+    job = batch.Job(saved_model, "text", ("tweet_id",), version, True, 0)
+    stat = data.stat()
+    manifest = batch.Manifest(str(data), stat.st_size, stat.st_mtime_ns, "m", version, chunk,
+                              {"id_columns": ["tweet_id"]})
+    seen = []
+
+    def on_rows(rows):
+        seen.append(rows)
+        if stop_after is not None and len(seen) >= stop_after:
+            raise KeyboardInterrupt  # a kill between two chunks
+    chunks = dataio.iter_table(data, fmt, chunk, ["text", "tweet_id"])
+    return batch.score_csv(chunks, output, job, manifest, workers, resume, on_rows)
+
+
+def test_output_is_identical_whatever_the_number_of_workers(saved_model, tmp_path):
+    rows, _ = run(saved_model, tmp_path / "one.csv", workers=1)
+    run(saved_model, tmp_path / "two.csv", workers=2)
+    assert rows == 5000
+    assert (tmp_path / "one.csv").read_bytes() == (tmp_path / "two.csv").read_bytes()
+    ids = pd.read_csv(tmp_path / "two.csv", dtype=str)["tweet_id"]
+    assert ids.tolist() == pd.read_csv(shared("twcs", "twcs_head5k.csv"), dtype=str)["tweet_id"].tolist()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.csv", "two.csv"]
+
+
+def test_an_interrupted_run_resumes_to_the_same_bytes(saved_model, tmp_path):
+    run(saved_model, tmp_path / "full.csv")
+    out = tmp_path / "out.csv"
+    with pytest.raises(KeyboardInterrupt):
+        run(saved_model, out, workers=2, stop_after=7)
+    partial, manifest = batch.partial_paths(out)
+    assert not out.exists() and partial.exists()
+    state = json.loads(manifest.read_text())
+    assert state["chunks_done"] == 7 and state["rows_done"] == 1750
+    with open(partial, "ab") as handle:  # half a chunk written when the kill came
+        handle.write(b"garbage,from,a,torn,write\n")
+    rows, _ = run(saved_model, out, workers=1, resume=True)
+    assert rows == 5000
+    assert out.read_bytes() == (tmp_path / "full.csv").read_bytes()
+    assert not partial.exists() and not manifest.exists()
+
+
+def test_resume_refuses_another_model_version(saved_model, tmp_path):
+    out = tmp_path / "out.csv"
+    with pytest.raises(KeyboardInterrupt):
+        run(saved_model, out, stop_after=2, version="3")
+    with pytest.raises(BadInputError, match="model_version='3'.*'4'"):
+        run(saved_model, out, resume=True, version="4")
+
+
+def test_without_resume_an_unfinished_run_is_started_over(saved_model, tmp_path):
+    out = tmp_path / "out.csv"
+    with pytest.raises(KeyboardInterrupt):
+        run(saved_model, out, stop_after=2)
+    rows, _ = run(saved_model, out, resume=False, chunk=1000)
+    assert rows == 5000 and len(pd.read_csv(out)) == 5000
+    assert not batch.partial_paths(out)[0].exists()
