@@ -34,6 +34,7 @@ class Job:
     model_version: str
     proba_columns: bool
     explain: int
+    gzip: bool = False  # each chunk a gzip member: the concatenation is one valid .gz file
 
 
 @dataclass
@@ -82,7 +83,12 @@ def format_chunk(model, job: Job, chunk: pd.DataFrame, first: bool) -> tuple[byt
     scored = modeling.score_frame(model, chunk, job.text_column, list(job.id_columns),
                                   job.model_version, job.proba_columns, job.explain)
     text = scored.to_csv(header=first, index=False, float_format="%.6f", lineterminator="\n")
-    return text.encode("utf-8"), int(scored["prediction"].isna().sum())
+    data = text.encode("utf-8")
+    if job.gzip:
+        import gzip
+
+        data = gzip.compress(data, compresslevel=6, mtime=0)  # mtime=0: same bytes every run
+    return data, int(scored["prediction"].isna().sum())
 
 
 def _score_in_worker(chunk: pd.DataFrame, first: bool) -> tuple[bytes, int]:

@@ -93,7 +93,7 @@ CONFIG: dict[str, dict[str, Any]] = {
         "chunk_size": 50000,
         "workers": 0,  # scoring processes; 0 = one per core
         "id_columns": "",  # comma-separated columns copied to the output
-        "proba_columns": False,  # add one proba_<class> column per class
+        "proba": "best",  # best = probability of the predicted label; all = also proba_<class>
         "explain": 0,  # add a top_tokens column with this many tokens per row (0 = off)
     },
     "monitor": {
@@ -173,7 +173,7 @@ ENV_VARS: dict[str, tuple[str, str, Callable[[str], Any]]] = {
     "TEXTOPS_PREDICT_CHUNK_SIZE": ("predict", "chunk_size", int),
     "TEXTOPS_PREDICT_WORKERS": ("predict", "workers", int),
     "TEXTOPS_PREDICT_ID_COLUMNS": ("predict", "id_columns", str),
-    "TEXTOPS_PREDICT_PROBA_COLUMNS": ("predict", "proba_columns", _to_bool),
+    "TEXTOPS_PREDICT_PROBA": ("predict", "proba", str),
     "TEXTOPS_PREDICT_EXPLAIN": ("predict", "explain", int),
     "TEXTOPS_MONITOR_DATA": ("monitor", "data", str),
     "TEXTOPS_MONITOR_MODEL": ("monitor", "model", str),

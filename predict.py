@@ -57,8 +57,9 @@ def parse_args(argv: list[str] | None, config: dict[str, Any]):
                              "[TEXTOPS_PREDICT_ID_COLUMNS]")
     parser.add_argument("--chunk-size", type=int, default=p["chunk_size"],
                         help="rows read and scored at a time [TEXTOPS_PREDICT_CHUNK_SIZE]")
-    parser.add_argument("--proba-columns", action=argparse.BooleanOptionalAction, default=p["proba_columns"],
-                        help="add one proba_<class> column per class [TEXTOPS_PREDICT_PROBA_COLUMNS]")
+    parser.add_argument("--proba", choices=("best", "all"), default=p["proba"],
+                        help="best: the probability of the predicted label; all: also one "
+                             "proba_<class> column per class [TEXTOPS_PREDICT_PROBA]")
     parser.add_argument("--workers", type=int, default=p["workers"],
                         help="worker processes scoring chunks in parallel; 0 = one per core "
                              "[TEXTOPS_PREDICT_WORKERS]")
@@ -115,6 +116,11 @@ def main(argv: list[str] | None = None) -> int:
         raise BadInputError(f"id column(s) {sorted(clash)} clash with output columns; rename them")
     if args.chunk_size < 1:
         raise BadInputError(f"--chunk-size must be positive, got {args.chunk_size}")
+    if args.proba not in ("best", "all"):
+        raise BadInputError(f"--proba / TEXTOPS_PREDICT_PROBA must be best or all, got {args.proba!r}")
+    if not output_path.name.lower().endswith((".csv", ".csv.gz")):
+        raise BadInputError(f"output {output_path.name} has an unsupported extension; use .csv "
+                            f"or .csv.gz (gzip-compressed)")
     if data_path.resolve() == output_path.resolve():
         raise BadInputError("--output is the input file; choose another output path")
     log.info("predict: data=%s output=%s model=%s@%s", data_path, output_path,
@@ -135,8 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     manifest = batch.Manifest(
         input=str(data_path.resolve()), input_size=stat.st_size, input_mtime_ns=stat.st_mtime_ns,
         model_name=name, model_version=version.version, chunk_size=args.chunk_size,
-        options={"text_column": text_col, "id_columns": id_columns, "proba_columns":
-                 bool(args.proba_columns), "explain": int(args.explain)})
+        options={"text_column": text_col, "id_columns": id_columns, "proba":
+                 args.proba, "explain": int(args.explain)})
 
     with tempfile.TemporaryDirectory(prefix="textops-model-") as tmp:
         local_model = tracking.download_model(name, version.version, tmp)
@@ -144,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         log.info("using %s v%s (requested %r, run %s, %d classes), %d worker(s)", name,
                  version.version, args.model, version.run_id, len(pipeline.classes_), workers)
         job = batch.Job(local_model, text_col, tuple(id_columns), version.version,
-                        bool(args.proba_columns), int(args.explain))
+                        args.proba == "all", int(args.explain),
+                        gzip=output_path.name.lower().endswith(".gz"))
         usecols = list(dict.fromkeys([text_col, *id_columns]))
         scoring_started = time.perf_counter()
         update, close = progress_reporter(None)

@@ -36,7 +36,8 @@ def saved_model(tmp_path_factory):
 def run(saved_model, output, workers=1, resume=False, stop_after=None, version="3", chunk=250):
     data = shared("twcs", "twcs_head5k_raw.csv")
     fmt = dataio.detect_format(data, "utf-8", ",")
-    job = batch.Job(saved_model, "text", ("tweet_id",), version, True, 0)
+    job = batch.Job(saved_model, "text", ("tweet_id",), version, True, 0,
+                    gzip=output.name.endswith(".gz"))
     stat = data.stat()
     manifest = batch.Manifest(str(data), stat.st_size, stat.st_mtime_ns, "m", version, chunk,
                               {"id_columns": ["tweet_id"]})
@@ -92,3 +93,16 @@ def test_without_resume_an_unfinished_run_is_started_over(saved_model, tmp_path)
     rows, _ = run(saved_model, out, resume=False, chunk=1000)
     assert rows == 5000 and len(pd.read_csv(out)) == 5000
     assert not batch.partial_paths(out)[0].exists()
+
+
+def test_gzip_output_is_one_valid_file_and_resumable(saved_model, tmp_path):
+    import gzip
+
+    run(saved_model, tmp_path / "plain.csv")
+    out = tmp_path / "out.csv.gz"
+    with pytest.raises(KeyboardInterrupt):
+        run(saved_model, out, workers=2, stop_after=3)
+    run(saved_model, out, workers=2, resume=True)
+    assert gzip.decompress(out.read_bytes()) == (tmp_path / "plain.csv").read_bytes()
+    run(saved_model, tmp_path / "again.csv.gz", workers=1)
+    assert (tmp_path / "again.csv.gz").read_bytes() == out.read_bytes()  # deterministic bytes

@@ -116,7 +116,7 @@ def test_predict_matches_the_registered_champion_through_pyfunc(twcs_project, tm
     out = tmp_path / "scored" / "predictions.csv"
     result = ok(run_script(root, "predict.py", "--data", shared("twcs", "twcs_head5k_raw.csv"),
                            "--output", out, "--id-columns", "tweet_id,author_id",
-                           "--chunk-size", "700", "--proba-columns"))
+                           "--chunk-size", "700", "--proba", "all"))
     assert f"5000 rows scored with {MODEL} v1" in result.stdout
     scored = pd.read_csv(out, dtype=str)
     assert list(scored.columns) == ["tweet_id", "author_id", "prediction", "probability",
@@ -153,6 +153,18 @@ def test_predict_can_explain_each_row_with_its_top_tokens(twcs_project, tmp_path
     assert list(scored.columns)[-1] == "top_tokens"
     lengths = scored["top_tokens"].str.split(" | ", regex=False).map(len)
     assert lengths.between(1, 3).mean() > 0.9
+
+
+def test_predict_writes_gzip_when_the_output_ends_in_gz_and_refuses_unknown_formats(
+        twcs_project, tmp_path):
+    out = tmp_path / "scored.csv.gz"
+    ok(run_script(twcs_project["root"], "predict.py", "--data", shared("twcs", "sample.csv"),
+                  "--output", out, "--proba", "all"))
+    scored = pd.read_csv(out, dtype=str)
+    assert len(scored) == 93 and {"proba_True", "proba_False"} <= set(scored.columns)
+    result = run_script(twcs_project["root"], "predict.py", "--data", shared("twcs", "sample.csv"),
+                        "--output", tmp_path / "scored.xlsx")
+    assert_clean_failure(result, 2, ".csv.gz")
 
 
 def test_rows_with_empty_text_get_a_blank_prediction(twcs_project, tmp_path):
@@ -360,7 +372,7 @@ def test_banking77_multiclass_end_to_end(project, tmp_path):
     assert "v1 -> @champion" in result.stdout
     out = tmp_path / "banking_pred.csv"
     ok(run_script(project, "predict.py", "--data", shared("banking77", "test.csv"), "--output", out,
-                  "--proba-columns"))
+                  "--proba", "all"))
     scored = pd.read_csv(out, dtype=str)
     truth = pd.read_csv(shared("banking77", "test.csv"), dtype=str)["category"]
     assert len(scored) == 3080 and sum(c.startswith("proba_") for c in scored.columns) == 77
