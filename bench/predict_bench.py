@@ -1,0 +1,183 @@
+#!/usr/bin/env python
+"""Batch-prediction benchmark (run on demand; Linux: reads /proc for memory).
+
+Builds input CSVs by resampling real rows of ../shared/data/twcs/twcs_head5k.csv, trains a
+champion with the default configuration in a private embedded store (or reuses it), and measures
+side by side, each in its own process:
+
+  (a) in-memory limit   the champion's predict_proba on texts already in memory, one process
+  (b) naive baseline    read the whole CSV with pandas, predict, write the CSV
+  (c) predict.py        --workers 1
+  (d) predict.py        --workers 0 (one per core)
+
+For each: wall time, rows/s, peak RSS of the whole process tree, and rows/s relative to (a).
+Prints a markdown table and writes JSON (default bench/results/predict.json).
+
+    python bench/predict_bench.py --rows 100000,1000000
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("TEXTOPS_SHARED_DATA", ROOT.parent / "shared" / "data"))
+MODEL = "bench-twcs"
+
+IN_MEMORY = """
+import sys, time, pandas as pd, mlflow
+mlflow.set_tracking_uri(sys.argv[1])
+model = mlflow.sklearn.load_model(f"models:/{sys.argv[2]}@champion")
+texts = pd.read_csv(sys.argv[3], usecols=["text"], dtype=str, keep_default_na=False)
+start = time.perf_counter()
+for i in range(0, len(texts), 50000):
+    model.predict_proba(texts.iloc[i:i + 50000])
+print(time.perf_counter() - start)
+"""
+
+NAIVE = """
+import sys, time, numpy as np, pandas as pd, mlflow
+mlflow.set_tracking_uri(sys.argv[1])
+model = mlflow.sklearn.load_model(f"models:/{sys.argv[2]}@champion")
+start = time.perf_counter()
+frame = pd.read_csv(sys.argv[3], dtype=str, keep_default_na=False)
+proba = model.predict_proba(frame[["text"]])
+out = pd.DataFrame({"tweet_id": frame["tweet_id"],
+                    "prediction": np.asarray(model.classes_)[proba.argmax(axis=1)],
+                    "probability": proba.max(axis=1)})
+out.to_csv(sys.argv[4], index=False)
+print(time.perf_counter() - start)
+"""
+
+
+def tree_rss_kb(pid: int) -> int:
+    """Resident memory of ``pid`` and all its descendants, from /proc."""
+    children: dict[int, list[int]] = {}
+    rss: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            status = (entry / "status").read_text()
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                rss[int(entry.name)] = int(line.split()[1])
+    total, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        total += rss.get(p, 0)
+        stack.extend(children.get(p, []))
+    return total
+
+
+def measure(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
+    """Run ``cmd``; wall time, peak tree RSS, and the seconds it printed last (if any)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak = [0]
+
+    def sample() -> None:
+        while proc.poll() is None:
+            peak[0] = max(peak[0], tree_rss_kb(proc.pid))
+            time.sleep(0.1)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    out, err = proc.communicate()
+    wall = time.perf_counter() - start
+    sampler.join()
+    if proc.returncode != 0:
+        raise SystemExit(f"{cmd[:3]} failed ({proc.returncode}): {err[-2000:]}")
+    inner = None
+    for line in reversed(out.strip().splitlines()):
+        try:
+            inner = float(line)
+            break
+        except ValueError:
+            continue
+    return {"wall_seconds": wall, "timed_seconds": inner, "peak_rss_mb": peak[0] / 1024}
+
+
+def make_input(rows: int, folder: Path) -> Path:
+    import pandas as pd
+
+    path = folder / f"twcs_{rows}.csv"
+    if not path.exists():
+        source = pd.read_csv(SHARED / "twcs" / "twcs_head5k.csv", dtype=str, keep_default_na=False)
+        sample = source.sample(rows, replace=True, random_state=0).reset_index(drop=True)
+        sample["tweet_id"] = range(rows)
+        sample[["tweet_id", "text"]].to_csv(path, index=False)
+    return path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", default="100000", help="comma-separated input sizes")
+    parser.add_argument("--work-dir", type=Path, default=Path("/tmp/textops-predict-bench"))
+    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "predict.json")
+    parser.add_argument("--retrain", action="store_true", help="train a new champion first")
+    args = parser.parse_args()
+
+    work = args.work_dir
+    work.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEXTOPS_", "MLFLOW_"))}
+    env.update(MLFLOW_DISABLE_TELEMETRY="true", TEXTOPS_MODEL_NAME=MODEL,
+               MLFLOW_TRACKING_URI=f"sqlite:///{work / 'bench.db'}",
+               TEXTOPS_MLFLOW_ARTIFACT_ROOT=str(work / "artifacts"), TEXTOPS_LOG_DIR=str(work / "logs"))
+    py = sys.executable
+    if args.retrain or not (work / "bench.db").exists():
+        subprocess.run([py, str(ROOT / "train.py"), "--data", str(SHARED / "twcs" / "twcs_head5k.csv"),
+                        "--label-column", "inbound", "--no-leakage-check", "--no-baseline", "--quiet"],
+                       env=env, check=True)
+    results = []
+    for rows in [int(r) for r in args.rows.split(",")]:
+        data = make_input(rows, work)
+        out = work / "out.csv"
+        runs = {
+            "(a) in-memory predict_proba": [py, "-c", IN_MEMORY, env["MLFLOW_TRACKING_URI"], MODEL, str(data)],
+            "(b) naive pandas read/predict/write": [py, "-c", NAIVE, env["MLFLOW_TRACKING_URI"], MODEL,
+                                                    str(data), str(out)],
+            "(c) predict.py --workers 1": [py, str(ROOT / "predict.py"), "--data", str(data), "--output",
+                                           str(out), "--id-columns", "tweet_id", "--workers", "1", "--quiet"],
+            "(d) predict.py all cores": [py, str(ROOT / "predict.py"), "--data", str(data), "--output",
+                                         str(out), "--id-columns", "tweet_id", "--workers", "0", "--quiet"],
+        }
+        for name, cmd in runs.items():
+            m = measure(cmd, env)
+            if name.startswith("(c)") or name.startswith("(d)"):
+                log = (work / "logs" / "predict.log").read_text().splitlines()[-1]
+                m["timed_seconds"] = float(log.split(" s reading+scoring+writing")[0].rsplit(", ", 1)[1])
+            m.update(rows=rows, run=name, rows_per_second=rows / m["timed_seconds"])
+            results.append(m)
+            print(f"{rows:>9,} {name:38s} {m['rows_per_second']:10,.0f} rows/s  "
+                  f"peak {m['peak_rss_mb']:7.0f} MB  wall {m['wall_seconds']:6.1f} s", file=sys.stderr)
+        shutil.rmtree(out, ignore_errors=True) if out.is_dir() else out.unlink(missing_ok=True)
+    print(f"Machine: {os.cpu_count()} cores. rows/s excludes process start-up and model loading "
+          f"(scoring loop only); wall includes them.\n")
+    print("| rows | run | rows/s | vs (a) | peak RSS MB | wall s |")
+    print("|---|---|---|---|---|---|")
+    for m in results:
+        base = next(r for r in results if r["rows"] == m["rows"] and r["run"].startswith("(a)"))
+        m["ratio_to_in_memory"] = m["rows_per_second"] / base["rows_per_second"]
+        print(f"| {m['rows']:,} | {m['run']} | {m['rows_per_second']:,.0f} | "
+              f"{m['ratio_to_in_memory']:.2f} | {m['peak_rss_mb']:,.0f} | {m['wall_seconds']:.1f} |")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"cores": os.cpu_count(), "results": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
