@@ -203,6 +203,23 @@ def apply_common_arguments(config: dict[str, Any], args: argparse.Namespace) -> 
     config["mlflow"]["tracking_uri"] = args.tracking_uri
 
 
+def start(script: str, parse_args: Callable[[list[str] | None, dict[str, Any]], argparse.Namespace],
+          argv: list[str] | None, apply: Callable[[dict[str, Any], argparse.Namespace], None] | None = None,
+          ) -> tuple[dict[str, Any], argparse.Namespace]:
+    """The prologue of every entry point: .env, CONFIG + environment, flags, logging.
+
+    Returns the resolved configuration (flags applied by ``apply``, default: the common ones)
+    and the parsed arguments.
+    """
+    cfg.load_dotenv_file()
+    config = cfg.load_config()
+    args = parse_args(argv, config)
+    (apply or apply_common_arguments)(config, args)
+    setup_logging(script, config, quiet=args.quiet)
+    quiet_third_party_warnings()
+    return config, args
+
+
 def cli_path(value: str) -> Path:
     """A path given on the command line is relative to the current directory, as users expect."""
     return Path(os.path.expanduser(value)).absolute()

@@ -23,19 +23,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-import config as cfg
 from common import (
     BadInputError,
     ExitCode,
     add_common_arguments,
-    apply_common_arguments,
     atomic_output,
     cli_path,
     config_path,
     make_parser,
-    quiet_third_party_warnings,
     run_main,
-    setup_logging,
+    start,
 )
 
 log = logging.getLogger("monitor")
@@ -100,12 +97,7 @@ def summarise(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg.load_dotenv_file()
-    config = cfg.load_config()
-    args = parse_args(argv, config)
-    apply_common_arguments(config, args)
-    setup_logging("monitor", config, quiet=args.quiet)
-    quiet_third_party_warnings()
+    config, args = start("monitor", parse_args, argv)
     started = time.perf_counter()
 
     import dataio

@@ -11,7 +11,6 @@ end: a failed or killed run never leaves a half-written file under the output na
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import sys
@@ -20,18 +19,15 @@ import time
 from pathlib import Path
 from typing import Any
 
-import config as cfg
 from common import (
     BadInputError,
     ExitCode,
     add_common_arguments,
-    apply_common_arguments,
     cli_path,
     config_path,
     make_parser,
-    quiet_third_party_warnings,
     run_main,
-    setup_logging,
+    start,
 )
 
 log = logging.getLogger("predict")
@@ -94,12 +90,7 @@ def progress_reporter(total_hint: int | None):
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg.load_dotenv_file()
-    config = cfg.load_config()
-    args = parse_args(argv, config)
-    apply_common_arguments(config, args)
-    setup_logging("predict", config, quiet=args.quiet)
-    quiet_third_party_warnings()
+    config, args = start("predict", parse_args, argv)
     started = time.perf_counter()
 
     import batch

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import config as cfg
 from common import (
     ExitCode,
     Stopwatch,
@@ -24,9 +23,8 @@ from common import (
     cli_path,
     config_path,
     make_parser,
-    quiet_third_party_warnings,
     run_main,
-    setup_logging,
+    start,
 )
 
 log = logging.getLogger("train")
@@ -105,12 +103,7 @@ def flat_params(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    cfg.load_dotenv_file()
-    config = cfg.load_config()
-    args = parse_args(argv, config)
-    apply_args(config, args)
-    setup_logging("train", config, quiet=args.quiet)
-    quiet_third_party_warnings()
+    config, args = start("train", parse_args, argv, apply_args)
     started = time.perf_counter()
 
     import dataio
