@@ -63,9 +63,25 @@ _WORKER: dict[str, Any] = {}
 
 
 def load_model(path: str):
-    import mlflow
+    """Load a downloaded MLflow sklearn model folder with skops directly.
 
-    return mlflow.sklearn.load_model(path)
+    Same trusted-type list as ``mlflow.sklearn.load_model`` (read from MLmodel), without
+    importing MLflow: a worker then needs ~220 MB less memory."""
+    import sys
+
+    import skops.io as sio
+    import yaml
+
+    folder = Path(path)
+    flavor = yaml.safe_load((folder / "MLmodel").read_text())["flavors"]["sklearn"]
+    if flavor.get("serialization_format") != "skops":
+        import mlflow  # pickle-based models: let MLflow decide how to load them
+
+        return mlflow.sklearn.load_model(path)
+    code = folder / "code"
+    if code.is_dir() and str(code) not in sys.path:
+        sys.path.append(str(code))  # textprep.py shipped with the model; the project's wins
+    return sio.load(folder / flavor["pickled_model"], trusted=flavor.get("skops_trusted_types", []))
 
 
 def _init_worker(job: Job) -> None:

@@ -90,7 +90,7 @@ CONFIG: dict[str, dict[str, Any]] = {
         "data": "data/demo/recent.csv",
         "output": "data/predictions.csv",
         "model": "champion",  # an alias, "latest", or a version number
-        "chunk_size": 50000,
+        "chunk_size": 10000,  # rows per chunk: 10k keeps a worker near 400 MB (50k: ~620 MB)
         "workers": 0,  # scoring processes; 0 = one per core
         "id_columns": "",  # comma-separated columns copied to the output
         "proba": "best",  # best = probability of the predicted label; all = also proba_<class>

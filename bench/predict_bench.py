@@ -10,7 +10,8 @@ side by side, each in its own process:
   (c) predict.py        --workers 1
   (d) predict.py        --workers 0 (one per core)
 
-For each: wall time, rows/s, peak RSS of the whole process tree, and rows/s relative to (a).
+For each: wall time, rows/s, peak memory of the whole process tree (sum of PSS), and rows/s
+relative to (a).
 Prints a markdown table and writes JSON (default bench/results/predict.json).
 
     python bench/predict_bench.py --rows 100000,1000000
@@ -37,8 +38,8 @@ mlflow.set_tracking_uri(sys.argv[1])
 model = mlflow.sklearn.load_model(f"models:/{sys.argv[2]}@champion")
 texts = pd.read_csv(sys.argv[3], usecols=["text"], dtype=str, keep_default_na=False)
 start = time.perf_counter()
-for i in range(0, len(texts), 50000):
-    model.predict_proba(texts.iloc[i:i + 50000])
+for i in range(0, len(texts), 10000):
+    model.predict_proba(texts.iloc[i:i + 10000])
 print(time.perf_counter() - start)
 """
 
@@ -58,7 +59,9 @@ print(time.perf_counter() - start)
 
 
 def tree_rss_kb(pid: int) -> int:
-    """Resident memory of ``pid`` and all its descendants, from /proc."""
+    """Memory of ``pid`` and all its descendants from /proc: the sum of their proportional set
+    sizes (PSS: pages shared after fork count once overall, not once per process), or of their
+    RSS where PSS is not available."""
     children: dict[int, list[int]] = {}
     rss: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
@@ -67,12 +70,17 @@ def tree_rss_kb(pid: int) -> int:
         try:
             stat = (entry / "stat").read_text()
             ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            status = (entry / "status").read_text()
+            try:
+                status = (entry / "smaps_rollup").read_text()
+                key = "Pss:"
+            except OSError:
+                status = (entry / "status").read_text()
+                key = "VmRSS:"
         except (OSError, IndexError, ValueError):
             continue
         children.setdefault(ppid, []).append(int(entry.name))
         for line in status.splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(key):
                 rss[int(entry.name)] = int(line.split()[1])
     total, stack = 0, [pid]
     while stack:
@@ -167,7 +175,7 @@ def main() -> int:
         shutil.rmtree(out, ignore_errors=True) if out.is_dir() else out.unlink(missing_ok=True)
     print(f"Machine: {os.cpu_count()} cores. rows/s excludes process start-up and model loading "
           f"(scoring loop only); wall includes them.\n")
-    print("| rows | run | rows/s | vs (a) | peak RSS MB | wall s |")
+    print("| rows | run | rows/s | vs (a) | peak memory MB (PSS) | wall s |")
     print("|---|---|---|---|---|---|")
     for m in results:
         base = next(r for r in results if r["rows"] == m["rows"] and r["run"].startswith("(a)"))
