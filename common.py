@@ -35,7 +35,8 @@ class ExitCode(enum.IntEnum):
 
 EXIT_CODE_HELP = """exit codes:
   0   success (monitor.py: healthy)
-  1   monitor.py: alert, a performance threshold was breached
+  1   monitor.py: performance alert on labelled data (wins over drift)
+  3   monitor.py: drift alert (no performance alert)
   2   bad input: wrong flags/configuration, missing or unreadable file, missing column,
       empty data, single class, undecodable text
   4   infrastructure: tracking server unreachable, model or alias not found, model not loadable
@@ -58,6 +59,12 @@ class ModelNotFoundError(TextopsError):
 
 
 class TrackingUnavailableError(TextopsError):
+    exit_code = ExitCode.INFRASTRUCTURE
+
+
+class EngineUnavailableError(TextopsError):
+    """The compute engine (e.g. a Spark session) could not be started."""
+
     exit_code = ExitCode.INFRASTRUCTURE
 
 

@@ -95,6 +95,8 @@ CONFIG: dict[str, dict[str, Any]] = {
         "id_columns": "",  # comma-separated columns copied to the output
         "proba": "best",  # best = probability of the predicted label; all = also proba_<class>
         "explain": 0,  # add a top_tokens column with this many tokens per row (0 = off)
+        "engine": "local",  # local (worker processes) or spark (mlflow.pyfunc.spark_udf)
+        "spark_master": "local[*]",  # any Spark master URL for engine=spark
     },
     "monitor": {
         "data": "data/demo/recent.csv",
@@ -102,6 +104,19 @@ CONFIG: dict[str, dict[str, Any]] = {
         "report": "reports/monitor.json",
         "min_accuracy": 0.8,
         "min_macro_f1": 0.7,
+        "max_relative_drop": 0.10,  # alert when accuracy/macro-F1 fall >10% below the version's test
+        "min_class_recall": 0.5,  # alert when a class's recall falls below this ...
+        "min_class_support": 20,  # ... among classes with at least this many labelled rows
+        "psi_max": 0.2,  # predicted-class distribution: drift when PSI exceeds this
+        "ks_max": 0.1,  # confidence / text length: drift when KS D exceeds this ...
+        "ks_pvalue": 0.01,  # ... and its p-value is below this
+        "oov_increase_max": 0.10,  # drift when the out-of-vocabulary rate rises by more
+        "domain_auc_max": 0.55,  # text content: drift when the domain classifier's AUC exceeds
+        "domain_sample": 1000,  # current texts sampled for the domain classifier
+        "domain_min_rows": 200,  # fewer texts on either side: the content check is skipped
+        "reference_texts": 1000,  # test texts kept in each version's reference (0 = none)
+        "html": "reports/monitor.html",  # the HTML report ("" = none)
+        "history_runs": 30,  # earlier monitoring runs charted in the HTML report
     },
     "logging": {
         "dir": "logs",
@@ -175,11 +190,26 @@ ENV_VARS: dict[str, tuple[str, str, Callable[[str], Any]]] = {
     "TEXTOPS_PREDICT_ID_COLUMNS": ("predict", "id_columns", str),
     "TEXTOPS_PREDICT_PROBA": ("predict", "proba", str),
     "TEXTOPS_PREDICT_EXPLAIN": ("predict", "explain", int),
+    "TEXTOPS_PREDICT_ENGINE": ("predict", "engine", str),
+    "TEXTOPS_SPARK_MASTER": ("predict", "spark_master", str),
     "TEXTOPS_MONITOR_DATA": ("monitor", "data", str),
     "TEXTOPS_MONITOR_MODEL": ("monitor", "model", str),
     "TEXTOPS_MONITOR_REPORT": ("monitor", "report", str),
     "TEXTOPS_MONITOR_MIN_ACCURACY": ("monitor", "min_accuracy", float),
     "TEXTOPS_MONITOR_MIN_MACRO_F1": ("monitor", "min_macro_f1", float),
+    "TEXTOPS_MONITOR_MAX_RELATIVE_DROP": ("monitor", "max_relative_drop", float),
+    "TEXTOPS_MONITOR_MIN_CLASS_RECALL": ("monitor", "min_class_recall", float),
+    "TEXTOPS_MONITOR_MIN_CLASS_SUPPORT": ("monitor", "min_class_support", int),
+    "TEXTOPS_MONITOR_PSI_MAX": ("monitor", "psi_max", float),
+    "TEXTOPS_MONITOR_KS_MAX": ("monitor", "ks_max", float),
+    "TEXTOPS_MONITOR_KS_PVALUE": ("monitor", "ks_pvalue", float),
+    "TEXTOPS_MONITOR_OOV_INCREASE_MAX": ("monitor", "oov_increase_max", float),
+    "TEXTOPS_MONITOR_DOMAIN_AUC_MAX": ("monitor", "domain_auc_max", float),
+    "TEXTOPS_MONITOR_DOMAIN_SAMPLE": ("monitor", "domain_sample", int),
+    "TEXTOPS_MONITOR_DOMAIN_MIN_ROWS": ("monitor", "domain_min_rows", int),
+    "TEXTOPS_MONITOR_REFERENCE_TEXTS": ("monitor", "reference_texts", int),
+    "TEXTOPS_MONITOR_HTML": ("monitor", "html", str),
+    "TEXTOPS_MONITOR_HISTORY_RUNS": ("monitor", "history_runs", int),
     "TEXTOPS_LOG_DIR": ("logging", "dir", str),
     "TEXTOPS_LOG_LEVEL": ("logging", "level", str),
 }

@@ -2,9 +2,9 @@
 """Batch-predict a CSV of texts with a registered model version (default: @champion).
 
 The input is streamed in chunks scored by worker processes (one per core by default), so memory
-does not grow with the file. The output CSV holds the chosen id columns, then prediction,
-probability (of the predicted label) and model_version, in input order, one row per input row,
-byte-identical whatever the number of workers. Rows with empty text keep a blank prediction and
+does not grow with the file. The output (.csv, .csv.gz or .parquet, by extension) holds the
+chosen id columns, then prediction, probability (of the predicted label) and model_version, in
+input order, one row per input row, byte-identical whatever the number of workers. Rows with empty text keep a blank prediction and
 probability. Rows are written to a hidden .<output>.partial file and renamed into place at the
 end: a failed or killed run never leaves a half-written file under the output name, and
 --resume continues a killed run from its last completed chunk.
@@ -44,7 +44,8 @@ def parse_args(argv: list[str] | None, config: dict[str, Any]):
     parser.add_argument("--data", type=cli_path, default=config_path(p["data"]),
                         help="CSV to score [TEXTOPS_PREDICT_DATA]")
     parser.add_argument("--output", type=cli_path, default=config_path(p["output"]),
-                        help="output CSV, replaced atomically [TEXTOPS_PREDICT_OUTPUT]")
+                        help="output file, written atomically; its extension picks the format: "
+                             ".csv, .csv.gz or .parquet [TEXTOPS_PREDICT_OUTPUT]")
     parser.add_argument("--model", default=p["model"],
                         help="model to use: an alias (champion, challenger), 'latest' (newest "
                              "version) or a version number [TEXTOPS_PREDICT_MODEL]")
@@ -65,6 +66,13 @@ def parse_args(argv: list[str] | None, config: dict[str, Any]):
     parser.add_argument("--explain", type=int, default=p["explain"], metavar="N",
                         help="add a top_tokens column: the N tokens pushing most towards each "
                              "row's prediction; 0 = off [TEXTOPS_PREDICT_EXPLAIN]")
+    parser.add_argument("--engine", choices=("local", "spark"), default=p["engine"],
+                        help="local: worker processes on this machine; spark: "
+                             "mlflow.pyfunc.spark_udf on a Spark session (pip install -r "
+                             "requirements-spark.txt; no --resume or --explain) "
+                             "[TEXTOPS_PREDICT_ENGINE]")
+    parser.add_argument("--spark-master", default=p["spark_master"],
+                        help="Spark master URL for --engine spark [TEXTOPS_SPARK_MASTER]")
     add_common_arguments(parser, config)
     return parser.parse_args(argv)
 
@@ -89,6 +97,27 @@ def progress_reporter(total_hint: int | None):
     return update, lambda: None
 
 
+def score_with_spark(args, data_path: Path, fmt, output_path: Path, job, manifest, update):
+    """The Spark engine: rows scored by mlflow.pyfunc.spark_udf, written by the same writer."""
+    import batch
+    import spark_engine
+
+    log.info("engine: spark, master %s", args.spark_master)
+    spark = spark_engine.spark_session(args.spark_master)
+    try:
+        chunks = spark_engine.score_chunks(
+            spark, data_path, fmt.encoding, fmt.delimiter, job.model_path, job.text_column,
+            job.id_columns, job.model_version, job.proba_columns, args.chunk_size)
+        return batch.score_csv(chunks, output_path, job, manifest, 1, False, update,
+                               prescored=True)
+    except BaseException:  # no resume with this engine: nothing worth keeping
+        for leftover in batch.partial_paths(output_path):
+            leftover.unlink(missing_ok=True)
+        raise
+    finally:
+        spark.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     config, args = start("predict", parse_args, argv)
     started = time.perf_counter()
@@ -109,9 +138,25 @@ def main(argv: list[str] | None = None) -> int:
         raise BadInputError(f"--chunk-size must be positive, got {args.chunk_size}")
     if args.proba not in ("best", "all"):
         raise BadInputError(f"--proba / TEXTOPS_PREDICT_PROBA must be best or all, got {args.proba!r}")
-    if not output_path.name.lower().endswith((".csv", ".csv.gz")):
-        raise BadInputError(f"output {output_path.name} has an unsupported extension; use .csv "
-                            f"or .csv.gz (gzip-compressed)")
+    output_format = batch.output_format(output_path)
+    if output_format is None:
+        raise BadInputError(f"output {output_path.name} has an unsupported extension; use .csv, "
+                            f".csv.gz (gzip-compressed) or .parquet")
+    if output_format == "parquet":
+        try:
+            import pyarrow.parquet  # noqa: F401
+        except ImportError:
+            raise BadInputError("a .parquet output needs pyarrow (pip install pyarrow); or write "
+                                ".csv / .csv.gz") from None
+    if args.engine not in ("local", "spark"):
+        raise BadInputError(f"--engine / TEXTOPS_PREDICT_ENGINE must be local or spark, got "
+                            f"{args.engine!r}")
+    if args.engine == "spark":
+        if args.resume or args.explain:
+            raise BadInputError("--resume and --explain work with --engine local only")
+        import spark_engine
+
+        spark_engine.require_pyspark()
     if data_path.resolve() == output_path.resolve():
         raise BadInputError("--output is the input file; choose another output path")
     log.info("predict: data=%s output=%s model=%s@%s", data_path, output_path,
@@ -138,18 +183,24 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="textops-model-") as tmp:
         local_model = tracking.download_model(name, version.version, tmp)
         pipeline = tracking.load_pipeline(name, version.version, uri=local_model)
-        log.info("using %s v%s (requested %r, run %s, %d classes), %d worker(s)", name,
-                 version.version, args.model, version.run_id, len(pipeline.classes_), workers)
+        log.info("using %s v%s (requested %r, run %s, %d classes), %s", name,
+                 version.version, args.model, version.run_id, len(pipeline.classes_),
+                 f"{workers} worker(s)" if args.engine == "local" else "engine spark")
         job = batch.Job(local_model, text_col, tuple(id_columns), version.version,
                         args.proba == "all", int(args.explain),
-                        gzip=output_path.name.lower().endswith(".gz"))
+                        format=output_format)
         usecols = list(dict.fromkeys([text_col, *id_columns]))
         scoring_started = time.perf_counter()
         update, close = progress_reporter(None)
         try:
-            rows, blank = batch.score_csv(
-                dataio.iter_table(data_path, fmt, args.chunk_size, usecols), output_path, job,
-                manifest, workers, args.resume, update, model=pipeline if workers == 1 else None)
+            if args.engine == "spark":
+                rows, blank = score_with_spark(args, data_path, fmt, output_path, job, manifest,
+                                               update)
+            else:
+                rows, blank = batch.score_csv(
+                    dataio.iter_table(data_path, fmt, args.chunk_size, usecols), output_path,
+                    job, manifest, workers, args.resume, update,
+                    model=pipeline if workers == 1 else None)
         finally:
             close()
 

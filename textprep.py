@@ -183,10 +183,12 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
         or one column for binary tasks)."""
         check_is_fitted(self, "model_")
         if not self.linear_boost:
-            return self._as_matrix(self.model_.predict(X, prediction_type="RawFormulaVal"))
+            return self._as_matrix(self.model_.predict(X, prediction_type="RawFormulaVal",
+                                                       thread_count=self.thread_count))
         linear = self._as_matrix(self.linear_.decision_function(X))
         trees = self._as_matrix(self.model_.predict(self._pool(X, linear_scores=linear),
-                                                    prediction_type="RawFormulaVal"))
+                                                    prediction_type="RawFormulaVal",
+                                                    thread_count=self.thread_count))
         return linear + trees
 
     def predict_proba(self, X: Any) -> np.ndarray:
@@ -200,3 +202,48 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+# --------------------------------------------------------------------------------------------
+# python_function flavor: what `mlflow.pyfunc.load_model`, `mlflow models serve` and
+# `mlflow.pyfunc.spark_udf` call. The MLmodel's python_function flavor names this module as
+# its loader; the sklearn flavor (mlflow.sklearn.load_model) is unchanged.
+# --------------------------------------------------------------------------------------------
+def scores_frame(pipeline: Any, frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per input row: ``prediction`` (label), ``probability`` (of that label) and one
+    ``proba_<class>`` column per class, in the order of ``pipeline.classes_``."""
+    classes = np.asarray(pipeline.classes_).astype(str)
+    proba = np.asarray(pipeline.predict_proba(frame), dtype=np.float64)
+    best = np.argmax(proba, axis=1)
+    out = pd.DataFrame({"prediction": classes[best],
+                        "probability": proba[np.arange(len(best)), best]})
+    for j, label in enumerate(classes):
+        out[f"proba_{label}"] = proba[:, j]
+    return out
+
+
+class PyfuncModel:
+    """The registered pipeline seen through pyfunc: labels and probabilities in one frame."""
+
+    def __init__(self, pipeline: Any):
+        self.pipeline = pipeline
+
+    def get_raw_model(self) -> Any:
+        """The scikit-learn Pipeline itself (``predict_proba``, ``classes_`` ...)."""
+        return self.pipeline
+
+    def predict(self, data: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        if not isinstance(data, pd.DataFrame):
+            data = pd.DataFrame({self.pipeline.steps[0][1].column: list(data)})
+        return scores_frame(self.pipeline, data)
+
+
+def _load_pyfunc(path: str) -> PyfuncModel:
+    """pyfunc loader: ``path`` is the serialized pipeline inside the model folder; loading goes
+    through mlflow.sklearn (skops, with the trusted types recorded in MLmodel)."""
+    import os
+
+    import mlflow.sklearn
+
+    folder = os.path.dirname(path) if os.path.isfile(path) else path
+    return PyfuncModel(mlflow.sklearn.load_model(folder))

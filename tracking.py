@@ -237,16 +237,39 @@ def pip_requirements() -> list[str]:
             ("mlflow", "catboost", "scikit-learn", "pandas", "numpy", "scipy", "skops")]
 
 
-def log_and_register(pipeline, name: str, input_example, predictions) -> Any:
+class _SklearnWithScores:
+    """An MLflow flavor module for ``Model.log``: mlflow.sklearn's own saving (sklearn flavor,
+    skops, code, environment files), with the python_function flavor loaded by
+    ``textprep._load_pyfunc`` so that pyfunc, the scoring server and spark_udf return
+    prediction, probability and proba_<class> columns instead of bare labels."""
+
+    __name__ = "mlflow.sklearn"
+
+    @staticmethod
+    def save_model(path: str, mlflow_model, **kwargs) -> None:
+        import mlflow
+
+        mlflow.sklearn.save_model(path=path, mlflow_model=mlflow_model, **kwargs)
+        pyfunc_conf = mlflow_model.flavors["python_function"]
+        pyfunc_conf["loader_module"] = "textprep"
+        pyfunc_conf.pop("predict_fn", None)
+        mlflow_model.save(os.path.join(path, "MLmodel"))
+
+
+def log_and_register(pipeline, name: str, input_example) -> Any:
     """Log the pipeline in the active run (skops, signature, input example) and register it."""
     import mlflow
-    from mlflow.models import infer_signature
+    from mlflow.models import Model, infer_signature
 
-    signature = infer_signature(input_example, predictions)
+    import textprep
+
+    signature = infer_signature(input_example, textprep.scores_frame(pipeline, input_example))
     chatter = io.StringIO()  # MLflow prints registration notices straight to stderr
     with contextlib.redirect_stderr(chatter):
-        info = mlflow.sklearn.log_model(
-            pipeline,
+        info = Model.log(
+            artifact_path=None,
+            flavor=_SklearnWithScores,
+            sk_model=pipeline,
             name="model",
             serialization_format=mlflow.sklearn.SERIALIZATION_FORMAT_SKOPS,
             skops_trusted_types=skops_trusted_types(pipeline),

@@ -165,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
 def _train_in_run(config, client, model_name, path, sha256, data, split, stopwords) -> str:
     import mlflow
 
+    import drift
     import modeling
     import tracking
 
@@ -229,6 +230,10 @@ def _train_in_run(config, client, model_name, path, sha256, data, split, stopwor
         }
         (tmp_dir / "data_profile.json").write_text(json.dumps(profile, indent=2, ensure_ascii=False))
         (tmp_dir / "stopwords.txt").write_text("\n".join(stopwords.words) + "\n", encoding="utf-8")
+        reference = _reference_profile(config, pipeline, split, y_pred, proba, evaluation)
+        (tmp_dir / drift.REFERENCE_DIR).mkdir()
+        (tmp_dir / drift.REFERENCE_DIR / drift.REFERENCE_FILE).write_text(
+            json.dumps(reference, ensure_ascii=False), encoding="utf-8")
         mlflow.log_artifacts(str(tmp_dir))
 
     # Current champion, scored on the very same test rows.
@@ -246,8 +251,7 @@ def _train_in_run(config, client, model_name, path, sha256, data, split, stopwor
             log.warning("current champion v%s could not be evaluated: %s", champion_version, exc)
 
     input_example = split.x_test.head(5).reset_index(drop=True)
-    info = tracking.log_and_register(pipeline, model_name, input_example,
-                                     pipeline.predict(input_example))
+    info = tracking.log_and_register(pipeline, model_name, input_example)
     version = str(info.registered_model_version)
     decision = tracking.decide_promotion(metric, score, threshold, champion_version, champion_score)
     client.set_registered_model_alias(model_name, decision.alias, version)
@@ -260,6 +264,7 @@ def _train_in_run(config, client, model_name, path, sha256, data, split, stopwor
         "textops.previous_champion": champion_version or "",
         "textops.champion_score": "" if champion_score is None else f"{champion_score:.6f}",
         "textops.data_sha256": sha256,
+        "textops.reference": f"{drift.REFERENCE_DIR}/{drift.REFERENCE_FILE}",
         **quality_tags,
     }
     for key, value in tags.items():
@@ -267,6 +272,31 @@ def _train_in_run(config, client, model_name, path, sha256, data, split, stopwor
     mlflow.set_tags({**tags, "textops.model_version": version})
     log.info("v%s -> @%s: %s", version, decision.alias, decision.reason)
     return f"{model_name} v{version} -> @{decision.alias}: {decision.reason}"
+
+
+def _reference_profile(config, pipeline, split, y_pred, proba, evaluation) -> dict[str, Any]:
+    """What monitor.py compares new data with: the test split's profile (drift.py)."""
+    import numpy as np
+
+    import drift
+
+    text_col = config["data"]["text_column"]
+    report = evaluation.report
+    metrics = {
+        "accuracy": evaluation.metrics["accuracy"],
+        "macro_f1": evaluation.metrics["macro_f1"],
+        "recall_per_class": {str(c): float(report[str(c)]["recall"])
+                             for c in pipeline.classes_ if str(c) in report},
+    }
+    monitor = config["monitor"]
+    with Stopwatch() as took:
+        reference = drift.build_reference(
+            pipeline, split.x_test[text_col].fillna("").astype(str).tolist(), y_pred,
+            np.max(proba, axis=1), split.training_rows()[1], metrics,
+            text_sample=int(monitor["reference_texts"]), seed=int(config["data"]["random_seed"]))
+    log.info("reference profile for monitoring: %d test rows, %d texts kept (%.1f s)",
+             reference["rows"], len(reference["texts"]), took.seconds)
+    return reference
 
 
 def _tune(config, split, stopwords) -> dict[str, Any]:

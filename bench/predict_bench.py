@@ -136,6 +136,9 @@ def main() -> int:
     parser.add_argument("--rows", default="100000", help="comma-separated input sizes")
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/textops-predict-bench"))
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "predict.json")
+    parser.add_argument("--runs", default="abcd",
+                        help="which runs, by letter (e.g. 'cd' at sizes where (b) would not fit "
+                             "in memory)")
     parser.add_argument("--retrain", action="store_true", help="train a new champion first")
     args = parser.parse_args()
 
@@ -146,7 +149,7 @@ def main() -> int:
                MLFLOW_TRACKING_URI=f"sqlite:///{work / 'bench.db'}",
                TEXTOPS_MLFLOW_ARTIFACT_ROOT=str(work / "artifacts"), TEXTOPS_LOG_DIR=str(work / "logs"))
     py = sys.executable
-    if args.retrain or not (work / "bench.db").exists():
+    if args.retrain or not (work / "bench.db").exists() or not (work / "artifacts").exists():
         subprocess.run([py, str(ROOT / "train.py"), "--data", str(SHARED / "twcs" / "twcs_head5k.csv"),
                         "--label-column", "inbound", "--no-leakage-check", "--no-baseline", "--quiet"],
                        env=env, check=True)
@@ -164,6 +167,8 @@ def main() -> int:
                                          str(out), "--id-columns", "tweet_id", "--workers", "0", "--quiet"],
         }
         for name, cmd in runs.items():
+            if name[1] not in args.runs:
+                continue
             m = measure(cmd, env)
             if name.startswith("(c)") or name.startswith("(d)"):
                 log = (work / "logs" / "predict.log").read_text().splitlines()[-1]
@@ -178,10 +183,11 @@ def main() -> int:
     print("| rows | run | rows/s | vs (a) | peak memory MB (PSS) | wall s |")
     print("|---|---|---|---|---|---|")
     for m in results:
-        base = next(r for r in results if r["rows"] == m["rows"] and r["run"].startswith("(a)"))
-        m["ratio_to_in_memory"] = m["rows_per_second"] / base["rows_per_second"]
+        base = next((r for r in results if r["rows"] == m["rows"] and r["run"].startswith("(a)")), None)
+        m["ratio_to_in_memory"] = m["rows_per_second"] / base["rows_per_second"] if base else None
+        ratio = f"{m['ratio_to_in_memory']:.2f}" if base else "—"
         print(f"| {m['rows']:,} | {m['run']} | {m['rows_per_second']:,.0f} | "
-              f"{m['ratio_to_in_memory']:.2f} | {m['peak_rss_mb']:,.0f} | {m['wall_seconds']:.1f} |")
+              f"{ratio} | {m['peak_rss_mb']:,.0f} | {m['wall_seconds']:.1f} |")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"cores": os.cpu_count(), "results": results}, indent=2))
     return 0

@@ -37,7 +37,7 @@ def run(saved_model, output, workers=1, resume=False, stop_after=None, version="
     data = shared("twcs", "twcs_head5k_raw.csv")
     fmt = dataio.detect_format(data, "utf-8", ",")
     job = batch.Job(saved_model, "text", ("tweet_id",), version, True, 0,
-                    gzip=output.name.endswith(".gz"))
+                    format=batch.output_format(output))
     stat = data.stat()
     manifest = batch.Manifest(str(data), stat.st_size, stat.st_mtime_ns, "m", version, chunk,
                               {"id_columns": ["tweet_id"]})
@@ -106,3 +106,24 @@ def test_gzip_output_is_one_valid_file_and_resumable(saved_model, tmp_path):
     assert gzip.decompress(out.read_bytes()) == (tmp_path / "plain.csv").read_bytes()
     run(saved_model, tmp_path / "again.csv.gz", workers=1)
     assert (tmp_path / "again.csv.gz").read_bytes() == out.read_bytes()  # deterministic bytes
+
+
+def test_parquet_output_has_the_csv_rows_and_is_resumable(saved_model, tmp_path):
+    import pyarrow.parquet as pq
+
+    run(saved_model, tmp_path / "plain.csv")
+    out = tmp_path / "out.parquet"
+    with pytest.raises(KeyboardInterrupt):
+        run(saved_model, out, workers=2, stop_after=5)
+    assert not out.exists()
+    run(saved_model, out, workers=2, resume=True)
+    frame = pd.read_parquet(out)
+    expected = pd.read_csv(tmp_path / "plain.csv", dtype={"tweet_id": str, "prediction": str})
+    assert frame.columns.tolist() == expected.columns.tolist()
+    assert frame["tweet_id"].tolist() == expected["tweet_id"].tolist()
+    assert frame["prediction"].tolist() == expected["prediction"].tolist()
+    assert (frame["probability"] - expected["probability"]).abs().max() < 1e-6
+    assert pq.ParquetFile(out).metadata.num_row_groups == 20  # one per 250-row chunk
+    run(saved_model, tmp_path / "again.parquet", workers=1)
+    assert (tmp_path / "again.parquet").read_bytes() == out.read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again.parquet", "out.parquet", "plain.csv"]

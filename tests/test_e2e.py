@@ -89,6 +89,11 @@ def test_logged_model_has_signature_input_example_and_safe_serialisation(twcs_pr
     assert sklearn_flavor["serialization_format"] == "skops"
     assert "catboost.core.CatBoostClassifier" in sklearn_flavor["skops_trusted_types"]
     assert info.saved_input_example_info is not None
+    assert [c.name for c in info.signature.outputs.inputs] == [
+        "prediction", "probability", "proba_False", "proba_True"]
+    assert info.flavors["python_function"]["loader_module"] == "textprep"
+    model = mlflow.sklearn.load_model(f"models:/{MODEL}@champion")  # the raw Pipeline too
+    assert list(model.classes_) == ["False", "True"]
 
 
 def test_a_worse_model_becomes_challenger_and_the_champion_stays(twcs_project):
@@ -129,11 +134,13 @@ def test_predict_matches_the_registered_champion_through_pyfunc(twcs_project, tm
     model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
     raw = pd.read_csv(shared("twcs", "twcs_head5k.csv"), dtype=str)
     # twcs_head5k.csv is the cleaned twin of the raw file: \r became \n in one tweet
-    expected = np.asarray(model.predict(raw[["text"]])).ravel()
-    assert (scored["prediction"].to_numpy() == expected).mean() > 0.999
+    expected = model.predict(raw[["text"]])  # pyfunc: labels and probabilities
+    assert list(expected.columns) == ["prediction", "probability", "proba_False", "proba_True"]
+    assert (scored["prediction"].to_numpy() == expected["prediction"].to_numpy()).mean() > 0.999
+    np.testing.assert_allclose(scored[["probability", "proba_False", "proba_True"]].astype(float)
+                               .head(200), expected.iloc[:200, 1:], atol=1e-6)
     proba = model.get_raw_model().predict_proba(raw[["text"]].head(200))
-    np.testing.assert_allclose(scored[["proba_False", "proba_True"]].astype(float).head(200),
-                               proba, atol=1e-6)
+    np.testing.assert_allclose(expected[["proba_False", "proba_True"]].head(200), proba, atol=1e-12)
     assert not list(out.parent.glob(".*tmp"))  # no temporary file left behind
 
 
@@ -155,16 +162,40 @@ def test_predict_can_explain_each_row_with_its_top_tokens(twcs_project, tmp_path
     assert lengths.between(1, 3).mean() > 0.9
 
 
-def test_predict_writes_gzip_when_the_output_ends_in_gz_and_refuses_unknown_formats(
-        twcs_project, tmp_path):
-    out = tmp_path / "scored.csv.gz"
-    ok(run_script(twcs_project["root"], "predict.py", "--data", shared("twcs", "sample.csv"),
-                  "--output", out, "--proba", "all"))
-    scored = pd.read_csv(out, dtype=str)
-    assert len(scored) == 93 and {"proba_True", "proba_False"} <= set(scored.columns)
+def test_predict_picks_the_format_by_extension_and_refuses_unknown_ones(twcs_project, tmp_path):
+    frames = {}
+    for name in ("scored.csv", "scored.csv.gz", "scored.parquet"):
+        ok(run_script(twcs_project["root"], "predict.py", "--data", shared("twcs", "sample.csv"),
+                      "--output", tmp_path / name, "--proba", "all", "--id-columns", "tweet_id"))
+        frames[name] = (pd.read_parquet(tmp_path / name) if name.endswith(".parquet")
+                        else pd.read_csv(tmp_path / name, dtype={"tweet_id": str}))
+    plain = frames["scored.csv"]
+    assert len(plain) == 93 and {"proba_True", "proba_False"} <= set(plain.columns)
+    pd.testing.assert_frame_equal(frames["scored.csv.gz"], plain)
+    parquet = frames["scored.parquet"]
+    assert parquet.columns.tolist() == plain.columns.tolist()
+    assert parquet["tweet_id"].tolist() == plain["tweet_id"].tolist()
+    assert parquet["prediction"].tolist() == plain["prediction"].astype(str).tolist()
+    np.testing.assert_allclose(parquet["probability"], plain["probability"], atol=1e-6)
     result = run_script(twcs_project["root"], "predict.py", "--data", shared("twcs", "sample.csv"),
                         "--output", tmp_path / "scored.xlsx")
-    assert_clean_failure(result, 2, ".csv.gz")
+    assert_clean_failure(result, 2, ".parquet")
+
+
+def test_spark_engine_writes_the_same_bytes_as_the_local_engine(twcs_project, tmp_path):
+    pytest.importorskip("pyspark")  # the optional scale-out extra (installed by .ci/run)
+    outputs = {}
+    for engine in ("local", "spark"):
+        outputs[engine] = tmp_path / f"{engine}.csv"
+        ok(run_script(twcs_project["root"], "predict.py", "--data",
+                      shared("twcs", "twcs_head5k_raw.csv"), "--output", outputs[engine],
+                      "--id-columns", "tweet_id", "--proba", "all", "--engine", engine))
+    assert len(pd.read_csv(outputs["spark"])) == 5000
+    assert outputs["spark"].read_bytes() == outputs["local"].read_bytes()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["local.csv", "spark.csv"]
+    result = run_script(twcs_project["root"], "predict.py", "--data", shared("twcs", "sample.csv"),
+                        "--output", tmp_path / "x.csv", "--engine", "spark", "--resume")
+    assert_clean_failure(result, 2, "--engine local only")
 
 
 def test_rows_with_empty_text_get_a_blank_prediction(twcs_project, tmp_path):
@@ -192,8 +223,11 @@ def test_monitor_is_healthy_on_fresh_labelled_data_and_logs_a_run(twcs_project, 
     assert result.stdout.startswith("HEALTHY")
     body = json.loads(report.read_text())
     assert body["status"] == "healthy" and body["exit_code"] == 0 and body["alerts"] == []
-    assert body["model"]["versions"] == ["1"] and body["data"]["rows_evaluated"] == 93
-    assert body["per_version"]["1"]["reference"]["macro_f1"] > 0.85
+    assert body["model"]["versions"] == ["1"] and body["data"]["rows_checked"] == 93
+    assert body["performance"]["per_version"]["1"]["reference"]["macro_f1"] > 0.85
+    assert [c["name"] for c in body["drift"]["checks"]] == [
+        "predicted_class_distribution", "confidence", "text_length", "out_of_vocabulary_rate",
+        "text_content"]  # the last one skipped: 93 texts are too few to judge content
     client = registry(root)
     experiment = client.get_experiment_by_name("textops-monitoring")
     runs = client.search_runs([experiment.experiment_id])
@@ -234,11 +268,11 @@ def test_monitor_evaluates_recorded_predictions_per_model_version(twcs_project, 
     result = run_script(root, "monitor.py", "--data", data, "--label-column", "inbound",
                         "--report", report, "--min-accuracy", "0.1", "--min-macro-f1", "0.1")
     ok(result)
-    body = json.loads(report.read_text())
+    body = json.loads(report.read_text())["performance"]
     assert sorted(body["per_version"]) == ["1", "2"]
     assert body["per_version"]["1"]["rows"] == 1000
     assert body["per_version"]["1"]["accuracy"] > body["per_version"]["2"]["accuracy"]
-    assert body["data"]["unknown_labels"] == []
+    assert body["unknown_labels"] == []
 
 
 # ------------------------------------------------------------------------------------------
@@ -381,7 +415,7 @@ def test_banking77_multiclass_end_to_end(project, tmp_path):
     result = ok(run_script(project, "monitor.py", "--data", shared("banking77", "test.csv"),
                            "--label-column", "category", "--report", report,
                            "--min-accuracy", "0.75", "--min-macro-f1", "0.75"))
-    assert json.loads(report.read_text())["metrics"]["rows"] == 3080
+    assert json.loads(report.read_text())["performance"]["overall"]["rows"] == 3080
 
 
 def test_sms_spam_imbalanced_end_to_end(project, tmp_path):
@@ -395,7 +429,7 @@ def test_sms_spam_imbalanced_end_to_end(project, tmp_path):
     texts = pd.read_csv(shared("sms_spam", "sms_spam.csv"), dtype=str)[["text"]]
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
     expected = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion").predict(texts)
-    assert (scored["prediction"].to_numpy() == np.asarray(expected).ravel()).all()
+    assert (scored["prediction"].to_numpy() == expected["prediction"].to_numpy()).all()
     assert set(scored["prediction"]) == {"ham", "spam"}
 
 

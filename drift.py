@@ -1,0 +1,260 @@
+"""Drift checks: a small reference profile saved with each model version at training time, and
+its comparison with the data a model sees later (no labels needed).
+
+Every statistic is a pure function of arrays; ``compare`` runs them all and returns one
+``Check`` per method with its value, threshold and verdict. Methods and defaults (CONFIG
+``monitor``):
+
+* predicted-class distribution: population stability index, drift when PSI > ``psi_max``
+  (0.2; < 0.1 is usually read as stable). A chi-square goodness-of-fit p-value is reported too.
+* confidence (probability of the predicted label) and text length (characters): two-sample
+  Kolmogorov-Smirnov, drift when the statistic D > ``ks_max`` (0.1) *and* p < ``ks_pvalue`` (0.01),
+  so that huge samples do not flag negligible shifts.
+* out-of-vocabulary rate against the model's own word vocabulary: drift when the mean rate rises
+  by more than ``oov_increase_max`` (0.10, absolute).
+* text content: a domain classifier (TF-IDF of letter-only words + logistic regression, 5-fold
+  cross-validated) tries to tell reference texts from current texts; drift when ROC-AUC >
+  ``domain_auc_max`` (0.55, the common default: 0.5 means indistinguishable). Its largest
+  coefficients are the words typical of each side.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+REFERENCE_DIR = "reference"
+REFERENCE_FILE = "reference.json"
+FORMAT = 1
+_TOKEN = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default token pattern
+_LETTERS = r"(?u)\b[^\W\d_]{2,}\b"  # words without digits: ids and handles are not content
+
+
+@dataclass
+class Check:
+    """One drift method's verdict."""
+
+    name: str
+    method: str
+    value: float | None
+    threshold: float
+    drifted: bool
+    detail: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------------------------
+# Building blocks
+# --------------------------------------------------------------------------------------------
+def sample_indices(n: int, size: int, seed: int = 0) -> np.ndarray:
+    """A sorted, seeded uniform sample of ``size`` positions out of ``n`` (all when n <= size)."""
+    if n <= size:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
+
+
+def distribution(labels: Iterable[str], classes: Sequence[str]) -> dict[str, float]:
+    """Share of each class (classes not seen get 0); labels outside ``classes`` are ignored."""
+    counts = pd.Series(list(labels), dtype=object).value_counts()
+    total = float(sum(int(counts.get(c, 0)) for c in classes)) or 1.0
+    return {str(c): int(counts.get(c, 0)) / total for c in classes}
+
+
+def psi(reference: dict[str, float], current: dict[str, float], eps: float = 1e-4) -> float:
+    """Population stability index between two class distributions (shares)."""
+    keys = sorted(set(reference) | set(current))
+    ref = np.array([max(reference.get(k, 0.0), eps) for k in keys])
+    cur = np.array([max(current.get(k, 0.0), eps) for k in keys])
+    ref, cur = ref / ref.sum(), cur / cur.sum()
+    return float(np.sum((cur - ref) * np.log(cur / ref)))
+
+
+def chi_square_pvalue(reference: dict[str, float], current_counts: dict[str, int]) -> float:
+    """Goodness of fit of the current counts to the reference shares (classes with a zero
+    reference share get a tiny one so the test stays defined)."""
+    from scipy.stats import chisquare
+
+    keys = sorted(set(reference) | set(current_counts))
+    observed = np.array([current_counts.get(k, 0) for k in keys], dtype=float)
+    if observed.sum() == 0:
+        return 1.0
+    expected = np.array([max(reference.get(k, 0.0), 1e-6) for k in keys])
+    expected = expected / expected.sum() * observed.sum()
+    return float(chisquare(observed, expected).pvalue)
+
+
+def ks(reference: Sequence[float], current: Sequence[float]) -> tuple[float, float]:
+    """Two-sample Kolmogorov-Smirnov statistic D and p-value."""
+    from scipy.stats import ks_2samp
+
+    result = ks_2samp(np.asarray(reference, dtype=float), np.asarray(current, dtype=float))
+    return float(result.statistic), float(result.pvalue)
+
+
+def word_vocabulary(pipeline: Any) -> tuple[set[str], set[str], Any]:
+    """The model's single-word vocabulary, its stop words and its preprocessor."""
+    import modeling
+
+    vectorizer = modeling.vectorizers(pipeline)[0]
+    vocabulary = {t for t in vectorizer.vocabulary_ if " " not in t}
+    return vocabulary, set(vectorizer.get_stop_words() or ()), vectorizer.build_preprocessor()
+
+
+def oov_rates(texts: Iterable[str], vocabulary: set[str], stop_words: set[str],
+              preprocess: Any) -> np.ndarray:
+    """Per text: the share of its words (stop words excluded) missing from ``vocabulary``;
+    NaN for texts without words."""
+    rates = []
+    for text in texts:
+        words = [w for w in _TOKEN.findall(preprocess(text or "")) if w not in stop_words]
+        rates.append(sum(w not in vocabulary for w in words) / len(words) if words else np.nan)
+    return np.asarray(rates, dtype=float)
+
+
+def domain_classifier(reference: Sequence[str], current: Sequence[str], seed: int = 0,
+                      top: int = 15) -> dict[str, Any]:
+    """How well a classifier tells reference texts from current ones (cross-validated ROC-AUC)
+    and the words most typical of each side."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import StratifiedKFold, cross_val_predict
+
+    texts = [str(t) for t in reference] + [str(t) for t in current]
+    target = np.r_[np.zeros(len(reference)), np.ones(len(current))]
+    vectorizer = TfidfVectorizer(token_pattern=_LETTERS, min_df=2, sublinear_tf=True,
+                                 max_features=50000)
+    try:
+        features = vectorizer.fit_transform(texts)
+    except ValueError:  # no word appears twice: nothing to tell the sides apart with
+        return {"auc": 0.5, "reference_words": [], "current_words": []}
+    model = LogisticRegression(C=1.0, max_iter=1000)
+    folds = StratifiedKFold(5, shuffle=True, random_state=seed)
+    scores = cross_val_predict(model, features, target, cv=folds, method="predict_proba")[:, 1]
+    auc = float(roc_auc_score(target, scores))
+    weights = model.fit(features, target).coef_[0]
+    names = vectorizer.get_feature_names_out()
+    order = np.argsort(weights)
+    return {
+        "auc": auc,
+        "reference_words": [str(names[i]) for i in order[:top] if weights[i] < 0],
+        "current_words": [str(names[i]) for i in order[::-1][:top] if weights[i] > 0],
+    }
+
+
+def histogram(values: Sequence[float], bins: np.ndarray) -> list[float]:
+    """Shares of ``values`` in ``bins`` (values outside fall into the outer bins)."""
+    values = np.clip(np.asarray(values, dtype=float), bins[0], bins[-1])
+    counts, _ = np.histogram(values[~np.isnan(values)], bins=bins)
+    total = counts.sum() or 1
+    return (counts / total).tolist()
+
+
+# --------------------------------------------------------------------------------------------
+# Reference profile (training time)
+# --------------------------------------------------------------------------------------------
+def build_reference(pipeline: Any, texts: Sequence[str], predicted: Sequence[str],
+                    confidence: Sequence[float], train_labels: Sequence[str],
+                    metrics: dict[str, Any], sample_size: int = 2000, text_sample: int = 1000,
+                    text_chars: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """The reference profile of a model version: computed on its test split (rows it never
+    trained on), plus the training class priors and the test metrics."""
+    classes = [str(c) for c in pipeline.classes_]
+    texts = [str(t) for t in texts]
+    lengths = np.array([len(t) for t in texts], dtype=float)
+    vocabulary, stop_words, preprocess = word_vocabulary(pipeline)
+    oov = oov_rates(texts, vocabulary, stop_words, preprocess)
+    keep = sample_indices(len(texts), sample_size, seed)
+    keep_texts = sample_indices(len(texts), text_sample, seed + 1) if text_sample > 0 else []
+    return {
+        "format": FORMAT,
+        "rows": len(texts),
+        "classes": classes,
+        "class_priors": distribution(train_labels, classes),
+        "predicted_distribution": distribution(predicted, classes),
+        "metrics": metrics,
+        "confidence": {"mean": float(np.mean(confidence)),
+                       "sample": [float(v) for v in np.asarray(confidence)[keep]]},
+        "length": {"mean": float(lengths.mean()), "median": float(np.median(lengths)),
+                   "sample": [int(v) for v in lengths[keep]]},
+        "oov_rate": {"mean": float(np.nanmean(oov)) if np.isfinite(oov).any() else 0.0},
+        "texts": [texts[i][:text_chars] for i in keep_texts],
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Comparison (monitoring time)
+# --------------------------------------------------------------------------------------------
+@dataclass
+class Current:
+    """What monitoring saw, reduced to what the checks need (bounded: samples, not all rows)."""
+
+    rows: int
+    predicted_counts: dict[str, int]
+    confidence: np.ndarray  # a sample
+    lengths: np.ndarray | None  # a sample; None when the input has no text
+    oov: np.ndarray | None  # a sample
+    texts: list[str] | None  # a sample for the domain classifier
+
+
+def compare(reference: dict[str, Any], current: Current, thresholds: dict[str, Any],
+            seed: int = 0) -> list[Check]:
+    """Every drift check the data allows, in a fixed order."""
+    checks: list[Check] = []
+    classes = reference["classes"]
+    total = sum(current.predicted_counts.values()) or 1
+    shares = {c: current.predicted_counts.get(c, 0) / total for c in classes}
+    value = psi(reference["predicted_distribution"], shares)
+    p_value = chi_square_pvalue(reference["predicted_distribution"], current.predicted_counts)
+    moved = sorted(classes, key=lambda c: -abs(shares[c] - reference["predicted_distribution"][c]))
+    checks.append(Check(
+        "predicted_class_distribution", "PSI", value, thresholds["psi_max"],
+        value > thresholds["psi_max"],
+        f"PSI {value:.3f} (chi-square p={p_value:.2g}); largest change: " + ", ".join(
+            f"{c} {reference['predicted_distribution'][c]:.1%}->{shares[c]:.1%}" for c in moved[:3]),
+        {"chi_square_pvalue": p_value, "reference": reference["predicted_distribution"],
+         "current": shares}))
+    for name, ref_sample, cur, shown in (
+            ("confidence", reference["confidence"]["sample"], current.confidence,
+             lambda v: f"mean {np.mean(v):.3f}"),
+            ("text_length", reference["length"]["sample"], current.lengths,
+             lambda v: f"median {np.median(v):.0f} chars")):
+        if cur is None or len(cur) == 0 or not ref_sample:
+            continue
+        d, p = ks(ref_sample, cur)
+        drifted = d > thresholds["ks_max"] and p < thresholds["ks_pvalue"]
+        checks.append(Check(
+            name, "Kolmogorov-Smirnov D", d, thresholds["ks_max"], drifted,
+            f"D {d:.3f} (p={p:.2g}); {shown(ref_sample)} -> {shown(cur)}", {"pvalue": p}))
+    if current.oov is not None and np.isfinite(current.oov).any():
+        before = float(reference["oov_rate"]["mean"])
+        after = float(np.nanmean(current.oov))
+        checks.append(Check(
+            "out_of_vocabulary_rate", "increase of the mean rate", after - before,
+            thresholds["oov_increase_max"], after - before > thresholds["oov_increase_max"],
+            f"{before:.1%} of words unknown to the model at training time, {after:.1%} now",
+            {"reference": before, "current": after}))
+    minimum = int(thresholds["domain_min_rows"])
+    if current.texts is not None and reference.get("texts"):
+        if len(current.texts) >= minimum and len(reference["texts"]) >= minimum:
+            found = domain_classifier(reference["texts"], current.texts, seed)
+            checks.append(Check(
+                "text_content", "domain classifier ROC-AUC", found["auc"],
+                thresholds["domain_auc_max"], found["auc"] > thresholds["domain_auc_max"],
+                f"ROC-AUC {found['auc']:.3f} telling {len(reference['texts'])} reference texts "
+                f"from {len(current.texts)} current ones; typical now: "
+                + (", ".join(found["current_words"][:8]) or "-"),
+                {"reference_words": found["reference_words"],
+                 "current_words": found["current_words"]}))
+        else:
+            checks.append(Check(
+                "text_content", "domain classifier ROC-AUC", None, thresholds["domain_auc_max"],
+                False, f"skipped: {len(current.texts)} current and {len(reference['texts'])} "
+                       f"reference texts, at least {minimum} of each needed"))
+    return checks

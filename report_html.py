@@ -1,0 +1,164 @@
+"""monitor.py's HTML report: one self-contained file (plots embedded as PNG data URIs, inline
+CSS, no network) that a person can open from CI artefacts or the MLflow UI."""
+from __future__ import annotations
+
+import base64
+import html
+import io
+from typing import Any, Sequence
+
+import numpy as np
+
+STATUS_COLOURS = {"healthy": "#1a7f37", "alert": "#cf222e", "drift": "#bf8700"}
+REFERENCE_COLOUR, CURRENT_COLOUR = "#8c959f", "#0969da"
+
+
+def _png(fig) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=96, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _figure(width: float = 6.4, height: float = 3.2):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(width, height))
+
+
+def class_plot(reference: dict[str, float], current: dict[str, float], top: int = 20) -> str:
+    classes = sorted(reference, key=lambda c: -max(reference[c], current.get(c, 0.0)))[:top]
+    fig, ax = _figure(6.4, max(2.4, 0.28 * len(classes) + 1))
+    y = np.arange(len(classes))
+    ax.barh(y - 0.2, [reference[c] for c in classes], 0.4, label="reference (test split)",
+            color=REFERENCE_COLOUR)
+    ax.barh(y + 0.2, [current.get(c, 0.0) for c in classes], 0.4, label="current",
+            color=CURRENT_COLOUR)
+    ax.set_yticks(y, classes)
+    ax.invert_yaxis()
+    ax.set_xlabel("share of predictions")
+    ax.legend(loc="lower right")
+    ax.set_title("Predicted class distribution" + (f" (top {top})" if len(reference) > top else ""))
+    return _png(fig)
+
+
+def histogram_plot(reference: Sequence[float], current: Sequence[float], title: str, xlabel: str,
+                   bins: np.ndarray) -> str:
+    fig, ax = _figure()
+    for values, label, colour in ((reference, "reference (test split)", REFERENCE_COLOUR),
+                                  (current, "current", CURRENT_COLOUR)):
+        values = np.clip(np.asarray(values, dtype=float), bins[0], bins[-1])
+        weights = np.full(len(values), 1.0 / max(len(values), 1))
+        ax.hist(values, bins=bins, weights=weights, alpha=0.55, label=label, color=colour)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("share of rows")
+    ax.set_title(title)
+    ax.legend()
+    return _png(fig)
+
+
+def history_plot(history: list[dict[str, Any]]) -> str:
+    fig, ax = _figure()
+    for key, label in (("accuracy", "accuracy"), ("macro_f1", "macro-F1"),
+                       ("drift.text_content", "text drift AUC")):
+        points = [(h["time"], h[key]) for h in history if h.get(key) is not None]
+        if points:
+            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
+    ax.set_ylim(0, 1.02)
+    ax.set_title("Monitoring history")
+    ax.legend(loc="lower left")
+    fig.autofmt_xdate()
+    return _png(fig)
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value))
+
+
+def _words(words: Sequence[str]) -> str:
+    return " ".join(f"<code>{_e(w)}</code>" for w in words) or "&ndash;"
+
+
+def render(report: dict[str, Any], plots: dict[str, str]) -> str:
+    """The whole page. ``plots``: title -> PNG data URI."""
+    status = report["status"]
+    colour = STATUS_COLOURS.get(status, "#57606a")
+    rows = []
+    for check in report["drift"]["checks"]:
+        value = "&ndash;" if check["value"] is None else f"{check['value']:.3f}"
+        verdict = ("skipped" if check["value"] is None else "DRIFT" if check["drifted"] else "ok")
+        css = {"DRIFT": "bad", "ok": "good"}.get(verdict, "muted")
+        rows.append(f"<tr><td>{_e(check['name'])}</td><td>{_e(check['method'])}</td>"
+                    f"<td class='num'>{value}</td><td class='num'>{check['threshold']:g}</td>"
+                    f"<td class='{css}'>{verdict}</td><td>{_e(check['detail'])}</td></tr>")
+    drift_table = ("<table><tr><th>check</th><th>method</th><th>value</th><th>threshold</th>"
+                   "<th>verdict</th><th>detail</th></tr>" + "".join(rows) + "</table>"
+                   if rows else f"<p class='muted'>{_e(report['drift'].get('note', 'no drift checks'))}</p>")
+    words = ""
+    content = next((c for c in report["drift"]["checks"]
+                    if c["name"] == "text_content" and c["value"] is not None), None)
+    if content:
+        words = ("<h2>Typical words</h2><table><tr><th>more typical of the reference</th>"
+                 "<th>more typical of the current data</th></tr><tr>"
+                 f"<td>{_words(content['extra']['reference_words'])}</td>"
+                 f"<td>{_words(content['extra']['current_words'])}</td></tr></table>")
+    perf = report.get("performance")
+    if perf:
+        prow = []
+        for scope, stats in [("overall", perf["overall"])] + [
+                (f"v{v}", s) for v, s in perf["per_version"].items()]:
+            ref = stats.get("reference", {}) if scope != "overall" else {}
+            prow.append(
+                f"<tr><td>{_e(scope)}</td><td class='num'>{stats['rows']:,}</td>"
+                f"<td class='num'>{stats['accuracy']:.4f}</td><td class='num'>{stats['macro_f1']:.4f}</td>"
+                f"<td class='num'>{ref.get('accuracy', float('nan')):.4f}</td>"
+                f"<td class='num'>{ref.get('macro_f1', float('nan')):.4f}</td></tr>")
+        perf_html = ("<h2>Performance on labelled rows</h2><table><tr><th>scope</th><th>rows</th>"
+                     "<th>accuracy</th><th>macro-F1</th><th>test accuracy at training</th>"
+                     "<th>test macro-F1 at training</th></tr>" + "".join(prow) + "</table>")
+    else:
+        perf_html = "<h2>Performance</h2><p class='muted'>no labels in the input: drift checks only</p>"
+    alerts = "".join(f"<li>{_e(a)}</li>" for a in report["alerts"] + report["drift"]["drifted"])
+    figures = "".join(f"<figure><img alt='{_e(t)}' src='{uri}'><figcaption>{_e(t)}</figcaption></figure>"
+                      for t, uri in plots.items())
+    model = report["model"]
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>textops monitor: {_e(model['name'])} {_e(status)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 72rem; color: #1f2328; padding: 0 1rem; }}
+.status {{ display: inline-block; padding: .3rem .8rem; border-radius: 1rem; color: #fff; background: {colour}; font-weight: 600; }}
+table {{ border-collapse: collapse; margin: .5rem 0 1.5rem; width: 100%; }}
+th, td {{ border-bottom: 1px solid #d0d7de; padding: .35rem .5rem; text-align: left; vertical-align: top; }}
+td.num {{ text-align: right; font-variant-numeric: tabular-nums; }}
+.bad {{ color: #cf222e; font-weight: 600; }} .good {{ color: #1a7f37; }} .muted {{ color: #57606a; }}
+figure {{ display: inline-block; margin: 0 1rem 1rem 0; }} img {{ max-width: 100%; }}
+code {{ background: #f6f8fa; padding: 0 .25rem; border-radius: .2rem; }}
+</style></head>
+<body data-status="{_e(status)}">
+<h1>{_e(model['name'])} <span class="status" id="status">{_e(status.upper())}</span></h1>
+<p>Checked {_e(report['checked_at'])} &middot; model versions {_e(', '.join('v' + v for v in model['versions']))}
+({_e(model['source'])}) &middot; {report['data']['rows']:,} rows from <code>{_e(report['data']['path'])}</code>
+&middot; exit code {report['exit_code']}</p>
+{'<h2>Alerts</h2><ul>' + alerts + '</ul>' if alerts else '<p class="good">No alerts.</p>'}
+<h2>Drift</h2>
+{drift_table}
+{words}
+{perf_html}
+<h2>Plots</h2>
+{figures or "<p class='muted'>no plots</p>"}
+<script>
+window.addEventListener("load", function () {{
+  var images = Array.prototype.slice.call(document.images);
+  var decoded = images.filter(function (i) {{ return i.complete && i.naturalWidth > 0; }}).length;
+  document.body.setAttribute("data-images-loaded", decoded + "/" + images.length);
+}});
+</script>
+</body></html>
+"""

@@ -1,0 +1,231 @@
+"""Monitoring: drift statistics, performance from confusion counts, graded exit codes, history
+and the HTML report (rendered in headless Chromium), on real data."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import accuracy_score, f1_score, recall_score
+
+import drift
+import monitoring
+from conftest import copy_project, registry, run_script, shared
+
+MODEL = "textops-classifier"
+
+
+def ok_or(result, code):
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    return result
+
+
+# ------------------------------------------------------------------------------------------
+# Units
+# ------------------------------------------------------------------------------------------
+def test_performance_from_confusion_counts_matches_scikit_learn():
+    rng = np.random.default_rng(0)
+    y_true = rng.choice(["a", "b", "c"], 500, p=[0.6, 0.3, 0.1])
+    y_pred = np.where(rng.random(500) < 0.7, y_true, rng.choice(["a", "b", "d"], 500))
+    got = monitoring.performance(Counter(zip(y_true, y_pred)))
+    assert got["rows"] == 500
+    assert got["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))
+    assert got["macro_f1"] == pytest.approx(f1_score(y_true, y_pred, average="macro", zero_division=0))
+    for label in ("a", "b", "c"):
+        assert got["recall_per_class"][label] == pytest.approx(
+            recall_score(y_true, y_pred, labels=[label], average="macro", zero_division=0))
+    assert "d" not in got["recall_per_class"]  # never a true label: no recall to speak of
+
+
+def test_reservoir_is_bounded_uniform_and_reproducible():
+    def sample(seed):
+        reservoir = monitoring.Reservoir(1000, seed)
+        for start in range(0, 100_000, 7_000):
+            reservoir.add(range(start, min(start + 7_000, 100_000)))
+        return reservoir
+
+    first = sample(0)
+    assert len(first.items) == 1000 and first.seen == 100_000
+    assert first.items == sample(0).items
+    assert len(set(first.items)) == 1000
+    assert 40_000 < np.mean(first.items) < 60_000  # not biased to the start of the stream
+    assert np.histogram(first.items, bins=4, range=(0, 100_000))[0].min() > 200
+
+
+def test_psi_and_ks_react_to_shifts_not_to_noise():
+    ref = {"a": 0.5, "b": 0.5}
+    assert drift.psi(ref, {"a": 0.5, "b": 0.5}) == pytest.approx(0)
+    assert drift.psi(ref, {"a": 0.52, "b": 0.48}) < 0.01
+    assert drift.psi(ref, {"a": 0.9, "b": 0.1}) > 0.2
+    rng = np.random.default_rng(1)
+    d_same, _ = drift.ks(rng.normal(size=2000), rng.normal(size=5000))
+    d_moved, p_moved = drift.ks(rng.normal(size=2000), rng.normal(0.5, size=5000))
+    assert d_same < 0.05 and d_moved > 0.15 and p_moved < 1e-6
+
+
+def test_domain_classifier_tells_domains_apart_and_names_their_words():
+    twcs = pd.read_csv(shared("twcs", "twcs_head5k.csv"), dtype=str)["text"].sample(1200, random_state=0)
+    banking = pd.read_csv(shared("banking77", "test.csv"), dtype=str)["text"].sample(600, random_state=0)
+    same = drift.domain_classifier(twcs.iloc[:600].tolist(), twcs.iloc[600:].tolist())
+    other = drift.domain_classifier(twcs.iloc[:600].tolist(), banking.tolist())
+    assert same["auc"] < 0.55 < 0.95 < other["auc"]
+    assert {"card", "transfer"} & set(other["current_words"])
+    assert not any(re.search(r"\d", w) for w in other["reference_words"])  # ids are not content
+
+
+def test_performance_alerts_absolute_relative_and_per_class():
+    thresholds = {"min_accuracy": 0.5, "min_macro_f1": 0.5, "max_relative_drop": 0.1,
+                  "min_class_recall": 0.6, "min_class_support": 20}
+    healthy = {"accuracy": 0.95, "macro_f1": 0.94, "recall_per_class": {"a": 0.9, "b": 0.95},
+               "support_per_class": {"a": 50, "b": 50}}
+    assert monitoring.performance_alerts(healthy, {"accuracy": 0.96, "macro_f1": 0.95},
+                                         thresholds, "overall") == []
+    slipped = dict(healthy, accuracy=0.80)  # above 0.5, but 17% below the test accuracy
+    assert any("below its training-time" in a for a in monitoring.performance_alerts(
+        slipped, {"accuracy": 0.96}, thresholds, "overall"))
+    weak = dict(healthy, recall_per_class={"a": 0.3, "b": 0.95, "c": 0.1},
+                support_per_class={"a": 50, "b": 50, "c": 5})  # c: too few rows to judge
+    [alert] = monitoring.performance_alerts(weak, None, thresholds, "v3")
+    assert "1 class(es): a 0.30" in alert
+    assert monitoring.verdict([], []) == "healthy"
+    assert monitoring.verdict([], ["drift"]) == "drift"
+    assert monitoring.verdict(["perf"], ["drift"]) == "alert"
+
+
+# ------------------------------------------------------------------------------------------
+# End to end: a champion trained on 80 % of twcs, monitored on what it never saw
+# ------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def monitored(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("monitored")
+    root = copy_project(tmp / "project")
+    tweets = pd.read_csv(shared("twcs", "twcs_head5k.csv"), dtype=str)
+    held = tweets.sample(1000, random_state=7)  # a random held-back slice, never trained on
+    tweets.drop(held.index).to_csv(tmp / "train.csv", index=False)
+    held.to_csv(tmp / "held.csv", index=False)
+    shuffled = held.copy()
+    shuffled["inbound"] = np.random.default_rng(0).permutation(shuffled["inbound"].to_numpy())
+    shuffled.to_csv(tmp / "shuffled.csv", index=False)
+    pd.read_csv(shared("banking77", "test.csv"), dtype=str)[["text"]].to_csv(
+        tmp / "banking.csv", index=False)
+    ok_or(run_script(root, "train.py", "--data", tmp / "train.csv", "--label-column", "inbound",
+                     "--no-baseline", "--no-leakage-check"), 0)
+    return {"root": root, "tmp": tmp}
+
+
+def monitor(monitored, name, *args):
+    tmp = monitored["tmp"]
+    report, html = tmp / f"{name}.json", tmp / f"{name}.html"
+    result = run_script(monitored["root"], "monitor.py", "--data", tmp / f"{name}.csv",
+                        "--report", report, "--html", html, *args)
+    body = json.loads(report.read_text()) if report.exists() else None
+    return result, body, html
+
+
+def test_reference_profile_is_saved_with_the_version(monitored):
+    client = registry(monitored["root"])
+    version = client.get_model_version(MODEL, "1")
+    assert version.tags["textops.reference"] == "reference/reference.json"
+    path = client.download_artifacts(version.run_id, "reference/reference.json", str(monitored["tmp"]))
+    reference = json.loads(open(path, encoding="utf-8").read())
+    assert reference["classes"] == ["False", "True"]
+    assert sum(reference["predicted_distribution"].values()) == pytest.approx(1)
+    assert reference["metrics"]["macro_f1"] > 0.9
+    assert 0 < reference["oov_rate"]["mean"] < 0.5
+    assert len(reference["texts"]) == reference["rows"] > 500
+    assert len(reference["confidence"]["sample"]) == reference["rows"]
+
+
+def test_held_back_twcs_is_healthy_exit_0(monitored):
+    result, body, html = monitor(monitored, "held", "--label-column", "inbound")
+    ok_or(result, 0)
+    assert result.stdout.startswith("HEALTHY")
+    assert body["status"] == "healthy" and body["alerts"] == [] and body["drift"]["drifted"] == []
+    checks = {c["name"]: c for c in body["drift"]["checks"]}
+    assert set(checks) == {"predicted_class_distribution", "confidence", "text_length",
+                           "out_of_vocabulary_rate", "text_content"}
+    assert all(c["value"] is not None and not c["drifted"] for c in checks.values())
+    assert checks["text_content"]["value"] < 0.55
+    assert body["performance"]["overall"]["accuracy"] > 0.95
+    assert html.exists() and "HEALTHY" in html.read_text()
+
+
+def test_banking77_text_is_a_drift_alert_exit_3_naming_the_drift(monitored):
+    result, body, html = monitor(monitored, "banking")  # no labels: drift only
+    ok_or(result, 3)
+    assert result.stdout.startswith("DRIFT") and "text_content" in result.stdout
+    assert body["status"] == "drift" and body["performance"] is None
+    checks = {c["name"]: c for c in body["drift"]["checks"]}
+    assert checks["text_content"]["drifted"] and checks["text_content"]["value"] > 0.9
+    assert checks["text_length"]["drifted"]
+    assert {"card", "transfer", "account"} & set(checks["text_content"]["extra"]["current_words"])
+    page = html.read_text()
+    assert "DRIFT" in page and "card" in page
+
+
+def test_shuffled_labels_are_a_performance_alert_exit_1(monitored):
+    result, body, _ = monitor(monitored, "shuffled", "--label-column", "inbound")
+    ok_or(result, 1)
+    assert body["status"] == "alert" and body["exit_code"] == 1
+    assert any("below its training-time test accuracy" in a for a in body["alerts"])
+    assert body["drift"]["drifted"] == []  # same texts: only the labels are wrong
+
+
+def test_predictions_file_without_labels_checks_drift_from_recorded_scores(monitored):
+    tmp = monitored["tmp"]
+    ok_or(run_script(monitored["root"], "predict.py", "--data", tmp / "banking.csv", "--output",
+                     tmp / "scored.csv", "--id-columns", "text"), 0)
+    result, body, _ = monitor(monitored, "scored")
+    ok_or(result, 3)
+    assert body["model"]["source"] == "recorded predictions" and body["model"]["versions"] == ["1"]
+    assert {c["name"] for c in body["drift"]["checks"] if c["drifted"]} >= {"text_content"}
+
+
+def test_each_run_is_logged_to_mlflow_and_the_html_charts_the_history(monitored):
+    monitor(monitored, "held", "--label-column", "inbound")
+    _, body, html = monitor(monitored, "held", "--label-column", "inbound")
+    client = registry(monitored["root"])
+    experiment = client.get_experiment_by_name("textops-monitoring")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) >= 3
+    latest = runs[0]
+    assert latest.data.tags["textops.model_version"] == "1"
+    assert latest.data.tags["textops.status"] == "healthy"
+    assert {"accuracy", "drift.text_content", "drift.predicted_class_distribution"} <= set(latest.data.metrics)
+    artifacts = {a.path for a in client.list_artifacts(latest.info.run_id)}
+    assert {"held.json", "held.html"} <= artifacts
+    assert "Monitoring history" in html.read_text()
+
+
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    return path
+
+
+def test_html_report_renders_in_headless_chromium(monitored, tmp_path):
+    _, body, html = monitor(monitored, "banking")
+    command = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+               "--no-first-run", "--disable-background-networking", "--disable-component-update",
+               "--disable-sync", f"--user-data-dir={tmp_path / 'profile'}",
+               "--virtual-time-budget=5000"]
+    dom = subprocess.run(command + ["--dump-dom", html.as_uri()], capture_output=True, text=True,
+                         timeout=120)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    loaded = re.search(r'data-images-loaded="(\d+)/(\d+)"', dom.stdout)
+    assert loaded, dom.stdout[:2000]  # the page's script ran after every image loaded
+    assert int(loaded.group(1)) == int(loaded.group(2)) >= 3  # every plot decoded
+    assert 'id="status">DRIFT<' in dom.stdout
+    auc = next(c for c in body["drift"]["checks"] if c["name"] == "text_content")["value"]
+    assert f"{auc:.3f}" in dom.stdout and "text_content" in dom.stdout
+    shot = tmp_path / "report.png"
+    subprocess.run(command + [f"--screenshot={shot}", "--window-size=1280,2400", html.as_uri()],
+                   capture_output=True, timeout=120, check=True)
+    assert shot.stat().st_size > 20_000  # a real picture, not a blank page
