@@ -86,12 +86,11 @@ def load_model(path: str):
     import skops.io as sio
     import yaml
 
-    folder = Path(path)
-    flavor = yaml.safe_load((folder / "MLmodel").read_text())["flavors"]["sklearn"]
-    if flavor.get("serialization_format") != "skops":
-        import mlflow  # pickle-based models: let MLflow decide how to load them
+    from tracking import refuse_unsafe
 
-        return mlflow.sklearn.load_model(path)
+    folder = Path(path)
+    flavor = yaml.safe_load((folder / "MLmodel").read_text())["flavors"].get("sklearn", {})
+    refuse_unsafe(flavor, path)
     code = folder / "code"
     if code.is_dir() and str(code) not in sys.path:
         sys.path.append(str(code))  # textprep.py shipped with the model; the project's wins

@@ -27,8 +27,9 @@ class ExitCode(enum.IntEnum):
     OK = 0
     ALERT = 1  # monitor.py: a performance threshold was breached
     BAD_INPUT = 2  # bad flags, configuration or input data; fix the input and rerun
-    DRIFT = 3  # reserved for monitor.py drift alerts
+    DRIFT = 3  # monitor.py: drift alert (and no performance alert)
     INFRASTRUCTURE = 4  # tracking server unreachable, no such model/alias, unloadable model
+    BUSY = 5  # train.py: another training of the same model holds the lock (run skipped)
     INTERNAL = 70  # a bug: unexpected exception (traceback in the log file)
     INTERRUPTED = 130  # SIGINT / SIGTERM
 
@@ -40,6 +41,7 @@ EXIT_CODE_HELP = """exit codes:
   2   bad input: wrong flags/configuration, missing or unreadable file, missing column,
       empty data, single class, undecodable text
   4   infrastructure: tracking server unreachable, model or alias not found, model not loadable
+  5   train.py: another training of the same model is running (lock held); this run skipped
   70  unexpected internal error (a bug: the traceback is in the log file)
   130 interrupted (Ctrl-C / SIGTERM)"""
 
@@ -134,6 +136,24 @@ def _raise_interrupted(signum: int, _frame: Any) -> None:
     raise Interrupted(f"signal {signum}")
 
 
+def _lost_connection(exc: BaseException) -> bool:
+    """Does ``exc`` (or its cause / context) come from a tracking server that stopped answering?"""
+    seen = 0
+    while exc is not None and seen < 10:
+        name = type(exc).__name__
+        text = str(exc)
+        if name in ("ConnectionError", "ConnectTimeout", "ReadTimeout", "MaxRetryError",
+                    "NewConnectionError", "RemoteDisconnected", "ConnectionRefusedError"):
+            return True
+        if name == "MlflowException" and ("Max retries exceeded" in text
+                                          or "Connection refused" in text
+                                          or "API request to" in text and "failed" in text):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
+
+
 def run_main(script: str, main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
     """Run ``main`` and map failures to exit codes: one line on stderr, no traceback for
     expected failures; the full traceback of unexpected ones goes to the log file."""
@@ -160,6 +180,13 @@ def run_main(script: str, main: Callable[[list[str] | None], int], argv: list[st
         print(f"{script}: interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
     except Exception as exc:  # noqa: BLE001 - last-resort mapping of bugs to exit code 70
+        if _lost_connection(exc):  # the tracking server went away in the middle of the work
+            log.error("tracking server lost: %s\n%s", exc, traceback.format_exc(),
+                      extra={"file_only": True})
+            print(f"{script}: error: lost the connection to the MLflow tracking server mid-run "
+                  f"({type(exc).__name__}); nothing was promoted; check the server and rerun",
+                  file=sys.stderr)
+            return int(ExitCode.INFRASTRUCTURE)
         log.error("unexpected error: %s\n%s", exc, traceback.format_exc(), extra={"file_only": True})
         print(
             f"{script}: internal error: {type(exc).__name__}: {exc} "

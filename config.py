@@ -35,6 +35,7 @@ CONFIG: dict[str, dict[str, Any]] = {
         "mask_urls": False,  # replace URLs with a placeholder token
         "mask_handles": False,  # replace @user handles with a placeholder token
         "mask_numbers": False,  # replace digit runs with a placeholder token
+        "max_chars": 100_000,  # longer texts are cut (a 10 MB cell is a broken row)
     },
     "tfidf": {
         "ngram_max": 2,  # word n-grams from 1 to this
@@ -85,6 +86,8 @@ CONFIG: dict[str, dict[str, Any]] = {
         "tune": False,
         "tune_trials": 12,
         "tune_minutes": 15.0,
+        "lock_dir": ".locks",  # train-<model>.lock files (one training per model at a time)
+        "lock_wait": 0.0,  # seconds to wait for another train.py of the model, then exit 5
     },
     "predict": {
         "data": "data/demo/recent.csv",
@@ -112,6 +115,7 @@ CONFIG: dict[str, dict[str, Any]] = {
         "ks_pvalue": 0.01,  # ... and its p-value is below this
         "oov_increase_max": 0.10,  # drift when the out-of-vocabulary rate rises by more
         "domain_auc_max": 0.55,  # text content: drift when the domain classifier's AUC exceeds
+        "domain_pvalue": 0.001,  # ... and chance would exceed it less often than this
         "domain_sample": 1000,  # current texts sampled for the domain classifier
         "domain_min_rows": 200,  # fewer texts on either side: the content check is skipped
         "reference_texts": 1000,  # test texts kept in each version's reference (0 = none)
@@ -150,6 +154,7 @@ ENV_VARS: dict[str, tuple[str, str, Callable[[str], Any]]] = {
     "TEXTOPS_MASK_URLS": ("preprocessing", "mask_urls", _to_bool),
     "TEXTOPS_MASK_HANDLES": ("preprocessing", "mask_handles", _to_bool),
     "TEXTOPS_MASK_NUMBERS": ("preprocessing", "mask_numbers", _to_bool),
+    "TEXTOPS_MAX_TEXT_CHARS": ("preprocessing", "max_chars", int),
     "TEXTOPS_TFIDF_NGRAM_MAX": ("tfidf", "ngram_max", int),
     "TEXTOPS_TFIDF_MIN_DF": ("tfidf", "min_df", int),
     "TEXTOPS_TFIDF_MAX_DF": ("tfidf", "max_df", float),
@@ -182,6 +187,8 @@ ENV_VARS: dict[str, tuple[str, str, Callable[[str], Any]]] = {
     "TEXTOPS_TUNE": ("train", "tune", _to_bool),
     "TEXTOPS_TUNE_TRIALS": ("train", "tune_trials", int),
     "TEXTOPS_TUNE_MINUTES": ("train", "tune_minutes", float),
+    "TEXTOPS_TRAIN_LOCK_DIR": ("train", "lock_dir", str),
+    "TEXTOPS_TRAIN_LOCK_WAIT": ("train", "lock_wait", float),
     "TEXTOPS_PREDICT_DATA": ("predict", "data", str),
     "TEXTOPS_PREDICT_OUTPUT": ("predict", "output", str),
     "TEXTOPS_PREDICT_MODEL": ("predict", "model", str),
@@ -205,6 +212,7 @@ ENV_VARS: dict[str, tuple[str, str, Callable[[str], Any]]] = {
     "TEXTOPS_MONITOR_KS_PVALUE": ("monitor", "ks_pvalue", float),
     "TEXTOPS_MONITOR_OOV_INCREASE_MAX": ("monitor", "oov_increase_max", float),
     "TEXTOPS_MONITOR_DOMAIN_AUC_MAX": ("monitor", "domain_auc_max", float),
+    "TEXTOPS_MONITOR_DOMAIN_PVALUE": ("monitor", "domain_pvalue", float),
     "TEXTOPS_MONITOR_DOMAIN_SAMPLE": ("monitor", "domain_sample", int),
     "TEXTOPS_MONITOR_DOMAIN_MIN_ROWS": ("monitor", "domain_min_rows", int),
     "TEXTOPS_MONITOR_REFERENCE_TEXTS": ("monitor", "reference_texts", int),

@@ -51,9 +51,14 @@ def detect_format(path: Path, encoding: str, delimiter: str) -> CsvFormat:
         head = handle.read(_SNIFF_BYTES)
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
         return CsvFormat("utf-16", delimiter, None)
+    utf8 = encoding.lower().replace("_", "-") in ("utf-8", "utf8", "utf-8-sig")
+    if utf8 and b"\x00" in head[:4096]:  # NUL bytes are valid UTF-8, but never in a text CSV
+        raise BadInputError(
+            f"{path} holds NUL bytes: it looks like UTF-16 or UTF-32 without a byte-order mark "
+            f"(or a binary file); pass --encoding utf-16-le (or utf-16-be)")
     if head.startswith(b"\xef\xbb\xbf"):
         encoding = "utf-8-sig"
-    elif encoding.lower().replace("_", "-") in ("utf-8", "utf8"):
+    elif utf8:
         encoding = "utf-8-sig"  # harmless without a BOM, strips one if present
     newline = head.find(b"\n")
     crlf = newline > 0 and head[newline - 1 : newline] == b"\r"
@@ -129,26 +134,30 @@ def read_table(path: Path, encoding: str = "utf-8", delimiter: str = ",",
     if usecols is not None:
         require_columns(header, {c: "--text-column/--label-column" for c in usecols}, path)
     try:
-        frame = pd.read_csv(path, **_read_kwargs(fmt),
-                            usecols=(lambda c: str(c).strip().lstrip("\ufeff") in set(usecols))
-                            if usecols is not None else None)
+        frame = pd.read_csv(path, **_read_kwargs(fmt))
     except Exception as exc:  # noqa: BLE001
         raise _translate_error(exc, path, fmt) from None
-    return _clean_columns(frame)
+    return _select(_clean_columns(frame), usecols)
+
+
+def _select(frame: pd.DataFrame, usecols: Sequence[str] | None) -> pd.DataFrame:
+    """Keep ``usecols`` (in file order). Columns are selected after parsing, not with pandas'
+    ``usecols``: with it, a row with too many fields (an unquoted comma in a text) is silently
+    accepted, shifted, instead of failing."""
+    if usecols is None:
+        return frame
+    wanted = set(usecols)
+    return frame[[c for c in frame.columns if c in wanted]]
 
 
 def iter_table(path: Path, fmt: CsvFormat, chunk_size: int,
                usecols: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
     """Stream a CSV in chunks of ``chunk_size`` rows, translating parse errors as they happen."""
-    wanted = set(usecols) if usecols is not None else None
     try:
-        reader = pd.read_csv(
-            path, chunksize=chunk_size, **_read_kwargs(fmt),
-            usecols=(lambda c: str(c).strip().lstrip("\ufeff") in wanted) if wanted else None,
-        )
+        reader = pd.read_csv(path, chunksize=chunk_size, **_read_kwargs(fmt))
         with reader:
             for chunk in reader:
-                yield _clean_columns(chunk)
+                yield _select(_clean_columns(chunk), usecols)
     except Exception as exc:  # noqa: BLE001
         raise _translate_error(exc, path, fmt) from None
 

@@ -14,8 +14,10 @@ Every statistic is a pure function of arrays; ``compare`` runs them all and retu
   by more than ``oov_increase_max`` (0.10, absolute).
 * text content: a domain classifier (TF-IDF of letter-only words + logistic regression, 5-fold
   cross-validated) tries to tell reference texts from current texts; drift when ROC-AUC >
-  ``domain_auc_max`` (0.55, the common default: 0.5 means indistinguishable). Its largest
-  coefficients are the words typical of each side.
+  ``domain_auc_max`` (0.55, the common default: 0.5 means indistinguishable) *and* above what
+  chance reaches with probability ``domain_pvalue`` (0.001) for these sample sizes (for a few
+  hundred texts per side that floor is ~0.56-0.59). Its largest coefficients are the words
+  typical of each side.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ import pandas as pd
 REFERENCE_DIR = "reference"
 REFERENCE_FILE = "reference.json"
 FORMAT = 1
+CONFIDENCE_DECIMALS = 6  # predict.py writes probabilities with 6 decimals
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default token pattern
 _LETTERS = r"(?u)\b[^\W\d_]{2,}\b"  # words without digits: ids and handles are not content
 
@@ -148,6 +151,16 @@ def domain_classifier(reference: Sequence[str], current: Sequence[str], seed: in
     }
 
 
+def auc_significance_floor(n_reference: int, n_current: int, pvalue: float) -> float:
+    """The ROC-AUC that chance alone exceeds with probability ``pvalue`` when both samples come
+    from the same texts (normal approximation of the Mann-Whitney statistic's null variance).
+    Small samples need a larger AUC before it means anything."""
+    from scipy.stats import norm
+
+    sigma = np.sqrt((n_reference + n_current + 1) / (12.0 * n_reference * n_current))
+    return float(0.5 + norm.isf(pvalue) * sigma)
+
+
 def histogram(values: Sequence[float], bins: np.ndarray) -> list[float]:
     """Shares of ``values`` in ``bins`` (values outside fall into the outer bins)."""
     values = np.clip(np.asarray(values, dtype=float), bins[0], bins[-1])
@@ -185,6 +198,7 @@ def build_reference(pipeline: Any, texts: Sequence[str], predicted: Sequence[str
                    "sample": [int(v) for v in lengths[keep]]},
         "oov_rate": {"mean": float(np.nanmean(oov)) if np.isfinite(oov).any() else 0.0},
         "texts": [texts[i][:text_chars] for i in keep_texts],
+        "text_chars": text_chars,  # current texts are cut the same way before comparing
     }
 
 
@@ -227,6 +241,8 @@ def compare(reference: dict[str, Any], current: Current, thresholds: dict[str, A
              lambda v: f"median {np.median(v):.0f} chars")):
         if cur is None or len(cur) == 0 or not ref_sample:
             continue
+        if name == "confidence":  # at the precision predict.py writes, so ties compare alike
+            ref_sample, cur = np.round(ref_sample, CONFIDENCE_DECIMALS), np.round(cur, CONFIDENCE_DECIMALS)
         d, p = ks(ref_sample, cur)
         drifted = d > thresholds["ks_max"] and p < thresholds["ks_pvalue"]
         checks.append(Check(
@@ -243,15 +259,20 @@ def compare(reference: dict[str, Any], current: Current, thresholds: dict[str, A
     minimum = int(thresholds["domain_min_rows"])
     if current.texts is not None and reference.get("texts"):
         if len(current.texts) >= minimum and len(reference["texts"]) >= minimum:
-            found = domain_classifier(reference["texts"], current.texts, seed)
+            limit = int(reference.get("text_chars") or 0) or None
+            found = domain_classifier(reference["texts"], [t[:limit] for t in current.texts], seed)
+            floor = auc_significance_floor(len(reference["texts"]), len(current.texts),
+                                           thresholds["domain_pvalue"])
+            limit_auc = max(thresholds["domain_auc_max"], floor)
             checks.append(Check(
-                "text_content", "domain classifier ROC-AUC", found["auc"],
-                thresholds["domain_auc_max"], found["auc"] > thresholds["domain_auc_max"],
+                "text_content", "domain classifier ROC-AUC", found["auc"], limit_auc,
+                found["auc"] > limit_auc,
                 f"ROC-AUC {found['auc']:.3f} telling {len(reference['texts'])} reference texts "
-                f"from {len(current.texts)} current ones; typical now: "
+                f"from {len(current.texts)} current ones (limit {limit_auc:.3f}); typical now: "
                 + (", ".join(found["current_words"][:8]) or "-"),
                 {"reference_words": found["reference_words"],
-                 "current_words": found["current_words"]}))
+                 "current_words": found["current_words"],
+                 "configured_max": thresholds["domain_auc_max"], "significance_floor": floor}))
         else:
             checks.append(Check(
                 "text_content", "domain classifier ROC-AUC", None, thresholds["domain_auc_max"],

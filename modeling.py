@@ -119,6 +119,7 @@ def build_pipeline(config: dict[str, Any], stopwords: Stopwords) -> Pipeline:
             mask_urls=bool(pre["mask_urls"]),
             mask_handles=bool(pre["mask_handles"]),
             mask_numbers=bool(pre["mask_numbers"]),
+            max_chars=int(pre["max_chars"]) or None,
         )),
         ("tfidf", _vectorizer(pre, tfidf, stopwords)),
         ("clf", CatBoostText(

@@ -12,9 +12,10 @@ than --max-relative-drop below the version's own test metrics at training time, 
 recall < --min-class-recall (classes with enough labelled rows).
 Drift alerts (exit 3), against the reference profile saved with the model version at training
 time: predicted-class shift (PSI > --psi-max; chi-square p reported), confidence and text-length
-shift (Kolmogorov-Smirnov D > --ks-max with p < --ks-pvalue), out-of-vocabulary rate rising by
-more than --oov-increase-max, text content (domain classifier ROC-AUC > --domain-auc-max, with the
-words typical of each side).
+shift (Kolmogorov-Smirnov D > --ks-max with p < TEXTOPS_MONITOR_KS_PVALUE), out-of-vocabulary
+rate rising by more than --oov-increase-max, text content (domain classifier ROC-AUC >
+--domain-auc-max and above chance at p < TEXTOPS_MONITOR_DOMAIN_PVALUE, with the words typical of
+each side).
 Writes a JSON report and a self-contained HTML report (atomically) and logs an MLflow run in the
 monitoring experiment, tagged with the model version, so the MLflow UI charts it over time.
 """
@@ -118,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         "min_class_support": int(m["min_class_support"]), "psi_max": args.psi_max,
         "ks_max": args.ks_max, "ks_pvalue": float(m["ks_pvalue"]),
         "oov_increase_max": args.oov_increase_max, "domain_auc_max": args.domain_auc_max,
+        "domain_pvalue": float(m["domain_pvalue"]),
         "domain_min_rows": int(m["domain_min_rows"]),
     }
     data_path = Path(args.data)
@@ -203,14 +205,19 @@ def main(argv: list[str] | None = None) -> int:
         if seen.texts.items and pipeline is None:
             pipeline = _try_load(tracking, name, main_version)
         current = drift.Current(
-            rows=seen.scored, predicted_counts=dict(seen.predicted),
-            confidence=np.asarray(seen.confidence.items, dtype=float),
+            rows=seen.versions[main_version], predicted_counts=dict(seen.predicted[main_version]),
+            confidence=np.asarray(_items(seen.confidence.get(main_version)), dtype=float),
             lengths=np.asarray(seen.lengths.items, dtype=float) if has_text else None,
             oov=_oov(drift, pipeline, seen.texts.items) if has_text else None,
             texts=_subsample(seen.texts.items, int(m["domain_sample"])) if has_text else None)
         if not len(current.confidence):
             current.confidence = None
         checks = drift.compare(reference, current, thresholds, int(config["data"]["random_seed"]))
+        if len(versions) > 1:
+            note = (f"predictions from {len(versions)} model versions: the class-distribution and "
+                    f"confidence checks use the {seen.versions[main_version]} rows of "
+                    f"v{main_version} (the most frequent) against its reference; the text checks "
+                    f"use every row")
     drifted = [f"drift: {c.name}: {c.detail}" for c in checks if c.drifted]
     status = monitoring.verdict(alerts, drifted)
     exit_code = monitoring.VERDICTS[status]
@@ -227,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
         "thresholds": thresholds,
         "performance": performance,
         "drift": {"reference_version": main_version if reference else None,
+                  "rows_of_reference_version": seen.versions[main_version],
                   "checks": [c.to_dict() for c in checks],
                   "drifted": drifted, "note": note},
     }
@@ -259,10 +267,11 @@ class Seen:
         import monitoring
 
         self.rows = self.scored = self.skipped = self.unlabelled = 0
-        self.predicted: Counter = Counter()
+        self.seed = seed
+        self.predicted: dict[str, Counter] = {}  # per model version
         self.versions: Counter = Counter()
         self.tallies: dict[str, Any] = {}
-        self.confidence = monitoring.Reservoir(SAMPLE_VALUES, seed)
+        self.confidence: dict[str, Any] = {}  # per model version: a Reservoir
         self.lengths = monitoring.Reservoir(SAMPLE_VALUES, seed + 1)
         self.texts = monitoring.Reservoir(SAMPLE_TEXTS, seed + 2)
 
@@ -309,9 +318,15 @@ def _stream(path: Path, fmt, chunk_size: int, recorded: bool, has_labels: bool, 
         if not len(chunk):
             continue
         seen.scored += len(chunk)
-        seen.predicted.update(predicted)
         seen.versions.update(versions)
-        seen.confidence.add(confidence[np.isfinite(confidence)].tolist())
+        for v in np.unique(versions):  # model-dependent statistics are kept per version
+            mask = versions == v
+            seen.predicted.setdefault(str(v), Counter()).update(predicted[mask])
+            if len(confidence):
+                values = confidence[mask]
+                seen.confidence.setdefault(
+                    str(v), monitoring.Reservoir(SAMPLE_VALUES, seen.seed)).add(
+                    values[np.isfinite(values)].tolist())
         if has_text:
             kept = texts[usable]
             seen.lengths.add(kept.str.len().tolist())
@@ -326,6 +341,10 @@ def _stream(path: Path, fmt, chunk_size: int, recorded: bool, has_labels: bool, 
                 seen.tallies.setdefault(str(v), monitoring.VersionTally()).add(
                     truth[mask], predicted[labelled][mask])
     return seen
+
+
+def _items(reservoir) -> list:
+    return reservoir.items if reservoir is not None else []
 
 
 def _align(pairs: Counter, classes: list[str]) -> Counter:
@@ -417,13 +436,16 @@ def _write_html(path: Path, report: dict[str, Any], reference: dict[str, Any] | 
 
     plots = {}
     if reference:
-        total = sum(seen.predicted.values()) or 1
+        version = report["drift"]["reference_version"]
+        predicted = seen.predicted.get(version, Counter())
+        total = sum(predicted.values()) or 1
         plots["Predicted class distribution"] = report_html.class_plot(
             reference["predicted_distribution"],
-            {c: seen.predicted.get(c, 0) / total for c in reference["classes"]})
-        if seen.confidence.items:
+            {c: predicted.get(c, 0) / total for c in reference["classes"]})
+        confidence = _items(seen.confidence.get(version))
+        if confidence:
             plots["Confidence (probability of the predicted label)"] = report_html.histogram_plot(
-                reference["confidence"]["sample"], seen.confidence.items, "Confidence",
+                reference["confidence"]["sample"], confidence, "Confidence",
                 "probability of the predicted label", np.linspace(0, 1, 21))
         if seen.lengths.items:
             top = max(np.percentile(reference["length"]["sample"], 99), 10)

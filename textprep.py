@@ -27,15 +27,18 @@ class TextColumn(BaseEstimator, TransformerMixin):
 
     Accepts a DataFrame (the ``column`` is used), a Series, or a list of strings, so the
     pipeline gives one prediction per row through ``mlflow.pyfunc`` as well as in plain
-    scikit-learn. Missing values become empty strings instead of raising.
+    scikit-learn. Missing values become empty strings instead of raising. Texts longer than
+    ``max_chars`` are cut there (a 10 MB "text" is a broken row, and would otherwise cost
+    gigabytes of character n-grams).
     """
 
     def __init__(self, column: str = "text", mask_urls: bool = False, mask_handles: bool = False,
-                 mask_numbers: bool = False):
+                 mask_numbers: bool = False, max_chars: int | None = 100_000):
         self.column = column
         self.mask_urls = mask_urls
         self.mask_handles = mask_handles
         self.mask_numbers = mask_numbers
+        self.max_chars = max_chars
 
     def fit(self, X: Any, y: Any = None) -> "TextColumn":
         return self
@@ -50,6 +53,9 @@ class TextColumn(BaseEstimator, TransformerMixin):
                 raise KeyError(f"input has no {self.column!r} column (columns: {list(X.columns)})")
         texts = pd.Series(np.asarray(X, dtype=object).ravel(), dtype=object)
         texts = texts.where(texts.notna(), "").astype(str)
+        limit = getattr(self, "max_chars", None)  # absent in models saved before it existed
+        if limit and len(texts) and texts.str.len().max() > limit:
+            texts = texts.str.slice(0, limit)
         if self.mask_urls:
             texts = texts.str.replace(_URL, URL_TOKEN, regex=True)
         if self.mask_handles:

@@ -39,30 +39,48 @@ def tracking_uri(config: dict[str, Any]) -> str:
     return "sqlite:///" + str(cfg.resolve_path(config["mlflow"]["sqlite_path"]))
 
 
+def redact(uri: str) -> str:
+    """``uri`` fit for logs and messages: a password in it (``http://user:pw@host``) is masked."""
+    return re.sub(r"(//[^/:@]+):[^/@]*@", r"\1:***@", str(uri))
+
+
 def is_embedded(config: dict[str, Any]) -> bool:
     return not str(config["mlflow"]["tracking_uri"] or "").strip()
 
 
 def _check_server(uri: str, timeout: float) -> None:
+    """Reachable, healthy, and accepting our credentials (MLFLOW_TRACKING_USERNAME /
+    MLFLOW_TRACKING_PASSWORD or a token), all within ``timeout`` seconds per request."""
     import requests
 
-    health = uri.rstrip("/") + "/health"
+    shown = redact(uri)
+    base = uri.rstrip("/")
+    user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    auth = (user, password or "") if user else None
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        response = requests.get(health, timeout=timeout)
+        response = requests.get(base + "/health", timeout=timeout)
+        if response.status_code < 400:  # an authenticated call: are the credentials accepted?
+            response = requests.get(base + "/api/2.0/mlflow/experiments/search",
+                                    params={"max_results": 1}, auth=auth, headers=headers,
+                                    timeout=timeout)
     except requests.RequestException as exc:
         reason = type(exc).__name__
         raise TrackingUnavailableError(
-            f"MLflow tracking server {uri} is unreachable ({reason}); start it or fix "
+            f"MLflow tracking server {shown} is unreachable ({reason}); start it or fix "
             f"MLFLOW_TRACKING_URI (unset it to use the embedded SQLite store)"
         ) from None
     if response.status_code in (401, 403):
+        given = "the credentials given were refused" if (auth or token) else "no credentials given"
         raise TrackingUnavailableError(
-            f"MLflow tracking server {uri} refused the credentials (HTTP {response.status_code}); "
-            f"set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD"
+            f"MLflow tracking server {shown} requires authentication: {given} (HTTP "
+            f"{response.status_code}); set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD "
+            f"(e.g. in .env)"
         )
     if response.status_code >= 500:
         raise TrackingUnavailableError(
-            f"MLflow tracking server {uri} is unhealthy (HTTP {response.status_code} on /health)"
+            f"MLflow tracking server {shown} is unhealthy (HTTP {response.status_code})"
         )
 
 
@@ -94,7 +112,8 @@ def connect(config: dict[str, Any]):
 
 
 def ensure_experiment(client, config: dict[str, Any], name: str) -> str:
-    """Experiment id for ``name``, creating it; embedded stores keep artifacts in the project."""
+    """Experiment id for ``name``, creating it; local stores keep artifacts in
+    TEXTOPS_MLFLOW_ARTIFACT_ROOT (default: mlartifacts/ in the project)."""
     from mlflow.exceptions import MlflowException
 
     experiment = client.get_experiment_by_name(name)
@@ -103,7 +122,9 @@ def ensure_experiment(client, config: dict[str, Any], name: str) -> str:
             client.restore_experiment(experiment.experiment_id)
         return experiment.experiment_id
     location = None
-    if is_embedded(config):
+    if not tracking_uri(config).startswith(("http://", "https://", "databricks")):
+        # A local store (the embedded one or another SQLite file): artifacts go to the
+        # configured folder, never to ./mlruns of whatever directory the job started in.
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
         location = (cfg.resolve_path(config["mlflow"]["artifact_root"]) / slug).as_uri()
     try:
@@ -153,7 +174,7 @@ def _find_version(client, name: str, ref: str):
     ref = str(ref).strip()
     if not _registered_model_exists(client, name):
         raise ModelNotFoundError(
-            f"no registered model named {name!r} in {client.tracking_uri}; run train.py first "
+            f"no registered model named {name!r} in {redact(client.tracking_uri)}; run train.py first "
             f"(or pass --model-name / set TEXTOPS_MODEL_NAME)"
         )
     if ref.lower() == "latest":
@@ -192,6 +213,19 @@ def load_pipeline(name: str, version: str, uri: str | None = None):
 
     uri = uri or f"models:/{name}/{version}"
     try:
+        if Path(uri).is_dir():  # a downloaded copy
+            import yaml
+
+            flavors = yaml.safe_load((Path(uri) / "MLmodel").read_text())["flavors"]
+        else:
+            flavors = mlflow.models.get_model_info(uri).flavors
+        flavor = flavors.get("sklearn", {})
+    except Exception as exc:  # noqa: BLE001 - missing MLmodel, server errors
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelNotFoundError(f"model {uri} could not be loaded ({first[:300]}); retrain with "
+                                 f"train.py or pass another --model") from None
+    refuse_unsafe(flavor, uri)
+    try:
         return mlflow.sklearn.load_model(uri)
     except Exception as exc:  # noqa: BLE001 - corrupted/missing artifacts, untrusted types, ...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -199,6 +233,16 @@ def load_pipeline(name: str, version: str, uri: str | None = None):
             f"model {uri} could not be loaded ({type(exc).__name__}: {first[:300]}); retrain with "
             f"train.py or pass another --model"
         ) from None
+
+
+def refuse_unsafe(flavor: dict[str, Any], uri: str) -> None:
+    """textops loads skops models only (explicit trusted types), never pickle: unpickling a
+    file runs whatever code it names."""
+    fmt = flavor.get("serialization_format", "pickle" if flavor else "none")
+    if fmt != "skops":
+        raise ModelNotFoundError(
+            f"model {uri} is stored as {fmt!r}, not skops: textops does not unpickle models (that "
+            f"would run any code the file names); retrain it with train.py or pass another --model")
 
 
 def download_model(name: str, version: str, destination: str) -> str:
@@ -283,6 +327,80 @@ def log_and_register(pipeline, name: str, input_example) -> Any:
         if line.strip():
             log.info("mlflow: %s", line.strip())
     return info
+
+
+# --------------------------------------------------------------------------------------------
+# Alias changes and their history (registered-model tags, visible in the MLflow UI)
+# --------------------------------------------------------------------------------------------
+ALIAS_EVENT_PREFIX = "textops.alias_event."
+
+
+def actor(script: str) -> str:
+    """Who is changing the registry: user@host and the command."""
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name in some containers
+        user = f"uid{os.getuid()}"
+    return f"{user}@{socket.gethostname()} ({script})"
+
+
+def move_alias(client, name: str, alias: str, version: str, reason: str, by: str,
+               kind: str = "training") -> dict[str, Any]:
+    """Point ``alias`` at ``version`` and record the change (who, when, from, to, why, kind:
+    training / rollback / manual) as a tag of the registered model; returns the event."""
+    import json
+    import time
+    from datetime import datetime, timezone
+
+    previous = aliases_of(client, name).get(alias)
+    client.set_registered_model_alias(name, alias, str(version))
+    now = time.time()
+    event = {"alias": alias, "from": previous, "to": str(version), "kind": kind, "by": by,
+             "why": reason,
+             "at": datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="seconds")}
+    key = f"{ALIAS_EVENT_PREFIX}{int(now * 1000):013d}.{alias}"
+    client.set_registered_model_tag(name, key, json.dumps(event)[:5000])
+    return event
+
+
+def alias_history(client, name: str, alias: str | None = None) -> list[dict[str, Any]]:
+    """Recorded alias changes, oldest first (optionally of one alias)."""
+    import json
+
+    if not _registered_model_exists(client, name):
+        return []
+    tags = client.get_registered_model(name).tags or {}
+    events = []
+    for key in sorted(k for k in tags if k.startswith(ALIAS_EVENT_PREFIX)):
+        try:
+            event = json.loads(tags[key])
+        except ValueError:
+            continue
+        if alias is None or event.get("alias") == alias:
+            events.append(event)
+    return events
+
+
+def previous_champion(client, name: str) -> str | None:
+    """The champion to roll back to: the latest earlier champion that is neither the current
+    one nor one that a rollback already moved away from (None when there is none)."""
+    current = aliases_of(client, name).get(CHAMPION)
+    events = alias_history(client, name, CHAMPION)
+    excluded = {current} | {e.get("from") for e in events if e.get("kind") == "rollback"}
+    for event in reversed(events):
+        candidate = event.get("from")
+        if not candidate or candidate in excluded:
+            continue
+        try:
+            client.get_model_version(name, candidate)
+        except Exception:  # noqa: BLE001 - deleted since
+            excluded.add(candidate)
+            continue
+        return candidate
+    return None
 
 
 # --------------------------------------------------------------------------------------------

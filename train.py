@@ -76,6 +76,10 @@ def parse_args(argv: list[str] | None, config: dict[str, Any]):
                              "[TEXTOPS_TUNE_MINUTES]")
     parser.add_argument("--threshold", type=float, default=config["promotion"]["threshold"],
                         help="minimum test metric for @champion [TEXTOPS_PROMOTION_THRESHOLD]")
+    parser.add_argument("--lock-wait", type=float, default=config["train"]["lock_wait"],
+                        metavar="SECONDS",
+                        help="when another train.py of the same model is running, wait this "
+                             "long for it, then skip with exit 5 [TEXTOPS_TRAIN_LOCK_WAIT]")
     add_common_arguments(parser, config)
     return parser.parse_args(argv)
 
@@ -92,7 +96,7 @@ def apply_args(config: dict[str, Any], args) -> None:
     config["promotion"].update(metric=args.metric, threshold=args.threshold)
     config["train"].update(baseline=args.baseline, leakage_check=args.leakage_check,
                            tune=args.tune, tune_trials=args.tune_trials,
-                           tune_minutes=args.tune_minutes)
+                           tune_minutes=args.tune_minutes, lock_wait=args.lock_wait)
 
 
 def flat_params(config: dict[str, Any]) -> dict[str, Any]:
@@ -108,7 +112,6 @@ def main(argv: list[str] | None = None) -> int:
 
     import dataio
     import modeling
-    import tracking
 
     data_cfg = config["data"]
     text_col, label_col = data_cfg["text_column"], data_cfg["label_column"]
@@ -136,7 +139,18 @@ def main(argv: list[str] | None = None) -> int:
              stopwords.source)
     sha256 = dataio.file_sha256(path)
 
-    # 2. Tracking: fail fast (exit 4) when the store is unreachable.
+    # 2. One training of a model at a time (overlapping cron runs): exit 5 when busy.
+    import locking
+
+    lock = config_path(config["train"]["lock_dir"]) / f"train-{config['mlflow']['model_name']}.lock"
+    with locking.exclusive(lock, float(config["train"]["lock_wait"]), "train.py of this model"):
+        return _train_locked(config, path, data, split, stopwords, sha256, started)
+
+
+def _train_locked(config, path, data, split, stopwords, sha256, started) -> int:
+    import tracking
+
+    # 3. Tracking: fail fast (exit 4) when the store is unreachable.
     client = tracking.connect(config)
     experiment_id = tracking.ensure_experiment(client, config, config["mlflow"]["experiment"])
     model_name = config["mlflow"]["model_name"]
@@ -144,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     import mlflow
 
     run = mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{path.stem}")
-    log.info("MLflow run %s in %s", run.info.run_id, tracking.tracking_uri(config))
+    log.info("MLflow run %s in %s", run.info.run_id, tracking.redact(tracking.tracking_uri(config)))
     try:
         summary = _train_in_run(config, client, model_name, path, sha256, data, split, stopwords)
     except BaseException as exc:
@@ -254,7 +268,8 @@ def _train_in_run(config, client, model_name, path, sha256, data, split, stopwor
     info = tracking.log_and_register(pipeline, model_name, input_example)
     version = str(info.registered_model_version)
     decision = tracking.decide_promotion(metric, score, threshold, champion_version, champion_score)
-    client.set_registered_model_alias(model_name, decision.alias, version)
+    tracking.move_alias(client, model_name, decision.alias, version, decision.reason,
+                        tracking.actor("train.py"))
     tags = {
         "textops.decision": decision.alias,
         "textops.reason": decision.reason,

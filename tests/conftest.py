@@ -1,7 +1,9 @@
 """Shared fixtures: real datasets from ../shared/data, throw-away project copies, script runners."""
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import shutil
 import socket
 import subprocess
@@ -90,39 +92,81 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory):
-    """A real ``mlflow server`` (SQLite backend, artifact destination) on a loopback port."""
+def start_server(cmd: list[str], base: Path, ready_url: str, env: dict[str, str] | None = None,
+                 timeout: float = 120) -> subprocess.Popen:
+    """Start a server process (its output in base/server.log) and wait until ``ready_url``
+    answers below HTTP 500."""
     import requests
 
-    base = tmp_path_factory.mktemp("mlflow-server")
-    port = free_port()
-    mlflow_bin = Path(sys.executable).parent / "mlflow"
-    cmd = [str(mlflow_bin), "server", "--backend-store-uri", f"sqlite:///{base / 'server.db'}",
-           "--artifacts-destination", str(base / "artifacts"), "--host", "127.0.0.1",
-           "--port", str(port), "--workers", "1"]
-    env = clean_env()
+    env = dict(env or clean_env())
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     log = open(base / "server.log", "w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(base))
-    uri = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 90
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(base),
+                            start_new_session=True)  # its own process group: workers included
+    deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"mlflow server exited: {(base / 'server.log').read_text()[-2000:]}")
+            raise RuntimeError(f"{cmd[:3]} exited: {(base / 'server.log').read_text()[-2000:]}")
         try:
-            if requests.get(uri + "/health", timeout=2).status_code == 200:
-                break
+            if requests.get(ready_url, timeout=2).status_code < 500:
+                return proc
         except requests.RequestException:
             pass
         time.sleep(0.5)
-    else:
-        proc.terminate()
-        raise RuntimeError("mlflow server did not become ready in 90 s")
-    yield uri
-    proc.terminate()
+    stop_server(proc)
+    raise RuntimeError(f"{cmd[:3]} did not become ready in {timeout:.0f} s: "
+                       f"{(base / 'server.log').read_text()[-2000:]}")
+
+
+def stop_server(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
+    """``sig`` (SIGTERM) to the server's process group, SIGKILL if it does not stop."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, sig)
     try:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def mlflow_server_command(base: Path, port: int, *extra: str) -> list[str]:
+    mlflow_bin = Path(sys.executable).parent / "mlflow"
+    return [str(mlflow_bin), "server", "--backend-store-uri", f"sqlite:///{base / 'server.db'}",
+            "--artifacts-destination", str(base / "artifacts"), "--host", "127.0.0.1",
+            "--port", str(port), "--workers", "1", *extra]
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory):
+    """A real ``mlflow server`` (SQLite backend, artifact destination) on a loopback port."""
+    base = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    proc = start_server(mlflow_server_command(base, port), base, uri + "/health")
+    yield uri
+    stop_server(proc)
+
+
+AUTH_ADMIN = ("admin", "textops-admin-pw-7Qx")
+
+
+@pytest.fixture(scope="session")
+def mlflow_auth_server(tmp_path_factory):
+    """A real ``mlflow server --app-name basic-auth`` (needs mlflow[auth]) on a loopback port;
+    yields its URI; the admin's credentials are AUTH_ADMIN."""
+    pytest.importorskip("flask_wtf", reason="mlflow[auth] is not installed")
+    base = tmp_path_factory.mktemp("mlflow-auth-server")
+    ini = base / "basic_auth.ini"
+    ini.write_text("[mlflow]\ndefault_permission = READ\n"
+                   f"database_uri = sqlite:///{base / 'auth.db'}\n"
+                   f"admin_username = {AUTH_ADMIN[0]}\nadmin_password = {AUTH_ADMIN[1]}\n"
+                   "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+    port = free_port()
+    uri = f"http://127.0.0.1:{port}"
+    env = clean_env(MLFLOW_AUTH_CONFIG_PATH=str(ini),
+                    MLFLOW_FLASK_SERVER_SECRET_KEY="textops-tests-secret-key")
+    proc = start_server(mlflow_server_command(base, port, "--app-name", "basic-auth"), base,
+                        uri + "/health", env=env)
+    yield uri
+    stop_server(proc)

@@ -1,0 +1,84 @@
+#!/usr/bin/env python
+"""Show and change who is @champion: the alias history, and rollback to the previous champion.
+
+  python champion.py history               every recorded alias change (when, alias, from -> to,
+                                           kind, who, why), oldest first
+  python champion.py rollback --reason TXT move @champion back to the previous champion (the
+                                           latest earlier one that was not rolled back from)
+  python champion.py set VERSION --reason TXT
+                                           point @champion at a given version
+
+Every change made here or by train.py is recorded as a tag of the registered model
+(textops.alias_event.<time>.<alias>), visible on the model's page in the MLflow UI.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from common import (
+    BadInputError,
+    ExitCode,
+    add_common_arguments,
+    make_parser,
+    run_main,
+    start,
+)
+
+log = logging.getLogger("champion")
+
+
+def parse_args(argv: list[str] | None, config: dict[str, Any]):
+    parser = make_parser(__doc__, epilog="Example: python champion.py rollback --reason "
+                                         "'v7 misroutes refunds, see INC-123'")
+    parser.add_argument("action", choices=("history", "rollback", "set"))
+    parser.add_argument("version", nargs="?", help="version for 'set' (e.g. 3 or v3)")
+    parser.add_argument("--reason", default="",
+                        help="why (recorded with the change; required for rollback and set)")
+    add_common_arguments(parser, config)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    config, args = start("champion", parse_args, argv)
+
+    import tracking
+
+    name = config["mlflow"]["model_name"]
+    if args.action != "history" and not args.reason.strip():
+        raise BadInputError(f"{args.action} needs --reason TEXT: it is recorded with the change")
+    if args.action == "set" and not args.version:
+        raise BadInputError("set needs a VERSION, e.g. python champion.py set 3 --reason ...")
+    client = tracking.connect(config)
+    if args.action == "history":
+        events = tracking.alias_history(client, name)
+        if not events:
+            print(f"no recorded alias changes for {name}")
+        for e in events:
+            print(f"{e.get('at')}  @{e.get('alias'):<10} v{e.get('from') or '-'} -> v{e.get('to')}  "
+                  f"[{e.get('kind', '?')}] by {e.get('by')}: {e.get('why')}")
+        return int(ExitCode.OK)
+
+    current = tracking.aliases_of(client, name).get(tracking.CHAMPION)
+    if args.action == "rollback":
+        target = tracking.previous_champion(client, name)
+        if target is None:
+            raise BadInputError(f"{name} has no earlier champion to roll back to (current: "
+                                f"v{current}); use 'set VERSION' to choose one")
+        kind, why = "rollback", f"rollback from v{current}: {args.reason.strip()}"
+    else:
+        target = tracking.resolve_version(client, name, args.version.lstrip("vV")).version
+        kind, why = "manual", args.reason.strip()
+    if target == current:
+        print(f"{name} @champion is already v{target}; nothing changed")
+        return int(ExitCode.OK)
+    event = tracking.move_alias(client, name, tracking.CHAMPION, target, why,
+                                tracking.actor("champion.py"), kind=kind)
+    log.info("@champion v%s -> v%s (%s): %s", current, target, kind, why)
+    print(f"{name} @champion: v{event['from'] or '-'} -> v{event['to']} ({kind}: {why})")
+    return int(ExitCode.OK)
+
+
+if __name__ == "__main__":
+    sys.exit(run_main("champion.py", main))
