@@ -82,6 +82,7 @@ def test_logged_model_has_signature_input_example_and_safe_serialisation(twcs_pr
 
     root = twcs_project["root"]
     mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    mlflow.set_registry_uri(f"sqlite:///{root / 'mlflow.db'}")
     info = mlflow.models.get_model_info(f"models:/{MODEL}@champion")
     assert info.signature is not None
     assert [c.name for c in info.signature.inputs.inputs] == ["text"]
@@ -131,6 +132,7 @@ def test_predict_matches_the_registered_champion_through_pyfunc(twcs_project, tm
     assert scored["tweet_id"].tolist() == source["tweet_id"].tolist()  # input order kept
 
     mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    mlflow.set_registry_uri(f"sqlite:///{root / 'mlflow.db'}")
     model = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
     raw = pd.read_csv(shared("twcs", "twcs_head5k.csv"), dtype=str)
     # twcs_head5k.csv is the cleaned twin of the raw file: \r became \n in one tweet

@@ -52,6 +52,7 @@ def test_sms_spam_imbalanced_end_to_end(project, tmp_path):
     scored = pd.read_csv(out, dtype=str)
     texts = pd.read_csv(shared("sms_spam", "sms_spam.csv"), dtype=str)[["text"]]
     mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    mlflow.set_registry_uri(f"sqlite:///{project / 'mlflow.db'}")
     expected = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion").predict(texts)
     assert (scored["prediction"].to_numpy() == expected["prediction"].to_numpy()).all()
     assert set(scored["prediction"]) == {"ham", "spam"}
