@@ -336,3 +336,17 @@ def test_server_dying_mid_training_fails_cleanly_and_moves_no_alias(project, tmp
     client = registry(project, f"sqlite:///{base / 'server.db'}")  # the server's own store
     assert {k: str(v) for k, v in client.get_registered_model(MODEL).aliases.items()} == {"champion": "1"}
     assert len(client.search_model_versions(f"name='{MODEL}'")) == 1
+
+
+def test_a_password_in_the_tracking_uri_never_reaches_the_console_or_logs(project, tmp_path):
+    import tracking
+    from conftest import free_port
+
+    assert tracking.redact("http://alice:s3cr3t@host:5000/x") == "http://alice:***@host:5000/x"
+    assert tracking.redact("sqlite:////srv/mlflow.db") == "sqlite:////srv/mlflow.db"
+    uri = f"http://alice:s3cr3t-pw@127.0.0.1:{free_port()}"  # nothing listens there
+    result = run_script(project, "predict.py", "--data", str(shared("twcs", "sample.csv")),
+                        "--output", str(tmp_path / "out.csv"), env=clean_env(MLFLOW_TRACKING_URI=uri))
+    assert_clean_failure(result, 4, "alice:***@127.0.0.1", "unreachable")
+    logged = "".join(p.read_text() for p in (project / "logs").glob("*.log*"))
+    assert "s3cr3t-pw" not in result.stderr + result.stdout + logged
