@@ -276,28 +276,29 @@ def score_frame(pipeline: Pipeline, frame: pd.DataFrame, text_column: str, id_co
     Rows whose text is empty or missing are kept with a blank prediction and probability:
     the model is not asked to guess from nothing.
     """
-    classes = np.asarray(pipeline.classes_).astype(str)
+    from textprep import scores_frame  # the same scores the pyfunc flavor serves
+
     texts = frame[text_column].fillna("").astype(str)
     scorable = (texts.str.strip() != "").to_numpy()
     n = len(frame)
-    prediction = np.full(n, None, dtype=object)
-    probability = np.full(n, np.nan)
-    proba = np.full((n, len(classes)), np.nan)
+    columns = ["prediction", "probability"] + [f"proba_{c}" for c in
+                                               np.asarray(pipeline.classes_).astype(str)]
+    scores = pd.DataFrame({c: np.full(n, None, dtype=object) if c == "prediction"
+                           else np.full(n, np.nan) for c in columns})
     if scorable.any():
-        proba[scorable] = pipeline.predict_proba(pd.DataFrame({text_column: texts[scorable].to_numpy()}))
-        best = np.argmax(proba[scorable], axis=1)
-        prediction[scorable] = classes[best]
-        probability[scorable] = proba[scorable][np.arange(len(best)), best]
+        found = scores_frame(pipeline, pd.DataFrame({text_column: texts[scorable].to_numpy()}))
+        for c in columns:
+            scores.loc[scorable, c] = found[c].to_numpy()
     out = pd.DataFrame({c: frame[c].to_numpy() for c in id_columns})
-    out["prediction"] = prediction
-    out["probability"] = probability
+    out["prediction"] = scores["prediction"].to_numpy()
+    out["probability"] = scores["probability"].to_numpy()
     out["model_version"] = str(model_version)
     if proba_columns:
-        for j, label in enumerate(classes):
-            out[f"proba_{label}"] = proba[:, j]
+        for c in columns[2:]:
+            out[c] = scores[c].to_numpy()
     if explain > 0:
         out["top_tokens"] = top_tokens(pipeline, pd.DataFrame({text_column: texts.to_numpy()}),
-                                       prediction, explain)
+                                       out["prediction"].to_numpy(), explain)
     return out
 
 

@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         pipeline = tracking.load_pipeline(name, scored_version)
         log.info("scoring with %s v%s (requested %r)", name, scored_version, args.model)
 
-    seen = _stream(data_path, fmt, args.chunk_size, recorded, has_labels, has_text, text_col,
+    seen = _stream(data_path, fmt, header, args.chunk_size, recorded, has_labels, has_text, text_col,
                    label_col, pipeline, scored_version, int(config["data"]["random_seed"]))
     if seen.scored == 0:
         raise BadInputError(f"{data_path} has no rows with a text or prediction to check; check "
@@ -280,8 +280,9 @@ SAMPLE_VALUES = 50_000  # confidences / text lengths kept for the KS tests
 SAMPLE_TEXTS = 5_000  # texts kept for the out-of-vocabulary rate and the domain classifier
 
 
-def _stream(path: Path, fmt, chunk_size: int, recorded: bool, has_labels: bool, has_text: bool,
-            text_col: str, label_col: str, pipeline, version: str | None, seed: int) -> Seen:
+def _stream(path: Path, fmt, header: set[str], chunk_size: int, recorded: bool, has_labels: bool,
+            has_text: bool, text_col: str, label_col: str, pipeline, version: str | None,
+            seed: int) -> Seen:
     import dataio
     import modeling
     import monitoring
@@ -290,7 +291,6 @@ def _stream(path: Path, fmt, chunk_size: int, recorded: bool, has_labels: bool, 
     wanted = ([text_col] if has_text else []) + ([label_col] if has_labels else [])
     if recorded:
         wanted += ["prediction", "model_version", "probability"]
-    header = set(dataio.read_header(path, fmt))
     usecols = [c for c in dict.fromkeys(wanted) if c in header]
     for chunk in dataio.iter_table(path, fmt, chunk_size, usecols):
         seen.rows += len(chunk)

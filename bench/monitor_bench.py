@@ -27,9 +27,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from predict_bench import SHARED, measure  # noqa: E402
+from predict_bench import SHARED, bench_env, measure  # noqa: E402
 
-MODEL = "bench-twcs"
 FLOOR = """
 import sys, time, pandas as pd
 start = time.perf_counter()
@@ -54,11 +53,7 @@ def main() -> int:
 
     work = args.work_dir
     work.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEXTOPS_", "MLFLOW_"))}
-    env.update(MLFLOW_DISABLE_TELEMETRY="true", TEXTOPS_MODEL_NAME=MODEL,
-               MLFLOW_TRACKING_URI=f"sqlite:///{work / 'bench.db'}",
-               TEXTOPS_MLFLOW_ARTIFACT_ROOT=str(work / "artifacts"),
-               TEXTOPS_LOG_DIR=str(work / "logs"), TEXTOPS_LABEL_COLUMN="inbound")
+    env = bench_env(work, TEXTOPS_LABEL_COLUMN="inbound")
     py = sys.executable
     source = SHARED / "twcs" / "twcs_head5k.csv"
     if not (work / "bench.db").exists() or not (work / "artifacts").exists():

@@ -118,6 +118,17 @@ def measure(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
     return {"wall_seconds": wall, "timed_seconds": inner, "peak_rss_mb": peak[0] / 1024}
 
 
+def bench_env(work: Path, **extra: str) -> dict[str, str]:
+    """The caller's environment without textops/MLflow settings, pointed at a private store
+    (registry, artifacts, logs) in ``work``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEXTOPS_", "MLFLOW_"))}
+    env.update(MLFLOW_DISABLE_TELEMETRY="true", TEXTOPS_MODEL_NAME=MODEL,
+               MLFLOW_TRACKING_URI=f"sqlite:///{work / 'bench.db'}",
+               TEXTOPS_MLFLOW_ARTIFACT_ROOT=str(work / "artifacts"),
+               TEXTOPS_LOG_DIR=str(work / "logs"), **extra)
+    return env
+
+
 def make_input(rows: int, folder: Path) -> Path:
     import pandas as pd
 
@@ -147,10 +158,7 @@ def main() -> int:
 
     work = args.work_dir
     work.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEXTOPS_", "MLFLOW_"))}
-    env.update(MLFLOW_DISABLE_TELEMETRY="true", TEXTOPS_MODEL_NAME=MODEL,
-               MLFLOW_TRACKING_URI=f"sqlite:///{work / 'bench.db'}",
-               TEXTOPS_MLFLOW_ARTIFACT_ROOT=str(work / "artifacts"), TEXTOPS_LOG_DIR=str(work / "logs"))
+    env = bench_env(work)
     py = sys.executable
     if args.retrain or not (work / "bench.db").exists() or not (work / "artifacts").exists():
         subprocess.run([py, str(ROOT / "train.py"), "--data", str(SHARED / "twcs" / "twcs_head5k.csv"),
