@@ -13,68 +13,61 @@ Every change made here or by train.py is recorded as a tag of the registered mod
 """
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from typing import Any
 
-from common import (
-    BadInputError,
-    ExitCode,
-    add_common_arguments,
-    make_parser,
-    run_main,
-    start,
-)
+from common import BadInputError, ExitCode, make_parser, run_main, start
+from textops import promotion, registry
 
 log = logging.getLogger("champion")
 
 
-def parse_args(argv: list[str] | None, config: dict[str, Any]):
-    parser = make_parser(__doc__, epilog="Example: python champion.py rollback --reason "
-                                         "'v7 misroutes refunds, see INC-123'")
+def build_parser(config: dict[str, Any]) -> argparse.ArgumentParser:
+    parser = make_parser("champion", config, __doc__, epilog="Example: python champion.py "
+                         "rollback --reason 'v7 misroutes refunds, see INC-123'")
     parser.add_argument("action", choices=("history", "rollback", "set"))
     parser.add_argument("version", nargs="?", help="version for 'set' (e.g. 3 or v3)")
     parser.add_argument("--reason", default="",
                         help="why (recorded with the change; required for rollback and set)")
-    add_common_arguments(parser, config)
-    return parser.parse_args(argv)
+    return parser
+
+
+def print_history(events: list[dict[str, Any]], name: str) -> None:
+    if not events:
+        print(f"no recorded alias changes for {name}")
+    for e in events:
+        print(f"{e.get('at')}  @{e.get('alias'):<10} v{e.get('from') or '-'} -> v{e.get('to')}  "
+              f"[{e.get('kind', '?')}] by {e.get('by')}: {e.get('why')}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    config, args = start("champion", parse_args, argv)
-
-    import tracking
-
+    config, args = start("champion", build_parser, argv)
     name = config["mlflow"]["model_name"]
     if args.action != "history" and not args.reason.strip():
         raise BadInputError(f"{args.action} needs --reason TEXT: it is recorded with the change")
     if args.action == "set" and not args.version:
         raise BadInputError("set needs a VERSION, e.g. python champion.py set 3 --reason ...")
-    client = tracking.connect(config)
+    client = registry.connect(config)
     if args.action == "history":
-        events = tracking.alias_history(client, name)
-        if not events:
-            print(f"no recorded alias changes for {name}")
-        for e in events:
-            print(f"{e.get('at')}  @{e.get('alias'):<10} v{e.get('from') or '-'} -> v{e.get('to')}  "
-                  f"[{e.get('kind', '?')}] by {e.get('by')}: {e.get('why')}")
+        print_history(promotion.alias_history(client, name), name)
         return int(ExitCode.OK)
-
-    current = tracking.aliases_of(client, name).get(tracking.CHAMPION)
+    current = registry.aliases_of(client, name).get(registry.CHAMPION)
     if args.action == "rollback":
-        target = tracking.previous_champion(client, name)
+        target = promotion.previous_champion(client, name)
         if target is None:
             raise BadInputError(f"{name} has no earlier champion to roll back to (current: "
                                 f"v{current}); use 'set VERSION' to choose one")
         kind, why = "rollback", f"rollback from v{current}: {args.reason.strip()}"
     else:
-        target = tracking.resolve_version(client, name, args.version.lstrip("vV")).version
+        target = registry.resolve_version(client, name, args.version.lstrip("vV")).version
         kind, why = "manual", args.reason.strip()
     if target == current:
         print(f"{name} @champion is already v{target}; nothing changed")
         return int(ExitCode.OK)
-    event = tracking.move_alias(client, name, tracking.CHAMPION, target, why,
-                                tracking.actor("champion.py"), kind=kind)
+    event = promotion.move_alias(client, name, registry.CHAMPION, target, why,
+                                 promotion.actor("champion.py"), kind=kind)
     log.info("@champion v%s -> v%s (%s): %s", current, target, kind, why)
     print(f"{name} @champion: v{event['from'] or '-'} -> v{event['to']} ({kind}: {why})")
     return int(ExitCode.OK)

@@ -1,7 +1,7 @@
-"""Shared plumbing for the three scripts: exit codes, errors, logging, CLI helpers, atomic files.
+"""Shared plumbing for the scripts: exit codes, errors, logging, command line, atomic files.
 
-Data handling lives in ``dataio.py``, the model in ``modeling.py`` / ``textprep.py`` and MLflow in
-``tracking.py``; this module only holds what every entry point needs.
+The libraries live in the ``textops`` package (data, model, registry, batch scoring,
+monitoring); this module only holds what every entry point and every library needs.
 """
 from __future__ import annotations
 
@@ -11,18 +11,20 @@ import enum
 import logging
 import logging.handlers
 import os
+import signal
 import sys
 import tempfile
 import time
 import traceback
+import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import config as cfg
 
 
 class ExitCode(enum.IntEnum):
-    """Process exit codes shared by train.py, predict.py and monitor.py."""
+    """Process exit codes shared by every script (the one table: see EXIT_CODES)."""
 
     OK = 0
     ALERT = 1  # monitor.py: a performance threshold was breached
@@ -34,16 +36,49 @@ class ExitCode(enum.IntEnum):
     INTERRUPTED = 130  # SIGINT / SIGTERM
 
 
-EXIT_CODE_HELP = """exit codes:
-  0   success (monitor.py: healthy)
-  1   monitor.py: performance alert on labelled data (wins over drift)
-  3   monitor.py: drift alert (no performance alert)
-  2   bad input: wrong flags/configuration, missing or unreadable file, missing column,
-      empty data, single class, undecodable text
-  4   infrastructure: tracking server unreachable, model or alias not found, model not loadable
-  5   train.py: another training of the same model is running (lock held); this run skipped
-  70  unexpected internal error (a bug: the traceback is in the log file)
-  130 interrupted (Ctrl-C / SIGTERM)"""
+# code -> (meaning, what to do): --help, the README table and monitor's verdicts all come from it.
+EXIT_CODES: dict[ExitCode, tuple[str, str]] = {
+    ExitCode.OK: ("success; monitor.py: healthy", "-"),
+    ExitCode.ALERT: ("monitor.py: performance alert on labelled data (wins when drift fires too)",
+                     "look at the report; retrain or roll back"),
+    ExitCode.BAD_INPUT: ("bad input: wrong flag or setting, missing/empty/unreadable file, missing "
+                         "column, no data rows, single class, too few rows per class, undecodable "
+                         "text", "fix the input or flags as the message says"),
+    ExitCode.DRIFT: ("monitor.py: drift alert, no performance alert",
+                     "look at the HTML report: what changed in the inputs; get labels for the new "
+                     "data"),
+    ExitCode.INFRASTRUCTURE: ("infrastructure: tracking server unreachable or refusing "
+                              "credentials, no such model/alias/version, model artifact not "
+                              "loadable", "start the server / fix MLFLOW_TRACKING_URI / run "
+                              "train.py"),
+    ExitCode.BUSY: ("train.py: another training of the same model is running (lock held); this "
+                    "run was skipped, nothing logged", "nothing, or raise --lock-wait"),
+    ExitCode.INTERNAL: ("unexpected internal error (a bug)", "the traceback is in logs/<script>.log"),
+    ExitCode.INTERRUPTED: ("interrupted (Ctrl-C, SIGTERM)", "rerun"),
+}
+
+
+def _exit_code_help() -> str:
+    lines = ["exit codes:"]
+    for code, (meaning, _) in EXIT_CODES.items():
+        words, line = meaning.split(), f"  {int(code):<3} "
+        for word in words:
+            if len(line) + len(word) > 96:
+                lines.append(line.rstrip())
+                line = " " * 6
+            line += word + " "
+        lines.append(line.rstrip())
+    return "\n".join(lines)
+
+
+EXIT_CODE_HELP = _exit_code_help()
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (its type's name when it has none), for the
+    one-line errors users see."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]
 
 
 class TextopsError(Exception):
@@ -120,8 +155,6 @@ def setup_logging(name: str, config: dict[str, Any], quiet: bool = False) -> log
 
 def quiet_third_party_warnings() -> None:
     """Silence library warnings that are noise for a nightly job (they say nothing actionable)."""
-    import warnings
-
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", message=".*stop_words may be inconsistent.*")
     warnings.filterwarnings("ignore", message=".*Hint: Inferred schema contains integer.*")
@@ -157,8 +190,6 @@ def _lost_connection(exc: BaseException) -> bool:
 def run_main(script: str, main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
     """Run ``main`` and map failures to exit codes: one line on stderr, no traceback for
     expected failures; the full traceback of unexpected ones goes to the log file."""
-    import signal
-
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")  # our handlers, our format
@@ -197,76 +228,107 @@ def run_main(script: str, main: Callable[[list[str] | None], int], argv: list[st
 
 
 # --------------------------------------------------------------------------------------------
-# Command line
+# Command line: flags are derived from config.CONFIG and override the configuration one way
 # --------------------------------------------------------------------------------------------
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Shows defaults (which already include .env / environment overrides) and keeps epilogs."""
 
 
-def make_parser(description: str, epilog: str = "") -> argparse.ArgumentParser:
-    return argparse.ArgumentParser(
-        description=description,
+def cli_path(value: str) -> str:
+    """A path given on the command line is relative to the current directory, as users expect."""
+    return str(Path(os.path.expanduser(value)).absolute())
+
+
+def _flag_type(setting: cfg.Setting) -> Callable[[str], Any]:
+    def parse(raw: str) -> Any:
+        return cli_path(raw) if setting.path and raw else cfg.parse_value(setting, raw)
+
+    parse.__name__ = setting.type.__name__  # argparse names it in "invalid int value: 'x'"
+    return parse
+
+
+def add_setting_flags(parser: argparse.ArgumentParser, config: dict[str, Any], script: str,
+                      groups: Mapping[str, Any] | None = None) -> None:
+    """The flags of ``script`` declared in CONFIG, defaulting to the resolved configuration.
+
+    Each flag's destination is its setting (``"predict.data"``); :func:`apply_flags` writes
+    the parsed values back into the configuration. ``groups`` puts a setting's flag into an
+    argument group (key: ``"section.key"``).
+    """
+    for section, key, setting in cfg.settings():
+        if script not in cfg.flag_scripts(section, setting):
+            continue
+        dest = f"{section}.{key}"
+        names = [cfg.env_name(section, key)] + cfg.aliases_of(section, key)[:1]
+        text = f"{setting.help} [{', '.join(names)}]"
+        target = (groups or {}).get(dest, parser)
+        if setting.type is bool:
+            target.add_argument(setting.flag, dest=dest, default=config[section][key], help=text,
+                                action=argparse.BooleanOptionalAction)
+        else:
+            target.add_argument(setting.flag, dest=dest, default=config[section][key], help=text,
+                                type=_flag_type(setting), choices=setting.choices,
+                                metavar=setting.metavar or ("PATH" if setting.path else key.upper()))
+
+
+def apply_flags(config: dict[str, Any], args: argparse.Namespace) -> None:
+    """Write every parsed setting flag into ``config``: the code reads the configuration only."""
+    for dest, value in vars(args).items():
+        section, _, key = dest.partition(".")
+        if key and section in config and key in config[section]:
+            config[section][key] = value
+
+
+def make_parser(script: str, config: dict[str, Any], description: str, epilog: str = "",
+                groups: Mapping[str, str] | None = None) -> argparse.ArgumentParser:
+    """A script's parser: its setting flags (``groups``: ``"section.key"`` -> group title),
+    ``--quiet``, and the exit-code table in the epilog."""
+    parser = argparse.ArgumentParser(
+        prog=f"{script}.py", description=description,
         epilog=(epilog + "\n\n" if epilog else "") + EXIT_CODE_HELP,
         formatter_class=HelpFormatter,
     )
-
-
-def add_common_arguments(parser: argparse.ArgumentParser, config: dict[str, Any]) -> None:
-    """Flags shared by every script; their defaults come from the resolved configuration."""
-    data = config["data"]
-    parser.add_argument("--text-column", default=data["text_column"],
-                        help="column holding the text [TEXTOPS_TEXT_COLUMN]")
-    parser.add_argument("--model-name", default=config["mlflow"]["model_name"],
-                        help="registered model name in the MLflow registry [TEXTOPS_MODEL_NAME]")
-    parser.add_argument("--encoding", default=data["encoding"],
-                        help="input file encoding; a byte-order mark wins [TEXTOPS_ENCODING]")
-    parser.add_argument("--delimiter", default=data["delimiter"],
-                        help="input field delimiter, e.g. ',' or '\\t' [TEXTOPS_DELIMITER]")
-    parser.add_argument("--tracking-uri", default=config["mlflow"]["tracking_uri"],
-                        help="MLflow tracking URI; empty = embedded SQLite store in the project "
-                             "[MLFLOW_TRACKING_URI]")
+    titles = {title: parser.add_argument_group(title) for title in dict.fromkeys((groups or {}).values())}
+    add_setting_flags(parser, config, script,
+                      {dest: titles[title] for dest, title in (groups or {}).items()})
     parser.add_argument("--quiet", action="store_true", help="console shows warnings and errors only")
+    return parser
 
 
-def apply_common_arguments(config: dict[str, Any], args: argparse.Namespace) -> None:
-    """Write the shared flags back into ``config`` (flags beat environment beat defaults)."""
-    config["data"]["text_column"] = args.text_column
-    config["data"]["encoding"] = args.encoding
-    config["data"]["delimiter"] = "\t" if args.delimiter in ("\\t", "tab") else args.delimiter
-    config["mlflow"]["model_name"] = args.model_name
-    config["mlflow"]["tracking_uri"] = args.tracking_uri
-
-
-def start(script: str, parse_args: Callable[[list[str] | None, dict[str, Any]], argparse.Namespace],
-          argv: list[str] | None, apply: Callable[[dict[str, Any], argparse.Namespace], None] | None = None,
-          ) -> tuple[dict[str, Any], argparse.Namespace]:
+def start(script: str, build_parser: Callable[[dict[str, Any]], argparse.ArgumentParser],
+          argv: list[str] | None) -> tuple[dict[str, Any], argparse.Namespace]:
     """The prologue of every entry point: .env, CONFIG + environment, flags, logging.
 
-    Returns the resolved configuration (flags applied by ``apply``, default: the common ones)
-    and the parsed arguments.
+    Returns the resolved configuration (flags applied) and the parsed arguments.
     """
     cfg.load_dotenv_file()
     config = cfg.load_config()
-    args = parse_args(argv, config)
-    (apply or apply_common_arguments)(config, args)
+    args = build_parser(config).parse_args(argv)
+    apply_flags(config, args)
     setup_logging(script, config, quiet=args.quiet)
     quiet_third_party_warnings()
     return config, args
 
 
-def cli_path(value: str) -> Path:
-    """A path given on the command line is relative to the current directory, as users expect."""
-    return Path(os.path.expanduser(value)).absolute()
-
-
 def config_path(value: str | os.PathLike[str] | None) -> Path | None:
-    """A path from CONFIG / the environment is relative to the project root."""
+    """A configured path (relative ones hang off the project root; "" = none)."""
     return None if value in (None, "") else cfg.resolve_path(value)
 
 
 # --------------------------------------------------------------------------------------------
 # Files
 # --------------------------------------------------------------------------------------------
+def prepare_output(path: Path) -> Path:
+    """Check that ``path`` can be an output file and create its folder; returns the folder."""
+    if path.is_dir():
+        raise BadInputError(f"output path {path} is a directory; give a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInputError(f"cannot create output folder {path.parent}: {exc.strerror}") from None
+    return path.parent
+
+
 @contextlib.contextmanager
 def atomic_output(final_path: Path, mode: str = "w", **open_kwargs: Any) -> Iterator[Any]:
     """Write to a temporary file beside ``final_path`` and rename it into place on success.
@@ -275,14 +337,7 @@ def atomic_output(final_path: Path, mode: str = "w", **open_kwargs: Any) -> Iter
     it was: a reader never sees a half-written file under the final name.
     """
     final_path = Path(final_path)
-    directory = final_path.parent
-    if not directory.is_dir():
-        try:
-            directory.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise BadInputError(f"cannot create output folder {directory}: {exc.strerror}") from None
-    if final_path.is_dir():
-        raise BadInputError(f"output path {final_path} is a directory; give a file name")
+    directory = prepare_output(final_path)
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{final_path.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:

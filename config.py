@@ -1,137 +1,289 @@
-"""Central configuration for textops.
+"""Central configuration for textops: every setting declared once, here.
 
-Precedence, lowest to highest:
+Each entry of ``CONFIG`` is a :class:`Setting`: its default, its type (the default's), its help,
+and optionally the command-line flag that overrides it. Everything else is derived from that one
+declaration:
 
-1. ``CONFIG`` below (the defaults),
-2. environment variables (a ``.env`` file in the project root is loaded first and never
-   overrides variables that are already set), see ``ENV_VARS``,
-3. command-line flags (applied by each script).
+* the environment variable ``TEXTOPS_<SECTION>_<KEY>`` (a ``.env`` file in the project root is
+  loaded first and never overrides variables already set); older names still work through
+  ``ENV_ALIASES``;
+* the flags of each script and their ``--help`` text (``common.add_setting_flags``);
+* ``.env.example`` and ``docs/configuration.md`` (``python config.py --write-docs``; a test
+  fails when they are out of step).
+
+Precedence, lowest to highest: the defaults below, the environment, command-line flags.
 
 Importing this module has no side effects: it creates no folders, reads no files and sets no
-tracking URI. Call :func:`load_config` to get a resolved, independent copy of the settings.
+tracking URI. :func:`load_config` returns a resolved, independent ``{section: {key: value}}``.
 """
 from __future__ import annotations
 
-import copy
+import argparse
 import os
+import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any, Iterator, Mapping
+
+from dotenv import load_dotenv
 
 PROJECT_ROOT = Path(__file__).resolve().parent
+SCRIPTS = ("train", "predict", "monitor", "champion")
+CLI = ("train", "predict", "monitor")  # the three jobs (champion.py gets the common flags too)
 
-CONFIG: dict[str, dict[str, Any]] = {
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting. ``flag``: its command-line flag, in ``scripts`` (default: the script named
+    like the section). ``path``: a file or folder (relative to the project root in the
+    configuration, to the current directory on the command line)."""
+
+    default: Any
+    help: str = ""
+    flag: str | None = None
+    scripts: tuple[str, ...] = ()
+    choices: tuple[str, ...] | None = None
+    path: bool = False
+    env: str | None = None  # a variable name not derived from section and key
+    metavar: str | None = None
+
+    @property
+    def type(self) -> type:
+        return type(self.default)
+
+
+S = Setting
+COMMON = ("train", "predict", "monitor", "champion")
+
+SECTION_HELP = {
+    "data": "data",
+    "preprocessing": "text preprocessing (part of the model)",
+    "tfidf": "TF-IDF features (part of the model)",
+    "catboost": "CatBoost (part of the model)",
+    "mlflow": "MLflow",
+    "promotion": "promotion (train.py)",
+    "train": "train.py",
+    "predict": "predict.py",
+    "monitor": "monitor.py",
+    "logging": "logging",
+}
+
+CONFIG: dict[str, dict[str, Setting]] = {
     "data": {
-        "text_column": "text",
-        "label_column": "label",
-        "encoding": "utf-8",  # a BOM (UTF-8 or UTF-16) in the file wins over this
-        "delimiter": ",",
-        "test_size": 0.2,  # share of rows held out for the test metrics and promotion
-        "validation_size": 0.1,  # share of rows used for CatBoost early stopping
-        "random_seed": 42,
+        "text_column": S("text", "column holding the text", "--text-column", COMMON),
+        "label_column": S("label", "column holding the class label (twcs: inbound)",
+                          "--label-column", ("train",)),
+        "encoding": S("utf-8", "input file encoding; a UTF-8/UTF-16 byte-order mark wins",
+                      "--encoding", COMMON),
+        "delimiter": S(",", "input field delimiter, e.g. ',' or '\\t' (tab)", "--delimiter",
+                       COMMON),
+        "test_size": S(0.2, "share of rows held out for test metrics and promotion",
+                       "--test-size", ("train",)),
+        "validation_size": S(0.1, "share of rows for early stopping; 0 disables it",
+                             "--validation-size", ("train",)),
+        "random_seed": S(42, "random seed for the split and the model", "--seed", ("train",)),
     },
     "preprocessing": {
-        "lowercase": True,
-        "stopwords": "english",  # a language name, or "none"
-        "mask_urls": False,  # replace URLs with a placeholder token
-        "mask_handles": False,  # replace @user handles with a placeholder token
-        "mask_numbers": False,  # replace digit runs with a placeholder token
-        "max_chars": 100_000,  # longer texts are cut (a 10 MB cell is a broken row)
+        "lowercase": S(True, "lowercase the text before TF-IDF"),
+        "stopwords": S("english", "stop word language (NLTK corpus if installed, else the list "
+                                  "in nltk_data/), or 'none'", "--stopwords", ("train",)),
+        "mask_urls": S(False, "replace URLs with a placeholder token"),
+        "mask_handles": S(False, "replace @user handles with a placeholder token"),
+        "mask_numbers": S(False, "replace digit runs with a placeholder token"),
+        "max_chars": S(100_000, "longer texts are cut there, in training and scoring (a 10 MB "
+                                "cell is a broken row)"),
     },
     "tfidf": {
-        "ngram_max": 2,  # word n-grams from 1 to this
-        "min_df": 2,
-        "max_df": 1.0,
-        "max_features": 20000,
-        "sublinear_tf": True,
-        "char_ngram_max": 5,  # >= 2 adds character 2..N-grams (within words); 0 = words only
-        "char_max_features": 50000,
+        "ngram_max": S(2, "word n-grams from 1 to this"),
+        "min_df": S(2, "minimum number of texts an n-gram appears in"),
+        "max_df": S(1.0, "maximum share of texts an n-gram appears in"),
+        "max_features": S(20000, "word n-gram vocabulary size", "--max-features", ("train",)),
+        "sublinear_tf": S(True, "1 + log(term frequency)"),
+        "char_ngram_max": S(5, ">= 2 adds character 2..N-grams (within words) beside the word "
+                               "n-grams; 0 = words only"),
+        "char_max_features": S(50000, "character n-gram vocabulary size"),
     },
     "catboost": {
-        # CatBoost starts from (and is fed) the out-of-fold logits of a logistic regression on
-        # the TF-IDF matrix; false = CatBoost on the raw TF-IDF columns (slow with many classes).
-        "linear_boost": True,
-        "linear_c": 10.0,  # inverse regularisation of that logistic regression
-        "cv_folds": 5,  # folds for its out-of-fold logits
-        "iterations": 300,
-        "learning_rate": 0.1,
-        "depth": 4,
-        "border_count": 32,
-        "early_stopping_rounds": 30,
-        "thread_count": -1,  # -1 = all cores
+        "linear_boost": S(True, "boost from a logistic regression's out-of-fold logits (false = "
+                                "CatBoost on the raw TF-IDF columns, slow with many classes)"),
+        "linear_c": S(10.0, "inverse regularisation of that logistic regression"),
+        "cv_folds": S(5, "folds for its out-of-fold logits"),
+        "iterations": S(300, "maximum CatBoost iterations (trees)", "--iterations", ("train",)),
+        "learning_rate": S(0.1, "CatBoost learning rate"),
+        "depth": S(4, "tree depth"),
+        "border_count": S(32, "feature quantisation borders"),
+        "early_stopping_rounds": S(30, "stop after this many rounds without improvement"),
+        "thread_count": S(-1, "CatBoost threads; -1 = all cores"),
     },
     "mlflow": {
-        # Empty = embedded default: SQLite database + artifact folder inside the project.
-        "tracking_uri": "",
-        "sqlite_path": "mlflow.db",
-        "artifact_root": "mlartifacts",
-        "experiment": "textops",
-        "monitor_experiment": "textops-monitoring",
-        "model_name": "textops-classifier",
-        "connect_timeout": 10.0,  # seconds to wait for a tracking server before giving up
+        "tracking_uri": S("", "MLflow tracking URI; empty = embedded SQLite store in the project",
+                          "--tracking-uri", COMMON, env="MLFLOW_TRACKING_URI"),
+        "sqlite_path": S("mlflow.db", "database of the embedded store", path=True),
+        "artifact_root": S("mlartifacts", "artifact folder of local stores (the embedded one, or a "
+                                          "sqlite:/// tracking URI); a server keeps its own",
+                           path=True),
+        "experiment": S("textops", "MLflow experiment for training runs", "--experiment",
+                        ("train",)),
+        "monitor_experiment": S("textops-monitoring", "MLflow experiment for monitoring runs",
+                                "--experiment", ("monitor",)),
+        "model_name": S("textops-classifier", "registered model name in the MLflow registry",
+                        "--model-name", COMMON),
+        "connect_timeout": S(10.0, "seconds to wait for a tracking server before giving up "
+                                   "(exit 4)"),
     },
     "promotion": {
-        "metric": "macro_f1",  # accuracy | macro_f1
-        "threshold": 0.7,  # a new version must reach this to become @champion
+        "metric": S("macro_f1", "test metric used for promotion", "--metric", ("train",),
+                    choices=("accuracy", "macro_f1")),
+        "threshold": S(0.7, "minimum test metric for @champion", "--threshold", ("train",)),
     },
     "train": {
-        "data": "data/demo/train.csv",
-        # After early stopping has chosen the number of trees, refit on training + validation
-        # rows (the test rows are never trained on, so later champion comparisons stay fair).
-        "refit": True,
-        # Fit TF-IDF + LogisticRegression on the same rows and log its test metrics beside.
-        "baseline": True,
-        # Probe for a suspiciously easy score (few tokens carry it; identifiers leak the label).
-        "leakage_check": True,
-        # --tune: random search (seeded), bounded by trials and minutes.
-        "tune": False,
-        "tune_trials": 12,
-        "tune_minutes": 15.0,
-        "lock_dir": ".locks",  # train-<model>.lock files (one training per model at a time)
-        "lock_wait": 0.0,  # seconds to wait for another train.py of the model, then exit 5
+        "data": S("data/demo/train.csv", "labelled training CSV", "--data", path=True),
+        "refit": S(True, "refit on training + validation rows once early stopping has chosen the "
+                         "number of trees (test rows are never trained on)"),
+        "baseline": S(True, "also fit TF-IDF + LogisticRegression and log its test metrics",
+                      "--baseline"),
+        "leakage_check": S(True, "warn when a few tokens or identifiers carry the score",
+                           "--leakage-check"),
+        "tune": S(False, "random search over TF-IDF/CatBoost settings first (nested MLflow runs, "
+                         "chosen on the validation rows); the best is registered", "--tune"),
+        "tune_trials": S(12, "maximum configurations tried by --tune", "--tune-trials"),
+        "tune_minutes": S(15.0, "time budget of --tune; no new trial starts after it",
+                          "--tune-minutes"),
+        "lock_dir": S(".locks", "folder of the train-<model>.lock files (one training per model "
+                                "at a time)", path=True),
+        "lock_wait": S(0.0, "when another train.py of the same model is running, wait this long "
+                            "for it, then skip with exit 5", "--lock-wait", metavar="SECONDS"),
     },
     "predict": {
-        "data": "data/demo/recent.csv",
-        "output": "data/predictions.csv",
-        "model": "champion",  # an alias, "latest", or a version number
-        "chunk_size": 10000,  # rows per chunk: 10k keeps a worker near 400 MB (50k: ~620 MB)
-        "workers": 0,  # scoring processes; 0 = one per core
-        "id_columns": "",  # comma-separated columns copied to the output
-        "proba": "best",  # best = probability of the predicted label; all = also proba_<class>
-        "explain": 0,  # add a top_tokens column with this many tokens per row (0 = off)
-        "engine": "local",  # local (worker processes) or spark (mlflow.pyfunc.spark_udf)
-        "spark_master": "local[*]",  # any Spark master URL for engine=spark
+        "data": S("data/demo/recent.csv", "CSV to score", "--data", path=True),
+        "output": S("data/predictions.csv", "output file, written atomically; its extension picks "
+                                            "the format: .csv, .csv.gz or .parquet", "--output",
+                    path=True),
+        "model": S("champion", "model to use: an alias (champion, challenger), 'latest' (newest "
+                               "version) or a version number", "--model"),
+        "chunk_size": S(10000, "rows read and scored at a time (10k keeps a worker near 400 MB)",
+                        "--chunk-size"),
+        "workers": S(0, "worker processes scoring chunks in parallel; 0 = one per core",
+                     "--workers"),
+        "id_columns": S("", "comma-separated input columns copied to the output", "--id-columns"),
+        "proba": S("best", "best: the probability of the predicted label; all: also one "
+                           "proba_<class> column per class", "--proba", choices=("best", "all")),
+        "explain": S(0, "add a top_tokens column: the N tokens pushing most towards each row's "
+                        "prediction; 0 = off", "--explain", metavar="N"),
+        "engine": S("local", "local: worker processes on this machine; spark: "
+                             "mlflow.pyfunc.spark_udf on a Spark session (pip install -r "
+                             "requirements-spark.txt; no --resume or --explain)", "--engine",
+                    choices=("local", "spark")),
+        "spark_master": S("local[*]", "Spark master URL for --engine spark", "--spark-master"),
     },
     "monitor": {
-        "data": "data/demo/recent.csv",
-        "model": "champion",
-        "report": "reports/monitor.json",
-        "min_accuracy": 0.8,
-        "min_macro_f1": 0.7,
-        "max_relative_drop": 0.10,  # alert when accuracy/macro-F1 fall >10% below the version's test
-        "min_class_recall": 0.5,  # alert when a class's recall falls below this ...
-        "min_class_support": 20,  # ... among classes with at least this many labelled rows
-        "psi_max": 0.2,  # predicted-class distribution: drift when PSI exceeds this
-        "ks_max": 0.1,  # confidence / text length: drift when KS D exceeds this ...
-        "ks_pvalue": 0.01,  # ... and its p-value is below this
-        "oov_increase_max": 0.10,  # drift when the out-of-vocabulary rate rises by more
-        "domain_auc_max": 0.55,  # text content: drift when the domain classifier's AUC exceeds
-        "domain_pvalue": 0.001,  # ... and chance would exceed it less often than this
-        "domain_sample": 1000,  # current texts sampled for the domain classifier
-        "domain_min_rows": 200,  # fewer texts on either side: the content check is skipped
-        "reference_texts": 1000,  # test texts kept in each version's reference (0 = none)
-        "html": "reports/monitor.html",  # the HTML report ("" = none)
-        "history_runs": 30,  # earlier monitoring runs charted in the HTML report
+        "data": S("data/demo/recent.csv", "CSV of texts, or predict.py output; with labels or "
+                                          "without", "--data", path=True),
+        "model": S("champion", "model to score raw texts with: alias, 'latest' or version; "
+                               "ignored for predictions files", "--model"),
+        "report": S("reports/monitor.json", "JSON report path, replaced atomically", "--report",
+                    path=True),
+        "html": S("reports/monitor.html", "HTML report path, replaced atomically; empty = none",
+                  "--html", path=True),
+        "chunk_size": S(10000, "rows read and scored at a time", "--chunk-size"),
+        "min_accuracy": S(0.8, "performance alert below this accuracy", "--min-accuracy"),
+        "min_macro_f1": S(0.7, "performance alert below this macro-F1", "--min-macro-f1"),
+        "max_relative_drop": S(0.10, "performance alert when accuracy or macro-F1 is this fraction "
+                                     "below the version's test metrics at training time",
+                               "--max-relative-drop"),
+        "min_class_recall": S(0.5, "performance alert when a class with enough labelled rows has "
+                                   "a lower recall", "--min-class-recall"),
+        "min_class_support": S(20, "labelled rows a class needs for its recall to be checked"),
+        "psi_max": S(0.2, "drift: predicted-class distribution PSI above this", "--psi-max"),
+        "ks_max": S(0.1, "drift: confidence / text length Kolmogorov-Smirnov D above this (and p "
+                         "below monitor.ks_pvalue)", "--ks-max"),
+        "ks_pvalue": S(0.01, "... and its p-value below this"),
+        "oov_increase_max": S(0.10, "drift: out-of-vocabulary rate rising by more than this "
+                                    "(absolute)", "--oov-increase-max"),
+        "domain_auc_max": S(0.55, "drift: text-content domain classifier ROC-AUC above this",
+                            "--domain-auc-max"),
+        "domain_pvalue": S(0.001, "... and only when chance would exceed that AUC less often than "
+                                  "this, for the sample sizes at hand"),
+        "domain_sample": S(1000, "current texts sampled for the domain classifier"),
+        "domain_min_rows": S(200, "fewer texts on either side: the text-content check is skipped"),
+        "reference_texts": S(1000, "test texts kept in each version's reference profile (0 = "
+                                   "none: no text-content check)"),
+        "history_runs": S(30, "earlier monitoring runs charted in the HTML report"),
     },
     "logging": {
-        "dir": "logs",
-        "level": "INFO",
-        "max_bytes": 5_000_000,
-        "backup_count": 5,
+        "dir": S("logs", "folder of the rotating log files", path=True),
+        "level": S("INFO", "log level: DEBUG, INFO, WARNING, ERROR"),
+        "max_bytes": S(5_000_000, "size at which a log file is rotated"),
+        "backup_count": S(5, "rotated log files kept"),
     },
 }
 
+# Variable names of earlier releases, still read (the derived name wins when both are set).
+ENV_ALIASES: dict[str, str] = {
+    "TEXTOPS_TEXT_COLUMN": "data.text_column",
+    "TEXTOPS_LABEL_COLUMN": "data.label_column",
+    "TEXTOPS_ENCODING": "data.encoding",
+    "TEXTOPS_DELIMITER": "data.delimiter",
+    "TEXTOPS_TEST_SIZE": "data.test_size",
+    "TEXTOPS_VALIDATION_SIZE": "data.validation_size",
+    "TEXTOPS_RANDOM_SEED": "data.random_seed",
+    "TEXTOPS_LOWERCASE": "preprocessing.lowercase",
+    "TEXTOPS_STOPWORDS": "preprocessing.stopwords",
+    "TEXTOPS_MASK_URLS": "preprocessing.mask_urls",
+    "TEXTOPS_MASK_HANDLES": "preprocessing.mask_handles",
+    "TEXTOPS_MASK_NUMBERS": "preprocessing.mask_numbers",
+    "TEXTOPS_MAX_TEXT_CHARS": "preprocessing.max_chars",
+    "TEXTOPS_EXPERIMENT": "mlflow.experiment",
+    "TEXTOPS_MONITOR_EXPERIMENT": "mlflow.monitor_experiment",
+    "TEXTOPS_MODEL_NAME": "mlflow.model_name",
+    "TEXTOPS_CONNECT_TIMEOUT": "mlflow.connect_timeout",
+    "TEXTOPS_REFIT": "train.refit",
+    "TEXTOPS_BASELINE": "train.baseline",
+    "TEXTOPS_LEAKAGE_CHECK": "train.leakage_check",
+    "TEXTOPS_TUNE": "train.tune",
+    "TEXTOPS_TUNE_TRIALS": "train.tune_trials",
+    "TEXTOPS_TUNE_MINUTES": "train.tune_minutes",
+    "TEXTOPS_SPARK_MASTER": "predict.spark_master",
+    "TEXTOPS_LOG_DIR": "logging.dir",
+    "TEXTOPS_LOG_LEVEL": "logging.level",
+}
 
-def _to_bool(value: str) -> bool:
+# Read by MLflow itself, documented beside ours.
+MLFLOW_VARIABLES = {
+    "MLFLOW_TRACKING_USERNAME": "user for a tracking server with authentication",
+    "MLFLOW_TRACKING_PASSWORD": "its password (keep it in .env, never committed)",
+    "MLFLOW_TRACKING_TOKEN": "or a bearer token",
+}
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value of the wrong type."""
+
+
+def settings() -> Iterator[tuple[str, str, Setting]]:
+    """Every (section, key, setting), in declaration order."""
+    for section, entries in CONFIG.items():
+        for key, setting in entries.items():
+            yield section, key, setting
+
+
+def env_name(section: str, key: str) -> str:
+    """The environment variable of a setting: ``TEXTOPS_<SECTION>_<KEY>`` unless declared."""
+    return CONFIG[section][key].env or f"TEXTOPS_{section}_{key}".upper()
+
+
+def aliases_of(section: str, key: str) -> list[str]:
+    return [old for old, target in ENV_ALIASES.items() if target == f"{section}.{key}"]
+
+
+def flag_scripts(section: str, setting: Setting) -> tuple[str, ...]:
+    """The scripts whose command line has the setting's flag."""
+    if setting.flag is None:
+        return ()
+    return setting.scripts or ((section,) if section in SCRIPTS else ())
+
+
+def to_bool(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in {"1", "true", "yes", "on"}:
         return True
@@ -140,115 +292,45 @@ def _to_bool(value: str) -> bool:
     raise ValueError(f"expected true/false, got {value!r}")
 
 
-# Environment variable -> (section, key, parser). Every variable is documented in .env.example.
-ENV_VARS: dict[str, tuple[str, str, Callable[[str], Any]]] = {
-    "TEXTOPS_TEXT_COLUMN": ("data", "text_column", str),
-    "TEXTOPS_LABEL_COLUMN": ("data", "label_column", str),
-    "TEXTOPS_ENCODING": ("data", "encoding", str),
-    "TEXTOPS_DELIMITER": ("data", "delimiter", str),
-    "TEXTOPS_TEST_SIZE": ("data", "test_size", float),
-    "TEXTOPS_VALIDATION_SIZE": ("data", "validation_size", float),
-    "TEXTOPS_RANDOM_SEED": ("data", "random_seed", int),
-    "TEXTOPS_LOWERCASE": ("preprocessing", "lowercase", _to_bool),
-    "TEXTOPS_STOPWORDS": ("preprocessing", "stopwords", str),
-    "TEXTOPS_MASK_URLS": ("preprocessing", "mask_urls", _to_bool),
-    "TEXTOPS_MASK_HANDLES": ("preprocessing", "mask_handles", _to_bool),
-    "TEXTOPS_MASK_NUMBERS": ("preprocessing", "mask_numbers", _to_bool),
-    "TEXTOPS_MAX_TEXT_CHARS": ("preprocessing", "max_chars", int),
-    "TEXTOPS_TFIDF_NGRAM_MAX": ("tfidf", "ngram_max", int),
-    "TEXTOPS_TFIDF_MIN_DF": ("tfidf", "min_df", int),
-    "TEXTOPS_TFIDF_MAX_DF": ("tfidf", "max_df", float),
-    "TEXTOPS_TFIDF_MAX_FEATURES": ("tfidf", "max_features", int),
-    "TEXTOPS_TFIDF_SUBLINEAR_TF": ("tfidf", "sublinear_tf", _to_bool),
-    "TEXTOPS_TFIDF_CHAR_NGRAM_MAX": ("tfidf", "char_ngram_max", int),
-    "TEXTOPS_TFIDF_CHAR_MAX_FEATURES": ("tfidf", "char_max_features", int),
-    "TEXTOPS_CATBOOST_LINEAR_BOOST": ("catboost", "linear_boost", _to_bool),
-    "TEXTOPS_CATBOOST_LINEAR_C": ("catboost", "linear_c", float),
-    "TEXTOPS_CATBOOST_CV_FOLDS": ("catboost", "cv_folds", int),
-    "TEXTOPS_CATBOOST_ITERATIONS": ("catboost", "iterations", int),
-    "TEXTOPS_CATBOOST_LEARNING_RATE": ("catboost", "learning_rate", float),
-    "TEXTOPS_CATBOOST_DEPTH": ("catboost", "depth", int),
-    "TEXTOPS_CATBOOST_BORDER_COUNT": ("catboost", "border_count", int),
-    "TEXTOPS_CATBOOST_EARLY_STOPPING_ROUNDS": ("catboost", "early_stopping_rounds", int),
-    "TEXTOPS_CATBOOST_THREAD_COUNT": ("catboost", "thread_count", int),
-    "MLFLOW_TRACKING_URI": ("mlflow", "tracking_uri", str),
-    "TEXTOPS_MLFLOW_SQLITE_PATH": ("mlflow", "sqlite_path", str),
-    "TEXTOPS_MLFLOW_ARTIFACT_ROOT": ("mlflow", "artifact_root", str),
-    "TEXTOPS_EXPERIMENT": ("mlflow", "experiment", str),
-    "TEXTOPS_MONITOR_EXPERIMENT": ("mlflow", "monitor_experiment", str),
-    "TEXTOPS_MODEL_NAME": ("mlflow", "model_name", str),
-    "TEXTOPS_CONNECT_TIMEOUT": ("mlflow", "connect_timeout", float),
-    "TEXTOPS_PROMOTION_METRIC": ("promotion", "metric", str),
-    "TEXTOPS_PROMOTION_THRESHOLD": ("promotion", "threshold", float),
-    "TEXTOPS_TRAIN_DATA": ("train", "data", str),
-    "TEXTOPS_REFIT": ("train", "refit", _to_bool),
-    "TEXTOPS_BASELINE": ("train", "baseline", _to_bool),
-    "TEXTOPS_LEAKAGE_CHECK": ("train", "leakage_check", _to_bool),
-    "TEXTOPS_TUNE": ("train", "tune", _to_bool),
-    "TEXTOPS_TUNE_TRIALS": ("train", "tune_trials", int),
-    "TEXTOPS_TUNE_MINUTES": ("train", "tune_minutes", float),
-    "TEXTOPS_TRAIN_LOCK_DIR": ("train", "lock_dir", str),
-    "TEXTOPS_TRAIN_LOCK_WAIT": ("train", "lock_wait", float),
-    "TEXTOPS_PREDICT_DATA": ("predict", "data", str),
-    "TEXTOPS_PREDICT_OUTPUT": ("predict", "output", str),
-    "TEXTOPS_PREDICT_MODEL": ("predict", "model", str),
-    "TEXTOPS_PREDICT_CHUNK_SIZE": ("predict", "chunk_size", int),
-    "TEXTOPS_PREDICT_WORKERS": ("predict", "workers", int),
-    "TEXTOPS_PREDICT_ID_COLUMNS": ("predict", "id_columns", str),
-    "TEXTOPS_PREDICT_PROBA": ("predict", "proba", str),
-    "TEXTOPS_PREDICT_EXPLAIN": ("predict", "explain", int),
-    "TEXTOPS_PREDICT_ENGINE": ("predict", "engine", str),
-    "TEXTOPS_SPARK_MASTER": ("predict", "spark_master", str),
-    "TEXTOPS_MONITOR_DATA": ("monitor", "data", str),
-    "TEXTOPS_MONITOR_MODEL": ("monitor", "model", str),
-    "TEXTOPS_MONITOR_REPORT": ("monitor", "report", str),
-    "TEXTOPS_MONITOR_MIN_ACCURACY": ("monitor", "min_accuracy", float),
-    "TEXTOPS_MONITOR_MIN_MACRO_F1": ("monitor", "min_macro_f1", float),
-    "TEXTOPS_MONITOR_MAX_RELATIVE_DROP": ("monitor", "max_relative_drop", float),
-    "TEXTOPS_MONITOR_MIN_CLASS_RECALL": ("monitor", "min_class_recall", float),
-    "TEXTOPS_MONITOR_MIN_CLASS_SUPPORT": ("monitor", "min_class_support", int),
-    "TEXTOPS_MONITOR_PSI_MAX": ("monitor", "psi_max", float),
-    "TEXTOPS_MONITOR_KS_MAX": ("monitor", "ks_max", float),
-    "TEXTOPS_MONITOR_KS_PVALUE": ("monitor", "ks_pvalue", float),
-    "TEXTOPS_MONITOR_OOV_INCREASE_MAX": ("monitor", "oov_increase_max", float),
-    "TEXTOPS_MONITOR_DOMAIN_AUC_MAX": ("monitor", "domain_auc_max", float),
-    "TEXTOPS_MONITOR_DOMAIN_PVALUE": ("monitor", "domain_pvalue", float),
-    "TEXTOPS_MONITOR_DOMAIN_SAMPLE": ("monitor", "domain_sample", int),
-    "TEXTOPS_MONITOR_DOMAIN_MIN_ROWS": ("monitor", "domain_min_rows", int),
-    "TEXTOPS_MONITOR_REFERENCE_TEXTS": ("monitor", "reference_texts", int),
-    "TEXTOPS_MONITOR_HTML": ("monitor", "html", str),
-    "TEXTOPS_MONITOR_HISTORY_RUNS": ("monitor", "history_runs", int),
-    "TEXTOPS_LOG_DIR": ("logging", "dir", str),
-    "TEXTOPS_LOG_LEVEL": ("logging", "level", str),
-}
+def parse_value(setting: Setting, raw: str) -> Any:
+    """A text value (environment or flag) as the setting's type."""
+    if setting.type is bool:
+        return to_bool(raw)
+    value = setting.type(raw)
+    if setting.choices and value not in setting.choices:
+        raise ValueError(f"expected one of {', '.join(setting.choices)}, got {raw!r}")
+    if setting is CONFIG["data"]["delimiter"] and value in ("\\t", "tab"):
+        return "\t"
+    return value
 
 
-class ConfigError(ValueError):
-    """An environment variable holds a value of the wrong type."""
+def defaults() -> dict[str, dict[str, Any]]:
+    """The declared defaults as ``{section: {key: value}}`` (a fresh copy)."""
+    return {section: {key: s.default for key, s in entries.items()}
+            for section, entries in CONFIG.items()}
 
 
 def load_dotenv_file(path: Path | None = None) -> None:
     """Load ``.env`` from the project root into ``os.environ`` (set variables win)."""
-    from dotenv import load_dotenv
-
     load_dotenv(path or PROJECT_ROOT / ".env", override=False)
 
 
 def load_config(environ: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
-    """Return a deep copy of CONFIG with environment overrides applied.
+    """The defaults with environment overrides applied, as a fresh ``{section: {key: value}}``.
 
     ``environ`` defaults to ``os.environ``; pass a dict in tests. Empty variables are ignored.
     """
     env = os.environ if environ is None else environ
-    config = copy.deepcopy(CONFIG)
-    for name, (section, key, parse) in ENV_VARS.items():
-        raw = env.get(name)
-        if raw is None or raw.strip() == "":
-            continue
-        try:
-            config[section][key] = parse(raw.strip())
-        except ValueError as exc:
-            raise ConfigError(f"environment variable {name}={raw!r} is invalid: {exc}") from None
+    config = defaults()
+    for section, key, setting in settings():
+        for name in aliases_of(section, key) + [env_name(section, key)]:  # derived name last: wins
+            raw = env.get(name)
+            if raw is None or raw.strip() == "":
+                continue
+            try:
+                config[section][key] = parse_value(setting, raw.strip())
+            except ValueError as exc:
+                raise ConfigError(f"environment variable {name}={raw!r} is invalid: {exc}") from None
     return config
 
 
@@ -259,3 +341,87 @@ def resolve_path(path: str | os.PathLike[str]) -> Path:
     """
     candidate = Path(os.path.expanduser(str(path)))
     return candidate if candidate.is_absolute() else PROJECT_ROOT / candidate
+
+
+# --------------------------------------------------------------------------------------------
+# Generated documentation: .env.example and docs/configuration.md
+# --------------------------------------------------------------------------------------------
+def _shown(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def _flags_note(section: str, setting: Setting, code: str = "") -> str:
+    """E.g. ``--data (train)`` or ``--text-column (all scripts)``; empty when there is no flag."""
+    scripts = flag_scripts(section, setting)
+    if not scripts:
+        return ""
+    flag = setting.flag + (f"/--no-{setting.flag[2:]}" if setting.type is bool else "")
+    where = "all scripts" if set(scripts) >= set(CLI) else "/".join(f"{s}.py" for s in scripts)
+    return f"{code}{flag}{code} ({where})"
+
+
+def env_example() -> str:
+    """The text of ``.env.example``."""
+    lines = [
+        "# textops settings. Copy to .env (never commit .env) and uncomment what you change.",
+        "# Generated from config.py's CONFIG by `python config.py --write-docs`: edit CONFIG, not",
+        "# this file. Precedence: CONFIG defaults < environment / this file < command-line flags.",
+        "# Variables already set in the environment win over this file. Relative paths here are",
+        "# relative to the project folder; paths given as flags, to the current directory.",
+        "# Names of earlier releases still work: see docs/configuration.md.",
+    ]
+    for section, entries in CONFIG.items():
+        lines += ["", f"# --- {SECTION_HELP[section]} " + "-" * max(3, 84 - len(SECTION_HELP[section]))]
+        for key, setting in entries.items():
+            note = _flags_note(section, setting)
+            text = setting.help + (f" [{note}]" if note else "")
+            lines.append(f"# {env_name(section, key)}={_shown(setting.default)}")
+            lines.append(f"#     {text}")
+        if section == "mlflow":
+            for name, text in MLFLOW_VARIABLES.items():
+                lines.append(f"# {name}=")
+                lines.append(f"#     {text} (read by MLflow itself)")
+    return "\n".join(lines) + "\n"
+
+
+def markdown_table() -> str:
+    """The settings table of ``docs/configuration.md``."""
+    rows = ["| variable | CONFIG key | default | meaning | flag |", "|---|---|---|---|---|"]
+    for section, key, setting in settings():
+        old = ", ".join(f"`{a}`" for a in aliases_of(section, key))
+        default = _shown(setting.default) if setting.default != "" else "(empty)"
+        meaning = setting.help.replace("|", "\\|") + (f" (earlier name: {old})" if old else "")
+        rows.append(f"| `{env_name(section, key)}` | `{section}.{key}` | `{default}` | {meaning} | "
+                    f"{_flags_note(section, setting, code='`')} |")
+    return "\n".join(rows) + "\n"
+
+
+DOCS = PROJECT_ROOT / "docs" / "configuration.md"
+TABLE_START, TABLE_END = "<!-- settings:start -->", "<!-- settings:end -->"
+
+
+def configuration_doc(current: str) -> str:
+    """``docs/configuration.md`` with its generated table replaced."""
+    head, _, rest = current.partition(TABLE_START)
+    _, _, tail = rest.partition(TABLE_END)
+    return f"{head}{TABLE_START}\n{markdown_table()}{TABLE_END}{tail}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Regenerate .env.example and the settings "
+                                                 "table of docs/configuration.md from CONFIG.")
+    parser.add_argument("--write-docs", action="store_true", help="write the files")
+    args = parser.parse_args(argv)
+    if not args.write_docs:
+        sys.stdout.write(env_example())
+        return 0
+    (PROJECT_ROOT / ".env.example").write_text(env_example(), encoding="utf-8")
+    DOCS.write_text(configuration_doc(DOCS.read_text(encoding="utf-8")), encoding="utf-8")
+    print(f"wrote {PROJECT_ROOT / '.env.example'} and {DOCS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

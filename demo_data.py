@@ -10,18 +10,23 @@ the articles are read from the installed package's data folder.
 """
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import logging
 import sys
 from pathlib import Path
 
 import config as cfg
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
 from common import (
+    EXIT_CODE_HELP,
     BadInputError,
     ExitCode,
+    HelpFormatter,
     atomic_output,
     cli_path,
-    make_parser,
     run_main,
     setup_logging,
 )
@@ -42,10 +47,8 @@ def bbc_news_folder() -> Path:
     return folder
 
 
-def load_bbc_news(folder: Path):
+def load_bbc_news(folder: Path) -> pd.DataFrame:
     """One row per article: ``text`` (title + body) and ``label`` (the section folder)."""
-    import pandas as pd
-
     rows = []
     for section in sorted(p for p in folder.iterdir() if p.is_dir()):
         for article in sorted(section.glob("*.txt")):
@@ -57,15 +60,14 @@ def load_bbc_news(folder: Path):
 def main(argv: list[str] | None = None) -> int:
     cfg.load_dotenv_file()
     config = cfg.load_config()
-    parser = make_parser(__doc__)
+    parser = argparse.ArgumentParser(prog="demo_data.py", description=__doc__,
+                                     epilog=EXIT_CODE_HELP, formatter_class=HelpFormatter)
     parser.add_argument("--out-dir", type=cli_path, default=cfg.resolve_path("data/demo"),
                         help="folder for train.csv and recent.csv")
     parser.add_argument("--recent-share", type=float, default=0.2,
                         help="share of articles kept aside as 'recent' data")
     args = parser.parse_args(argv)
     setup_logging("demo_data", config)
-
-    from sklearn.model_selection import train_test_split
 
     articles = load_bbc_news(bbc_news_folder())
     text_col, label_col = config["data"]["text_column"], config["data"]["label_column"]

@@ -1,17 +1,25 @@
 """Estimators that travel inside the logged model (shipped with it via MLflow ``code_paths``).
 
-Keep this module small and backward compatible: every registered model version imports it by
-name when loaded (by predict.py, monitor.py, ``mlflow.pyfunc.load_model`` or
-``mlflow models serve``).
+Keep this module small, self-contained (no project imports) and backward compatible: every
+registered model version imports it by the name ``textprep`` when loaded (by predict.py,
+monitor.py, ``mlflow.pyfunc.load_model`` or ``mlflow models serve``), and models saved by
+earlier releases are loaded with today's classes (tests/test_compatibility.py).
 """
 from __future__ import annotations
 
+import os
 import re
+import sys
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import skops.io as sio
+import yaml
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.utils.validation import check_is_fitted
 
 URL_TOKEN = " xxurl "
@@ -96,7 +104,7 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
 
     # -- helpers ---------------------------------------------------------------------------
     def _make_model(self, n_classes: int):
-        from catboost import CatBoostClassifier
+        from catboost import CatBoostClassifier  # heavy: only when fitting or scoring
 
         return CatBoostClassifier(
             iterations=self.iterations,
@@ -111,8 +119,6 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
         )
 
     def _make_linear(self):
-        from sklearn.linear_model import LogisticRegression
-
         return LogisticRegression(C=self.linear_c, max_iter=2000)
 
     @staticmethod
@@ -120,8 +126,6 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
         return scores.reshape(len(scores), -1)
 
     def _out_of_fold_scores(self, X: Any, codes: np.ndarray) -> np.ndarray:
-        from sklearn.model_selection import StratifiedKFold, cross_val_predict
-
         folds = max(2, min(int(self.cv_folds), int(np.bincount(codes).min())))
         n_jobs = -1 if self.thread_count == -1 else max(1, int(self.thread_count))
         cv = StratifiedKFold(folds, shuffle=True, random_state=self.random_seed)
@@ -129,7 +133,7 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
                                  method="decision_function", n_jobs=n_jobs)
 
     def _pool(self, X: Any, labels: np.ndarray | None = None, linear_scores: np.ndarray | None = None):
-        from catboost import Pool
+        from catboost import Pool  # heavy: only when fitting or scoring
 
         if linear_scores is None:
             return Pool(X, labels)
@@ -211,11 +215,36 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
 
 
 # --------------------------------------------------------------------------------------------
-# python_function flavor: what `mlflow.pyfunc.load_model`, `mlflow models serve` and
-# `mlflow.pyfunc.spark_udf` call. The MLmodel's python_function flavor names this module as
-# its loader; the sklearn flavor (mlflow.sklearn.load_model) is unchanged.
+# Loading a logged model, and the python_function flavor: what `mlflow.pyfunc.load_model`,
+# `mlflow models serve` and `mlflow.pyfunc.spark_udf` call. The MLmodel's python_function flavor
+# names this module as its loader; the sklearn flavor (mlflow.sklearn.load_model) is unchanged.
 # --------------------------------------------------------------------------------------------
-def scores_frame(pipeline: Any, frame: pd.DataFrame) -> pd.DataFrame:
+class UnsafeModelError(ValueError):
+    """The model folder is not a skops-serialised sklearn model (e.g. a pickle)."""
+
+
+def load_model_folder(folder: str | os.PathLike[str]) -> Any:
+    """The one model loader (predict.py, monitor.py, batch workers, pyfunc): a logged MLflow
+    sklearn model folder, loaded with skops and only the trusted types its MLmodel lists.
+
+    textops never unpickles a model: unpickling runs whatever code the file names. MLflow is not
+    imported (a worker needs ~220 MB less). The ``code/`` folder logged with the model is put on
+    ``sys.path`` last, so the running project's modules win over the copies shipped with it.
+    """
+    folder = Path(folder)
+    flavor = yaml.safe_load((folder / "MLmodel").read_text())["flavors"].get("sklearn", {})
+    fmt = flavor.get("serialization_format", "pickle" if flavor else "none")
+    if fmt != "skops":
+        raise UnsafeModelError(
+            f"is stored as {fmt!r}, not skops: textops does not unpickle models (that would run "
+            f"any code the file names); retrain it with train.py or pass another --model")
+    code = folder / "code"
+    if code.is_dir() and str(code) not in sys.path:
+        sys.path.append(str(code))
+    return sio.load(folder / flavor["pickled_model"], trusted=flavor.get("skops_trusted_types", []))
+
+
+def predictions_frame(pipeline: Any, frame: pd.DataFrame) -> pd.DataFrame:
     """One row per input row: ``prediction`` (label), ``probability`` (of that label) and one
     ``proba_<class>`` column per class, in the order of ``pipeline.classes_``."""
     classes = np.asarray(pipeline.classes_).astype(str)
@@ -241,15 +270,9 @@ class PyfuncModel:
     def predict(self, data: Any, params: dict[str, Any] | None = None) -> pd.DataFrame:
         if not isinstance(data, pd.DataFrame):
             data = pd.DataFrame({self.pipeline.steps[0][1].column: list(data)})
-        return scores_frame(self.pipeline, data)
+        return predictions_frame(self.pipeline, data)
 
 
 def _load_pyfunc(path: str) -> PyfuncModel:
-    """pyfunc loader: ``path`` is the serialized pipeline inside the model folder; loading goes
-    through mlflow.sklearn (skops, with the trusted types recorded in MLmodel)."""
-    import os
-
-    import mlflow.sklearn
-
-    folder = os.path.dirname(path) if os.path.isfile(path) else path
-    return PyfuncModel(mlflow.sklearn.load_model(folder))
+    """pyfunc loader: ``path`` is the serialized pipeline inside the model folder."""
+    return PyfuncModel(load_model_folder(os.path.dirname(path) if os.path.isfile(path) else path))

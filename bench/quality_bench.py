@@ -29,8 +29,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import config as cfg  # noqa: E402
-import dataio  # noqa: E402
-import modeling  # noqa: E402
+from textops import registry  # noqa: E402
+from textops import data as dataio  # noqa: E402
+from textops import model as modeling  # noqa: E402
 from textprep import CatBoostText, TextColumn  # noqa: E402
 
 SHARED = Path(os.environ.get("TEXTOPS_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -145,10 +146,8 @@ def main() -> int:
     if args.mlflow:
         import mlflow
 
-        import tracking
-
-        client = tracking.connect(config)
-        experiment_id = tracking.ensure_experiment(client, config, "textops-benchmark")
+        client = registry.connect(config)
+        experiment_id = registry.ensure_experiment(client, config, "textops-benchmark")
         for r in results:
             with mlflow.start_run(experiment_id=experiment_id, run_name=f"{r['dataset']}-{r['model']}"):
                 mlflow.log_params({"dataset": r["dataset"], "model": r["model"]})

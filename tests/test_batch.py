@@ -6,11 +6,10 @@ import json
 import pandas as pd
 import pytest
 
-import batch
 import config as cfg
-import dataio
-import modeling
-import tracking
+from textops import batch, registry
+from textops import data as dataio
+from textops import model as modeling
 from common import BadInputError
 from conftest import shared
 
@@ -28,8 +27,8 @@ def saved_model(tmp_path_factory):
     modeling.fit_pipeline(pipe, frame[["text"]], frame["inbound"])
     path = tmp_path_factory.mktemp("model") / "model"
     mlflow.sklearn.save_model(pipe, str(path), serialization_format="skops",
-                              skops_trusted_types=tracking.skops_trusted_types(pipe),
-                              code_paths=[str(tracking.TEXTPREP_PATH)])
+                              skops_trusted_types=registry.skops_trusted_types(pipe),
+                              code_paths=[str(registry.TEXTPREP_PATH)])
     return str(path)
 
 
@@ -48,7 +47,8 @@ def run(saved_model, output, workers=1, resume=False, stop_after=None, version="
         if stop_after is not None and len(seen) >= stop_after:
             raise KeyboardInterrupt  # a kill between two chunks
     chunks = dataio.iter_table(data, fmt, chunk, ["text", "tweet_id"])
-    return batch.score_csv(chunks, output, job, manifest, workers, resume, on_rows)
+    return batch.write_predictions(chunks, output, job, manifest,
+                                   batch.Run(workers=workers, resume=resume, on_rows=on_rows))
 
 
 def test_output_is_identical_whatever_the_number_of_workers(saved_model, tmp_path):

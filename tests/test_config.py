@@ -1,12 +1,15 @@
-"""Configuration: defaults < environment (.env) < flags; paths hang off the project root."""
+"""Configuration: every setting declared once in CONFIG; defaults < environment (.env) < flags;
+the environment names, .env.example, the settings table and --help are derived from it."""
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
 
 import pytest
 
+import common
 import config as cfg
 from conftest import PROJECT_ROOT
 
@@ -15,7 +18,31 @@ def test_defaults_are_a_private_copy():
     first = cfg.load_config({})
     first["data"]["text_column"] = "changed"
     assert cfg.load_config({})["data"]["text_column"] == "text"
-    assert cfg.CONFIG["data"]["text_column"] == "text"
+    assert cfg.CONFIG["data"]["text_column"].default == "text"
+
+
+def test_each_setting_has_a_derived_variable_and_old_names_still_work():
+    assert cfg.env_name("tfidf", "ngram_max") == "TEXTOPS_TFIDF_NGRAM_MAX"
+    assert cfg.env_name("data", "text_column") == "TEXTOPS_DATA_TEXT_COLUMN"
+    assert cfg.env_name("mlflow", "tracking_uri") == "MLFLOW_TRACKING_URI"  # MLflow's own
+    assert cfg.load_config({"TEXTOPS_DATA_TEXT_COLUMN": "body"})["data"]["text_column"] == "body"
+    assert cfg.load_config({"TEXTOPS_TEXT_COLUMN": "body"})["data"]["text_column"] == "body"
+    both = {"TEXTOPS_TEXT_COLUMN": "old", "TEXTOPS_DATA_TEXT_COLUMN": "new"}
+    assert cfg.load_config(both)["data"]["text_column"] == "new"  # the derived name wins
+    assert cfg.load_config({"TEXTOPS_SPARK_MASTER": "yarn"})["predict"]["spark_master"] == "yarn"
+    assert cfg.load_config({"TEXTOPS_DELIMITER": "\\t"})["data"]["delimiter"] == "\t"
+
+
+def test_names_never_collide_and_every_alias_names_a_setting():
+    derived = [cfg.env_name(s, k) for s, k, _ in cfg.settings()]
+    assert len(derived) == len(set(derived))
+    assert not set(derived) & set(cfg.ENV_ALIASES)
+    for old, target in cfg.ENV_ALIASES.items():
+        section, key = target.split(".")
+        assert key in cfg.CONFIG[section], old
+    for section, key, setting in cfg.settings():
+        assert setting.help, f"{section}.{key} has no help"
+        assert setting.choices is None or setting.default in setting.choices
 
 
 def test_environment_overrides_are_typed():
@@ -40,9 +67,9 @@ def test_bad_environment_value_names_the_variable():
         cfg.load_config({"TEXTOPS_RANDOM_SEED": "seven"})
 
 
-def test_every_env_var_maps_to_a_config_key():
-    for name, (section, key, _) in cfg.ENV_VARS.items():
-        assert key in cfg.CONFIG[section], name
+def test_a_value_outside_the_choices_is_refused():
+    with pytest.raises(cfg.ConfigError, match="TEXTOPS_PREDICT_PROBA"):
+        cfg.load_config({"TEXTOPS_PREDICT_PROBA": "most"})
 
 
 def test_relative_paths_resolve_against_project_root_not_cwd(tmp_path, monkeypatch):
@@ -51,14 +78,41 @@ def test_relative_paths_resolve_against_project_root_not_cwd(tmp_path, monkeypat
     assert cfg.resolve_path(tmp_path / "x.csv") == tmp_path / "x.csv"
 
 
-def test_env_example_and_readme_document_every_variable():
-    example = (PROJECT_ROOT / ".env.example").read_text()
+def test_env_example_and_the_settings_table_are_generated_from_config():
+    fix = "run: python config.py --write-docs"
+    assert (PROJECT_ROOT / ".env.example").read_text() == cfg.env_example(), fix
+    doc = cfg.DOCS.read_text()
+    assert cfg.configuration_doc(doc) == doc, fix
+    for old in cfg.ENV_ALIASES:
+        assert old in doc
+    assert "docs/configuration.md" in (PROJECT_ROOT / "README.md").read_text()
+
+
+def test_readme_exit_code_table_is_the_code_table():
     readme = (PROJECT_ROOT / "README.md").read_text()
-    documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]+)=", example, flags=re.M))
-    missing = set(cfg.ENV_VARS) - documented
-    assert not missing, f".env.example lacks {sorted(missing)}"
-    missing_readme = {name for name in cfg.ENV_VARS if name not in readme}
-    assert not missing_readme, f"README lacks {sorted(missing_readme)}"
+    rows = dict(re.findall(r"^\| (\d+) \| (.+?) \|", readme, flags=re.M))
+    assert {int(k) for k in rows} == {int(c) for c in common.EXIT_CODES}
+    for code, (meaning, _) in common.EXIT_CODES.items():
+        assert rows[str(int(code))] == meaning
+
+
+def test_flags_override_the_configuration_one_way(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = cfg.load_config({"TEXTOPS_RANDOM_SEED": "3"})
+    parser = common.make_parser("train", config, "test")
+    args = parser.parse_args(["--seed", "7", "--no-baseline", "--data", "x.csv",
+                              "--delimiter", "tab", "--metric", "accuracy"])
+    common.apply_flags(config, args)
+    assert config["data"]["random_seed"] == 7
+    assert config["train"]["baseline"] is False
+    assert config["train"]["data"] == str(tmp_path / "x.csv")  # flags: relative to the cwd
+    assert config["data"]["delimiter"] == "\t"
+    assert config["promotion"]["metric"] == "accuracy"
+    untouched = cfg.load_config({"TEXTOPS_RANDOM_SEED": "3"})
+    common.apply_flags(untouched, parser.parse_args([]))
+    assert untouched["data"]["random_seed"] == 3  # no flag: the environment's value
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--metric", "recall"])
 
 
 def test_dotenv_never_overrides_the_real_environment(project):
@@ -73,17 +127,20 @@ def test_dotenv_never_overrides_the_real_environment(project):
 
 def test_importing_the_modules_has_no_side_effects(project):
     before = sorted(p.name for p in project.iterdir())
-    code = ("import config, common, dataio, modeling, textprep, tracking; import mlflow; "
-            "print(mlflow.get_tracking_uri() if False else 'ok')")
+    code = ("import config, common, textprep, textops.training, textops.scoring, "
+            "textops.monitoring.check; import mlflow; print('ok')")
     subprocess.run([sys.executable, "-c", code], cwd=project, check=True, capture_output=True)
     after = sorted(p.name for p in project.iterdir() if p.name != "__pycache__")
     assert after == before  # no logs/, mlflow.db, mlartifacts/ or data/ created
 
 
-@pytest.mark.parametrize("script", ["train.py", "predict.py", "monitor.py"])
-def test_help_lists_flags_env_vars_and_exit_codes(script):
-    out = subprocess.run([sys.executable, str(PROJECT_ROOT / script), "--help"],
-                         capture_output=True, text=True, check=True).stdout
-    for needle in ("--text-column", "--model-name", "--data", "TEXTOPS_MODEL_NAME",
-                   "MLFLOW_TRACKING_URI", "exit codes:"):
-        assert needle in out, (script, needle)
+@pytest.mark.parametrize("script", ["train", "predict", "monitor", "champion"])
+def test_help_lists_every_flag_with_its_variables_and_the_exit_codes(script):
+    out = subprocess.run([sys.executable, str(PROJECT_ROOT / f"{script}.py"), "--help"],
+                         capture_output=True, text=True, check=True,
+                         env={**os.environ, "COLUMNS": "300"}).stdout
+    assert "exit codes:" in out and "130 interrupted" in out
+    for section, key, setting in cfg.settings():
+        if script in cfg.flag_scripts(section, setting):
+            assert setting.flag in out, (script, setting.flag)
+            assert cfg.env_name(section, key) in out, (script, cfg.env_name(section, key))

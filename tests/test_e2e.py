@@ -20,6 +20,8 @@ from conftest import (
     shared,
 )
 
+pytestmark = pytest.mark.slow  # real scripts as subprocesses, on real data
+
 MODEL = "textops-classifier"
 
 
@@ -75,6 +77,17 @@ def test_first_training_is_promoted_to_champion_with_everything_logged(twcs_proj
     assert (root / "mlflow.db").is_file() and (root / "mlartifacts").is_dir()
     assert not (root / "catboost_info").exists()
     assert "v1 -> @champion" in (root / "logs" / "train.log").read_text()
+
+
+def test_the_mlflow_ui_reads_as_a_model_card(twcs_project):
+    client = registry(twcs_project["root"])
+    card = client.get_registered_model(MODEL).description
+    assert "`text`" in card and "`inbound`" in card and "2 classes" in card
+    assert "twcs_head5k_raw.csv" in card and "5000 usable rows" in card
+    first, second = (client.get_model_version(MODEL, v).description for v in ("1", "2"))
+    assert "accuracy 0." in first and "linear baseline macro-F1" in first
+    assert "Promotion: @champion" in first and "Leakage check: the identifiers alone" in first
+    assert "Promotion: @challenger" in second and "does not beat champion v1" in second
 
 
 def test_logged_model_has_signature_input_example_and_safe_serialisation(twcs_project):
@@ -184,6 +197,7 @@ def test_predict_picks_the_format_by_extension_and_refuses_unknown_ones(twcs_pro
     assert_clean_failure(result, 2, ".parquet")
 
 
+@pytest.mark.spark
 def test_spark_engine_writes_the_same_bytes_as_the_local_engine(twcs_project, tmp_path):
     pytest.importorskip("pyspark")  # the optional scale-out extra (installed by .ci/run)
     data = tmp_path / "tweets.csv"
@@ -413,7 +427,7 @@ def test_kill_9_during_predict_leaves_no_output_and_resume_completes_it(twcs_pro
     import subprocess
     import sys
 
-    import batch
+    from textops import batch
 
     root = twcs_project["root"]
     data = shared("twcs", "twcs_head5k_raw.csv")
@@ -448,6 +462,7 @@ def test_kill_9_during_predict_leaves_no_output_and_resume_completes_it(twcs_pro
 # ------------------------------------------------------------------------------------------
 # Serving: the champion behind `mlflow models serve`, queried over HTTP
 # ------------------------------------------------------------------------------------------
+@pytest.mark.server
 def test_served_champion_answers_like_predict_py(twcs_project, tmp_path):
     import sys
 

@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 
 import pandas as pd
+import pytest
 
 from conftest import clean_env, registry, run_script, shared
+
+pytestmark = pytest.mark.slow  # real scripts as subprocesses, on real data
 
 MODEL = "textops-classifier"
 
@@ -69,6 +72,7 @@ def test_demo_main_job_runs_with_no_configuration(project):
     assert json.loads((project / "reports" / "monitor.json").read_text())["status"] == "healthy"
 
 
+@pytest.mark.server
 def test_same_scripts_work_unchanged_against_a_real_mlflow_server(mlflow_server, project, tmp_path):
     env = clean_env(MLFLOW_TRACKING_URI=mlflow_server, TEXTOPS_MODEL_NAME="served-twcs")
     data = shared("twcs", "twcs_head5k.csv")

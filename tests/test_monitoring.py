@@ -13,8 +13,10 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 
-import drift
-import monitoring
+import config as cfg
+from textops.monitoring import alerts as monitoring
+from textops.monitoring import check, drift, report
+from textops.monitoring.stream import Reservoir, StreamSpec, accumulate
 from conftest import copy_project, registry, run_script, shared
 
 MODEL = "textops-classifier"
@@ -45,7 +47,7 @@ def test_performance_from_confusion_counts_matches_scikit_learn():
 
 def test_reservoir_is_bounded_uniform_and_reproducible():
     def sample(seed):
-        reservoir = monitoring.Reservoir(1000, seed)
+        reservoir = Reservoir(1000, seed)
         for start in range(0, 100_000, 7_000):
             reservoir.add(range(start, min(start + 7_000, 100_000)))
         return reservoir
@@ -98,6 +100,94 @@ def test_performance_alerts_absolute_relative_and_per_class():
     assert monitoring.verdict(["perf"], ["drift"]) == "alert"
 
 
+def test_stream_keeps_counts_per_version_and_bounded_samples():
+    chunks = [pd.DataFrame({"text": ["a b", "  ", "c d e", "f"], "label": ["x", "x", "y", None],
+                            "prediction": ["x", None, "x", "y"], "model_version": ["1", "1", "2", "2"],
+                            "probability": ["0.9", None, "0.6", "0.7"]})] * 3
+    spec = StreamSpec("text", "label", has_text=True, has_labels=True, recorded=True)
+    seen = accumulate(chunks, spec, score=None)
+    assert (seen.rows, seen.scored, seen.skipped, seen.unlabelled) == (12, 9, 3, 3)
+    assert seen.versions == Counter({"1": 3, "2": 6}) and seen.main_version == "2"
+    assert seen.tallies["1"] == Counter({("x", "x"): 3})
+    assert seen.tallies["2"] == Counter({("y", "x"): 3})
+    assert sorted(seen.confidences("2")) == [0.6] * 3 + [0.7] * 3
+    assert len(seen.texts.items) == 9 and max(seen.lengths.items) == 5
+
+
+def test_stream_scores_raw_texts_and_skips_blank_ones():
+    calls = []
+
+    def score(frame):
+        calls.append(len(frame))
+        return np.array(["p"] * len(frame)), np.full(len(frame), 0.8)
+
+    spec = StreamSpec("text", "label", has_text=True, has_labels=False, recorded=False, version="4")
+    seen = accumulate([pd.DataFrame({"text": ["one", None, "two", " "]})], spec, score)
+    assert calls == [2] and seen.skipped == 2 and seen.predicted["4"] == Counter({"p": 2})
+
+
+def test_evaluating_versions_aligns_label_spellings_and_checks_each_version():
+    tallies = {"1": Counter({("true", "True"): 90, ("false", "False"): 10}),
+               "2": Counter({("TRUE", "False"): 40, ("false", "False"): 60})}
+    references = {"1": {"metrics": {"accuracy": 0.99, "macro_f1": 0.98}}, "2": None}
+    thresholds = {"min_accuracy": 0.8, "min_macro_f1": 0.5, "max_relative_drop": 0.1,
+                  "min_class_recall": 0.5, "min_class_support": 20}
+    found, perf = monitoring.evaluate_versions(tallies, references, ["False", "True"],
+                                               thresholds, rows_without_label=3)
+    assert perf["per_version"]["1"]["accuracy"] == 1.0
+    assert perf["per_version"]["2"]["accuracy"] == 0.6 and perf["unknown_labels"] == []
+    assert perf["per_version"]["1"]["reference"] == {"accuracy": 0.99, "macro_f1": 0.98}
+    assert any(a.startswith("model v2: accuracy 0.6000 < 0.8000") for a in found)
+    assert not any(a.startswith("model v1") for a in found)
+    assert monitoring.evaluate_versions({}, {}, [], thresholds, 0) == ([], None)
+
+
+def test_html_report_shows_a_dash_not_nan_for_unknown_training_metrics():
+    stats = {"rows": 10, "accuracy": 0.9, "macro_f1": 0.8, "recall_per_class": {},
+             "support_per_class": {}}
+    result = {"status": "healthy", "exit_code": 0, "alerts": [], "checked_at": "now",
+              "data": {"rows": 10, "path": "x.csv"},
+              "model": {"name": "m", "versions": ["1", "2"], "source": "@champion"},
+              "performance": {"overall": stats, "per_version": {
+                  "1": {**stats, "reference": {"accuracy": 0.95, "macro_f1": 0.9}},
+                  "2": {**stats, "reference": {}}}},
+              "drift": {"checks": [], "drifted": [], "note": "n"}}
+    page = report.render(result, {})
+    assert "nan" not in page.lower() and "0.9500" in page and "&ndash;" in page
+    single = dict(result, performance={"overall": stats, "per_version": {
+        "1": {**stats, "reference": {"accuracy": 0.95, "macro_f1": 0.9}}}})
+    assert report.render(single, {}).count("0.9500") == 2  # the overall row shows it too
+
+
+def test_monitoring_a_registered_model_in_process(tmp_path, monkeypatch):
+    """The whole check (stream, drift, report, MLflow run) on the legacy fixture model, raw texts:
+    a version without a reference profile is scored and reported, drift is skipped with a note."""
+    import shutil
+
+    from conftest import PROJECT_ROOT, registry
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    shutil.copytree(PROJECT_ROOT / "tests" / "fixtures" / "legacy_model" / "model", tmp_path / "m")
+    client = registry(tmp_path, uri)
+    client.create_registered_model(MODEL)
+    client.create_model_version(MODEL, source=str(tmp_path / "m"))
+    client.set_registered_model_alias(MODEL, "champion", "1")
+    config = cfg.load_config({"MLFLOW_TRACKING_URI": uri,
+                              "TEXTOPS_MLFLOW_ARTIFACT_ROOT": str(tmp_path / "artifacts")})
+    config["monitor"].update(data=str(PROJECT_ROOT / "tests" / "fixtures" / "legacy_model" /
+                                      "inputs.csv"), report=str(tmp_path / "r.json"),
+                             html=str(tmp_path / "r.html"))
+    result = check.run(check.job_from_config(config, label_required=False), config)
+    assert result["status"] == "healthy" and result["model"]["versions"] == ["1"]
+    assert result["data"] == {**result["data"], "rows": 20, "rows_checked": 18, "rows_skipped": 2}
+    assert "no reference profile" in result["drift"]["note"] and result["performance"] is None
+    assert json.loads((tmp_path / "r.json").read_text())["status"] == "healthy"
+    assert "HEALTHY" in (tmp_path / "r.html").read_text()
+    [run] = client.search_runs([client.get_experiment_by_name("textops-monitoring").experiment_id])
+    assert run.data.tags["textops.model_version"] == "1" and run.data.metrics["rows"] == 20
+
+
 # ------------------------------------------------------------------------------------------
 # End to end: a champion trained on 80 % of twcs, monitored on what it never saw
 # ------------------------------------------------------------------------------------------
@@ -128,6 +218,7 @@ def monitor(monitored, name, *args):
     return result, body, html
 
 
+@pytest.mark.slow
 def test_reference_profile_is_saved_with_the_version(monitored):
     client = registry(monitored["root"])
     version = client.get_model_version(MODEL, "1")
@@ -142,6 +233,7 @@ def test_reference_profile_is_saved_with_the_version(monitored):
     assert len(reference["confidence"]["sample"]) == reference["rows"]
 
 
+@pytest.mark.slow
 def test_held_back_twcs_is_healthy_exit_0(monitored):
     result, body, html = monitor(monitored, "held", "--label-column", "inbound")
     ok_or(result, 0)
@@ -156,6 +248,7 @@ def test_held_back_twcs_is_healthy_exit_0(monitored):
     assert html.exists() and "HEALTHY" in html.read_text()
 
 
+@pytest.mark.slow
 def test_banking77_text_is_a_drift_alert_exit_3_naming_the_drift(monitored):
     result, body, html = monitor(monitored, "banking")  # no labels: drift only
     ok_or(result, 3)
@@ -169,6 +262,7 @@ def test_banking77_text_is_a_drift_alert_exit_3_naming_the_drift(monitored):
     assert "DRIFT" in page and "card" in page
 
 
+@pytest.mark.slow
 def test_shuffled_labels_are_a_performance_alert_exit_1(monitored):
     result, body, _ = monitor(monitored, "shuffled", "--label-column", "inbound")
     ok_or(result, 1)
@@ -177,6 +271,7 @@ def test_shuffled_labels_are_a_performance_alert_exit_1(monitored):
     assert body["drift"]["drifted"] == []  # same texts: only the labels are wrong
 
 
+@pytest.mark.slow
 def test_predictions_file_without_labels_checks_drift_from_recorded_scores(monitored):
     tmp = monitored["tmp"]
     ok_or(run_script(monitored["root"], "predict.py", "--data", tmp / "banking.csv", "--output",
@@ -187,6 +282,7 @@ def test_predictions_file_without_labels_checks_drift_from_recorded_scores(monit
     assert {c["name"] for c in body["drift"]["checks"] if c["drifted"]} >= {"text_content"}
 
 
+@pytest.mark.slow
 def test_each_run_is_logged_to_mlflow_and_the_html_charts_the_history(monitored):
     monitor(monitored, "held", "--label-column", "inbound")
     _, body, html = monitor(monitored, "held", "--label-column", "inbound")
@@ -210,6 +306,7 @@ def chromium() -> str:
     return path
 
 
+@pytest.mark.slow
 def test_html_report_renders_in_headless_chromium(monitored, tmp_path):
     _, body, html = monitor(monitored, "banking")
     command = [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",

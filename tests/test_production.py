@@ -9,9 +9,11 @@ import time
 
 import pytest
 
-import locking
 from common import ExitCode
 from conftest import assert_clean_failure, clean_env, registry, run_script, shared
+from textops import locking, promotion
+from textops.registry import redact
+
 
 MODEL = "textops-classifier"
 TRAIN = ("--data", "twcs/sample.csv", "--label-column", "inbound", "--threshold", "0.5",
@@ -22,6 +24,7 @@ def train_args():
     return ["--data", str(shared("twcs", "sample.csv"))] + list(TRAIN[2:])
 
 
+@pytest.mark.slow
 def test_a_held_lock_makes_train_skip_with_exit_5_naming_the_holder(project):
     lock = project / ".locks" / f"train-{MODEL}.lock"
     with locking.exclusive(lock, 0, "test"):
@@ -35,7 +38,7 @@ def test_a_held_lock_makes_train_skip_with_exit_5_naming_the_holder(project):
 
 def test_a_holder_killed_with_sigkill_leaves_no_stale_lock(tmp_path):
     lock = tmp_path / "train.lock"
-    code = ("import sys, time; sys.path.insert(0, sys.argv[2]); import locking\n"
+    code = ("import sys, time; sys.path.insert(0, sys.argv[2]); from textops import locking\n"
             "with locking.exclusive(__import__('pathlib').Path(sys.argv[1]), 0, 'holder'):\n"
             "    print('locked', flush=True); time.sleep(600)\n")
     from conftest import PROJECT_ROOT
@@ -52,6 +55,7 @@ def test_a_holder_killed_with_sigkill_leaves_no_stale_lock(tmp_path):
         assert str(__import__("os").getpid()) in lock.read_text()
 
 
+@pytest.mark.slow
 def test_overlapping_trainings_never_both_promote_and_every_alias_change_can_be_rolled_back(project):
     env = clean_env()
     procs = [subprocess.Popen([sys.executable, str(project / "train.py"), *train_args()],
@@ -92,7 +96,7 @@ def test_overlapping_trainings_never_both_promote_and_every_alias_change_can_be_
     assert [re.search(r"v\S+ -> v\S+", line).group(0) for line in lines] == [
         "v- -> v1", "v1 -> v3", "v3 -> v2", "v2 -> v3", "v3 -> v1"]
     assert "[rollback]" in lines[-1] and "v3 too" in lines[-1] and "champion.py" in lines[-1]
-    events = [e for e in __import__("tracking").alias_history(client, MODEL)]
+    events = [e for e in promotion.alias_history(client, MODEL)]
     assert {e["alias"] for e in events} == {"champion", "challenger"}
     assert all(e["by"] and e["at"] for e in events)
     assert {k: str(v) for k, v in client.get_registered_model(MODEL).aliases.items()}["champion"] == "1"
@@ -101,6 +105,8 @@ def test_overlapping_trainings_never_both_promote_and_every_alias_change_can_be_
 # ------------------------------------------------------------------------------------------
 # A tracking server with authentication
 # ------------------------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.server
 def test_basic_auth_server_works_with_credentials_and_refuses_wrong_ones_clearly(
         project, mlflow_auth_server, tmp_path):
     from conftest import AUTH_ADMIN
@@ -146,6 +152,7 @@ def test_basic_auth_server_works_with_credentials_and_refuses_wrong_ones_clearly
 # ------------------------------------------------------------------------------------------
 # Signals
 # ------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_sigterm_during_training_ends_the_run_killed_keeps_aliases_and_frees_the_lock(project):
     import signal
 
@@ -263,6 +270,7 @@ BAD_INPUT_CASES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case, script, content, extra, code, needles", BAD_INPUT_CASES,
                          ids=[c[0] for c in BAD_INPUT_CASES])
 def test_bad_input_matrix(champion_project, tmp_path, case, script, content, extra, code, needles):
@@ -288,6 +296,7 @@ def test_bad_input_matrix(champion_project, tmp_path, case, script, content, ext
     assert len(registry(champion_project).search_model_versions(f"name='{MODEL}'")) == versions_before
 
 
+@pytest.mark.slow
 def test_a_10_mb_text_is_scored_without_blowing_up(champion_project, tmp_path):
     data = tmp_path / "huge.csv"
     data.write_text("id,text\n1,hello there\n2," + "spam " * 2_000_000 + "\n3,thanks\n")
@@ -299,6 +308,8 @@ def test_a_10_mb_text_is_scored_without_blowing_up(champion_project, tmp_path):
     assert scored["id"].tolist() == ["1", "2", "3"] and scored["prediction"].notna().all()
 
 
+@pytest.mark.slow
+@pytest.mark.server
 def test_server_dying_mid_training_fails_cleanly_and_moves_no_alias(project, tmp_path):
     import signal
 
@@ -338,12 +349,12 @@ def test_server_dying_mid_training_fails_cleanly_and_moves_no_alias(project, tmp
     assert len(client.search_model_versions(f"name='{MODEL}'")) == 1
 
 
+@pytest.mark.slow
 def test_a_password_in_the_tracking_uri_never_reaches_the_console_or_logs(project, tmp_path):
-    import tracking
     from conftest import free_port
 
-    assert tracking.redact("http://alice:s3cr3t@host:5000/x") == "http://alice:***@host:5000/x"
-    assert tracking.redact("sqlite:////srv/mlflow.db") == "sqlite:////srv/mlflow.db"
+    assert redact("http://alice:s3cr3t@host:5000/x") == "http://alice:***@host:5000/x"
+    assert redact("sqlite:////srv/mlflow.db") == "sqlite:////srv/mlflow.db"
     uri = f"http://alice:s3cr3t-pw@127.0.0.1:{free_port()}"  # nothing listens there
     result = run_script(project, "predict.py", "--data", str(shared("twcs", "sample.csv")),
                         "--output", str(tmp_path / "out.csv"), env=clean_env(MLFLOW_TRACKING_URI=uri))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 import config as cfg
-import tracking
+from textops import promotion, registry
 from common import ModelNotFoundError
 
 
@@ -18,7 +18,7 @@ from common import ModelNotFoundError
     (0.90, "3", None, "champion", "could not be evaluated"),
 ])
 def test_promotion_rule(score, champion, champion_score, alias, words):
-    decision = tracking.decide_promotion("macro_f1", score, 0.7, champion, champion_score)
+    decision = promotion.decide_promotion("macro_f1", score, 0.7, champion, champion_score)
     assert decision.alias == alias
     assert words in decision.reason
     assert decision.promoted == (alias == "champion")
@@ -27,29 +27,29 @@ def test_promotion_rule(score, champion, champion_score, alias, words):
 def test_embedded_store_lives_in_the_project_whatever_the_cwd(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     config = cfg.load_config({})
-    assert tracking.is_embedded(config)
-    assert tracking.tracking_uri(config) == f"sqlite:///{cfg.PROJECT_ROOT / 'mlflow.db'}"
+    assert registry.is_embedded(config)
+    assert registry.tracking_uri(config) == f"sqlite:///{cfg.PROJECT_ROOT / 'mlflow.db'}"
     config = cfg.load_config({"MLFLOW_TRACKING_URI": "http://127.0.0.1:5000"})
-    assert tracking.tracking_uri(config) == "http://127.0.0.1:5000"
-    assert not tracking.is_embedded(config)
+    assert registry.tracking_uri(config) == "http://127.0.0.1:5000"
+    assert not registry.is_embedded(config)
 
 
 def test_resolving_versions_aliases_and_latest(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     config = cfg.load_config({"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'r.db'}"})
-    client = tracking.connect(config)
+    client = registry.connect(config)
     with pytest.raises(ModelNotFoundError, match="run train.py first"):
-        tracking.resolve_version(client, "m", "champion")
+        registry.resolve_version(client, "m", "champion")
     client.create_registered_model("m")
     for _ in range(3):
         client.create_model_version("m", source=str(tmp_path), run_id=None)
     client.set_registered_model_alias("m", "champion", "2")
-    assert tracking.resolve_version(client, "m", "champion").version == "2"
-    assert tracking.resolve_version(client, "m", "latest").version == "3"
-    assert tracking.resolve_version(client, "m", "1").version == "1"
-    assert tracking.resolve_version(client, "m", "v1").version == "1"
+    assert registry.resolve_version(client, "m", "champion").version == "2"
+    assert registry.resolve_version(client, "m", "latest").version == "3"
+    assert registry.resolve_version(client, "m", "1").version == "1"
+    assert registry.resolve_version(client, "m", "v1").version == "1"
     with pytest.raises(ModelNotFoundError, match="no @challenger alias"):
-        tracking.resolve_version(client, "m", "challenger")
+        registry.resolve_version(client, "m", "challenger")
     with pytest.raises(ModelNotFoundError, match="no version 9"):
-        tracking.resolve_version(client, "m", "9")
-    assert tracking.aliases_of(client, "m") == {"champion": "2"}
+        registry.resolve_version(client, "m", "9")
+    assert registry.aliases_of(client, "m") == {"champion": "2"}

@@ -1,29 +1,35 @@
-"""monitor.py's HTML report: one self-contained file (plots embedded as PNG data URIs, inline
-CSS, no network) that a person can open from CI artefacts or the MLflow UI."""
+"""monitor.py's outputs: the one-line summary, and the HTML report: one self-contained file
+(plots embedded as PNG data URIs, inline CSS, no network) that a person can open from CI
+artefacts or the MLflow UI."""
 from __future__ import annotations
 
 import base64
 import html
 import io
+from collections import Counter
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+
+from common import atomic_output
+from textops.monitoring.stream import Seen
 
 STATUS_COLOURS = {"healthy": "#1a7f37", "alert": "#cf222e", "drift": "#bf8700"}
 REFERENCE_COLOUR, CURRENT_COLOUR = "#8c959f", "#0969da"
 
 
 def _png(fig) -> str:
+    import matplotlib.pyplot as plt  # heavy: only when a report is drawn
+
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=96, bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
     plt.close(fig)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def _figure(width: float = 6.4, height: float = 3.2):
-    import matplotlib
+    import matplotlib  # heavy: only when a report is drawn
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -80,14 +86,17 @@ def _e(value: Any) -> str:
     return html.escape(str(value))
 
 
+def _number(value: float | None) -> str:
+    """A metric with 4 decimals, or a dash when it is unknown (never "nan")."""
+    return "&ndash;" if value is None or not np.isfinite(value) else f"{value:.4f}"
+
+
 def _words(words: Sequence[str]) -> str:
     return " ".join(f"<code>{_e(w)}</code>" for w in words) or "&ndash;"
 
 
-def render(report: dict[str, Any], plots: dict[str, str]) -> str:
-    """The whole page. ``plots``: title -> PNG data URI."""
-    status = report["status"]
-    colour = STATUS_COLOURS.get(status, "#57606a")
+def _drift_html(report: dict[str, Any]) -> str:
+    """The drift table and the words typical of each side."""
     rows = []
     for check in report["drift"]["checks"]:
         value = "&ndash;" if check["value"] is None else f"{check['value']:.3f}"
@@ -99,33 +108,48 @@ def render(report: dict[str, Any], plots: dict[str, str]) -> str:
     drift_table = ("<table><tr><th>check</th><th>method</th><th>value</th><th>threshold</th>"
                    "<th>verdict</th><th>detail</th></tr>" + "".join(rows) + "</table>"
                    if rows else f"<p class='muted'>{_e(report['drift'].get('note', 'no drift checks'))}</p>")
-    words = ""
     content = next((c for c in report["drift"]["checks"]
                     if c["name"] == "text_content" and c["value"] is not None), None)
-    if content:
-        words = ("<h2>Typical words</h2><table><tr><th>more typical of the reference</th>"
-                 "<th>more typical of the current data</th></tr><tr>"
-                 f"<td>{_words(content['extra']['reference_words'])}</td>"
-                 f"<td>{_words(content['extra']['current_words'])}</td></tr></table>")
+    if not content:
+        return drift_table
+    return drift_table + (
+        "<h2>Typical words</h2><table><tr><th>more typical of the reference</th>"
+        "<th>more typical of the current data</th></tr><tr>"
+        f"<td>{_words(content['extra']['reference_words'])}</td>"
+        f"<td>{_words(content['extra']['current_words'])}</td></tr></table>")
+
+
+def _performance_html(report: dict[str, Any]) -> str:
+    """Performance overall and per version, beside the training-time test metrics."""
     perf = report.get("performance")
-    if perf:
-        prow = []
-        for scope, stats in [("overall", perf["overall"])] + [
-                (f"v{v}", s) for v, s in perf["per_version"].items()]:
-            ref = stats.get("reference", {}) if scope != "overall" else {}
-            prow.append(
-                f"<tr><td>{_e(scope)}</td><td class='num'>{stats['rows']:,}</td>"
-                f"<td class='num'>{stats['accuracy']:.4f}</td><td class='num'>{stats['macro_f1']:.4f}</td>"
-                f"<td class='num'>{ref.get('accuracy', float('nan')):.4f}</td>"
-                f"<td class='num'>{ref.get('macro_f1', float('nan')):.4f}</td></tr>")
-        perf_html = ("<h2>Performance on labelled rows</h2><table><tr><th>scope</th><th>rows</th>"
-                     "<th>accuracy</th><th>macro-F1</th><th>test accuracy at training</th>"
-                     "<th>test macro-F1 at training</th></tr>" + "".join(prow) + "</table>")
-    else:
-        perf_html = "<h2>Performance</h2><p class='muted'>no labels in the input: drift checks only</p>"
+    if not perf:
+        return "<h2>Performance</h2><p class='muted'>no labels in the input: drift checks only</p>"
+    prow = []
+    versions = list(perf["per_version"].values())
+    for scope, stats in [("overall", perf["overall"])] + [
+            (f"v{v}", s) for v, s in perf["per_version"].items()]:
+        # overall: the training-time metrics of the only version, when there is one
+        ref = stats.get("reference") or (versions[0].get("reference", {})
+                                         if scope == "overall" and len(versions) == 1 else {})
+        prow.append(
+            f"<tr><td>{_e(scope)}</td><td class='num'>{stats['rows']:,}</td>"
+            f"<td class='num'>{stats['accuracy']:.4f}</td><td class='num'>{stats['macro_f1']:.4f}</td>"
+            f"<td class='num'>{_number(ref.get('accuracy'))}</td>"
+            f"<td class='num'>{_number(ref.get('macro_f1'))}</td></tr>")
+    return ("<h2>Performance on labelled rows</h2><table><tr><th>scope</th><th>rows</th>"
+            "<th>accuracy</th><th>macro-F1</th><th>test accuracy at training</th>"
+            "<th>test macro-F1 at training</th></tr>" + "".join(prow) + "</table>")
+
+
+def render(report: dict[str, Any], figures: dict[str, str]) -> str:
+    """The whole page. ``figures``: title -> PNG data URI."""
+    status = report["status"]
+    colour = STATUS_COLOURS.get(status, "#57606a")
+    drift_table, words = _drift_html(report), ""
+    perf_html = _performance_html(report)
     alerts = "".join(f"<li>{_e(a)}</li>" for a in report["alerts"] + report["drift"]["drifted"])
-    figures = "".join(f"<figure><img alt='{_e(t)}' src='{uri}'><figcaption>{_e(t)}</figcaption></figure>"
-                      for t, uri in plots.items())
+    images = "".join(f"<figure><img alt='{_e(t)}' src='{uri}'><figcaption>{_e(t)}</figcaption></figure>"
+                     for t, uri in figures.items())
     model = report["model"]
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
@@ -152,7 +176,7 @@ code {{ background: #f6f8fa; padding: 0 .25rem; border-radius: .2rem; }}
 {words}
 {perf_html}
 <h2>Plots</h2>
-{figures or "<p class='muted'>no plots</p>"}
+{images or "<p class='muted'>no plots</p>"}
 <script>
 window.addEventListener("load", function () {{
   var images = Array.prototype.slice.call(document.images);
@@ -162,3 +186,52 @@ window.addEventListener("load", function () {{
 </script>
 </body></html>
 """
+
+
+def plots(report: dict[str, Any], reference: dict[str, Any] | None, seen: Seen,
+          history: list[dict[str, Any]]) -> dict[str, str]:
+    """Title -> PNG data URI: reference vs current class distribution, confidence and text
+    length, and the monitoring history."""
+    out = {}
+    if reference:
+        version = report["drift"]["reference_version"]
+        predicted = seen.predicted.get(version, Counter())
+        total = sum(predicted.values()) or 1
+        out["Predicted class distribution"] = class_plot(
+            reference["predicted_distribution"],
+            {c: predicted.get(c, 0) / total for c in reference["classes"]})
+        confidence = seen.confidences(version)
+        if confidence:
+            out["Confidence (probability of the predicted label)"] = histogram_plot(
+                reference["confidence"]["sample"], confidence, "Confidence",
+                "probability of the predicted label", np.linspace(0, 1, 21))
+        if seen.lengths.items:
+            top = max(np.percentile(reference["length"]["sample"], 99), 10)
+            out["Text length"] = histogram_plot(
+                reference["length"]["sample"], seen.lengths.items, "Text length",
+                "characters (longer texts in the last bin)", np.linspace(0, top, 31))
+    if sum(1 for h in history if h.get("accuracy") is not None or
+           h.get("drift.text_content") is not None) >= 2:
+        out["Monitoring history"] = history_plot(history)
+    return out
+
+
+def write_html(path: Path, report: dict[str, Any], figures: dict[str, str]) -> None:
+    with atomic_output(path, "w", encoding="utf-8") as handle:
+        handle.write(render(report, figures))
+
+
+def summary(report: dict[str, Any]) -> str:
+    """The one line monitor.py prints: status, versions, performance, drifted checks, alerts."""
+    parts = [f"{report['status'].upper()}: {report['model']['name']} "
+             + ",".join(f"v{v}" for v in report["model"]["versions"])]
+    if report["performance"]:
+        overall = report["performance"]["overall"]
+        parts.append(f"accuracy {overall['accuracy']:.4f} macro-F1 {overall['macro_f1']:.4f} on "
+                     f"{overall['rows']} labelled rows")
+    checks = report["drift"]["checks"]
+    if checks:
+        parts.append("drift in " + (", ".join(c["name"] for c in checks if c["drifted"]) or "none")
+                     + f" of {sum(c['value'] is not None for c in checks)} checks")
+    parts += report["alerts"]
+    return "; ".join(parts)

@@ -1,70 +1,16 @@
-"""The logic behind monitor.py: streamed accumulation of what a model saw (bounded memory),
-performance from confusion counts, alert rules and the graded verdict.
-
-Verdict and exit codes (one table, also in ``monitor.py --help`` and the README):
-
-==== ============ =============================================================================
-code status       meaning
-==== ============ =============================================================================
-0    healthy      every check passed
-1    alert        performance alert on labelled data (takes precedence over drift)
-3    drift        no performance alert, but at least one drift check fired
-2    -            bad input or usage (missing file/column, unreadable CSV, bad flag value)
-4    -            infrastructure: no such model / alias, tracking server unreachable
-==== ============ =============================================================================
-"""
+"""Performance on labelled rows and the alert rules: metrics from confusion counts, per model
+version beside its training-time test metrics, and the graded verdict (exit codes: the one table
+in ``common.EXIT_CODES``)."""
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 
 from common import ExitCode
 
 VERDICTS = {"healthy": ExitCode.OK, "alert": ExitCode.ALERT, "drift": ExitCode.DRIFT}
-
-
-class Reservoir:
-    """A uniform sample of at most ``size`` items from a stream of chunks (algorithm R, seeded):
-    memory stays at ``size`` items whatever the stream's length."""
-
-    def __init__(self, size: int, seed: int = 0):
-        self.size = int(size)
-        self.seen = 0
-        self.items: list[Any] = []
-        self._rng = np.random.default_rng(seed)
-
-    def add(self, values: Iterable[Any]) -> None:
-        values = list(values)
-        room = max(self.size - len(self.items), 0)
-        self.items.extend(values[:room])
-        self.seen += min(room, len(values))
-        rest = values[room:]
-        if not rest or self.size == 0:
-            self.seen += len(rest)
-            return
-        positions = self.seen + np.arange(1, len(rest) + 1)  # 1-based stream positions
-        slots = (self._rng.random(len(rest)) * positions).astype(np.int64)
-        for value, slot in zip(rest, slots):
-            if slot < self.size:
-                self.items[slot] = value
-        self.seen += len(rest)
-
-
-@dataclass
-class VersionTally:
-    """Confusion counts of one model version's labelled rows."""
-
-    pairs: Counter = field(default_factory=Counter)  # (true, predicted) -> rows
-
-    def add(self, y_true: Iterable[str], y_pred: Iterable[str]) -> None:
-        self.pairs.update(zip(y_true, y_pred))
-
-    @property
-    def rows(self) -> int:
-        return sum(self.pairs.values())
 
 
 def performance(pairs: Counter) -> dict[str, Any]:
@@ -125,3 +71,50 @@ def verdict(performance_alerts_found: list[str], drifted: list[str]) -> str:
     if performance_alerts_found:
         return "alert"
     return "drift" if drifted else "healthy"
+
+
+def align_labels(pairs: Counter, classes: list[str]) -> Counter:
+    """Label spellings mapped onto the model's (``TRUE`` -> ``True``)."""
+    by_key = {str(c).casefold(): str(c) for c in classes}
+    aligned = Counter()
+    for (truth, predicted), n in pairs.items():
+        aligned[(by_key.get(truth.casefold(), truth), predicted)] += n
+    return aligned
+
+
+def training_metrics(reference: dict[str, Any] | None) -> dict[str, float]:
+    """A version's test metrics at training time, from its reference profile."""
+    metrics = (reference or {}).get("metrics", {})
+    return {k: metrics[k] for k in ("accuracy", "macro_f1") if k in metrics}
+
+
+def evaluate_versions(tallies: dict[str, Counter], references: dict[str, Any],
+                      classes: list[str], thresholds: dict[str, Any],
+                      rows_without_label: int) -> tuple[list[str], dict[str, Any] | None]:
+    """Performance overall and per model version (``tallies``: version -> confusion counts),
+    and the alerts it raises; (alerts, None) when no row had a label.
+
+    With one version, the overall figures are compared with that version's training-time
+    metrics; with several, each version is also checked on its own rows.
+    """
+    overall_pairs: Counter = Counter()
+    per_version: dict[str, Any] = {}
+    for version, pairs in tallies.items():
+        if not pairs:
+            continue
+        aligned = align_labels(pairs, classes)
+        overall_pairs.update(aligned)
+        per_version[version] = performance(aligned)
+        per_version[version]["reference"] = training_metrics(references.get(version))
+    if not overall_pairs:
+        return [], None
+    overall = performance(overall_pairs)
+    single = len(per_version) == 1
+    alerts = performance_alerts(overall, next(iter(per_version.values()))["reference"]
+                                if single else None, thresholds, "overall")
+    if not single:
+        for version, stats in per_version.items():
+            alerts += performance_alerts(stats, stats["reference"], thresholds, f"model v{version}")
+    unknown = sorted({t for t, _ in overall_pairs} - set(classes))
+    return alerts, {"overall": overall, "per_version": per_version, "unknown_labels": unknown,
+                    "rows_without_label": rows_without_label}

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-import dataio
+from textops import data as dataio
 from common import BadInputError
 from conftest import shared
 

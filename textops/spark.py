@@ -8,16 +8,19 @@ as the local engine (same columns, same formatting). PySpark is optional
 """
 from __future__ import annotations
 
+import codecs
 import logging
 import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Iterator
 
 import pandas as pd
 
-from common import BadInputError, EngineUnavailableError
+from common import BadInputError, EngineUnavailableError, first_line
+from textops.batch import Job
+from textops.data import CsvFormat
 
 log = logging.getLogger(__name__)
 ROW = "_textops_row"
@@ -26,7 +29,7 @@ SCORES = "_textops_scores"
 
 def require_pyspark() -> None:
     try:
-        import pyspark  # noqa: F401
+        import pyspark  # noqa: F401 - optional extra (requirements-spark.txt), heavy: lazy
     except ImportError:
         raise BadInputError("--engine spark needs PySpark: pip install -r requirements-spark.txt "
                             "(and Java 17), or use --engine local") from None
@@ -45,7 +48,7 @@ def spark_session(master: str):
                            "appender.console.target = SYSTEM_ERR\n"
                            "appender.console.layout.type = PatternLayout\n"
                            "appender.console.layout.pattern = spark: %p %c{1}: %m%n\n")
-    from pyspark.sql import SparkSession
+    from pyspark.sql import SparkSession  # optional and heavy: only for --engine spark
 
     try:
         return (SparkSession.builder.master(master).appName("textops-predict")
@@ -57,50 +60,48 @@ def spark_session(master: str):
                 .config("spark.sql.execution.arrow.pyspark.enabled", "true")
                 .getOrCreate())
     except Exception as exc:  # noqa: BLE001 - no Java, bad master URL, cluster unreachable
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise EngineUnavailableError(
-            f"cannot start a Spark session on {master!r} ({first[:200]}); check Java 17 and "
+            f"cannot start a Spark session on {master!r} ({first_line(exc, 200)}); check Java 17 and "
             f"--spark-master, or use --engine local") from None
 
 
 def spark_encoding(encoding: str) -> str:
     """Spark's name for a Python codec (a UTF-8 byte-order mark is handled by Spark itself)."""
-    import codecs
-
     name = codecs.lookup(encoding).name
     return {"utf-8-sig": "utf-8", "iso8859-1": "iso-8859-1", "latin-1": "iso-8859-1",
             "ascii": "us-ascii", "utf-16-le": "utf-16le", "utf-16-be": "utf-16be"}.get(name, name)
 
 
-def score_chunks(spark, data: Path, encoding: str, delimiter: str, model_path: str,
-                 text_column: str, id_columns: Sequence[str], model_version: str,
-                 proba_columns: bool, chunk_size: int) -> Iterator[pd.DataFrame]:
+def score_chunks(spark, data: Path, fmt: CsvFormat, job: Job,
+                 chunk_size: int) -> Iterator[pd.DataFrame]:
     """Scored chunks of ``chunk_size`` rows, in input order, with the local engine's columns:
     id columns, prediction, probability, model_version (and proba_<class>). Rows with blank
-    text get a blank prediction and probability, as with the local engine."""
-    import mlflow.pyfunc
+    text get a blank prediction and probability, as with the local engine (the blank-text rule
+    of ``textops.data.is_blank``, written in Spark SQL: trim, then empty)."""
+    import mlflow.pyfunc  # heavy: only for this engine
     from pyspark.sql import functions as F
 
+    text_column, model_version = job.text_column, job.model_version
     frame = (spark.read.option("header", True).option("multiLine", True).option("escape", '"')
-             .option("encoding", spark_encoding(encoding)).option("sep", delimiter).option("inferSchema", False)
-             .csv(str(data)))
+             .option("encoding", spark_encoding(fmt.encoding)).option("sep", fmt.delimiter)
+             .option("inferSchema", False).csv(str(data)))
     frame = frame.withColumn(ROW, F.monotonically_increasing_id())  # input order
     quiet = logging.getLogger("mlflow.pyfunc")
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # its env_manager="local" advice: this is the environment
     try:
-        udf = mlflow.pyfunc.spark_udf(spark, model_path, env_manager="local")
+        udf = mlflow.pyfunc.spark_udf(spark, job.model_path, env_manager="local")
     finally:
         quiet.setLevel(level)
     output = [f.name for f in udf.returnType.fields] if hasattr(udf, "returnType") else None
     text = F.coalesce(F.col(f"`{text_column}`"), F.lit(""))
     blank = F.trim(text) == ""
     scored = frame.withColumn(SCORES, udf(F.struct(text.alias(text_column))))
-    columns = [F.col(f"`{c}`") for c in id_columns]
+    columns = [F.col(f"`{c}`") for c in job.id_columns]
     columns += [F.when(~blank, F.col(f"{SCORES}.prediction")).alias("prediction"),
                 F.when(~blank, F.col(f"{SCORES}.probability")).alias("probability"),
                 F.lit(str(model_version)).alias("model_version")]
-    if proba_columns:
+    if job.proba_columns:
         names = output or []
         columns += [F.when(~blank, F.col(f"{SCORES}.`{c}`")).alias(c)
                     for c in names if c.startswith("proba_")]

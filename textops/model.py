@@ -1,8 +1,9 @@
-"""The model: TF-IDF + CatBoost in one scikit-learn Pipeline, its training and its evaluation."""
+"""The model: TF-IDF + CatBoost in one scikit-learn Pipeline, its training and its evaluation.
+
+The estimators themselves live in the top-level ``textprep.py`` (shipped inside every model)."""
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ def load_stopwords(language: str) -> Stopwords:
     if language in ("none", "off", "false", ""):
         return Stopwords("none", (), "none")
     try:
-        from nltk.corpus import stopwords as nltk_stopwords
+        from nltk.corpus import stopwords as nltk_stopwords  # NLTK's lazy corpus loader
 
         words = nltk_stopwords.words(language)
         return Stopwords(language, tuple(words), "nltk")
@@ -58,7 +59,7 @@ def load_stopwords(language: str) -> Stopwords:
     available = sorted(p.name for p in SHIPPED_STOPWORDS.iterdir() if p.is_file() and p.name != "README")
     raise BadInputError(
         f"no stop word list for language {language!r} (NLTK corpus not installed; shipped: "
-        f"{', '.join(available)}); set TEXTOPS_STOPWORDS to one of those, or to 'none'"
+        f"{', '.join(available)}); set TEXTOPS_PREPROCESSING_STOPWORDS to one of those, or to 'none'"
     )
 
 
@@ -147,7 +148,7 @@ def fit_pipeline(pipeline: Pipeline, x_train: pd.DataFrame, y_train: pd.Series,
     x_feat = features.fit_transform(x_train, y_train)
     if x_feat.shape[1] == 0:
         raise BadInputError("the texts produced no features (all stop words or too rare); "
-                            "lower TEXTOPS_TFIDF_MIN_DF or set TEXTOPS_STOPWORDS=none")
+                            "lower TEXTOPS_TFIDF_MIN_DF or set TEXTOPS_PREPROCESSING_STOPWORDS=none")
     eval_set = None
     if x_val is not None and y_val is not None and len(y_val):
         eval_set = (features.transform(x_val), np.asarray(y_val))
@@ -230,7 +231,7 @@ def evaluate(y_true: pd.Series | np.ndarray, y_pred: np.ndarray, proba: np.ndarr
 
 def save_confusion_matrix(evaluation: Evaluation, path: Path, title: str) -> Path:
     """Render the confusion matrix as a PNG (row-normalised colours, raw counts when they fit)."""
-    import matplotlib
+    import matplotlib  # heavy and optional for scoring: only when a plot is drawn
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -258,226 +259,8 @@ def save_confusion_matrix(evaluation: Evaluation, path: Path, title: str) -> Pat
     plt.close(fig)
     return path
 
-
-def score_texts(pipeline: Pipeline, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+def predict_with_proba(pipeline: Pipeline, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """Predicted labels and probability matrix (columns in ``pipeline.classes_`` order)."""
     proba = pipeline.predict_proba(frame)
     classes = np.asarray(pipeline.classes_)
     return classes[np.argmax(proba, axis=1)], proba
-
-
-def score_frame(pipeline: Pipeline, frame: pd.DataFrame, text_column: str, id_columns: list[str],
-                model_version: str, proba_columns: bool = False, explain: int = 0) -> pd.DataFrame:
-    """Batch-prediction output for one chunk, rows in input order.
-
-    Columns: the id columns, ``prediction`` (label in the training data's spelling),
-    ``probability`` (of that label), ``model_version``, optionally ``proba_<class>`` and
-    ``top_tokens`` (the ``explain`` tokens contributing most to the prediction).
-    Rows whose text is empty or missing are kept with a blank prediction and probability:
-    the model is not asked to guess from nothing.
-    """
-    from textprep import scores_frame  # the same scores the pyfunc flavor serves
-
-    texts = frame[text_column].fillna("").astype(str)
-    scorable = (texts.str.strip() != "").to_numpy()
-    n = len(frame)
-    columns = ["prediction", "probability"] + [f"proba_{c}" for c in
-                                               np.asarray(pipeline.classes_).astype(str)]
-    scores = pd.DataFrame({c: np.full(n, None, dtype=object) if c == "prediction"
-                           else np.full(n, np.nan) for c in columns})
-    if scorable.any():
-        found = scores_frame(pipeline, pd.DataFrame({text_column: texts[scorable].to_numpy()}))
-        for c in columns:
-            scores.loc[scorable, c] = found[c].to_numpy()
-    out = pd.DataFrame({c: frame[c].to_numpy() for c in id_columns})
-    out["prediction"] = scores["prediction"].to_numpy()
-    out["probability"] = scores["probability"].to_numpy()
-    out["model_version"] = str(model_version)
-    if proba_columns:
-        for c in columns[2:]:
-            out[c] = scores[c].to_numpy()
-    if explain > 0:
-        out["top_tokens"] = top_tokens(pipeline, pd.DataFrame({text_column: texts.to_numpy()}),
-                                       out["prediction"].to_numpy(), explain)
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# Baseline, token importance, leakage guard, explanations
-# --------------------------------------------------------------------------------------------
-def baseline_pipeline(text_column: str = "text") -> Pipeline:
-    """The linear yardstick every model is compared with: TF-IDF 1-2-grams (sublinear TF,
-    min_df 2, 50k features) + LogisticRegression (C=10). It reproduces the reference figures of
-    the shared datasets (twcs 0.954, SMS 0.961 macro-F1; BANKING77 0.891 accuracy)."""
-    from sklearn.linear_model import LogisticRegression
-
-    return Pipeline([("text", TextColumn(text_column)),
-                     ("tfidf", TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_features=50000,
-                                               sublinear_tf=True, dtype=np.float32)),
-                     ("clf", LogisticRegression(C=10, max_iter=1000))])
-
-
-def _token_weights(pipeline: Pipeline) -> np.ndarray:
-    """Per class and token, the weight the model gives the token's TF-IDF value
-    (shape: n_classes x n_tokens). Linear-boosted models: the logistic regression's
-    coefficients; plain CatBoost: its feature importances, the same for every class."""
-    clf = pipeline[-1]
-    n_classes = len(clf.classes_)
-    linear = getattr(clf, "linear_", None)
-    if linear is not None:
-        coef = np.asarray(linear.coef_, dtype=float)
-        if coef.shape[0] == 1 and n_classes == 2:  # binary: one row, positive = classes_[1]
-            coef = np.vstack([-coef[0], coef[0]])
-        return coef
-    importance = np.asarray(clf.model_.get_feature_importance(), dtype=float)
-    return np.tile(importance / max(importance.sum(), 1e-12), (n_classes, 1))
-
-
-def _importance(pipeline: Pipeline, x: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """(importance per TF-IDF column, class weights): mean |weight| across classes x mean
-    TF-IDF value on ``x``."""
-    mean_value = np.asarray(pipeline[:-1].transform(x).mean(axis=0)).ravel()
-    weights = _token_weights(pipeline)
-    return np.abs(weights).mean(axis=0) * mean_value, weights
-
-
-def token_importance(pipeline: Pipeline, x: pd.DataFrame, top: int = 200) -> pd.DataFrame:
-    """The tokens that drive the model, with their share of the total importance and the class
-    each pushes towards most (see ``_importance``)."""
-    importance, weights = _importance(pipeline, x)
-    vocabulary = feature_names(pipeline)
-    order = np.argsort(-importance)[:top]
-    total = max(importance.sum(), 1e-12)
-    classes = np.asarray(pipeline[-1].classes_).astype(str)
-    return pd.DataFrame({
-        "token": vocabulary[order],
-        "importance": importance[order],
-        "share": importance[order] / total,
-        "pushes_towards": classes[np.argmax(weights[:, order], axis=0)],
-    })
-
-
-# @handles, URLs, digit runs and agent-signature codes (^AB, /JS): identifiers, not language.
-_IDENTIFIER = re.compile(r"(?:https?://|www\.)\S+|(?<!\w)@\w+|\d+(?:[.,]\d+)*|(?<!\w)[\^/][A-Za-z]{1,3}\b")
-
-
-def identifiers_only(texts: pd.Series) -> pd.Series:
-    """Each text reduced to its identifiers (e.g. "@115712 ^AB"), for the leakage probe."""
-    return texts.fillna("").astype(str).map(lambda t: " ".join(_IDENTIFIER.findall(t)) or "-")
-
-
-@dataclass
-class LeakageReport:
-    suspicious: bool
-    reasons: list[str]
-    figures: dict[str, float]
-
-
-def leakage_check(pipeline: Pipeline, split, model_score: float, text_column: str,
-                  top_k: int = 10, top_k_ratio: float = 0.9, identifier_ratio: float = 0.97,
-                  seed: int = 0) -> LeakageReport:
-    """Is the score suspiciously easy? Two probes, trained on the run's training rows and scored
-    on its test rows (macro-F1), compared with the model's own test macro-F1:
-
-    * a logistic regression on only the ``top_k`` most important tokens reaches
-      ``top_k_ratio`` x the model's score: a handful of tokens carry the decision;
-    * a logistic regression that sees only the identifiers in each text (@handles, URLs,
-      numbers, signature codes such as ^AB) reaches ``identifier_ratio`` x the model's score:
-      the label leaks through identifiers, as through twcs's anonymised customer handles.
-    """
-    from sklearn.linear_model import LogisticRegression
-
-    x_fit, y_fit = split.training_rows()
-    y_test = np.asarray(split.y_test)
-    figures: dict[str, float] = {"model_macro_f1": model_score}
-    reasons: list[str] = []
-
-    importance, _ = _importance(pipeline, x_fit)
-    columns = np.argsort(-importance)[:top_k]
-    top_names = ", ".join(feature_names(pipeline)[columns[:5]])
-    features = pipeline[:-1]
-    probe = LogisticRegression(C=10, max_iter=1000, random_state=seed)
-    probe.fit(features.transform(x_fit)[:, columns], y_fit)
-    top_score = f1_score(y_test, probe.predict(features.transform(split.x_test)[:, columns]),
-                         average="macro", zero_division=0)
-    figures[f"top{top_k}_tokens_macro_f1"] = float(top_score)
-    if model_score > 0 and top_score >= top_k_ratio * model_score:
-        reasons.append(f"{top_k} tokens alone reach macro-F1 {top_score:.3f} against the model's "
-                       f"{model_score:.3f} (top: {top_names})")
-
-    vectorizer = TfidfVectorizer(token_pattern=r"\S+", lowercase=False)
-    ids_fit = vectorizer.fit_transform(identifiers_only(x_fit[text_column]))
-    ids_test = vectorizer.transform(identifiers_only(split.x_test[text_column]))
-    probe = LogisticRegression(C=10, max_iter=1000, random_state=seed).fit(ids_fit, y_fit)
-    ids_score = f1_score(y_test, probe.predict(ids_test), average="macro", zero_division=0)
-    figures["identifiers_only_macro_f1"] = float(ids_score)
-    if model_score > 0 and ids_score >= identifier_ratio * model_score:
-        reasons.append(f"the identifiers alone (@handles, URLs, numbers, ^signatures) reach "
-                       f"macro-F1 {ids_score:.3f} against the model's {model_score:.3f}: the label "
-                       f"may leak through them; consider TEXTOPS_MASK_HANDLES/URLS/NUMBERS=true")
-    return LeakageReport(bool(reasons), reasons, figures)
-
-
-def top_tokens(pipeline: Pipeline, frame: pd.DataFrame, predicted: np.ndarray, n: int = 5) -> list[str]:
-    """For each row, the ``n`` tokens (words, bigrams, [char n-grams]) contributing most to its
-    predicted class, most important first, joined by " | "."""
-    features = pipeline[:-1].transform(frame).tocsr()
-    weights = _token_weights(pipeline)
-    classes = list(np.asarray(pipeline[-1].classes_).astype(str))
-    vocabulary = feature_names(pipeline)
-    out = []
-    for i in range(features.shape[0]):
-        start, end = features.indptr[i], features.indptr[i + 1]
-        if start == end or predicted[i] is None:
-            out.append("")
-            continue
-        cols = features.indices[start:end]
-        contribution = features.data[start:end] * weights[classes.index(str(predicted[i])), cols]
-        best = np.argsort(-contribution)[:n]
-        out.append(" | ".join(vocabulary[cols[j]] for j in best if contribution[j] > 0))
-    return out
-
-
-# --------------------------------------------------------------------------------------------
-# Hyperparameter search
-# --------------------------------------------------------------------------------------------
-SEARCH_SPACE: dict[tuple[str, str], list[Any]] = {
-    ("tfidf", "ngram_max"): [1, 2, 3],
-    ("tfidf", "max_features"): [10000, 20000, 50000],
-    ("tfidf", "min_df"): [1, 2, 3],
-    ("preprocessing", "stopwords"): ["<configured>", "none"],
-    ("catboost", "linear_c"): [1.0, 3.0, 10.0, 30.0],
-    ("catboost", "depth"): [4, 6],
-    ("catboost", "learning_rate"): [0.05, 0.1, 0.2],
-}
-
-
-def sample_configs(config: dict[str, Any], trials: int, seed: int) -> list[dict[str, Any]]:
-    """``trials`` configurations: the given one first, then seeded random draws from
-    SEARCH_SPACE (no repeats)."""
-    import copy
-
-    rng = np.random.default_rng(seed)
-    seen: set[tuple] = set()
-    out: list[dict[str, Any]] = []
-
-    def key(c: dict[str, Any]) -> tuple:
-        return tuple(c[s][k] for s, k in SEARCH_SPACE)
-
-    seen.add(key(config))
-    out.append(copy.deepcopy(config))
-    attempts = 0
-    while len(out) < trials and attempts < trials * 50:
-        attempts += 1
-        candidate = copy.deepcopy(config)
-        for (section, name), values in SEARCH_SPACE.items():
-            value = values[int(rng.integers(len(values)))]
-            candidate[section][name] = config[section][name] if value == "<configured>" else value
-        if key(candidate) not in seen:
-            seen.add(key(candidate))
-            out.append(candidate)
-    return out
-
-
-def trial_params(config: dict[str, Any]) -> dict[str, Any]:
-    return {f"{s}.{k}": config[s][k] for s, k in SEARCH_SPACE}

@@ -1,5 +1,5 @@
-"""MLflow: where the tracking store is, the registry (versions and aliases), model logging and the
-champion/challenger promotion rule.
+"""MLflow: where the tracking store is, the registry (versions and aliases), logging a model
+and loading one back (one loader for every caller), and the model card shown in the MLflow UI.
 
 Embedded default: ``sqlite:///<project>/mlflow.db`` with artifacts under ``<project>/mlartifacts``
 (resolved from the project root, not the current directory). Any ``MLFLOW_TRACKING_URI`` (e.g. an
@@ -12,12 +12,18 @@ import io
 import logging
 import os
 import re
+import tempfile
 from dataclasses import dataclass
+from importlib.metadata import version as installed_version
 from pathlib import Path
 from typing import Any
 
+import requests
+import skops.io as sio
+
 import config as cfg
-from common import ModelNotFoundError, TrackingUnavailableError
+import textprep
+from common import ModelNotFoundError, TrackingUnavailableError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +57,6 @@ def is_embedded(config: dict[str, Any]) -> bool:
 def _check_server(uri: str, timeout: float) -> None:
     """Reachable, healthy, and accepting our credentials (MLFLOW_TRACKING_USERNAME /
     MLFLOW_TRACKING_PASSWORD or a token), all within ``timeout`` seconds per request."""
-    import requests
-
     shown = redact(uri)
     base = uri.rstrip("/")
     user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
@@ -103,8 +107,8 @@ def connect(config: dict[str, Any]):
         except OSError as exc:
             raise TrackingUnavailableError(f"cannot create {db_path.parent} for the MLflow store: "
                                            f"{exc.strerror}") from None
-    import mlflow
-    from mlflow.tracking import MlflowClient
+    import mlflow  # heavy (~1.5 s): imported by the functions that talk to MLflow, never at start
+    from mlflow.tracking import MlflowClient  # heavy: lazy
 
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
@@ -114,7 +118,7 @@ def connect(config: dict[str, Any]):
 def ensure_experiment(client, config: dict[str, Any], name: str) -> str:
     """Experiment id for ``name``, creating it; local stores keep artifacts in
     TEXTOPS_MLFLOW_ARTIFACT_ROOT (default: mlartifacts/ in the project)."""
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException  # heavy: lazy
 
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
@@ -139,8 +143,8 @@ def ensure_experiment(client, config: dict[str, Any], name: str) -> str:
 # --------------------------------------------------------------------------------------------
 # Registry look-ups
 # --------------------------------------------------------------------------------------------
-def _registered_model_exists(client, name: str) -> bool:
-    from mlflow.exceptions import MlflowException
+def model_exists(client, name: str) -> bool:
+    from mlflow.exceptions import MlflowException  # heavy: lazy
 
     try:
         client.get_registered_model(name)
@@ -169,13 +173,13 @@ def resolve_version(client, name: str, ref: str) -> ResolvedModel:
 
 
 def _find_version(client, name: str, ref: str):
-    from mlflow.exceptions import MlflowException
+    from mlflow.exceptions import MlflowException  # heavy: lazy
 
     ref = str(ref).strip()
-    if not _registered_model_exists(client, name):
+    if not model_exists(client, name):
         raise ModelNotFoundError(
             f"no registered model named {name!r} in {redact(client.tracking_uri)}; run train.py first "
-            f"(or pass --model-name / set TEXTOPS_MODEL_NAME)"
+            f"(or pass --model-name / set TEXTOPS_MLFLOW_MODEL_NAME)"
         )
     if ref.lower() == "latest":
         versions = client.search_model_versions(f"name='{name}'")
@@ -201,71 +205,48 @@ def _find_version(client, name: str, ref: str):
 
 def aliases_of(client, name: str) -> dict[str, str]:
     """alias -> version of a registered model (empty when it does not exist yet)."""
-    if not _registered_model_exists(client, name):
+    if not model_exists(client, name):
         return {}
     return {alias: str(v) for alias, v in (client.get_registered_model(name).aliases or {}).items()}
 
 
-def load_pipeline(name: str, version: str, uri: str | None = None):
-    """Load a registered version (or a local copy of it at ``uri``) as the raw scikit-learn
-    Pipeline, ``predict_proba`` included."""
-    import mlflow
-
-    uri = uri or f"models:/{name}/{version}"
+def load_pipeline(name: str, version: str, folder: str | None = None) -> Any:
+    """A registered version as the raw scikit-learn Pipeline (``predict_proba`` included), from
+    a downloaded copy at ``folder`` or downloaded now. Every caller (predict.py, monitor.py,
+    batch workers, train.py's champion check) loads through here and ``textprep``'s loader."""
+    if folder is None:
+        with tempfile.TemporaryDirectory(prefix="textops-model-") as tmp:
+            return load_pipeline(name, version, download_model(name, version, tmp))
+    shown = f"models:/{name}/{version}"
     try:
-        if Path(uri).is_dir():  # a downloaded copy
-            import yaml
-
-            flavors = yaml.safe_load((Path(uri) / "MLmodel").read_text())["flavors"]
-        else:
-            flavors = mlflow.models.get_model_info(uri).flavors
-        flavor = flavors.get("sklearn", {})
-    except Exception as exc:  # noqa: BLE001 - missing MLmodel, server errors
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelNotFoundError(f"model {uri} could not be loaded ({first[:300]}); retrain with "
-                                 f"train.py or pass another --model") from None
-    refuse_unsafe(flavor, uri)
-    try:
-        return mlflow.sklearn.load_model(uri)
-    except Exception as exc:  # noqa: BLE001 - corrupted/missing artifacts, untrusted types, ...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return textprep.load_model_folder(folder)
+    except textprep.UnsafeModelError as exc:
+        raise ModelNotFoundError(f"model {shown} {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - missing MLmodel, corrupted file, untrusted types
         raise ModelNotFoundError(
-            f"model {uri} could not be loaded ({type(exc).__name__}: {first[:300]}); retrain with "
-            f"train.py or pass another --model"
-        ) from None
-
-
-def refuse_unsafe(flavor: dict[str, Any], uri: str) -> None:
-    """textops loads skops models only (explicit trusted types), never pickle: unpickling a
-    file runs whatever code it names."""
-    fmt = flavor.get("serialization_format", "pickle" if flavor else "none")
-    if fmt != "skops":
-        raise ModelNotFoundError(
-            f"model {uri} is stored as {fmt!r}, not skops: textops does not unpickle models (that "
-            f"would run any code the file names); retrain it with train.py or pass another --model")
+            f"model {shown} could not be loaded ({type(exc).__name__}: {first_line(exc)}); "
+            f"retrain with train.py or pass another --model") from None
 
 
 def download_model(name: str, version: str, destination: str) -> str:
     """Copy a registered version's files to ``destination`` (worker processes load it from
     there instead of each asking the tracking server); returns the local model folder."""
-    import mlflow
+    import mlflow  # heavy (~1.5 s): lazy, for a fast --help and lean workers
 
     uri = f"models:/{name}/{version}"
     try:
         return mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=destination)
     except Exception as exc:  # noqa: BLE001 - missing artifacts, server errors
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ModelNotFoundError(f"model {uri} could not be downloaded ({first[:300]}); retrain "
-                                 f"with train.py or pass another --model") from None
+        raise ModelNotFoundError(f"model {uri} could not be loaded nor downloaded "
+                                 f"({first_line(exc)}); retrain with train.py or pass another "
+                                 f"--model") from None
 
 
 # --------------------------------------------------------------------------------------------
 # Logging a model
 # --------------------------------------------------------------------------------------------
-def skops_trusted_types(pipeline) -> list[str]:
+def skops_trusted_types(pipeline: Any) -> list[str]:
     """The non-default types skops must trust to load ``pipeline``; refuses unknown ones."""
-    import skops.io as sio
-
     untrusted = sio.get_untrusted_types(data=sio.dumps(pipeline))
     unexpected = sorted(set(untrusted) - set(TRUSTED_TYPES))
     if unexpected:
@@ -275,23 +256,21 @@ def skops_trusted_types(pipeline) -> list[str]:
 
 def pip_requirements() -> list[str]:
     """Pinned requirements recorded with the model (explicit: inference would cost 5-8 s)."""
-    from importlib.metadata import version
-
-    return [f"{pkg}=={version(pkg)}" for pkg in
+    return [f"{pkg}=={installed_version(pkg)}" for pkg in
             ("mlflow", "catboost", "scikit-learn", "pandas", "numpy", "scipy", "skops")]
 
 
 class _SklearnWithScores:
     """An MLflow flavor module for ``Model.log``: mlflow.sklearn's own saving (sklearn flavor,
     skops, code, environment files), with the python_function flavor loaded by
-    ``textprep._load_pyfunc`` so that pyfunc, the scoring server and spark_udf return
+    ``textprep._load_pyfunc`` (the same loader) so that pyfunc, the scoring server and spark_udf return
     prediction, probability and proba_<class> columns instead of bare labels."""
 
     __name__ = "mlflow.sklearn"
 
     @staticmethod
     def save_model(path: str, mlflow_model, **kwargs) -> None:
-        import mlflow
+        import mlflow  # heavy (~1.5 s): lazy, for a fast --help and lean workers
 
         mlflow.sklearn.save_model(path=path, mlflow_model=mlflow_model, **kwargs)
         pyfunc_conf = mlflow_model.flavors["python_function"]
@@ -302,12 +281,10 @@ class _SklearnWithScores:
 
 def log_and_register(pipeline, name: str, input_example) -> Any:
     """Log the pipeline in the active run (skops, signature, input example) and register it."""
-    import mlflow
-    from mlflow.models import Model, infer_signature
+    import mlflow  # heavy (~1.5 s): lazy, for a fast --help and lean workers
+    from mlflow.models import Model, infer_signature  # heavy: lazy
 
-    import textprep
-
-    signature = infer_signature(input_example, textprep.scores_frame(pipeline, input_example))
+    signature = infer_signature(input_example, textprep.predictions_frame(pipeline, input_example))
     chatter = io.StringIO()  # MLflow prints registration notices straight to stderr
     with contextlib.redirect_stderr(chatter):
         info = Model.log(
@@ -330,106 +307,15 @@ def log_and_register(pipeline, name: str, input_example) -> Any:
 
 
 # --------------------------------------------------------------------------------------------
-# Alias changes and their history (registered-model tags, visible in the MLflow UI)
-# --------------------------------------------------------------------------------------------
-ALIAS_EVENT_PREFIX = "textops.alias_event."
-
-
-def actor(script: str) -> str:
-    """Who is changing the registry: user@host and the command."""
-    import getpass
-    import socket
-
-    try:
-        user = getpass.getuser()
-    except Exception:  # noqa: BLE001 - no user name in some containers
-        user = f"uid{os.getuid()}"
-    return f"{user}@{socket.gethostname()} ({script})"
-
-
-def move_alias(client, name: str, alias: str, version: str, reason: str, by: str,
-               kind: str = "training") -> dict[str, Any]:
-    """Point ``alias`` at ``version`` and record the change (who, when, from, to, why, kind:
-    training / rollback / manual) as a tag of the registered model; returns the event."""
-    import json
-    import time
-    from datetime import datetime, timezone
-
-    previous = aliases_of(client, name).get(alias)
-    client.set_registered_model_alias(name, alias, str(version))
-    now = time.time()
-    event = {"alias": alias, "from": previous, "to": str(version), "kind": kind, "by": by,
-             "why": reason,
-             "at": datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="seconds")}
-    key = f"{ALIAS_EVENT_PREFIX}{int(now * 1000):013d}.{alias}"
-    client.set_registered_model_tag(name, key, json.dumps(event)[:5000])
-    return event
-
-
-def alias_history(client, name: str, alias: str | None = None) -> list[dict[str, Any]]:
-    """Recorded alias changes, oldest first (optionally of one alias)."""
-    import json
-
-    if not _registered_model_exists(client, name):
-        return []
-    tags = client.get_registered_model(name).tags or {}
-    events = []
-    for key in sorted(k for k in tags if k.startswith(ALIAS_EVENT_PREFIX)):
-        try:
-            event = json.loads(tags[key])
-        except ValueError:
-            continue
-        if alias is None or event.get("alias") == alias:
-            events.append(event)
-    return events
-
-
-def previous_champion(client, name: str) -> str | None:
-    """The champion to roll back to: the latest earlier champion that is neither the current
-    one nor one that a rollback already moved away from (None when there is none)."""
-    current = aliases_of(client, name).get(CHAMPION)
-    events = alias_history(client, name, CHAMPION)
-    excluded = {current} | {e.get("from") for e in events if e.get("kind") == "rollback"}
-    for event in reversed(events):
-        candidate = event.get("from")
-        if not candidate or candidate in excluded:
-            continue
-        try:
-            client.get_model_version(name, candidate)
-        except Exception:  # noqa: BLE001 - deleted since
-            excluded.add(candidate)
-            continue
-        return candidate
-    return None
-
-
-# --------------------------------------------------------------------------------------------
-# Promotion
+# The model card: descriptions shown in the MLflow UI
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class Decision:
-    alias: str  # CHAMPION or CHALLENGER
-    reason: str
-
-    @property
-    def promoted(self) -> bool:
-        return self.alias == CHAMPION
+class ModelCard:
+    model: str  # the registered model's description: what it classifies, from what data
+    version: str  # the version's: test metrics, baseline, promotion decision, leakage verdict
 
 
-def decide_promotion(metric: str, score: float, threshold: float, champion_version: str | None,
-                     champion_score: float | None) -> Decision:
-    """The promotion rule: reach the threshold AND (no champion OR beat it on the same rows)."""
-    if score < threshold:
-        return Decision(CHALLENGER, f"{metric} {score:.4f} is below the threshold {threshold:.4f}")
-    if champion_version is None:
-        return Decision(CHAMPION, f"{metric} {score:.4f} reaches the threshold {threshold:.4f} "
-                                  f"and there is no champion yet")
-    if champion_score is None:
-        return Decision(CHAMPION, f"{metric} {score:.4f} reaches the threshold {threshold:.4f}; "
-                                  f"the current champion v{champion_version} could not be evaluated")
-    if score > champion_score:
-        return Decision(CHAMPION, f"{metric} {score:.4f} reaches the threshold {threshold:.4f} and "
-                                  f"beats champion v{champion_version} ({champion_score:.4f}) "
-                                  f"on the same test rows")
-    return Decision(CHALLENGER, f"{metric} {score:.4f} does not beat champion v{champion_version} "
-                                f"({champion_score:.4f}) on the same test rows")
+def describe(client: Any, name: str, version: str, card: ModelCard) -> None:
+    """Write the card's descriptions on the registered model and on the version."""
+    client.update_registered_model(name, description=card.model)
+    client.update_model_version(name, version, description=card.version)

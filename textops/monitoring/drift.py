@@ -1,5 +1,5 @@
-"""Drift checks: a small reference profile saved with each model version at training time, and
-its comparison with the data a model sees later (no labels needed).
+"""Drift checks: the data a model sees now against the reference profile saved with its version
+at training time (``reference.py``); no labels needed.
 
 Every statistic is a pure function of arrays; ``compare`` runs them all and returns one
 ``Check`` per method with its value, threshold and verdict. Methods and defaults (CONFIG
@@ -27,10 +27,14 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy.stats import chisquare, ks_2samp, norm
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-REFERENCE_DIR = "reference"
-REFERENCE_FILE = "reference.json"
-FORMAT = 1
+from textops.model import vectorizers
+
 CONFIDENCE_DECIMALS = 6  # predict.py writes probabilities with 6 decimals
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default token pattern
 _LETTERS = r"(?u)\b[^\W\d_]{2,}\b"  # words without digits: ids and handles are not content
@@ -81,8 +85,6 @@ def psi(reference: dict[str, float], current: dict[str, float], eps: float = 1e-
 def chi_square_pvalue(reference: dict[str, float], current_counts: dict[str, int]) -> float:
     """Goodness of fit of the current counts to the reference shares (classes with a zero
     reference share get a tiny one so the test stays defined)."""
-    from scipy.stats import chisquare
-
     keys = sorted(set(reference) | set(current_counts))
     observed = np.array([current_counts.get(k, 0) for k in keys], dtype=float)
     if observed.sum() == 0:
@@ -94,17 +96,13 @@ def chi_square_pvalue(reference: dict[str, float], current_counts: dict[str, int
 
 def ks(reference: Sequence[float], current: Sequence[float]) -> tuple[float, float]:
     """Two-sample Kolmogorov-Smirnov statistic D and p-value."""
-    from scipy.stats import ks_2samp
-
     result = ks_2samp(np.asarray(reference, dtype=float), np.asarray(current, dtype=float))
     return float(result.statistic), float(result.pvalue)
 
 
 def word_vocabulary(pipeline: Any) -> tuple[set[str], set[str], Any]:
     """The model's single-word vocabulary, its stop words and its preprocessor."""
-    import modeling
-
-    vectorizer = modeling.vectorizers(pipeline)[0]
+    vectorizer = vectorizers(pipeline)[0]
     vocabulary = {t for t in vectorizer.vocabulary_ if " " not in t}
     return vocabulary, set(vectorizer.get_stop_words() or ()), vectorizer.build_preprocessor()
 
@@ -124,11 +122,6 @@ def domain_classifier(reference: Sequence[str], current: Sequence[str], seed: in
                       top: int = 15) -> dict[str, Any]:
     """How well a classifier tells reference texts from current ones (cross-validated ROC-AUC)
     and the words most typical of each side."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
-
     texts = [str(t) for t in reference] + [str(t) for t in current]
     target = np.r_[np.zeros(len(reference)), np.ones(len(current))]
     vectorizer = TfidfVectorizer(token_pattern=_LETTERS, min_df=2, sublinear_tf=True,
@@ -155,8 +148,6 @@ def auc_significance_floor(n_reference: int, n_current: int, pvalue: float) -> f
     """The ROC-AUC that chance alone exceeds with probability ``pvalue`` when both samples come
     from the same texts (normal approximation of the Mann-Whitney statistic's null variance).
     Small samples need a larger AUC before it means anything."""
-    from scipy.stats import norm
-
     sigma = np.sqrt((n_reference + n_current + 1) / (12.0 * n_reference * n_current))
     return float(0.5 + norm.isf(pvalue) * sigma)
 
@@ -167,39 +158,6 @@ def histogram(values: Sequence[float], bins: np.ndarray) -> list[float]:
     counts, _ = np.histogram(values[~np.isnan(values)], bins=bins)
     total = counts.sum() or 1
     return (counts / total).tolist()
-
-
-# --------------------------------------------------------------------------------------------
-# Reference profile (training time)
-# --------------------------------------------------------------------------------------------
-def build_reference(pipeline: Any, texts: Sequence[str], predicted: Sequence[str],
-                    confidence: Sequence[float], train_labels: Sequence[str],
-                    metrics: dict[str, Any], sample_size: int = 2000, text_sample: int = 1000,
-                    text_chars: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """The reference profile of a model version: computed on its test split (rows it never
-    trained on), plus the training class priors and the test metrics."""
-    classes = [str(c) for c in pipeline.classes_]
-    texts = [str(t) for t in texts]
-    lengths = np.array([len(t) for t in texts], dtype=float)
-    vocabulary, stop_words, preprocess = word_vocabulary(pipeline)
-    oov = oov_rates(texts, vocabulary, stop_words, preprocess)
-    keep = sample_indices(len(texts), sample_size, seed)
-    keep_texts = sample_indices(len(texts), text_sample, seed + 1) if text_sample > 0 else []
-    return {
-        "format": FORMAT,
-        "rows": len(texts),
-        "classes": classes,
-        "class_priors": distribution(train_labels, classes),
-        "predicted_distribution": distribution(predicted, classes),
-        "metrics": metrics,
-        "confidence": {"mean": float(np.mean(confidence)),
-                       "sample": [float(v) for v in np.asarray(confidence)[keep]]},
-        "length": {"mean": float(lengths.mean()), "median": float(np.median(lengths)),
-                   "sample": [int(v) for v in lengths[keep]]},
-        "oov_rate": {"mean": float(np.nanmean(oov)) if np.isfinite(oov).any() else 0.0},
-        "texts": [texts[i][:text_chars] for i in keep_texts],
-        "text_chars": text_chars,  # current texts are cut the same way before comparing
-    }
 
 
 # --------------------------------------------------------------------------------------------

@@ -178,8 +178,10 @@ def clean_text(series: pd.Series) -> pd.Series:
     return series.fillna("").astype(str)
 
 
-def is_blank(series: pd.Series) -> pd.Series:
-    return clean_text(series).str.strip() == ""
+def is_blank(series: pd.Series) -> np.ndarray:
+    """The blank-text rule, everywhere: a text that is missing or only white space is blank.
+    Blank rows are never trained on and never scored (their prediction stays empty)."""
+    return (clean_text(series).str.strip() == "").to_numpy()
 
 
 def canonical_labels(labels: pd.Series) -> tuple[pd.Series, dict[str, list[str]]]:
@@ -225,8 +227,8 @@ def prepare_labelled(frame: pd.DataFrame, text_column: str, label_column: str,
         raise BadInputError(f"{path} has a header but no data rows")
     text = clean_text(frame[text_column])
     label = frame[label_column]
-    missing_label = label.isna() | (label.astype(str).str.strip() == "")
-    blank = text.str.strip() == ""
+    missing_label = (label.isna() | (label.astype(str).str.strip() == "")).to_numpy()
+    blank = is_blank(text)
     keep = ~missing_label & ~blank
     if not keep.any():
         raise BadInputError(
@@ -298,8 +300,8 @@ def validate_for_split(labels: pd.Series, label_column: str, test_size: float,
     if int(n * test_size) < k or (validation_size > 0 and int(n * validation_size) < k):
         raise BadInputError(
             f"{n} rows are too few to hold out every one of the {k} classes in the test/validation "
-            f"split; add rows or raise the test/validation sizes (TEXTOPS_TEST_SIZE, "
-            f"TEXTOPS_VALIDATION_SIZE)"
+            f"split; add rows or raise the test/validation sizes (TEXTOPS_DATA_TEST_SIZE, "
+            f"TEXTOPS_DATA_VALIDATION_SIZE)"
         )
 
 

@@ -10,7 +10,9 @@ import pandas as pd
 import pytest
 
 import config as cfg
-import modeling
+from textops import data as dataio
+from textops import batch, diagnostics, registry, tuning
+from textops import model as modeling
 from common import BadInputError
 from conftest import PROJECT_ROOT, shared
 from textprep import CatBoostText, TextColumn
@@ -50,12 +52,12 @@ def test_shipped_stopwords_are_used_when_nltk_has_no_corpus():
     assert "the" in words.words and len(words.words) > 100
     assert "de" in modeling.load_stopwords("Spanish").words
     assert modeling.load_stopwords("none").words == ()
-    with pytest.raises(BadInputError, match="TEXTOPS_STOPWORDS"):
+    with pytest.raises(BadInputError, match="TEXTOPS_PREPROCESSING_STOPWORDS"):
         modeling.load_stopwords("klingon")
 
 
 def test_nltk_corpus_wins_when_installed():
-    code = "import modeling; s = modeling.load_stopwords('english'); print(s.source, len(s.words))"
+    code = "from textops import model; s = model.load_stopwords('english'); print(s.source, len(s.words))"
     env = {**os.environ, "NLTK_DATA": str(PROJECT_ROOT / "nltk_data")}
     out = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=env,
                          capture_output=True, text=True, check=True).stdout.split()
@@ -93,7 +95,7 @@ def test_multiclass_pipeline_on_banking77(banking):
     x, y = banking
     pipe = modeling.build_pipeline(small_config(iterations=20), modeling.load_stopwords("none"))
     modeling.fit_pipeline(pipe, x, y)
-    pred, proba = modeling.score_texts(pipe, x.head(50))
+    pred, proba = modeling.predict_with_proba(pipe, x.head(50))
     assert proba.shape == (50, 77) and pred.shape == (50,)
     assert (pred == y.head(50).to_numpy()).mean() > 0.7  # seen rows: a sanity floor only
 
@@ -127,9 +129,10 @@ def test_evaluate_reports_per_class_metrics_and_binary_auc():
     assert "macro avg" in ev.report_text
 
 
-def test_score_frame_keeps_rows_with_blank_text_unscored(binary_model):
+def test_output_rows_keep_rows_with_blank_text_unscored(binary_model):
     frame = pd.DataFrame({"tweet_id": ["1", "2", "3"], "text": ["@AppleSupport help", "  ", None]})
-    out = modeling.score_frame(binary_model, frame, "text", ["tweet_id"], "7", proba_columns=True)
+    job = batch.Job("unused", "text", ("tweet_id",), "7", proba_columns=True, explain=0)
+    out = batch.output_rows(binary_model, frame, job)
     assert list(out.columns) == ["tweet_id", "prediction", "probability", "model_version",
                                  "proba_False", "proba_True"]
     assert out["tweet_id"].tolist() == ["1", "2", "3"]
@@ -146,10 +149,8 @@ def test_fitted_pipeline_drops_heavy_introspection_state(binary_model):
 def test_skops_round_trip_needs_only_the_declared_trusted_types(binary_model, twcs):
     import skops.io as sio
 
-    import tracking
-
-    trusted = tracking.skops_trusted_types(binary_model)
-    assert set(trusted) <= set(tracking.TRUSTED_TYPES)
+    trusted = registry.skops_trusted_types(binary_model)
+    assert set(trusted) <= set(registry.TRUSTED_TYPES)
     restored = sio.loads(sio.dumps(binary_model), trusted=trusted)
     x, _ = twcs
     np.testing.assert_array_equal(restored.predict_proba(x.head(20)),
@@ -177,26 +178,24 @@ def test_train_model_refits_on_train_and_validation_with_the_chosen_trees(twcs):
 
 def test_token_importance_and_per_row_explanations(binary_model, twcs):
     x, _ = twcs
-    table = modeling.token_importance(binary_model, x.head(500), top=20)
+    table = diagnostics.token_importance(binary_model, x.head(500), top=20)
     assert list(table.columns) == ["token", "importance", "share", "pushes_towards"]
     assert len(table) == 20 and table["importance"].is_monotonic_decreasing
     assert set(table["pushes_towards"]) <= {"True", "False"}
     frame = pd.DataFrame({"text": ["@AppleSupport my iphone battery dies", ""]})
     pred = np.array(["True", None], dtype=object)
-    tokens = modeling.top_tokens(binary_model, frame, pred, n=3)
+    tokens = diagnostics.top_tokens(binary_model, frame, pred, n=3)
     assert len(tokens) == 2 and tokens[1] == ""
     assert 1 <= len(tokens[0].split(" | ")) <= 3
     assert set(tokens[0].split(" | ")) <= set(modeling.feature_names(binary_model))
 
 
 def test_identifiers_only_keeps_handles_numbers_urls_and_signatures():
-    out = modeling.identifiers_only(pd.Series(["@115712 sorry! DM us ^AB", "no ids here", None]))
+    out = diagnostics.identifiers_only(pd.Series(["@115712 sorry! DM us ^AB", "no ids here", None]))
     assert out.tolist() == ["@115712 ^AB", "-", "-"]
 
 
 def test_leakage_guard_fires_on_raw_twcs_and_not_on_banking77(banking):
-    import dataio
-
     def check(texts, labels, masks=False):
         config = small_config()
         config["preprocessing"].update(mask_handles=masks, mask_urls=masks, mask_numbers=masks)
@@ -204,7 +203,7 @@ def test_leakage_guard_fires_on_raw_twcs_and_not_on_banking77(banking):
         pipe, _ = modeling.train_model(modeling.build_pipeline(config, modeling.load_stopwords("none")),
                                        split.x_train, split.y_train, split.x_val, split.y_val)
         score = modeling.evaluate(split.y_test, pipe.predict(split.x_test)).metrics["macro_f1"]
-        return modeling.leakage_check(pipe, split, score, "text")
+        return diagnostics.leakage_check(pipe, split, score, "text")
 
     raw = pd.read_csv(shared("twcs", "twcs_head5k.csv"), dtype=str)
     report = check(raw["text"], raw["inbound"])
@@ -218,10 +217,10 @@ def test_leakage_guard_fires_on_raw_twcs_and_not_on_banking77(banking):
 
 def test_search_space_sampling_is_seeded_and_starts_with_the_given_config():
     config = small_config()
-    one = modeling.sample_configs(config, 6, seed=1)
-    two = modeling.sample_configs(config, 6, seed=1)
+    one = tuning.sample_configs(config, 6, seed=1)
+    two = tuning.sample_configs(config, 6, seed=1)
     assert one == two and len(one) == 6 and one[0] == config
-    assert len({tuple(sorted(modeling.trial_params(c).items())) for c in one}) == 6
+    assert len({tuple(sorted(tuning.trial_params(c).items())) for c in one}) == 6
 
 
 def test_character_ngrams_join_the_word_features(twcs):
@@ -234,5 +233,5 @@ def test_character_ngrams_join_the_word_features(twcs):
     assert len(names) == pipe[-1].n_features_in_
     assert any(n.startswith("[") for n in names) and any(not n.startswith("[") for n in names)
     assert len(modeling.vectorizers(pipe)) == 2
-    table = modeling.token_importance(pipe, x.iloc[:200], top=10)
+    table = diagnostics.token_importance(pipe, x.iloc[:200], top=10)
     assert len(table) == 10

@@ -1,0 +1,65 @@
+"""The layout shows the architecture: a few thin entry points at the top, the libraries in one
+package, short functions, imports at the top of each module (heavy optional ones excepted)."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from conftest import PROJECT_ROOT
+
+ENTRY_POINTS = {"train.py", "predict.py", "monitor.py", "champion.py", "demo_data.py"}
+# Imported lazily on purpose (slow to import, or optional); anything else goes at the top.
+LAZY_ALLOWED = ("mlflow", "catboost", "pyspark", "matplotlib", "nltk")
+
+
+def sources() -> list[Path]:
+    return sorted(PROJECT_ROOT.glob("*.py")) + sorted((PROJECT_ROOT / "textops").rglob("*.py"))
+
+
+def functions(path: Path):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield node
+
+
+def test_the_top_level_holds_the_scripts_and_at_most_eight_python_files():
+    top = {p.name for p in PROJECT_ROOT.glob("*.py")}
+    assert ENTRY_POINTS <= top
+    assert top <= ENTRY_POINTS | {"common.py", "config.py", "textprep.py"}, top
+    assert len(top) <= 8
+
+
+@pytest.mark.parametrize("path", sources(), ids=lambda p: str(p.relative_to(PROJECT_ROOT)))
+def test_functions_are_short_and_mains_are_thin(path):
+    for node in functions(path):
+        length = node.end_lineno - node.lineno + 1
+        assert length <= 80, f"{path.name}:{node.name} has {length} lines"
+        if node.name == "main" and path.name in ENTRY_POINTS:
+            assert length <= 60, f"{path.name}:main has {length} lines"
+
+
+@pytest.mark.parametrize("path", sources(), ids=lambda p: str(p.relative_to(PROJECT_ROOT)))
+def test_imports_are_at_the_top_except_heavy_optional_ones(path):
+    for node in functions(path):
+        for inner in ast.walk(node):
+            if isinstance(inner, ast.Import):
+                names = [alias.name for alias in inner.names]
+            elif isinstance(inner, ast.ImportFrom):
+                names = [inner.module or ""]
+            else:
+                continue
+            for name in names:
+                assert name.split(".")[0] in LAZY_ALLOWED, (
+                    f"{path.name}:{node.name} imports {name} inside a function")
+
+
+def test_the_module_shipped_inside_models_imports_nothing_from_the_project():
+    tree = ast.parse((PROJECT_ROOT / "textprep.py").read_text(encoding="utf-8"))
+    imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
+                for a in n.names}
+    imported |= {(n.module or "").split(".")[0] for n in ast.walk(tree)
+                 if isinstance(n, ast.ImportFrom)}
+    assert not imported & {"config", "common", "textops"}

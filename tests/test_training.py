@@ -1,0 +1,49 @@
+"""train.py's steps without MLflow: the input checks before any run, and the model card the
+MLflow UI shows (the full flow runs as a subprocess in test_e2e.py)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import config as cfg
+from common import BadInputError
+from conftest import shared
+from textops import model, training
+
+
+def twcs_config(path) -> dict:
+    config = cfg.load_config({})
+    config["train"]["data"] = str(path)
+    config["data"]["label_column"] = "inbound"
+    return config
+
+
+def test_training_data_is_read_cleaned_and_split_before_any_run():
+    td = training.load_training_data(twcs_config(shared("twcs", "twcs_head5k_raw.csv")))
+    assert len(td.rows.labels) == 5000 and set(td.rows.class_counts) == {"False", "True"}
+    assert sum(td.split.sizes.values()) == 5000 and td.split.sizes["test"] > 800
+    assert len(td.sha256) == 64 and td.stopwords.language == "english"
+
+
+def test_bad_training_input_fails_with_the_fix(tmp_path):
+    one_class = tmp_path / "one.csv"
+    one_class.write_text("text,inbound\n" + "".join(f"hello {i},True\n" for i in range(30)))
+    with pytest.raises(BadInputError, match="single class"):
+        training.load_training_data(twcs_config(one_class))
+    with pytest.raises(BadInputError, match="--label-column"):
+        training.load_training_data(twcs_config(shared("banking77", "test.csv")))
+
+
+def test_the_model_card_says_what_is_classified_and_how_the_version_fared():
+    td = training.load_training_data(twcs_config(shared("twcs", "sample.csv")))
+    metrics = {"accuracy": 0.95, "macro_f1": 0.94}
+    fitted = training.Fitted(None, {}, model.Evaluation(metrics, "", {}, [], np.zeros((2, 2))),
+                             np.array([]), np.array([]), 1.0)
+    tags = {"textops.decision": "champion", "textops.reason": "macro_f1 0.9400 reaches ...",
+            "textops.baseline_macro_f1": "0.910000", "textops.leakage_warning": "none"}
+    card = training.model_card(twcs_config(shared("twcs", "sample.csv")), td, fitted, tags)
+    assert "`text`" in card.model and "`inbound`" in card.model and "2 classes" in card.model
+    assert "sample.csv" in card.model and "False (44)" in card.model
+    for needle in ("accuracy 0.9500", "macro-F1 0.9400", "baseline macro-F1 0.9100",
+                   "@champion", "Leakage check: none", td.sha256[:12]):
+        assert needle in card.version, needle

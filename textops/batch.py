@@ -1,0 +1,389 @@
+"""Batch scoring of a CSV: streamed chunks, optional worker processes, ordered output, resume.
+
+Output bytes do not depend on the number of workers: every chunk is formatted the same way and
+written in input order. Progress is kept beside the output as ``.<name>.partial`` (the rows
+written so far) and ``.<name>.partial.json`` (the manifest: input, model version, chunk size,
+chunks and bytes done). Only a complete file is renamed to the output name.
+
+Scoring a chunk (:func:`output_rows`) is the same in every engine and worker; the model is loaded
+once per process through ``textops.registry.load_pipeline``.
+
+Formats, by the output's extension: ``.csv``; ``.csv.gz`` (each chunk one gzip member, so the
+concatenation is one valid gzip file); ``.parquet`` (each chunk an Arrow IPC stream in the
+partial file, turned into one Parquet row group per chunk once every chunk is done).
+"""
+from __future__ import annotations
+
+import collections
+import contextlib
+import gzip
+import json
+import logging
+import os
+import warnings
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from common import BadInputError, prepare_output
+from textops.data import clean_text, is_blank
+from textops.diagnostics import top_tokens
+from textops.registry import load_pipeline
+from textprep import predictions_frame
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Job:
+    """Everything a worker needs to score a chunk (picklable)."""
+
+    model_path: str  # a downloaded model folder
+    text_column: str
+    id_columns: tuple[str, ...]
+    model_version: str
+    proba_columns: bool
+    explain: int
+    format: str = "csv"  # one of OUTPUT_FORMATS' values
+    model_name: str = "model"  # for messages
+
+
+@dataclass(frozen=True)
+class Run:
+    """How to run a job: worker processes (1 = in this process), resume an unfinished run,
+    ``on_rows`` called after each written chunk, and an already loaded ``model`` (saves the
+    single-process path a second load)."""
+
+    workers: int = 1
+    resume: bool = False
+    on_rows: Callable[[int], None] = lambda rows: None
+    model: Any = None
+
+
+@dataclass
+class Manifest:
+    input: str
+    input_size: int
+    input_mtime_ns: int
+    model_name: str
+    model_version: str
+    chunk_size: int
+    options: dict[str, Any]
+    chunks_done: int = 0
+    bytes_done: int = 0
+    rows_done: int = 0
+    segments: list[int] = field(default_factory=list)  # bytes per chunk (Parquet only)
+
+
+OUTPUT_FORMATS = {".csv.gz": "csv.gz", ".csv": "csv", ".parquet": "parquet"}
+
+
+def output_format(path: Path) -> str | None:
+    """The output format chosen by the file name's extension, or None when unsupported."""
+    name = path.name.lower()
+    return next((fmt for ext, fmt in OUTPUT_FORMATS.items() if name.endswith(ext)), None)
+
+
+def partial_paths(output: Path) -> tuple[Path, Path]:
+    return (output.with_name(f".{output.name}.partial"),
+            output.with_name(f".{output.name}.partial.json"))
+
+
+# --------------------------------------------------------------------------------------------
+# Scoring one chunk (in a worker or in this process)
+# --------------------------------------------------------------------------------------------
+def output_rows(pipeline: Any, chunk: pd.DataFrame, job: Job) -> pd.DataFrame:
+    """Batch-prediction output for one chunk, rows in input order.
+
+    Columns: the id columns, ``prediction`` (label in the training data's spelling),
+    ``probability`` (of that label), ``model_version``, optionally ``proba_<class>`` and
+    ``top_tokens`` (the ``explain`` tokens contributing most to the prediction).
+    Rows whose text is blank are kept with a blank prediction and probability: the model is not
+    asked to guess from nothing.
+    """
+    texts = clean_text(chunk[job.text_column])
+    scorable = ~is_blank(texts)
+    n = len(chunk)
+    columns = ["prediction", "probability"] + [f"proba_{c}" for c in
+                                               np.asarray(pipeline.classes_).astype(str)]
+    scores = pd.DataFrame({c: np.full(n, None, dtype=object) if c == "prediction"
+                           else np.full(n, np.nan) for c in columns})
+    if scorable.any():  # the same scores the pyfunc flavor serves
+        found = predictions_frame(pipeline, pd.DataFrame({job.text_column: texts[scorable].to_numpy()}))
+        for c in columns:
+            scores.loc[scorable, c] = found[c].to_numpy()
+    out = pd.DataFrame({c: chunk[c].to_numpy() for c in job.id_columns})
+    out["prediction"] = scores["prediction"].to_numpy()
+    out["probability"] = scores["probability"].to_numpy()
+    out["model_version"] = str(job.model_version)
+    if job.proba_columns:
+        for c in columns[2:]:
+            out[c] = scores[c].to_numpy()
+    if job.explain > 0:
+        out["top_tokens"] = top_tokens(pipeline, pd.DataFrame({job.text_column: texts.to_numpy()}),
+                                       out["prediction"].to_numpy(), job.explain)
+    return out
+
+
+def render_chunk(scored: pd.DataFrame, job: Job, first: bool) -> tuple[bytes, int]:
+    """Scored rows as the output format's bytes; also returns the blank-text count."""
+    blank = int(scored["prediction"].isna().sum())
+    if job.format == "parquet":
+        return arrow_segment(scored), blank
+    data = scored.to_csv(header=first, index=False, float_format="%.6f",
+                         lineterminator="\n").encode("utf-8")
+    if job.format == "csv.gz":
+        data = gzip.compress(data, compresslevel=6, mtime=0)  # mtime=0: same bytes every run
+    return data, blank
+
+
+def arrow_segment(scored: pd.DataFrame) -> bytes:
+    """A scored chunk as one compressed Arrow IPC stream. Float columns stay float64, every
+    other column is a string column, so every chunk has the same schema (a chunk whose
+    predictions are all blank included)."""
+    schema = pa.schema([(c, pa.float64() if pd.api.types.is_float_dtype(scored[c]) else pa.string())
+                        for c in scored.columns])
+    table = pa.Table.from_pandas(scored, schema=schema, preserve_index=False)
+    table = table.replace_schema_metadata(None)
+    sink = pa.BufferOutputStream()
+    options = pa.ipc.IpcWriteOptions(compression="zstd")
+    with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def write_parquet(partial: Path, segments: list[int], destination: Path) -> None:
+    """Turn the partial file's Arrow segments into one Parquet file, a row group per chunk,
+    reading one segment at a time (memory stays at one chunk)."""
+    writer = None
+    try:
+        with open(partial, "rb") as handle:
+            for size in segments:
+                table = pa.ipc.open_stream(handle.read(size)).read_all()
+                if writer is None:
+                    writer = pq.ParquetWriter(destination, table.schema, compression="zstd")
+                writer.write_table(table, row_group_size=max(table.num_rows, 1))
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def single_threaded(model: Any) -> Any:
+    """One scoring thread per worker: the workers already fill the cores, and CatBoost's own
+    threads on top of them only add contention."""
+    for _, step in getattr(model, "steps", []):
+        if hasattr(step, "thread_count"):
+            step.thread_count = 1
+    return model
+
+
+def load_job_model(job: Job) -> Any:
+    return load_pipeline(job.model_name, job.model_version, job.model_path)
+
+
+_WORKER: dict[str, Any] = {}
+
+
+def _worker_model(job: Job) -> Any:
+    """The worker's model, loaded by its first task (so a load failure reaches the main process
+    as the task's exception, with its message, not as a broken pool)."""
+    if "model" not in _WORKER:
+        warnings.filterwarnings("ignore")
+        _WORKER["model"] = single_threaded(load_job_model(job))
+    return _WORKER["model"]
+
+
+def _warm_up(job: Job) -> None:
+    _worker_model(job)
+
+
+def _score_in_worker(job: Job, chunk: pd.DataFrame, first: bool) -> tuple[bytes, int]:
+    return render_chunk(output_rows(_worker_model(job), chunk, job), job, first)
+
+
+# --------------------------------------------------------------------------------------------
+# Scorers: in this process, in worker processes, or already scored (another engine)
+# --------------------------------------------------------------------------------------------
+Scored = tuple[int, bytes, int]  # rows, bytes to write, rows with blank text
+
+
+class _InProcess:
+    def __init__(self, job: Job, model: Any):
+        self.job, self.model = job, model
+
+    def __enter__(self) -> "_InProcess":
+        if self.model is None:
+            self.model = load_job_model(self.job)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+    def scored(self, todo: Iterable[tuple[int, pd.DataFrame]]) -> Iterator[Scored]:
+        for index, chunk in todo:
+            data, blank = render_chunk(output_rows(self.model, chunk, self.job), self.job, index == 0)
+            yield len(chunk), data, blank
+
+
+class _Prescored(_InProcess):
+    def __enter__(self) -> "_Prescored":
+        return self
+
+    def scored(self, todo: Iterable[tuple[int, pd.DataFrame]]) -> Iterator[Scored]:
+        for index, chunk in todo:
+            data, blank = render_chunk(chunk, self.job, index == 0)
+            yield len(chunk), data, blank
+
+
+class _Pool:
+    """Worker processes, at most two chunks per worker in flight, results in input order."""
+
+    def __init__(self, job: Job, workers: int):
+        self.job, self.workers = job, workers
+
+    def __enter__(self) -> "_Pool":
+        self.pool = ProcessPoolExecutor(max_workers=self.workers)
+        try:  # every worker loads the model before any output file is opened
+            for ready in [self.pool.submit(_warm_up, self.job) for _ in range(self.workers)]:
+                ready.result()
+        except BaseException:
+            self.pool.shutdown(cancel_futures=True)
+            raise
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.pool.shutdown(cancel_futures=True)
+
+    def scored(self, todo: Iterable[tuple[int, pd.DataFrame]]) -> Iterator[Scored]:
+        pending: collections.deque = collections.deque()
+        for index, chunk in todo:
+            pending.append((len(chunk), self.pool.submit(_score_in_worker, self.job, chunk, index == 0)))
+            while len(pending) >= 2 * self.workers:
+                rows, future = pending.popleft()
+                yield (rows, *future.result())
+        while pending:
+            rows, future = pending.popleft()
+            yield (rows, *future.result())
+
+
+def _scorer(job: Job, run: Run, prescored: bool) -> _InProcess | _Pool:
+    if prescored:
+        return _Prescored(job, None)
+    if run.workers <= 1:
+        return _InProcess(job, run.model)
+    return _Pool(job, run.workers)
+
+
+# --------------------------------------------------------------------------------------------
+# Writing: partial file + manifest, resume, atomic rename
+# --------------------------------------------------------------------------------------------
+def _write_manifest(path: Path, manifest: Manifest) -> None:
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(asdict(manifest)))
+    os.replace(tmp, path)
+
+
+def _resume_point(partial: Path, manifest_path: Path, expected: Manifest, resume: bool) -> Manifest:
+    """The manifest to continue from (fresh unless ``resume`` and it matches ``expected``)."""
+    if not resume:
+        for stale in (partial, manifest_path):
+            if stale.exists():
+                log.info("removing an unfinished earlier run's %s (pass --resume to continue it)",
+                         stale.name)
+                stale.unlink()
+        return expected
+    if not manifest_path.exists() or not partial.exists():
+        log.info("nothing to resume: starting from the first row")
+        return expected
+    try:
+        found = Manifest(**json.loads(manifest_path.read_text()))
+    except (ValueError, TypeError) as exc:
+        raise BadInputError(f"cannot resume: {manifest_path} is unreadable ({exc}); rerun "
+                            f"without --resume") from None
+    for key in ("input", "input_size", "input_mtime_ns", "model_name", "model_version",
+                "chunk_size", "options"):
+        if getattr(found, key) != getattr(expected, key):
+            raise BadInputError(
+                f"cannot resume: the unfinished run used {key}={getattr(found, key)!r}, this "
+                f"one {getattr(expected, key)!r}; rerun without --resume to start over")
+    if partial.stat().st_size < found.bytes_done:
+        raise BadInputError(f"cannot resume: {partial} is shorter than its manifest says; rerun "
+                            f"without --resume")
+    with open(partial, "r+b") as handle:  # drop a chunk that was being written when killed
+        handle.truncate(found.bytes_done)
+    log.info("resuming after %d chunks (%d rows)", found.chunks_done, found.rows_done)
+    return found
+
+
+def _skip(chunks: Iterable[pd.DataFrame], done: int) -> Iterator[tuple[int, pd.DataFrame]]:
+    for index, chunk in enumerate(chunks):
+        if index >= done:
+            yield index, chunk
+
+
+def _finish(partial: Path, output: Path, state: Manifest, fmt: str) -> None:
+    """Rename the complete partial file into place (Parquet: assemble it first)."""
+    if fmt != "parquet":
+        os.replace(partial, output)
+        return
+    assembled = partial.with_name(partial.name + ".parquet")
+    try:
+        write_parquet(partial, state.segments, assembled)
+        os.replace(assembled, output)
+    finally:
+        with contextlib.suppress(OSError):
+            assembled.unlink()
+    partial.unlink()
+
+
+def write_predictions(chunks: Iterable[pd.DataFrame], output: Path, job: Job, manifest: Manifest,
+                      run: Run = Run(), prescored: bool = False) -> tuple[int, int]:
+    """Score every chunk and write ``output`` atomically (.csv, .csv.gz or .parquet, by
+    ``job.format``); returns (rows, rows with blank text).
+
+    The model is loaded (in every worker) before any file is opened; each written chunk is
+    synced and recorded in the manifest, so ``run.resume`` can continue after a kill.
+    ``prescored``: the chunks are already scored (by another engine) and are only written.
+    """
+    prepare_output(output)
+    partial, manifest_path = partial_paths(output)
+    state = _resume_point(partial, manifest_path, manifest, run.resume)
+    blank = 0
+    with _scorer(job, run, prescored) as scorer:
+        try:
+            handle = open(partial, "ab" if state.chunks_done else "wb")
+        except OSError as exc:
+            raise BadInputError(f"cannot write to output folder {output.parent}: "
+                                f"{exc.strerror}") from None
+        try:
+            with handle:
+                for rows, data, nblank in scorer.scored(_skip(chunks, state.chunks_done)):
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                    state.chunks_done += 1
+                    state.bytes_done += len(data)
+                    state.rows_done += rows
+                    if job.format == "parquet":
+                        state.segments.append(len(data))
+                    _write_manifest(manifest_path, state)
+                    blank += nblank
+                    run.on_rows(rows)
+            if state.rows_done == 0:
+                raise BadInputError(f"{manifest.input} has a header but no data rows; nothing "
+                                    f"to score")
+            _finish(partial, output, state, job.format)
+        except BadInputError:
+            for leftover in (partial, manifest_path):  # input problems: nothing worth resuming
+                with contextlib.suppress(OSError):
+                    leftover.unlink()
+            raise
+    with contextlib.suppress(OSError):
+        manifest_path.unlink()
+    return state.rows_done, blank

@@ -1,0 +1,10 @@
+"""monitor.py's logic, one module a job:
+
+stream     read the data once, in chunks, into bounded counts and samples
+reference  the reference profile saved with each version at training time
+drift      drift statistics against that reference (no labels needed)
+alerts     performance from confusion counts, alert rules, the graded verdict
+report     the one-line summary and the self-contained HTML report
+runs       monitoring runs in MLflow (logging them, reading the history)
+check      the whole check, step by step, as monitor.py runs it
+"""

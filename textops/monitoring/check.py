@@ -1,0 +1,211 @@
+"""What monitor.py does, step by step: inspect the input, read it once into a bounded summary,
+check performance (labelled rows) and drift (every row) against each version's reference
+profile, then write the reports and log the monitoring run."""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import config as cfg
+from common import BadInputError, atomic_output
+from textops import data, registry
+from textops.model import predict_with_proba
+from textops.monitoring import alerts, drift, report, runs
+from textops.monitoring.reference import load_reference
+from textops.monitoring.stream import Seen, StreamSpec, accumulate
+
+log = logging.getLogger(__name__)
+
+THRESHOLDS = ("min_accuracy", "min_macro_f1", "max_relative_drop", "min_class_recall",
+              "min_class_support", "psi_max", "ks_max", "ks_pvalue", "oov_increase_max",
+              "domain_auc_max", "domain_pvalue", "domain_min_rows")
+
+
+@dataclass(frozen=True)
+class MonitorJob:
+    """One monitor.py run, resolved from the configuration and flags."""
+
+    data: Path
+    report: Path
+    html: Path | None
+    model_name: str
+    model: str  # alias, 'latest' or version, for raw texts
+    text_column: str
+    label_column: str
+    label_required: bool  # --label-column given: the column must exist
+    experiment: str
+    chunk_size: int
+    encoding: str
+    delimiter: str
+    thresholds: dict[str, Any]
+    seed: int = 42
+    domain_sample: int = 1000
+    history_runs: int = 30
+
+
+def job_from_config(config: dict[str, Any], label_required: bool) -> MonitorJob:
+    m = config["monitor"]
+    if not m["data"]:
+        raise BadInputError("no input given; pass --data PATH")
+    if int(m["chunk_size"]) < 1:
+        raise BadInputError(f"--chunk-size must be positive, got {m['chunk_size']}")
+    return MonitorJob(
+        data=cfg.resolve_path(m["data"]), report=cfg.resolve_path(m["report"]),
+        html=cfg.resolve_path(m["html"]) if m["html"] else None,
+        model_name=config["mlflow"]["model_name"], model=str(m["model"]),
+        text_column=config["data"]["text_column"], label_column=config["data"]["label_column"],
+        label_required=label_required, experiment=config["mlflow"]["monitor_experiment"],
+        chunk_size=int(m["chunk_size"]), encoding=config["data"]["encoding"],
+        delimiter=config["data"]["delimiter"], thresholds={k: m[k] for k in THRESHOLDS},
+        seed=int(config["data"]["random_seed"]), domain_sample=int(m["domain_sample"]),
+        history_runs=int(m["history_runs"]))
+
+
+def inspect_input(job: MonitorJob) -> tuple[data.CsvFormat, list[str], StreamSpec]:
+    """Everything wrong with the input fails here, before the tracking store is touched."""
+    data.check_readable_file(job.data)
+    fmt = data.detect_format(job.data, job.encoding, job.delimiter)
+    header = data.read_header(job.data, fmt)
+    recorded = {"prediction", "model_version"} <= set(header)
+    if job.label_required:
+        data.require_columns(header, {job.label_column: "--label-column"}, job.data)
+    if not recorded:
+        data.require_columns(header, {job.text_column: "--text-column"}, job.data)
+    spec = StreamSpec(job.text_column, job.label_column, has_text=job.text_column in header,
+                      has_labels=job.label_column in header, recorded=recorded, seed=job.seed)
+    return fmt, header, spec
+
+
+def run(job: MonitorJob, config: dict[str, Any]) -> dict[str, Any]:
+    """Check the data; write the JSON and HTML reports and log the run; returns the report."""
+    fmt, header, spec = inspect_input(job)
+    log.info("monitor: data=%s mode=%s, %s", job.data,
+             "recorded predictions" if spec.recorded else f"score with {job.model_name}@{job.model}",
+             f"labels in {job.label_column!r}" if spec.has_labels else "no labels (drift only)")
+    client = registry.connect(config)
+    pipeline = None
+    if not spec.recorded:
+        resolved = registry.resolve_version(client, job.model_name, job.model)
+        spec = StreamSpec(**{**spec.__dict__, "version": resolved.version})
+        pipeline = registry.load_pipeline(job.model_name, resolved.version)
+        log.info("scoring with %s v%s (requested %r)", job.model_name, resolved.version, job.model)
+
+    def score(frame):
+        predicted, proba = predict_with_proba(pipeline, frame)
+        return predicted, proba.max(axis=1)
+
+    seen = accumulate(data.iter_table(job.data, fmt, job.chunk_size, spec.columns(header)), spec,
+                      None if spec.recorded else score)
+    if seen.scored == 0:
+        raise BadInputError(f"{job.data} has no rows with a text or prediction to check; check "
+                            f"--text-column (and the file's content)")
+    if seen.skipped:
+        log.warning("skipped %d rows with an empty text/prediction", seen.skipped)
+    versions = sorted(seen.versions, key=lambda v: (len(v), v))
+    references = {v: load_reference(client, job.model_name, v) for v in versions}
+    found = _findings(job, spec, seen, versions, references, pipeline)
+    result = _report(job, spec, seen, versions, found)
+    experiment_id = registry.ensure_experiment(client, config, job.experiment)
+    with atomic_output(job.report, "w", encoding="utf-8") as handle:
+        json.dump(result, handle, indent=2, ensure_ascii=False)
+    if job.html is not None:
+        points = runs.history(client, experiment_id, job.model_name, job.history_runs, result)
+        report.write_html(job.html, result,
+                          report.plots(result, references[seen.main_version], seen, points))
+    runs.log_run(experiment_id, result, [job.report] + ([job.html] if job.html else []))
+    return result
+
+
+@dataclass
+class _Findings:
+    alerts: list[str]
+    performance: dict[str, Any] | None
+    checks: list[drift.Check]
+    note: str
+    reference_version: str | None = None
+
+
+def _findings(job: MonitorJob, spec: StreamSpec, seen: Seen, versions: list[str],
+              references: dict[str, Any], pipeline: Any) -> _Findings:
+    main = seen.main_version
+    reference = references[main]
+    found = _Findings([], None, [], "", main if reference else None)
+    if spec.has_labels:
+        classes = reference["classes"] if reference else sorted(
+            {p for pairs in seen.tallies.values() for _, p in pairs})
+        found.alerts, found.performance = alerts.evaluate_versions(
+            {v: seen.tallies.get(v) for v in versions}, references, classes, job.thresholds,
+            seen.unlabelled)
+        if found.performance is None:
+            log.warning("no row has a label in %r: drift only", job.label_column)
+        elif found.performance["unknown_labels"]:
+            log.warning("labels the model does not know (always errors): %s",
+                        found.performance["unknown_labels"][:20])
+    if reference is None:
+        found.note = (f"v{main} has no reference profile (trained before textops saved one): "
+                      f"drift not checked; retrain to get one")
+        log.warning(found.note)
+        return found
+    if seen.texts.items and pipeline is None:
+        pipeline = _try_load(job.model_name, main)
+    found.checks = drift.compare(reference, _current(job, spec, seen, pipeline), job.thresholds,
+                                 job.seed)
+    if len(versions) > 1:
+        found.note = (f"predictions from {len(versions)} model versions: the class-distribution "
+                      f"and confidence checks use the {seen.versions[main]} rows of v{main} (the "
+                      f"most frequent) against its reference; the text checks use every row")
+    return found
+
+
+def _current(job: MonitorJob, spec: StreamSpec, seen: Seen, pipeline: Any) -> drift.Current:
+    """What the drift checks compare with the reference (samples, bounded)."""
+    main = seen.main_version
+    confidence = np.asarray(seen.confidences(main), dtype=float)
+    texts = seen.texts.items
+    oov = None
+    if spec.has_text and pipeline is not None and texts:
+        oov = drift.oov_rates(texts, *drift.word_vocabulary(pipeline))
+    sample = [texts[i] for i in drift.sample_indices(len(texts), job.domain_sample)]
+    return drift.Current(
+        rows=seen.versions[main], predicted_counts=dict(seen.predicted[main]),
+        confidence=confidence if len(confidence) else None,
+        lengths=np.asarray(seen.lengths.items, dtype=float) if spec.has_text else None,
+        oov=oov, texts=sample if spec.has_text else None)
+
+
+def _try_load(name: str, version: str) -> Any:
+    try:
+        return registry.load_pipeline(name, version)
+    except Exception as exc:  # noqa: BLE001 - only the vocabulary check needs it
+        log.warning("model v%s not loadable (%s): out-of-vocabulary rate not checked", version, exc)
+        return None
+
+
+def _report(job: MonitorJob, spec: StreamSpec, seen: Seen, versions: list[str],
+            found: _Findings) -> dict[str, Any]:
+    """The JSON report (also what the HTML page and the MLflow run are made from)."""
+    main = seen.main_version
+    drifted = [f"drift: {c.name}: {c.detail}" for c in found.checks if c.drifted]
+    status = alerts.verdict(found.alerts, drifted)
+    return {
+        "status": status,
+        "exit_code": int(alerts.VERDICTS[status]),
+        "alerts": found.alerts,
+        "checked_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "data": {"path": str(job.data), "sha256": data.file_sha256(job.data),
+                 "rows": seen.rows, "rows_checked": seen.scored, "rows_skipped": seen.skipped},
+        "model": {"name": job.model_name, "versions": versions,
+                  "source": "recorded predictions" if spec.recorded else f"@{job.model}"},
+        "thresholds": job.thresholds,
+        "performance": found.performance,
+        "drift": {"reference_version": found.reference_version,
+                  "rows_of_reference_version": seen.versions[main],
+                  "checks": [c.to_dict() for c in found.checks],
+                  "drifted": drifted, "note": found.note},
+    }

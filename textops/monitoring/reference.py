@@ -1,0 +1,75 @@
+"""The reference profile of a model version: computed by train.py on the version's test split
+(rows it never trained on), logged as ``reference/reference.json`` in its run (tag
+``textops.reference`` on the version), and read back by monitor.py. Everything about it is here."""
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from textops.monitoring.drift import distribution, oov_rates, sample_indices, word_vocabulary
+
+log = logging.getLogger(__name__)
+
+REFERENCE_DIR = "reference"
+REFERENCE_FILE = "reference.json"
+REFERENCE_PATH = f"{REFERENCE_DIR}/{REFERENCE_FILE}"
+FORMAT = 1
+
+
+def build_reference(pipeline: Any, texts: Sequence[str], predicted: Sequence[str],
+                    confidence: Sequence[float], train_labels: Sequence[str],
+                    metrics: dict[str, Any], sample_size: int = 2000, text_sample: int = 1000,
+                    text_chars: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """The reference profile of a model version: computed on its test split (rows it never
+    trained on), plus the training class priors and the test metrics."""
+    classes = [str(c) for c in pipeline.classes_]
+    texts = [str(t) for t in texts]
+    lengths = np.array([len(t) for t in texts], dtype=float)
+    vocabulary, stop_words, preprocess = word_vocabulary(pipeline)
+    oov = oov_rates(texts, vocabulary, stop_words, preprocess)
+    keep = sample_indices(len(texts), sample_size, seed)
+    keep_texts = sample_indices(len(texts), text_sample, seed + 1) if text_sample > 0 else []
+    return {
+        "format": FORMAT,
+        "rows": len(texts),
+        "classes": classes,
+        "class_priors": distribution(train_labels, classes),
+        "predicted_distribution": distribution(predicted, classes),
+        "metrics": metrics,
+        "confidence": {"mean": float(np.mean(confidence)),
+                       "sample": [float(v) for v in np.asarray(confidence)[keep]]},
+        "length": {"mean": float(lengths.mean()), "median": float(np.median(lengths)),
+                   "sample": [int(v) for v in lengths[keep]]},
+        "oov_rate": {"mean": float(np.nanmean(oov)) if np.isfinite(oov).any() else 0.0},
+        "texts": [texts[i][:text_chars] for i in keep_texts],
+        "text_chars": text_chars,  # current texts are cut the same way before comparing
+    }
+
+
+def write_reference(reference: dict[str, Any], folder: Path) -> Path:
+    """Write the profile into ``folder`` (logged as the run's artifacts) at REFERENCE_PATH."""
+    path = folder / REFERENCE_DIR / REFERENCE_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(reference, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def load_reference(client: Any, name: str, version: str) -> dict[str, Any] | None:
+    """The version's reference profile saved by train.py (None when it has none)."""
+    try:
+        run_id = client.get_model_version(name, version).run_id
+    except Exception as exc:  # noqa: BLE001 - e.g. a version typed by hand in a predictions file
+        log.warning("model %s v%s not found in the registry: %s", name, version, exc)
+        return None
+    with tempfile.TemporaryDirectory(prefix="textops-ref-") as tmp:
+        try:
+            path = client.download_artifacts(run_id, REFERENCE_PATH, tmp)
+            return json.loads(Path(path).read_text(encoding="utf-8"))
+        except Exception as exc:  # noqa: BLE001 - older versions have no reference
+            log.info("no reference profile for %s v%s: %s", name, version, exc)
+            return None

@@ -1,0 +1,72 @@
+"""Monitoring runs in MLflow: each check is logged as a run of the monitoring experiment (tags,
+thresholds, metrics, reports), and earlier runs are read back for the HTML report's history."""
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def history(client: Any, experiment_id: str, name: str, limit: int,
+            report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Earlier monitoring runs of this model (oldest first), plus this one."""
+    points = []
+    try:
+        runs = client.search_runs([experiment_id], f"tags.`textops.model_name` = '{name}'",
+                                  order_by=["attributes.start_time DESC"], max_results=limit)
+    except Exception as exc:  # noqa: BLE001 - the history is a nice-to-have
+        log.info("monitoring history unavailable: %s", exc)
+        runs = []
+    for run in reversed(runs):
+        metrics = run.data.metrics
+        points.append({"time": datetime.fromtimestamp(run.info.start_time / 1000, timezone.utc),
+                       "accuracy": metrics.get("accuracy"), "macro_f1": metrics.get("macro_f1"),
+                       "drift.text_content": metrics.get("drift.text_content")})
+    now: dict[str, Any] = {"time": datetime.now(timezone.utc)}
+    if report["performance"]:
+        now.update(accuracy=report["performance"]["overall"]["accuracy"],
+                   macro_f1=report["performance"]["overall"]["macro_f1"])
+    for check in report["drift"]["checks"]:
+        if check["name"] == "text_content":
+            now["drift.text_content"] = check["value"]
+    return points + [now]
+
+
+def run_metrics(report: dict[str, Any]) -> dict[str, float]:
+    """The figures charted over time in the MLflow UI."""
+    metrics = {"rows": report["data"]["rows"], "alerts": len(report["alerts"]),
+               "drift_alerts": len(report["drift"]["drifted"])}
+    if report["performance"]:
+        overall = report["performance"]["overall"]
+        metrics.update(accuracy=overall["accuracy"], macro_f1=overall["macro_f1"])
+        for v, stats in report["performance"]["per_version"].items():
+            metrics[f"v{v}.accuracy"] = stats["accuracy"]
+            metrics[f"v{v}.macro_f1"] = stats["macro_f1"]
+    for check in report["drift"]["checks"]:
+        if check["value"] is not None:
+            metrics[f"drift.{check['name']}"] = check["value"]
+    return metrics
+
+
+def log_run(experiment_id: str, report: dict[str, Any], artifacts: list[Path]) -> None:
+    """One run in the monitoring experiment, tagged with the model and its versions."""
+    import mlflow  # heavy: imported when the run is logged
+
+    with mlflow.start_run(experiment_id=experiment_id, run_name="monitor"):
+        mlflow.set_tags({
+            "textops.model_name": report["model"]["name"],
+            "textops.model_version": ",".join(report["model"]["versions"]),
+            "textops.status": report["status"],
+            "textops.alerts": " | ".join(report["alerts"] + report["drift"]["drifted"])[:5000],
+        })
+        mlflow.log_params({
+            "data.path": report["data"]["path"],
+            "data.sha256": report["data"]["sha256"],
+            **{f"threshold.{k}": v for k, v in report["thresholds"].items()},
+        })
+        mlflow.log_metrics(run_metrics(report))
+        for path in artifacts:
+            mlflow.log_artifact(str(path))

@@ -1,0 +1,315 @@
+"""What train.py does, step by step: read and split the data (every input problem fails here,
+before anything is logged), then, holding the model's lock, fit, evaluate, log to MLflow,
+register the version, describe it, and move the alias the promotion rule chooses."""
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import config as cfg
+from common import Interrupted, Stopwatch
+from textops import data, diagnostics, model, promotion, registry, tuning
+from textops.locking import exclusive
+from textops.monitoring.reference import REFERENCE_PATH, build_reference, write_reference
+
+log = logging.getLogger(__name__)
+
+PARAM_SECTIONS = ("data", "preprocessing", "tfidf", "catboost", "promotion")
+
+
+@dataclass
+class TrainingData:
+    """The validated input of one training: the file, its rows and their split."""
+
+    path: Path
+    sha256: str
+    rows: data.LabelledData
+    split: data.Split
+    stopwords: model.Stopwords
+
+
+@dataclass
+class Fitted:
+    """A fitted pipeline and what was measured on the test rows."""
+
+    pipeline: Any
+    info: dict[str, Any]
+    evaluation: model.Evaluation
+    y_pred: np.ndarray
+    proba: np.ndarray
+    seconds: float
+
+
+def load_training_data(config: dict[str, Any]) -> TrainingData:
+    """Read, clean, validate and split the training CSV (raises BadInputError with the fix)."""
+    d = config["data"]
+    path = cfg.resolve_path(config["train"]["data"])
+    text_col, label_col = d["text_column"], d["label_column"]
+    frame = data.read_table(path, d["encoding"], d["delimiter"], usecols=[text_col, label_col])
+    rows = data.prepare_labelled(frame, text_col, label_col, path)
+    if rows.dropped_blank_text or rows.dropped_missing_label:
+        log.warning("dropped %d rows with empty text and %d rows with a missing label",
+                    rows.dropped_blank_text, rows.dropped_missing_label)
+    for canonical, others in rows.label_merges.items():
+        log.warning("label spellings %s merged into %r", others, canonical)
+    data.validate_for_split(rows.labels, label_col, d["test_size"], d["validation_size"])
+    split = data.split_dataset(rows.texts, rows.labels, text_col, d["test_size"],
+                               d["validation_size"], d["random_seed"])
+    log.info("rows: %d usable, split %s, %d classes", len(rows.labels), split.sizes,
+             len(rows.class_counts))
+    stopwords = model.load_stopwords(config["preprocessing"]["stopwords"])
+    log.info("stop words: %s, %d words, from %s", stopwords.language, len(stopwords.words),
+             stopwords.source)
+    return TrainingData(path, data.file_sha256(path), rows, split, stopwords)
+
+
+def train(config: dict[str, Any], td: TrainingData, started: float) -> str:
+    """Hold the model's lock, then train in one MLflow run; returns the one-line decision."""
+    name = config["mlflow"]["model_name"]
+    lock = cfg.resolve_path(config["train"]["lock_dir"]) / f"train-{name}.lock"
+    with exclusive(lock, float(config["train"]["lock_wait"]), "train.py of this model"):
+        client = registry.connect(config)  # fails fast (exit 4) when the store is unreachable
+        experiment_id = registry.ensure_experiment(client, config, config["mlflow"]["experiment"])
+        import mlflow  # heavy: after the input checks and the lock
+
+        run = mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{td.path.stem}")
+        log.info("MLflow run %s in %s", run.info.run_id,
+                 registry.redact(registry.tracking_uri(config)))
+        try:
+            decision = train_in_run(config, client, td)
+        except BaseException as exc:
+            status = "KILLED" if isinstance(exc, (KeyboardInterrupt, Interrupted)) else "FAILED"
+            mlflow.set_tag("textops.error", f"{type(exc).__name__}: {exc}"[:5000])
+            mlflow.end_run(status=status)
+            log.error("run %s ended %s", run.info.run_id, status)
+            raise
+        mlflow.log_metric("total_seconds", time.perf_counter() - started)
+        mlflow.end_run(status="FINISHED")
+        return decision
+
+
+def flat_params(config: dict[str, Any]) -> dict[str, Any]:
+    params = {f"{s}.{k}": v for s in PARAM_SECTIONS for k, v in config[s].items()}
+    params.update({f"train.{k}": config["train"][k] for k in ("refit", "baseline", "leakage_check")})
+    return params
+
+
+def train_in_run(config: dict[str, Any], client: Any, td: TrainingData) -> str:
+    """Inside the active run: fit, evaluate, log, register, describe, promote."""
+    import mlflow  # heavy (~1.5 s): lazy, for a fast --help and lean workers
+
+    name = config["mlflow"]["model_name"]
+    metric = config["promotion"]["metric"]
+    _log_inputs(config, td)
+    if config["train"]["tune"]:
+        config = tuning.tune(config, td.split)
+        mlflow.log_params({f"tuned.{k}": v for k, v in tuning.trial_params(config).items()})
+        td.stopwords = model.load_stopwords(config["preprocessing"]["stopwords"])
+    fitted = fit_and_evaluate(config, td)
+    quality_tags = baseline_and_leakage(config, fitted.pipeline, td.split,
+                                        fitted.evaluation.metrics["macro_f1"])
+    _log_artifacts(config, td, fitted)
+    champion_version, champion_score = _champion_on_test_rows(client, name, metric, td.split)
+    info = registry.log_and_register(fitted.pipeline, name, td.split.x_test.head(5).reset_index(drop=True))
+    version = str(info.registered_model_version)
+    score = fitted.evaluation.metrics[metric]
+    threshold = float(config["promotion"]["threshold"])
+    decision = promotion.decide_promotion(metric, score, threshold, champion_version,
+                                          champion_score)
+    promotion.move_alias(client, name, decision.alias, version, decision.reason,
+                         promotion.actor("train.py"))
+    tags = {
+        "textops.decision": decision.alias,
+        "textops.reason": decision.reason,
+        "textops.metric": metric,
+        "textops.score": f"{score:.6f}",
+        "textops.threshold": str(threshold),
+        "textops.previous_champion": champion_version or "",
+        "textops.champion_score": "" if champion_score is None else f"{champion_score:.6f}",
+        "textops.data_sha256": td.sha256,
+        "textops.reference": REFERENCE_PATH,
+        **quality_tags,
+    }
+    for key, value in tags.items():
+        client.set_model_version_tag(name, version, key, value)
+    mlflow.set_tags({**tags, "textops.model_version": version})
+    registry.describe(client, name, version, model_card(config, td, fitted, tags))
+    log.info("v%s -> @%s: %s", version, decision.alias, decision.reason)
+    return f"{name} v{version} -> @{decision.alias}: {decision.reason}"
+
+
+def _log_inputs(config: dict[str, Any], td: TrainingData) -> None:
+    import mlflow  # heavy (~1.5 s): lazy, for a fast --help and lean workers
+
+    mlflow.log_params(flat_params(config))
+    mlflow.log_params({
+        "data.path": str(td.path),
+        "data.sha256": td.sha256,
+        "data.rows_usable": len(td.rows.labels),
+        "data.rows_dropped_blank_text": td.rows.dropped_blank_text,
+        "data.rows_dropped_missing_label": td.rows.dropped_missing_label,
+        "data.n_classes": len(td.rows.class_counts),
+        **{f"data.rows_{k}": v for k, v in td.split.sizes.items()},
+        "stopwords.source": td.stopwords.source,
+        "stopwords.count": len(td.stopwords.words),
+        "model_name": config["mlflow"]["model_name"],
+    })
+
+
+def fit_and_evaluate(config: dict[str, Any], td: TrainingData) -> Fitted:
+    """Fit the pipeline as configured and measure it on the test rows (logged)."""
+    import mlflow  # heavy (~1.5 s): lazy, for a fast --help and lean workers
+
+    split = td.split
+    with Stopwatch() as fit_time:
+        pipeline, info = model.train_model(
+            model.build_pipeline(config, td.stopwords), split.x_train, split.y_train,
+            split.x_val, split.y_val, refit=bool(config["train"]["refit"]))
+    clf = pipeline[-1]
+    log.info("fitted in %.1f s (%d features, %d trees chosen by early stopping, final fit on %d "
+             "rows)", fit_time.seconds, clf.n_features_in_, info["best_iteration"],
+             info["fit_rows"])
+    with Stopwatch() as eval_time:
+        y_pred, proba = model.predict_with_proba(pipeline, split.x_test)
+    evaluation = model.evaluate(split.y_test, y_pred, proba, pipeline.classes_)
+    mlflow.log_metrics(evaluation.metrics)
+    mlflow.log_metrics({
+        "training_seconds": fit_time.seconds,
+        "predict_rows_per_second": len(split.y_test) / max(eval_time.seconds, 1e-9),
+        "best_iteration": info["best_iteration"],
+        "fit_rows": info["fit_rows"],
+        "n_features": clf.n_features_in_,
+    })
+    log.info("test: accuracy %.4f, macro-F1 %.4f", evaluation.metrics["accuracy"],
+             evaluation.metrics["macro_f1"])
+    return Fitted(pipeline, info, evaluation, y_pred, proba, fit_time.seconds)
+
+
+def baseline_and_leakage(config: dict[str, Any], pipeline: Any, split: data.Split,
+                         macro_f1: float) -> dict[str, str]:
+    """Log the linear baseline's test metrics and the leakage probes; returns tags to set."""
+    import mlflow  # heavy (~1.5 s): lazy, for a fast --help and lean workers
+
+    tags: dict[str, str] = {}
+    text_col = config["data"]["text_column"]
+    if config["train"]["baseline"]:
+        x_fit, y_fit = split.training_rows()
+        with Stopwatch() as took:
+            baseline = diagnostics.baseline_pipeline(text_col).fit(x_fit, y_fit)
+        base = model.evaluate(split.y_test, baseline.predict(split.x_test)).metrics
+        mlflow.log_metrics({"baseline.accuracy": base["accuracy"],
+                            "baseline.macro_f1": base["macro_f1"],
+                            "baseline.training_seconds": took.seconds,
+                            "gap.macro_f1": macro_f1 - base["macro_f1"]})
+        tags["textops.baseline_macro_f1"] = f"{base['macro_f1']:.6f}"
+        log.info("baseline TF-IDF + LogisticRegression: macro-F1 %.4f (model %+.4f)",
+                 base["macro_f1"], macro_f1 - base["macro_f1"])
+    if config["train"]["leakage_check"]:
+        report = diagnostics.leakage_check(pipeline, split, macro_f1, text_col,
+                                           seed=int(config["data"]["random_seed"]))
+        mlflow.log_metrics({f"leakage.{k}": v for k, v in report.figures.items()})
+        tags["textops.leakage_warning"] = " | ".join(report.reasons) if report.suspicious else "none"
+        for reason in report.reasons:
+            log.warning("LEAKAGE WARNING: %s", reason)
+    return tags
+
+
+def reference_profile(config: dict[str, Any], fitted: Fitted, split: data.Split) -> dict[str, Any]:
+    """What monitor.py compares new data with: the test split's profile."""
+    text_col = config["data"]["text_column"]
+    report = fitted.evaluation.report
+    metrics = {
+        "accuracy": fitted.evaluation.metrics["accuracy"],
+        "macro_f1": fitted.evaluation.metrics["macro_f1"],
+        "recall_per_class": {str(c): float(report[str(c)]["recall"])
+                             for c in fitted.pipeline.classes_ if str(c) in report},
+    }
+    with Stopwatch() as took:
+        reference = build_reference(
+            fitted.pipeline, data.clean_text(split.x_test[text_col]).tolist(), fitted.y_pred,
+            np.max(fitted.proba, axis=1), split.training_rows()[1], metrics,
+            text_sample=int(config["monitor"]["reference_texts"]),
+            seed=int(config["data"]["random_seed"]))
+    log.info("reference profile for monitoring: %d test rows, %d texts kept (%.1f s)",
+             reference["rows"], len(reference["texts"]), took.seconds)
+    return reference
+
+
+def _log_artifacts(config: dict[str, Any], td: TrainingData, fitted: Fitted) -> None:
+    """Token importance, confusion matrix, reports, data profile, stop words, reference."""
+    import mlflow  # heavy (~1.5 s): lazy, for a fast --help and lean workers
+
+    name, split, evaluation = config["mlflow"]["model_name"], td.split, fitted.evaluation
+    with tempfile.TemporaryDirectory(prefix="textops-") as tmp:
+        folder = Path(tmp)
+        diagnostics.token_importance(fitted.pipeline, split.training_rows()[0]).to_csv(
+            folder / "token_importance.csv", index=False)
+        model.save_confusion_matrix(evaluation, folder / "confusion_matrix.png",
+                                    f"{name}: test split ({len(split.y_test)} rows)")
+        (folder / "classification_report.txt").write_text(evaluation.report_text, encoding="utf-8")
+        (folder / "classification_report.json").write_text(json.dumps(evaluation.report, indent=2))
+        profile = {
+            "path": str(td.path), "sha256": td.sha256, "class_counts": td.rows.class_counts,
+            "split_sizes": split.sizes, "label_merges": td.rows.label_merges,
+            "dropped_blank_text": td.rows.dropped_blank_text,
+            "dropped_missing_label": td.rows.dropped_missing_label,
+        }
+        (folder / "data_profile.json").write_text(json.dumps(profile, indent=2, ensure_ascii=False))
+        (folder / "stopwords.txt").write_text("\n".join(td.stopwords.words) + "\n", encoding="utf-8")
+        write_reference(reference_profile(config, fitted, split), folder)
+        mlflow.log_artifacts(str(folder))
+
+
+def _champion_on_test_rows(client: Any, name: str, metric: str,
+                           split: data.Split) -> tuple[str | None, float | None]:
+    """The current champion, scored on the very same test rows (None, None without one)."""
+    import mlflow  # heavy (~1.5 s): lazy, for a fast --help and lean workers
+
+    champion_version = registry.aliases_of(client, name).get(registry.CHAMPION)
+    if champion_version is None:
+        return None, None
+    try:
+        champion = registry.load_pipeline(name, champion_version)
+        predicted, _ = model.predict_with_proba(champion, split.x_test)
+        score = model.evaluate(split.y_test, predicted).metrics[metric]
+    except Exception as exc:  # noqa: BLE001 - a broken champion must not block training
+        log.warning("current champion v%s could not be evaluated: %s", champion_version, exc)
+        return champion_version, None
+    mlflow.log_metric(f"champion_{metric}", score)
+    log.info("champion v%s on the same test rows: %s %.4f", champion_version, metric, score)
+    return champion_version, score
+
+
+def model_card(config: dict[str, Any], td: TrainingData, fitted: Fitted,
+               tags: dict[str, str]) -> registry.ModelCard:
+    """What the MLflow UI shows on the registered model's and the version's pages."""
+    d = config["data"]
+    counts = td.rows.class_counts
+    classes = ", ".join(f"{c} ({n})" for c, n in list(counts.items())[:20])
+    if len(counts) > 20:
+        classes += f", ... {len(counts) - 20} more"
+    model_text = (
+        f"Classifies the text column `{d['text_column']}` into the label column "
+        f"`{d['label_column']}`: {len(counts)} classes. TF-IDF + CatBoost pipeline trained by "
+        f"textops' train.py; score it with predict.py, `mlflow.pyfunc` or `mlflow models serve` "
+        f"(columns: prediction, probability, proba_<class>).\n\n"
+        f"Latest training data: {td.path.name} ({len(td.rows.labels)} usable rows; classes: "
+        f"{classes}).")
+    m = fitted.evaluation.metrics
+    baseline = tags.get("textops.baseline_macro_f1")
+    version_text = (
+        f"Trained on {td.path.name} (sha256 {td.sha256[:12]}, {len(td.rows.labels)} rows; split "
+        f"{td.split.sizes}).\n\n"
+        f"Test rows ({td.split.sizes['test']}): accuracy {m['accuracy']:.4f}, macro-F1 "
+        f"{m['macro_f1']:.4f}"
+        + (f"; linear baseline macro-F1 {float(baseline):.4f}" if baseline else "") + ".\n\n"
+        f"Promotion: @{tags['textops.decision']}: {tags['textops.reason']}.\n\n"
+        f"Leakage check: {tags.get('textops.leakage_warning', 'not run')}.")
+    return registry.ModelCard(model_text, version_text)

@@ -1,0 +1,86 @@
+"""``train.py --tune``: a seeded random search over model settings, bounded by trials and time."""
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from typing import Any
+
+import numpy as np
+
+from common import BadInputError, Stopwatch
+from textops import model
+from textops.data import Split
+
+log = logging.getLogger(__name__)
+
+SEARCH_SPACE: dict[tuple[str, str], list[Any]] = {
+    ("tfidf", "ngram_max"): [1, 2, 3],
+    ("tfidf", "max_features"): [10000, 20000, 50000],
+    ("tfidf", "min_df"): [1, 2, 3],
+    ("preprocessing", "stopwords"): ["<configured>", "none"],
+    ("catboost", "linear_c"): [1.0, 3.0, 10.0, 30.0],
+    ("catboost", "depth"): [4, 6],
+    ("catboost", "learning_rate"): [0.05, 0.1, 0.2],
+}
+
+
+def sample_configs(config: dict[str, Any], trials: int, seed: int) -> list[dict[str, Any]]:
+    """``trials`` configurations: the given one first, then seeded random draws from
+    SEARCH_SPACE (no repeats)."""
+    rng = np.random.default_rng(seed)
+    seen: set[tuple] = set()
+    out: list[dict[str, Any]] = []
+
+    def key(c: dict[str, Any]) -> tuple:
+        return tuple(c[s][k] for s, k in SEARCH_SPACE)
+
+    seen.add(key(config))
+    out.append(copy.deepcopy(config))
+    attempts = 0
+    while len(out) < trials and attempts < trials * 50:
+        attempts += 1
+        candidate = copy.deepcopy(config)
+        for (section, name), values in SEARCH_SPACE.items():
+            value = values[int(rng.integers(len(values)))]
+            candidate[section][name] = config[section][name] if value == "<configured>" else value
+        if key(candidate) not in seen:
+            seen.add(key(candidate))
+            out.append(candidate)
+    return out
+
+
+def trial_params(config: dict[str, Any]) -> dict[str, Any]:
+    return {f"{s}.{k}": config[s][k] for s, k in SEARCH_SPACE}
+
+
+
+def tune(config: dict[str, Any], split: Split) -> dict[str, Any]:
+    """Seeded random search; each trial is a nested MLflow run scored on the validation rows.
+    Returns the best configuration."""
+    import mlflow  # heavy: only when tuning inside a run
+
+    if split.x_val is None:
+        raise BadInputError("--tune needs validation rows; set a validation size above 0")
+    trials = sample_configs(config, max(1, int(config["train"]["tune_trials"])),
+                            int(config["data"]["random_seed"]))
+    deadline = time.monotonic() + 60 * float(config["train"]["tune_minutes"])
+    best, best_score = config, -1.0
+    experiment_id = mlflow.active_run().info.experiment_id
+    for i, candidate in enumerate(trials):
+        if i and time.monotonic() > deadline:
+            log.info("tuning: time budget spent after %d trials", i)
+            break
+        with mlflow.start_run(experiment_id=experiment_id, run_name=f"trial-{i}", nested=True):
+            mlflow.log_params(trial_params(candidate))
+            with Stopwatch() as took:
+                words = model.load_stopwords(candidate["preprocessing"]["stopwords"])
+                pipe = model.build_pipeline(candidate, words)
+                model.fit_pipeline(pipe, split.x_train, split.y_train, split.x_val, split.y_val)
+                score = model.evaluate(split.y_val, pipe.predict(split.x_val)).metrics["macro_f1"]
+            mlflow.log_metrics({"validation_macro_f1": score, "training_seconds": took.seconds})
+        log.info("tuning trial %d: validation macro-F1 %.4f in %.1f s", i, score, took.seconds)
+        if score > best_score:
+            best, best_score = candidate, score
+    mlflow.log_metric("tuning.best_validation_macro_f1", best_score)
+    return best
