@@ -78,6 +78,13 @@ def registry(root: Path, uri: str | None = None):
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
+def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
+    """A run that succeeded: exit 0 and no traceback."""
+    assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr
+    return result
+
+
 def assert_clean_failure(result: subprocess.CompletedProcess, code: int, *needles: str) -> None:
     """Expected failures: the documented code, one readable error line, no traceback."""
     assert result.returncode == code, (result.returncode, result.stdout, result.stderr)

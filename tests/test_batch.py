@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import config as cfg
-from textops import batch, registry
+from textops import batch, registry, spark
 from textops import data as dataio
 from textops import model as modeling
 from common import BadInputError
@@ -127,3 +127,9 @@ def test_parquet_output_has_the_csv_rows_and_is_resumable(saved_model, tmp_path)
     run(saved_model, tmp_path / "again.parquet", workers=1)
     assert (tmp_path / "again.parquet").read_bytes() == out.read_bytes()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["again.parquet", "out.parquet", "plain.csv"]
+
+
+def test_spark_gets_its_own_names_for_python_codecs():
+    assert spark.spark_encoding("latin-1") == "iso-8859-1"
+    assert spark.spark_encoding("utf-8-sig") == "utf-8"
+    assert spark.spark_encoding("utf-16-le") == "utf-16le"

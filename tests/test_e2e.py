@@ -15,6 +15,7 @@ from conftest import (
     clean_env,
     copy_project,
     free_port,
+    ok,
     registry,
     run_script,
     shared,
@@ -23,12 +24,6 @@ from conftest import (
 pytestmark = pytest.mark.slow  # real scripts as subprocesses, on real data
 
 MODEL = "textops-classifier"
-
-
-def ok(result):
-    assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    return result
 
 
 @pytest.fixture(scope="module")

@@ -7,17 +7,11 @@ import json
 import pandas as pd
 import pytest
 
-from conftest import clean_env, registry, run_script, shared
+from conftest import clean_env, ok, registry, run_script, shared
 
 pytestmark = pytest.mark.slow  # real scripts as subprocesses, on real data
 
 MODEL = "textops-classifier"
-
-
-def ok(result):
-    assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)
-    assert "Traceback" not in result.stderr
-    return result
 
 
 # ------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from common import ExitCode
-from conftest import assert_clean_failure, clean_env, registry, run_script, shared
+from conftest import assert_clean_failure, clean_env, ok, registry, run_script, shared
 from textops import locking, promotion
 from textops.registry import redact
 
@@ -78,7 +78,6 @@ def test_overlapping_trainings_never_both_promote_and_every_alias_change_can_be_
     aliases = {k: str(v) for k, v in client.get_registered_model(MODEL).aliases.items()}
     assert aliases["champion"] == "1"  # identical data and settings: later ties stay challengers
     # Every alias change is recorded; champion.py moves @champion and rolls it back, recorded too.
-    ok = lambda r: (r.returncode == 0 and "Traceback" not in r.stderr) or pytest.fail(r.stderr)  # noqa: E731
     ok(run_script(project, "champion.py", "set", "3", "--reason", "canary looked good"))
     ok(run_script(project, "champion.py", "set", "2", "--reason", "v2 on the new data"))
     rolled = run_script(project, "champion.py", "rollback", "--reason", "v2 misroutes refunds")

@@ -16,7 +16,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from common import BadInputError
+from common import BadInputError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def _translate_error(exc: Exception, path: Path, fmt: CsvFormat) -> BadInputErro
     if isinstance(exc, pd.errors.EmptyDataError):
         return BadInputError(f"{path} has no header row or no columns; expected a CSV with a header")
     if isinstance(exc, (pd.errors.ParserError, csv.Error)):
-        detail = str(exc).strip().splitlines()[0]
+        detail = first_line(exc, 500)
         return BadInputError(
             f"{path} is not a well-formed CSV ({detail}); check --delimiter and that quotes are balanced"
         )
