@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import skops.io as sio
 import yaml
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
@@ -71,6 +72,464 @@ class TextColumn(BaseEstimator, TransformerMixin):
         if self.mask_numbers:
             texts = texts.str.replace(_NUMBER, NUMBER_TOKEN, regex=True)
         return texts.to_numpy(dtype=object)
+
+
+# --------------------------------------------------------------------------------------------
+# Hashed TF-IDF: word 1..N-grams and character n-grams within words, built by one compiled loop
+# over UTF-32 code points (numba) instead of one Python string per n-gram.
+# --------------------------------------------------------------------------------------------
+_MASK = 0xFFFFFFFFFFFFFFFF
+_FNV_OFFSET, _FNV_PRIME = 0xCBF29CE484222325, 0x100000001B3
+_BIGRAM, _CHAR_SEED = 0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F
+_SPACE = 32
+
+
+def _finalize(key: int) -> int:
+    """splitmix64's finaliser: spreads every bit of ``key`` over the low bits (the bucket)."""
+    key = ((key ^ (key >> 30)) * 0xBF58476D1CE4E5B9) & _MASK
+    key = ((key ^ (key >> 27)) * 0x94D049BB133111EB) & _MASK
+    return key ^ (key >> 31)
+
+
+def _fnv(codes: Any, seed: int = _FNV_OFFSET) -> int:
+    h = seed
+    for cp in codes:
+        h = ((h ^ int(cp)) * _FNV_PRIME) & _MASK
+    return h
+
+
+def _join(left: int, right: int) -> int:
+    """The key of an n-gram of words from the keys of its first words and its last word."""
+    return ((((left ^ _BIGRAM) * _FNV_PRIME) & _MASK ^ right) * _FNV_PRIME) & _MASK
+
+
+def _is_word(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"  # what the re module's \w matches
+
+
+def reference_ngrams(text: str, word_ngram_max: int, char_ngram_min: int, char_ngram_max: int,
+                     stop_words: frozenset = frozenset()) -> tuple[list[tuple[str, int]],
+                                                                   list[tuple[str, int]]]:
+    """The definition, in plain Python, of what :class:`HashedTfidf` counts in one (already
+    lowercased) text: (n-gram, 64-bit key) pairs for words and for characters.
+
+    Words are scikit-learn's: maximal runs of ``\\w`` of two characters or more, stop words
+    removed, then 1..N-grams joined by spaces. Characters are scikit-learn's ``char_wb``: each
+    white-space separated word padded with one space on both sides, n-grams inside it. The
+    compiled loop must give exactly these keys (tests/test_features.py)."""
+    tokens, word = [], []
+    for ch in text + " ":
+        if _is_word(ch):
+            word.append(ch)
+            continue
+        if len(word) >= 2:
+            token = "".join(word)
+            if token not in stop_words:
+                tokens.append(token)
+        word = []
+    keys = [_fnv(map(ord, t)) for t in tokens]
+    words = []
+    for n in range(1, word_ngram_max + 1):
+        for i in range(len(tokens) - n + 1):
+            key = keys[i]
+            for j in range(i + 1, i + n):
+                key = _join(key, keys[j])
+            words.append((" ".join(tokens[i:i + n]), key))
+    chars = []
+    for w in text.split():
+        padded = f" {w} "
+        for n in range(char_ngram_min, char_ngram_max + 1):
+            offset = 0
+            while True:
+                gram = padded[offset:offset + n]
+                chars.append((gram, _fnv(map(ord, gram), _CHAR_SEED)))
+                if offset + n >= len(padded):
+                    break
+                offset += 1
+            if offset == 0:
+                break
+    return words, chars
+
+
+_KERNEL: dict[str, Any] = {}
+_TABLES: dict[str, Any] = {}
+
+
+def _tables() -> tuple[np.ndarray, np.ndarray]:
+    """Per Unicode code point: is it a word character (``\\w``), is it white space."""
+    if not _TABLES:
+        chars = [chr(cp) for cp in range(0x110000)]
+        _TABLES["word"] = np.fromiter((c.isalnum() or c == "_" for c in chars), bool, 0x110000)
+        _TABLES["space"] = np.fromiter((c.isspace() for c in chars), bool, 0x110000)
+    return _TABLES["word"], _TABLES["space"]
+
+
+# The compiled loop. Plain functions here; _kernel() compiles them with numba (in this order, so
+# that each one calls the compiled versions of the ones before it) on first use.
+_PRIME, _OFFSET = np.uint64(0x100000001B3), np.uint64(0xCBF29CE484222325)
+
+
+def _nb_finalize(key):
+    key = (key ^ (key >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    key = (key ^ (key >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return key ^ (key >> np.uint64(31))
+
+
+def _nb_tokens(codes, start, end, is_word, stop_keys, tokens):
+    """Keys of the row's words (runs of \\w, 2+ characters, stop words dropped)."""
+    n_tok = 0
+    i = start
+    while i < end:
+        if not is_word[codes[i]]:
+            i += 1
+            continue
+        j = i
+        h = _OFFSET
+        while j < end and is_word[codes[j]]:
+            h = (h ^ np.uint64(codes[j])) * _PRIME
+            j += 1
+        if j - i >= 2:
+            lo, hi = 0, stop_keys.shape[0]
+            while lo < hi:  # binary search among the stop words' keys
+                mid = (lo + hi) // 2
+                if stop_keys[mid] < h:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            if not (lo < stop_keys.shape[0] and stop_keys[lo] == h):
+                if n_tok == tokens.shape[0]:
+                    more = np.empty(n_tok * 2, np.uint64)
+                    more[:n_tok] = tokens[:n_tok]
+                    tokens = more
+                tokens[n_tok] = h
+                n_tok += 1
+        i = j
+    return tokens, n_tok
+
+
+def _nb_word_keys(tokens, n_tok, word_max, low, keys):
+    n_keys = 0
+    for n in range(1, word_max + 1):
+        for t in range(n_tok - n + 1):
+            key = tokens[t]
+            for u in range(t + 1, t + n):
+                key = ((key ^ np.uint64(0x9E3779B97F4A7C15)) * _PRIME ^ tokens[u]) * _PRIME
+            keys[n_keys] = np.int64(_nb_finalize(key) & low)
+            n_keys += 1
+    return n_keys
+
+
+def _nb_char_keys(codes, start, end, is_space, char_min, char_max, low, keys, window):
+    """Keys of the n-grams inside each white-space separated word padded with spaces: every
+    full window of char_min..char_max characters (order is irrelevant: keys are counted), and
+    the whole padded word when it is shorter than char_min."""
+    seed = np.uint64(0xC2B2AE3D27D4EB4F)
+    n_keys = 0
+    i = start
+    while i < end:
+        if is_space[codes[i]]:
+            i += 1
+            continue
+        j = i
+        while j < end and not is_space[codes[j]]:
+            j += 1
+        size = j - i + 2
+        if size > window.shape[0]:
+            window = np.empty(size * 2, np.uint32)
+        window[0] = 32
+        window[1:size - 1] = codes[i:j]
+        window[size - 1] = 32
+        for o in range(size):
+            h = seed
+            for n in range(1, char_max + 1):
+                if o + n > size:
+                    break
+                h = (h ^ np.uint64(window[o + n - 1])) * _PRIME
+                if n >= char_min:
+                    keys[n_keys] = np.int64(_nb_finalize(h) & low)
+                    n_keys += 1
+        if size < char_min:
+            h = seed
+            for k in range(size):
+                h = (h ^ np.uint64(window[k])) * _PRIME
+            keys[n_keys] = np.int64(_nb_finalize(h) & low)
+            n_keys += 1
+        i = j
+    return n_keys, window
+
+
+def _nb_flush(keys, n, out_idx, out_cnt, used, table, counts, stamps, stamp):
+    """The (bucket, count) pairs of one row appended to the output, buckets ascending.
+    Counting goes through a small open-addressing table (``stamps`` marks the slots of this
+    row, so nothing is cleared between rows); only the distinct buckets are sorted."""
+    if used + n > out_idx.shape[0]:
+        grown = max(out_idx.shape[0] * 2, used + n)
+        bigger_idx = np.empty(grown, np.int64)
+        bigger_idx[:used] = out_idx[:used]
+        bigger_cnt = np.empty(grown, np.float32)
+        bigger_cnt[:used] = out_cnt[:used]
+        out_idx, out_cnt = bigger_idx, bigger_cnt
+    mask = table.shape[0] - 1
+    if 2 * n > table.shape[0]:  # a very long text: sort instead
+        row = np.sort(keys[:n])
+        i = 0
+        while i < n:
+            j = i
+            while j < n and row[j] == row[i]:
+                j += 1
+            out_idx[used] = row[i]
+            out_cnt[used] = j - i
+            used += 1
+            i = j
+        return out_idx, out_cnt, used
+    first = used
+    for e in range(n):
+        key = keys[e]
+        slot = key & mask
+        while stamps[slot] == stamp and table[slot] != key:
+            slot = (slot + 1) & mask
+        if stamps[slot] != stamp:
+            stamps[slot] = stamp
+            table[slot] = key
+            counts[slot] = 0
+            out_idx[used] = key
+            used += 1
+        counts[slot] += 1
+    out_idx[first:used] = np.sort(out_idx[first:used])
+    for e in range(first, used):
+        slot = out_idx[e] & mask
+        while table[slot] != out_idx[e]:
+            slot = (slot + 1) & mask
+        out_cnt[e] = counts[slot]
+    return out_idx, out_cnt, used
+
+
+def _nb_count(codes, bounds, is_word, is_space, stop_keys, word_max, char_min, char_max, buckets):
+    """Per row, the (bucket, count) pairs of its word n-grams and of its character n-grams, as
+    two CSR triples (indptr, buckets, counts)."""
+    n_rows = bounds.shape[0] - 1
+    low = np.uint64(buckets - 1)  # buckets is a power of two
+    w_idx, w_cnt = np.empty(max(16, codes.shape[0]), np.int64), np.empty(max(16, codes.shape[0]), np.float32)
+    c_idx, c_cnt = np.empty(max(16, codes.shape[0] * 4), np.int64), np.empty(max(16, codes.shape[0] * 4), np.float32)
+    w_ptr, c_ptr = np.zeros(n_rows + 1, np.int64), np.zeros(n_rows + 1, np.int64)
+    w_used = c_used = 0
+    keys = np.empty(64, np.int64)
+    table, counts = np.zeros(4096, np.int64), np.zeros(4096, np.float32)
+    stamps = np.full(4096, -1, np.int64)
+    tokens, window = np.empty(64, np.uint64), np.empty(64, np.uint32)
+    for r in range(n_rows):
+        start, end = bounds[r], bounds[r + 1]
+        bound = 3 * (end - start + 1) * max(char_max, word_max)  # keys this row can make
+        if bound > keys.shape[0]:
+            keys = np.empty(bound, np.int64)
+        tokens, n_tok = _nb_tokens(codes, start, end, is_word, stop_keys, tokens)
+        n_keys = _nb_word_keys(tokens, n_tok, word_max, low, keys)
+        w_idx, w_cnt, w_used = _nb_flush(keys, n_keys, w_idx, w_cnt, w_used, table, counts,
+                                         stamps, 2 * r)
+        w_ptr[r + 1] = w_used
+        n_keys, window = _nb_char_keys(codes, start, end, is_space, char_min, char_max, low,
+                                       keys, window)
+        c_idx, c_cnt, c_used = _nb_flush(keys, n_keys, c_idx, c_cnt, c_used, table, counts,
+                                         stamps, 2 * r + 1)
+        c_ptr[r + 1] = c_used
+    return w_ptr, w_idx[:w_used], w_cnt[:w_used], c_ptr, c_idx[:c_used], c_cnt[:c_used]
+
+
+def _nb_weigh(families, remaps, idfs, sublinear):
+    """Compact CSR of the kept columns: (sublinear) TF x IDF, each family L2-normalised, words
+    then characters in every row (column indices ascending)."""
+    n_rows = families[0][0].shape[0] - 1
+    size = families[0][1].shape[0] + families[1][1].shape[0]
+    indptr = np.zeros(n_rows + 1, np.int64)
+    indices = np.empty(size, np.int32)
+    data = np.empty(size, np.float32)
+    used = 0
+    for r in range(n_rows):
+        for f in range(2):
+            ptr, idx, cnt = families[f]
+            remap, idf = remaps[f], idfs[f]
+            first = used
+            total = 0.0
+            for e in range(ptr[r], ptr[r + 1]):
+                column = remap[idx[e]]
+                if column < 0:
+                    continue
+                tf = cnt[e]
+                if sublinear:
+                    tf = 1.0 + np.log(tf)
+                value = tf * idf[column]
+                indices[used] = column
+                data[used] = value
+                total += value * value
+                used += 1
+            if total > 0:
+                norm = np.sqrt(total)
+                for e in range(first, used):
+                    data[e] = data[e] / norm
+        indptr[r + 1] = used
+    return indptr, indices[:used], data[:used]
+
+
+_COMPILED = ("_nb_finalize", "_nb_tokens", "_nb_word_keys", "_nb_char_keys", "_nb_flush",
+             "_nb_count", "_nb_weigh")
+
+
+def _kernel():
+    """The compiled n-gram counter (numba: compiled once per process, cached on disk)."""
+    if "count" not in _KERNEL:
+        import numba  # heavy (LLVM): only when features are computed
+
+        module = globals()
+        for name in _COMPILED:  # callees first: later ones call the compiled versions
+            module[name] = numba.njit(cache=True, nogil=True)(module[name])
+        _KERNEL["count"], _KERNEL["weigh"] = module["_nb_count"], module["_nb_weigh"]
+    return _KERNEL["count"]
+
+
+def _code_points(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """All texts as one array of UTF-32 code points, and each text's bounds in it."""
+    lengths = np.fromiter((len(t) for t in texts), np.int64, len(texts))
+    bounds = np.zeros(len(texts) + 1, np.int64)
+    np.cumsum(lengths, out=bounds[1:])
+    codes = np.frombuffer("".join(texts).encode("utf-32-le", "surrogatepass"), np.uint32)
+    return codes, bounds
+
+
+class HashedTfidf(BaseEstimator, TransformerMixin):
+    """TF-IDF of word 1..N-grams and of character n-grams within words (scikit-learn's
+    ``char_wb``), like two ``TfidfVectorizer`` side by side, but computed by one compiled loop
+    over code points and hashed into ``n_buckets`` per family: no vocabulary is built, so
+    fitting needs memory for counts per bucket, not for every n-gram ever seen.
+
+    ``fit`` counts document frequencies per bucket, keeps the buckets seen in at least
+    ``min_df`` texts (and at most ``max_df``), then the ``max_features`` / ``char_max_features``
+    most frequent ones, as the output columns (words first). ``names_`` maps each kept column to
+    the most frequent n-gram seen in it in a sample of the training texts, for explanations.
+    Each family is L2-normalised on its own, as a FeatureUnion of two vectorizers would be.
+    """
+
+    def __init__(self, lowercase: bool = True, stop_words: tuple[str, ...] = (),
+                 word_ngram_max: int = 2, char_ngram_min: int = 2, char_ngram_max: int = 5,
+                 min_df: int = 2, max_df: float = 1.0, max_features: int = 20000,
+                 char_max_features: int = 50000, sublinear_tf: bool = True,
+                 n_buckets: int = 2 ** 20, batch_rows: int = 20000, name_sample: int = 20000):
+        self.lowercase = lowercase
+        self.stop_words = stop_words
+        self.word_ngram_max = word_ngram_max
+        self.char_ngram_min = char_ngram_min
+        self.char_ngram_max = char_ngram_max
+        self.min_df = min_df
+        self.max_df = max_df
+        self.max_features = max_features
+        self.char_max_features = char_max_features
+        self.sublinear_tf = sublinear_tf
+        self.n_buckets = n_buckets
+        self.batch_rows = batch_rows
+        self.name_sample = name_sample
+
+    # -- counting ----------------------------------------------------------------------------
+    def _prepare(self, texts: Any) -> list[str]:
+        texts = [t if isinstance(t, str) else "" for t in np.asarray(texts, dtype=object).ravel()]
+        return [t.lower() for t in texts] if self.lowercase else texts
+
+    def _stop_keys(self) -> np.ndarray:
+        words = {w.lower() if self.lowercase else w for w in self.stop_words}
+        return np.array(sorted(_fnv(map(ord, w)) for w in words), dtype=np.uint64)
+
+    def _batches(self, texts: list[str]):
+        """(word CSR parts, char CSR parts) per batch of rows: raw buckets and counts."""
+        is_word, is_space = _tables()
+        count, stop = _kernel(), self._stop_keys()
+        for begin in range(0, len(texts), self.batch_rows):
+            codes, bounds = _code_points(texts[begin:begin + self.batch_rows])
+            parts = count(codes, bounds, is_word, is_space, stop, int(self.word_ngram_max),
+                          int(self.char_ngram_min), int(self.char_ngram_max), int(self.n_buckets))
+            yield (parts[0], parts[1], parts[2]), (parts[3], parts[4], parts[5])
+
+    # -- scikit-learn API --------------------------------------------------------------------
+    def fit(self, X: Any, y: Any = None) -> "HashedTfidf":
+        texts = self._prepare(X)
+        n = len(texts)
+        nb = int(self.n_buckets)
+        df = [np.zeros(nb, np.int64), np.zeros(nb, np.int64)]
+        total = [np.zeros(nb, np.float64), np.zeros(nb, np.float64)]
+        for families in self._batches(texts):
+            for f, (_, idx, cnt) in enumerate(families):
+                df[f] += np.bincount(idx, minlength=nb)
+                total[f] += np.bincount(idx, weights=cnt, minlength=nb)
+        kept = []
+        for f, limit in enumerate((self.max_features, self.char_max_features)):
+            allowed = (df[f] >= self.min_df) & (df[f] <= self.max_df * n) & (df[f] > 0)
+            candidates = np.flatnonzero(allowed)
+            if limit and len(candidates) > limit:
+                order = np.argsort(-total[f][candidates], kind="stable")[:int(limit)]
+                candidates = np.sort(candidates[order])
+            kept.append(candidates)
+        self.word_buckets_, self.char_buckets_ = kept
+        self.word_idf_ = (np.log((1 + n) / (1 + df[0][kept[0]])) + 1).astype(np.float32)
+        self.char_idf_ = (np.log((1 + n) / (1 + df[1][kept[1]])) + 1).astype(np.float32)
+        self.n_features_out_ = len(kept[0]) + len(kept[1])
+        self.names_ = self._names(texts)
+        return self
+
+    def _remaps(self) -> tuple[np.ndarray, np.ndarray]:
+        cache = self.__dict__.get("_remap_cache")
+        if cache is None:
+            cache = []
+            for buckets, shift in ((self.word_buckets_, 0), (self.char_buckets_, len(self.word_buckets_))):
+                remap = np.full(int(self.n_buckets), -1, np.int64)
+                remap[buckets] = np.arange(len(buckets)) + shift
+                cache.append(remap)
+            self.__dict__["_remap_cache"] = cache
+        return cache[0], cache[1]
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.pop("_remap_cache", None)  # rebuilt on first use; not worth storing
+        return state
+
+    def transform(self, X: Any) -> sp.csr_matrix:
+        check_is_fitted(self, "word_buckets_")
+        texts = self._prepare(X)
+        remaps, shift = self._remaps(), len(self.word_buckets_)
+        idfs = (self.word_idf_, np.concatenate([np.zeros(shift, np.float32), self.char_idf_]))
+        _kernel()
+        weigh = _KERNEL["weigh"]
+        blocks = []
+        for families in self._batches(texts):
+            indptr, indices, data = weigh(families, remaps, idfs, bool(self.sublinear_tf))
+            blocks.append(sp.csr_matrix((data, indices, indptr),
+                                        shape=(len(indptr) - 1, self.n_features_out_)))
+        if not blocks:
+            return sp.csr_matrix((0, self.n_features_out_), dtype=np.float32)
+        return sp.vstack(blocks, format="csr") if len(blocks) > 1 else blocks[0]
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """Each column's most frequent n-gram in the fit sample: words as is, character n-grams
+        as ``[xy]`` with word boundaries shown as ``_``; ``#<bucket>`` when none was seen."""
+        names = [self.names_.get(i, f"#{b}") for i, b in enumerate(self.word_buckets_)]
+        shift = len(self.word_buckets_)
+        names += [self.names_.get(shift + i, f"[#{b}]") for i, b in enumerate(self.char_buckets_)]
+        return np.asarray(names, dtype=object)
+
+    def _names(self, texts: list[str]) -> dict[int, str]:
+        """Column -> most frequent n-gram in a seeded sample of the fit texts (bounded)."""
+        remap_w, remap_c = self._remaps()
+        stop = frozenset(w.lower() if self.lowercase else w for w in self.stop_words)
+        picks = np.random.default_rng(0).permutation(len(texts))[:int(self.name_sample)]
+        seen: dict[int, dict[str, int]] = {}
+        nb = int(self.n_buckets)
+        for i in picks:
+            words, chars = reference_ngrams(texts[i], int(self.word_ngram_max),
+                                            int(self.char_ngram_min), int(self.char_ngram_max), stop)
+            for (gram, key), remap, shown in [(w, remap_w, None) for w in words] + \
+                                             [(c, remap_c, True) for c in chars]:
+                column = int(remap[_finalize(key) & (nb - 1)])
+                if column >= 0:
+                    name = f"[{gram.replace(' ', '_')}]" if shown else gram
+                    counts = seen.setdefault(column, {})
+                    counts[name] = counts.get(name, 0) + 1
+        return {column: max(counts, key=counts.get) for column, counts in seen.items()}
 
 
 class CatBoostText(ClassifierMixin, BaseEstimator):
