@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -92,7 +92,7 @@ def run(job: MonitorJob, config: dict[str, Any]) -> dict[str, Any]:
     pipeline = None
     if not spec.recorded:
         resolved = registry.resolve_version(client, job.model_name, job.model)
-        spec = StreamSpec(**{**spec.__dict__, "version": resolved.version})
+        spec = replace(spec, version=resolved.version)
         pipeline = registry.load_pipeline(job.model_name, resolved.version)
         log.info("scoring with %s v%s (requested %r)", job.model_name, resolved.version, job.model)
 

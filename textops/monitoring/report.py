@@ -145,7 +145,7 @@ def render(report: dict[str, Any], figures: dict[str, str]) -> str:
     """The whole page. ``figures``: title -> PNG data URI."""
     status = report["status"]
     colour = STATUS_COLOURS.get(status, "#57606a")
-    drift_table, words = _drift_html(report), ""
+    drift_table = _drift_html(report)
     perf_html = _performance_html(report)
     alerts = "".join(f"<li>{_e(a)}</li>" for a in report["alerts"] + report["drift"]["drifted"])
     images = "".join(f"<figure><img alt='{_e(t)}' src='{uri}'><figcaption>{_e(t)}</figcaption></figure>"
@@ -173,7 +173,6 @@ code {{ background: #f6f8fa; padding: 0 .25rem; border-radius: .2rem; }}
 {'<h2>Alerts</h2><ul>' + alerts + '</ul>' if alerts else '<p class="good">No alerts.</p>'}
 <h2>Drift</h2>
 {drift_table}
-{words}
 {perf_html}
 <h2>Plots</h2>
 {images or "<p class='muted'>no plots</p>"}
