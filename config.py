@@ -94,14 +94,19 @@ CONFIG: dict[str, dict[str, Setting]] = {
                                 "cell is a broken row)"),
     },
     "tfidf": {
+        "vectorizer": S("hashed", "hashed: word and character n-grams counted by a compiled loop "
+                                  "and hashed into columns (fast, memory bounded); sklearn: "
+                                  "scikit-learn TfidfVectorizer vocabularies (earlier releases)",
+                        choices=("hashed", "sklearn")),
         "ngram_max": S(2, "word n-grams from 1 to this"),
         "min_df": S(2, "minimum number of texts an n-gram appears in"),
         "max_df": S(1.0, "maximum share of texts an n-gram appears in"),
-        "max_features": S(20000, "word n-gram vocabulary size", "--max-features", ("train",)),
+        "max_features": S(50000, "word n-gram columns (the most frequent are kept)",
+                          "--max-features", ("train",)),
         "sublinear_tf": S(True, "1 + log(term frequency)"),
         "char_ngram_max": S(5, ">= 2 adds character 2..N-grams (within words) beside the word "
                                "n-grams; 0 = words only"),
-        "char_max_features": S(50000, "character n-gram vocabulary size"),
+        "char_max_features": S(100000, "character n-gram columns (the most frequent are kept)"),
     },
     "catboost": {
         "linear_boost": S(True, "boost from a logistic regression's out-of-fold logits (false = "

@@ -140,8 +140,20 @@ def test_output_rows_keep_rows_with_blank_text_unscored(binary_model):
     assert out["probability"].iloc[0] >= 0.5 and out["model_version"].eq("7").all()
 
 
-def test_fitted_pipeline_drops_heavy_introspection_state(binary_model):
-    for vectorizer in modeling.vectorizers(binary_model):
+def test_the_default_features_are_hashed_and_carry_no_vocabulary(binary_model):
+    (vectorizer,) = modeling.vectorizers(binary_model)
+    assert type(vectorizer).__name__ == "HashedTfidf"
+    assert not hasattr(vectorizer, "vocabulary_") and not hasattr(vectorizer, "stop_words_")
+    assert len(modeling.feature_names(binary_model)) == binary_model[-1].n_features_in_
+
+
+def test_fitted_sklearn_vectorizers_drop_heavy_introspection_state(twcs):
+    x, y = twcs
+    config = small_config()
+    config["tfidf"]["vectorizer"] = "sklearn"
+    pipe = modeling.build_pipeline(config, modeling.load_stopwords("english"))
+    modeling.fit_pipeline(pipe, x.iloc[:600], y.iloc[:600])
+    for vectorizer in modeling.vectorizers(pipe):
         assert not hasattr(vectorizer, "stop_words_")
         assert all(type(v) is int for v in vectorizer.vocabulary_.values())
 
@@ -223,15 +235,16 @@ def test_search_space_sampling_is_seeded_and_starts_with_the_given_config():
     assert len({tuple(sorted(tuning.trial_params(c).items())) for c in one}) == 6
 
 
-def test_character_ngrams_join_the_word_features(twcs):
+@pytest.mark.parametrize("kind, steps", [("hashed", 1), ("sklearn", 2)])
+def test_character_ngrams_join_the_word_features(twcs, kind, steps):
     x, y = twcs
     config = small_config()
-    config["tfidf"].update(char_ngram_max=4, char_max_features=2000)
+    config["tfidf"].update(char_ngram_max=4, char_max_features=2000, vectorizer=kind)
     pipe = modeling.build_pipeline(config, modeling.load_stopwords("none"))
     modeling.fit_pipeline(pipe, x.iloc[:600], y.iloc[:600])
     names = modeling.feature_names(pipe)
     assert len(names) == pipe[-1].n_features_in_
     assert any(n.startswith("[") for n in names) and any(not n.startswith("[") for n in names)
-    assert len(modeling.vectorizers(pipe)) == 2
+    assert len(modeling.vectorizers(pipe)) == steps
     table = diagnostics.token_importance(pipe, x.iloc[:200], top=10)
     assert len(table) == 10

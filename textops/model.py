@@ -23,7 +23,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 
 import config as cfg
 from common import BadInputError
-from textprep import CatBoostText, TextColumn
+from textprep import CatBoostText, HashedTfidf, TextColumn
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +64,23 @@ def load_stopwords(language: str) -> Stopwords:
 
 
 def _vectorizer(pre: dict[str, Any], tfidf: dict[str, Any], stopwords: Stopwords):
-    """Word n-gram TF-IDF, joined by character n-grams (within word boundaries) when
-    ``tfidf.char_ngram_max`` > 0: robust to misspellings, hashtags and other languages."""
+    """Word 1..N-gram TF-IDF, joined by character n-grams within words (scikit-learn's
+    ``char_wb``) when ``tfidf.char_ngram_max`` >= 2: robust to misspellings, hashtags and other
+    languages. ``tfidf.vectorizer`` = hashed (default): both counted by textprep.HashedTfidf's
+    compiled loop; sklearn: two TfidfVectorizers in a FeatureUnion (releases before 2026-11)."""
+    char_max = int(tfidf.get("char_ngram_max") or 0)
+    if tfidf.get("vectorizer", "sklearn") == "hashed":
+        return HashedTfidf(
+            lowercase=bool(pre["lowercase"]),
+            stop_words=tuple(stopwords.words),
+            word_ngram_max=int(tfidf["ngram_max"]),
+            char_ngram_max=char_max if char_max >= 2 else 0,
+            min_df=int(tfidf["min_df"]),
+            max_df=float(tfidf["max_df"]),
+            max_features=int(tfidf["max_features"]),
+            char_max_features=int(tfidf["char_max_features"]),
+            sublinear_tf=bool(tfidf["sublinear_tf"]),
+        )
     words = TfidfVectorizer(
         lowercase=bool(pre["lowercase"]),
         stop_words=list(stopwords.words) or None,
@@ -76,7 +91,6 @@ def _vectorizer(pre: dict[str, Any], tfidf: dict[str, Any], stopwords: Stopwords
         sublinear_tf=bool(tfidf["sublinear_tf"]),
         dtype=np.float32,
     )
-    char_max = int(tfidf.get("char_ngram_max") or 0)
     if char_max < 2:
         return words
     chars = TfidfVectorizer(
@@ -92,17 +106,20 @@ def _vectorizer(pre: dict[str, Any], tfidf: dict[str, Any], stopwords: Stopwords
     return FeatureUnion([("word", words), ("char", chars)])
 
 
-def vectorizers(pipeline: Pipeline) -> list[TfidfVectorizer]:
+def vectorizers(pipeline: Pipeline) -> list[Any]:
+    """The pipeline's TF-IDF step(s): one HashedTfidf, one TfidfVectorizer, or the two
+    TfidfVectorizers (words, characters) of a FeatureUnion."""
     step = pipeline.named_steps["tfidf"]
     return [v for _, v in step.transformer_list] if isinstance(step, FeatureUnion) else [step]
 
 
 def feature_names(pipeline: Pipeline) -> np.ndarray:
     """Readable names of the model's TF-IDF columns: words as is, character n-grams as [xy]
-    with spaces (word boundaries) shown as _ (e.g. [_my_])."""
+    with spaces (word boundaries) shown as _ (e.g. [_my_]). Hashed columns are named by the
+    n-gram seen most often in them when fitting."""
     step = pipeline.named_steps["tfidf"]
     if not isinstance(step, FeatureUnion):
-        return step.get_feature_names_out()
+        return np.asarray(step.get_feature_names_out(), dtype=object)
     names = []
     for name, vectorizer in step.transformer_list:
         out = vectorizer.get_feature_names_out()
@@ -155,6 +172,8 @@ def fit_pipeline(pipeline: Pipeline, x_train: pd.DataFrame, y_train: pd.Series,
     pipeline[-1].fit(x_feat, np.asarray(y_train), eval_set=eval_set,
                      validation_mask=validation_mask)
     for vectorizer in vectorizers(pipeline):
+        if not hasattr(vectorizer, "vocabulary_"):
+            continue  # HashedTfidf: no vocabulary
         if hasattr(vectorizer, "stop_words_"):
             # Every pruned n-gram: often millions of strings, only for introspection. Dropping
             # it shrinks the logged model and its save/load time by an order of magnitude.

@@ -33,6 +33,7 @@ CHALLENGER = "challenger"
 TRUSTED_TYPES = (
     "catboost.core.CatBoostClassifier",
     "textprep.CatBoostText",
+    "textprep.HashedTfidf",
     "textprep.TextColumn",
 )
 TEXTPREP_PATH = cfg.PROJECT_ROOT / "textprep.py"
@@ -257,7 +258,8 @@ def skops_trusted_types(pipeline: Any) -> list[str]:
 def pip_requirements() -> list[str]:
     """Pinned requirements recorded with the model (explicit: inference would cost 5-8 s)."""
     return [f"{pkg}=={installed_version(pkg)}" for pkg in
-            ("mlflow", "catboost", "scikit-learn", "pandas", "numpy", "scipy", "skops")]
+            ("mlflow", "catboost", "scikit-learn", "pandas", "numpy", "scipy", "skops",
+             "numba")]
 
 
 class _SklearnWithScores:

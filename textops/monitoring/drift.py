@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any, Container, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -100,9 +100,31 @@ def ks(reference: Sequence[float], current: Sequence[float]) -> tuple[float, flo
     return float(result.statistic), float(result.pvalue)
 
 
-def word_vocabulary(pipeline: Any) -> tuple[set[str], set[str], Any]:
-    """The model's single-word vocabulary, its stop words and its preprocessor."""
+class _HashedWords:
+    """``word in vocabulary`` for a hashed model: does the word's unigram have a column."""
+
+    def __init__(self, vectorizer: Any, cache_size: int = 200_000):
+        self.vectorizer = vectorizer
+        self.cache_size = cache_size
+        self._known: dict[str, bool] = {}
+
+    def __contains__(self, word: str) -> bool:
+        known = self._known.get(word)
+        if known is None:
+            known = bool(self.vectorizer.known_words([word])[0])
+            if len(self._known) < self.cache_size:
+                self._known[word] = known
+        return known
+
+
+def word_vocabulary(pipeline: Any) -> tuple[Container[str], set[str], Any]:
+    """The model's single-word vocabulary (anything supporting ``in``), its stop words and its
+    preprocessor (lowercasing as the model does)."""
     vectorizer = vectorizers(pipeline)[0]
+    if not hasattr(vectorizer, "vocabulary_"):  # textprep.HashedTfidf
+        lower = bool(vectorizer.lowercase)
+        stop = {w.lower() if lower else w for w in vectorizer.stop_words}
+        return _HashedWords(vectorizer), stop, (str.lower if lower else str)
     vocabulary = {t for t in vectorizer.vocabulary_ if " " not in t}
     return vocabulary, set(vectorizer.get_stop_words() or ()), vectorizer.build_preprocessor()
 
