@@ -149,6 +149,12 @@ CONFIG: dict[str, dict[str, Setting]] = {
                       "--baseline"),
         "leakage_check": S(True, "warn when a few tokens or identifiers carry the score",
                            "--leakage-check"),
+        "max_fit_rows": S(300_000, "the model is fitted on at most this many training + "
+                                   "validation rows, a seeded per-class sample (test rows are "
+                                   "always all scored); bounds memory and time; 0 = all rows",
+                          "--max-fit-rows", metavar="ROWS"),
+        "sample_rows": S(50_000, "rows sampled (seeded) for the leakage probes, token importance "
+                                 "and the monitoring reference profile", metavar="ROWS"),
         "tune": S(False, "random search over TF-IDF/CatBoost settings first (nested MLflow runs, "
                          "chosen on the validation rows); the best is registered", "--tune"),
         "tune_trials": S(12, "maximum configurations tried by --tune", "--tune-trials"),
@@ -191,6 +197,8 @@ CONFIG: dict[str, dict[str, Setting]] = {
         "html": S("reports/monitor.html", "HTML report path, replaced atomically; empty = none",
                   "--html", path=True),
         "chunk_size": S(10000, "rows read and scored at a time", "--chunk-size"),
+        "workers": S(0, "worker processes scoring raw texts, as predict.py's; 0 = one per core "
+                        "(but inputs under 2 MB are scored in this process)", "--workers"),
         "min_accuracy": S(0.8, "performance alert below this accuracy", "--min-accuracy"),
         "min_macro_f1": S(0.7, "performance alert below this macro-F1", "--min-macro-f1"),
         "max_relative_drop": S(0.10, "performance alert when accuracy or macro-F1 is this fraction "

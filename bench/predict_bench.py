@@ -115,7 +115,8 @@ def measure(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
             break
         except ValueError:
             continue
-    return {"wall_seconds": wall, "timed_seconds": inner, "peak_rss_mb": peak[0] / 1024}
+    return {"wall_seconds": wall, "timed_seconds": inner, "peak_rss_mb": peak[0] / 1024,
+            "stdout": out}
 
 
 def bench_env(work: Path, **extra: str) -> dict[str, str]:
@@ -183,6 +184,7 @@ def main() -> int:
             tries = []
             for _ in range(max(args.repeat, 1)):
                 m = measure(cmd, env)
+                m.pop("stdout")
                 if name.startswith("(c)") or name.startswith("(d)"):
                     log = (work / "logs" / "predict.log").read_text().splitlines()[-1]
                     m["timed_seconds"] = float(

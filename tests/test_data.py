@@ -1,6 +1,7 @@
 """Reading messy real CSVs, validating labelled data and splitting it."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -139,3 +140,30 @@ def test_every_class_gets_a_row_in_every_partition_even_when_tiny():
     split = dataio.split_dataset(texts, labels, "text", 0.2, 0.1, seed=0)
     for part in (split.y_train, split.y_val, split.y_test):
         assert (part == "tiny").sum() == 1
+
+
+def test_a_stratified_sample_keeps_class_shares_rare_classes_and_is_seeded():
+    labels = np.array(["a"] * 9000 + ["b"] * 990 + ["rare"] * 10)
+    picked = dataio.stratified_sample(labels, 1000, seed=1)
+    assert np.all(np.diff(picked) > 0) and 990 <= len(picked) <= 1010
+    chosen = pd.Series(labels[picked]).value_counts()
+    assert chosen["a"] == 900 and chosen["b"] == 99 and chosen["rare"] == 3
+    assert np.array_equal(picked, dataio.stratified_sample(labels, 1000, seed=1))
+    assert not np.array_equal(picked, dataio.stratified_sample(labels, 1000, seed=2))
+    assert np.array_equal(dataio.stratified_sample(labels[:50], 1000, seed=1), np.arange(50))
+
+
+def test_a_bounded_split_cuts_training_and_validation_rows_alike_and_keeps_the_test_rows():
+    texts = pd.Series([f"text number {i}" for i in range(10000)])
+    labels = pd.Series(["a", "b", "b", "b"] * 2500)
+    split = dataio.split_dataset(texts, labels, "text", 0.2, 0.1, seed=0)
+    assert split.bounded(0, seed=0).sizes == split.bounded(20000, seed=0).sizes == split.sizes
+    cut = split.bounded(2000, seed=0)
+    sizes = cut.sizes
+    assert abs(sizes["train"] + sizes["validation"] - 2000) <= 4
+    assert abs(sizes["validation"] / 2000 - split.sizes["validation"] / 8000) < 0.02
+    assert sizes["test"] == split.sizes["test"] and cut.x_test is split.x_test
+    assert set(cut.x_train["text"]) <= set(split.x_train["text"])
+    assert abs((cut.y_train == "a").mean() - 0.25) < 0.01
+    probes = split.bounded(2000, seed=0, test_limit=500)
+    assert abs(probes.sizes["test"] - 500) <= 2

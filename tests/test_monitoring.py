@@ -159,9 +159,11 @@ def test_html_report_shows_a_dash_not_nan_for_unknown_training_metrics():
     assert report.render(single, {}).count("0.9500") == 2  # the overall row shows it too
 
 
-def test_monitoring_a_registered_model_in_process(tmp_path, monkeypatch):
-    """The whole check (stream, drift, report, MLflow run) on the legacy fixture model, raw texts:
-    a version without a reference profile is scored and reported, drift is skipped with a note."""
+@pytest.mark.parametrize("workers", [1, 2])
+def test_monitoring_a_registered_model_in_process(tmp_path, monkeypatch, workers):
+    """The whole check (stream, drift, report, MLflow run) on the legacy fixture model, raw texts
+    scored here or by worker processes: a version without a reference profile is scored and
+    reported, drift is skipped with a note."""
     import shutil
 
     from conftest import PROJECT_ROOT, registry
@@ -177,7 +179,7 @@ def test_monitoring_a_registered_model_in_process(tmp_path, monkeypatch):
                               "TEXTOPS_MLFLOW_ARTIFACT_ROOT": str(tmp_path / "artifacts")})
     config["monitor"].update(data=str(PROJECT_ROOT / "tests" / "fixtures" / "legacy_model" /
                                       "inputs.csv"), report=str(tmp_path / "r.json"),
-                             html=str(tmp_path / "r.html"))
+                             html=str(tmp_path / "r.html"), workers=workers, chunk_size=6)
     result = check.run(check.job_from_config(config, label_required=False), config)
     assert result["status"] == "healthy" and result["model"]["versions"] == ["1"]
     assert result["data"] == {**result["data"], "rows": 20, "rows_checked": 18, "rows_skipped": 2}

@@ -207,6 +207,31 @@ def _score_in_worker(job: Job, chunk: pd.DataFrame, first: bool) -> tuple[bytes,
     return render_chunk(output_rows(_worker_model(job), chunk, job), job, first)
 
 
+def label_and_confidence(model: Any, chunk: pd.DataFrame, job: Job) -> tuple[pd.Series, pd.Series]:
+    """Predicted label and its probability for every row of ``chunk`` (indexed like it)."""
+    proba = model.predict_proba(chunk[[job.text_column]])
+    labels = np.asarray(model.classes_)[np.argmax(proba, axis=1)]
+    return (pd.Series(labels, index=chunk.index, dtype=object),
+            pd.Series(proba.max(axis=1), index=chunk.index))
+
+
+def _label_in_worker(job: Job, chunk: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
+    return label_and_confidence(_worker_model(job), chunk, job)
+
+
+def labelled_chunks(chunks: Iterable[pd.DataFrame], job: Job, run: Run = Run()
+                    ) -> Iterator[tuple[pd.DataFrame, tuple[pd.Series, pd.Series]]]:
+    """Each chunk with its predicted labels and confidences, in input order, scored by
+    ``run.workers`` worker processes (monitor.py on raw texts) or in this process."""
+    if run.workers <= 1:
+        model = run.model if run.model is not None else load_job_model(job)
+        for chunk in chunks:
+            yield chunk, label_and_confidence(model, chunk, job)
+        return
+    with _Pool(job, run.workers) as pool:
+        yield from pool.ordered(_label_in_worker, ((chunk, (chunk,)) for chunk in chunks))
+
+
 # --------------------------------------------------------------------------------------------
 # Scorers: in this process, in worker processes, or already scored (another engine)
 # --------------------------------------------------------------------------------------------
@@ -260,16 +285,23 @@ class _Pool:
     def __exit__(self, *exc: Any) -> None:
         self.pool.shutdown(cancel_futures=True)
 
-    def scored(self, todo: Iterable[tuple[int, pd.DataFrame]]) -> Iterator[Scored]:
+    def ordered(self, task: Callable[..., Any], items: Iterable[tuple[Any, tuple[Any, ...]]]
+                ) -> Iterator[tuple[Any, Any]]:
+        """(key, task(job, *args)) for each (key, args) of ``items``, in their order."""
         pending: collections.deque = collections.deque()
-        for index, chunk in todo:
-            pending.append((len(chunk), self.pool.submit(_score_in_worker, self.job, chunk, index == 0)))
+        for key, args in items:
+            pending.append((key, self.pool.submit(task, self.job, *args)))
             while len(pending) >= 2 * self.workers:
-                rows, future = pending.popleft()
-                yield (rows, *future.result())
+                key, future = pending.popleft()
+                yield key, future.result()
         while pending:
-            rows, future = pending.popleft()
-            yield (rows, *future.result())
+            key, future = pending.popleft()
+            yield key, future.result()
+
+    def scored(self, todo: Iterable[tuple[int, pd.DataFrame]]) -> Iterator[Scored]:
+        tasks = ((len(chunk), (chunk, index == 0)) for index, chunk in todo)
+        for rows, (data, blank) in self.ordered(_score_in_worker, tasks):
+            yield rows, data, blank
 
 
 def _scorer(job: Job, run: Run, prescored: bool) -> _InProcess | _Pool:

@@ -264,6 +264,25 @@ class Split:
         return (pd.concat([self.x_train, self.x_val], ignore_index=True),
                 np.concatenate([np.asarray(self.y_train), np.asarray(self.y_val)]))
 
+    def bounded(self, limit: int, seed: int, test_limit: int = 0) -> "Split":
+        """This split with its training and validation rows cut to about ``limit`` together,
+        and its test rows to ``test_limit`` (seeded, per class, see ``stratified_sample``);
+        0 keeps all."""
+        n_val = 0 if self.y_val is None else len(self.y_val)
+        total = len(self.y_train) + n_val
+        share = limit / total if limit and total > limit else 1.0
+
+        def cut(x: pd.DataFrame | None, y: pd.Series | None, size: float, salt: int):
+            if y is None or size >= len(y):
+                return x, y
+            keep = stratified_sample(y, max(1, round(size)), seed + salt)
+            return x.iloc[keep].reset_index(drop=True), y.iloc[keep].reset_index(drop=True)
+
+        x_train, y_train = cut(self.x_train, self.y_train, len(self.y_train) * share, 0)
+        x_val, y_val = cut(self.x_val, self.y_val, n_val * share, 1)
+        x_test, y_test = cut(self.x_test, self.y_test, test_limit or len(self.y_test), 2)
+        return Split(x_train, y_train, x_val, y_val, x_test, y_test)
+
     @property
     def sizes(self) -> dict[str, int]:
         return {
@@ -271,6 +290,25 @@ class Split:
             "validation": 0 if self.y_val is None else len(self.y_val),
             "test": len(self.y_test),
         }
+
+
+def stratified_sample(labels: pd.Series | np.ndarray, size: int, seed: int,
+                      floor: int = 3) -> np.ndarray:
+    """Sorted positions of a seeded sample of about ``size`` rows in which every class keeps its
+    share, and at least ``floor`` rows (all of them when it has fewer); all rows when there
+    are no more than ``size``."""
+    labels = np.asarray(labels, dtype=object)
+    n = len(labels)
+    if n <= size:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    _, codes = np.unique(labels.astype(str), return_inverse=True)
+    picks = []
+    for code in range(codes.max() + 1):
+        rows = np.flatnonzero(codes == code)
+        quota = min(len(rows), max(floor, round(len(rows) * size / n)))
+        picks.append(rng.choice(rows, size=quota, replace=False))
+    return np.sort(np.concatenate(picks))
 
 
 def validate_for_split(labels: pd.Series, label_column: str, test_size: float,

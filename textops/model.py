@@ -278,8 +278,15 @@ def save_confusion_matrix(evaluation: Evaluation, path: Path, title: str) -> Pat
     plt.close(fig)
     return path
 
-def predict_with_proba(pipeline: Pipeline, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Predicted labels and probability matrix (columns in ``pipeline.classes_`` order)."""
-    proba = pipeline.predict_proba(frame)
+def predict_with_proba(pipeline: Pipeline, frame: pd.DataFrame,
+                       chunk_rows: int = 50_000) -> tuple[np.ndarray, np.ndarray]:
+    """Predicted labels and probability matrix (columns in ``pipeline.classes_`` order), scored
+    ``chunk_rows`` at a time so that the feature matrix of a large test split never exists
+    whole."""
+    if len(frame) <= chunk_rows:
+        proba = pipeline.predict_proba(frame)
+    else:
+        proba = np.vstack([pipeline.predict_proba(frame.iloc[i:i + chunk_rows])
+                           for i in range(0, len(frame), chunk_rows)])
     classes = np.asarray(pipeline.classes_)
     return classes[np.argmax(proba, axis=1)], proba

@@ -33,6 +33,7 @@ class TrainingData:
     rows: data.LabelledData
     split: data.Split
     stopwords: model.Stopwords
+    fit_split: data.Split  # ``split`` with its training + validation rows cut to max_fit_rows
 
 
 @dataclass
@@ -67,7 +68,16 @@ def load_training_data(config: dict[str, Any]) -> TrainingData:
     stopwords = model.load_stopwords(config["preprocessing"]["stopwords"])
     log.info("stop words: %s, %d words, from %s", stopwords.language, len(stopwords.words),
              stopwords.source)
-    return TrainingData(path, data.file_sha256(path), rows, split, stopwords)
+    fit_split = split.bounded(int(config["train"]["max_fit_rows"]), int(d["random_seed"]))
+    if fit_split is not split:
+        log.info("fitting on a seeded per-class sample of %d of the %d training + validation rows "
+                 "(TEXTOPS_TRAIN_MAX_FIT_ROWS=%d; test rows all kept)",
+                 _fit_rows(fit_split), _fit_rows(split), config["train"]["max_fit_rows"])
+    return TrainingData(path, data.file_sha256(path), rows, split, stopwords, fit_split)
+
+
+def _fit_rows(split: data.Split) -> int:
+    return split.sizes["train"] + split.sizes["validation"]
 
 
 def train(config: dict[str, Any], td: TrainingData, started: float) -> str:
@@ -97,7 +107,8 @@ def train(config: dict[str, Any], td: TrainingData, started: float) -> str:
 
 def flat_params(config: dict[str, Any]) -> dict[str, Any]:
     params = {f"{s}.{k}": v for s in PARAM_SECTIONS for k, v in config[s].items()}
-    params.update({f"train.{k}": config["train"][k] for k in ("refit", "baseline", "leakage_check")})
+    params.update({f"train.{k}": config["train"][k] for k in
+                   ("refit", "baseline", "leakage_check", "max_fit_rows", "sample_rows")})
     return params
 
 
@@ -109,11 +120,11 @@ def train_in_run(config: dict[str, Any], client: Any, td: TrainingData) -> str:
     metric = config["promotion"]["metric"]
     _log_inputs(config, td)
     if config["train"]["tune"]:
-        config = tuning.tune(config, td.split)
+        config = tuning.tune(config, td.fit_split)
         mlflow.log_params({f"tuned.{k}": v for k, v in tuning.trial_params(config).items()})
         td.stopwords = model.load_stopwords(config["preprocessing"]["stopwords"])
     fitted = fit_and_evaluate(config, td)
-    quality_tags = baseline_and_leakage(config, fitted.pipeline, td.split,
+    quality_tags = baseline_and_leakage(config, fitted.pipeline, td.fit_split,
                                         fitted.evaluation.metrics["macro_f1"])
     _log_artifacts(config, td, fitted)
     champion_version, champion_score = _champion_on_test_rows(client, name, metric, td.split)
@@ -157,6 +168,7 @@ def _log_inputs(config: dict[str, Any], td: TrainingData) -> None:
         "data.rows_dropped_missing_label": td.rows.dropped_missing_label,
         "data.n_classes": len(td.rows.class_counts),
         **{f"data.rows_{k}": v for k, v in td.split.sizes.items()},
+        "data.rows_fit_sample": _fit_rows(td.fit_split),
         "stopwords.source": td.stopwords.source,
         "stopwords.count": len(td.stopwords.words),
         "model_name": config["mlflow"]["model_name"],
@@ -167,7 +179,7 @@ def fit_and_evaluate(config: dict[str, Any], td: TrainingData) -> Fitted:
     """Fit the pipeline as configured and measure it on the test rows (logged)."""
     import mlflow  # heavy (~1.5 s): lazy, for a fast --help and lean workers
 
-    split = td.split
+    split = td.fit_split
     with Stopwatch() as fit_time:
         pipeline, info = model.train_model(
             model.build_pipeline(config, td.stopwords), split.x_train, split.y_train,
@@ -199,7 +211,8 @@ def baseline_and_leakage(config: dict[str, Any], pipeline: Any, split: data.Spli
 
     tags: dict[str, str] = {}
     text_col = config["data"]["text_column"]
-    if config["train"]["baseline"]:
+    seed, sample = int(config["data"]["random_seed"]), int(config["train"]["sample_rows"])
+    if config["train"]["baseline"]:  # fitted on the model's own (bounded) rows
         x_fit, y_fit = split.training_rows()
         with Stopwatch() as took:
             baseline = diagnostics.baseline_pipeline(text_col).fit(x_fit, y_fit)
@@ -212,9 +225,14 @@ def baseline_and_leakage(config: dict[str, Any], pipeline: Any, split: data.Spli
         log.info("baseline TF-IDF + LogisticRegression: macro-F1 %.4f (model %+.4f)",
                  base["macro_f1"], macro_f1 - base["macro_f1"])
     if config["train"]["leakage_check"]:
-        report = diagnostics.leakage_check(pipeline, split, macro_f1, text_col,
-                                           seed=int(config["data"]["random_seed"]))
+        probes = split.bounded(sample, seed, test_limit=sample)
+        with Stopwatch() as took:
+            report = diagnostics.leakage_check(pipeline, probes, macro_f1, text_col, seed=seed)
+        log.info("leakage probes on %d training and %d test rows (%.1f s)",
+                 _fit_rows(probes), probes.sizes["test"], took.seconds)
         mlflow.log_metrics({f"leakage.{k}": v for k, v in report.figures.items()})
+        mlflow.log_params({"leakage.fit_rows": _fit_rows(probes),
+                           "leakage.test_rows": probes.sizes["test"]})
         tags["textops.leakage_warning"] = " | ".join(report.reasons) if report.suspicious else "none"
         for reason in report.reasons:
             log.warning("LEAKAGE WARNING: %s", reason)
@@ -236,7 +254,7 @@ def reference_profile(config: dict[str, Any], fitted: Fitted, split: data.Split)
             fitted.pipeline, data.clean_text(split.x_test[text_col]).tolist(), fitted.y_pred,
             np.max(fitted.proba, axis=1), split.training_rows()[1], metrics,
             text_sample=int(config["monitor"]["reference_texts"]),
-            seed=int(config["data"]["random_seed"]))
+            seed=int(config["data"]["random_seed"]), oov_rows=int(config["train"]["sample_rows"]))
     log.info("reference profile for monitoring: %d test rows, %d texts kept (%.1f s)",
              reference["rows"], len(reference["texts"]), took.seconds)
     return reference
@@ -249,8 +267,11 @@ def _log_artifacts(config: dict[str, Any], td: TrainingData, fitted: Fitted) -> 
     name, split, evaluation = config["mlflow"]["model_name"], td.split, fitted.evaluation
     with tempfile.TemporaryDirectory(prefix="textops-") as tmp:
         folder = Path(tmp)
-        diagnostics.token_importance(fitted.pipeline, split.training_rows()[0]).to_csv(
+        rows = td.fit_split.bounded(int(config["train"]["sample_rows"]),
+                                    int(config["data"]["random_seed"])).training_rows()[0]
+        diagnostics.token_importance(fitted.pipeline, rows).to_csv(
             folder / "token_importance.csv", index=False)
+        mlflow.log_param("token_importance.rows", len(rows))
         model.save_confusion_matrix(evaluation, folder / "confusion_matrix.png",
                                     f"{name}: test split ({len(split.y_test)} rows)")
         (folder / "classification_report.txt").write_text(evaluation.report_text, encoding="utf-8")

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import tempfile
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,11 +16,10 @@ import numpy as np
 
 import config as cfg
 from common import BadInputError, atomic_output
-from textops import data, registry
-from textops.model import predict_with_proba
+from textops import batch, data, registry
 from textops.monitoring import alerts, drift, report, runs
 from textops.monitoring.reference import load_reference
-from textops.monitoring.stream import Seen, StreamSpec, accumulate
+from textops.monitoring.stream import Seen, StreamSpec, accumulate, accumulate_scored
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ class MonitorJob:
     seed: int = 42
     domain_sample: int = 1000
     history_runs: int = 30
+    workers: int = 0  # processes scoring raw texts; 0 = automatic
+    pool_min_bytes: int = 2_000_000  # automatic: smaller inputs are scored in this process
 
 
 def job_from_config(config: dict[str, Any], label_required: bool) -> MonitorJob:
@@ -64,7 +67,8 @@ def job_from_config(config: dict[str, Any], label_required: bool) -> MonitorJob:
         chunk_size=int(m["chunk_size"]), encoding=config["data"]["encoding"],
         delimiter=config["data"]["delimiter"], thresholds={k: m[k] for k in THRESHOLDS},
         seed=int(config["data"]["random_seed"]), domain_sample=int(m["domain_sample"]),
-        history_runs=int(m["history_runs"]))
+        history_runs=int(m["history_runs"]),
+        workers=max(int(m["workers"]), 0))
 
 
 def inspect_input(job: MonitorJob) -> tuple[data.CsvFormat, list[str], StreamSpec]:
@@ -89,19 +93,14 @@ def run(job: MonitorJob, config: dict[str, Any]) -> dict[str, Any]:
              "recorded predictions" if spec.recorded else f"score with {job.model_name}@{job.model}",
              f"labels in {job.label_column!r}" if spec.has_labels else "no labels (drift only)")
     client = registry.connect(config)
+    chunks = data.iter_table(job.data, fmt, job.chunk_size, spec.columns(header))
     pipeline = None
-    if not spec.recorded:
+    if spec.recorded:
+        seen = accumulate(chunks, spec, None)
+    else:
         resolved = registry.resolve_version(client, job.model_name, job.model)
         spec = replace(spec, version=resolved.version)
-        pipeline = registry.load_pipeline(job.model_name, resolved.version)
-        log.info("scoring with %s v%s (requested %r)", job.model_name, resolved.version, job.model)
-
-    def score(frame):
-        predicted, proba = predict_with_proba(pipeline, frame)
-        return predicted, proba.max(axis=1)
-
-    seen = accumulate(data.iter_table(job.data, fmt, job.chunk_size, spec.columns(header)), spec,
-                      None if spec.recorded else score)
+        seen, pipeline = _score_texts(job, chunks, spec, resolved.version)
     if seen.scored == 0:
         raise BadInputError(f"{job.data} has no rows with a text or prediction to check; check "
                             f"--text-column (and the file's content)")
@@ -120,6 +119,24 @@ def run(job: MonitorJob, config: dict[str, Any]) -> dict[str, Any]:
                           report.plots(result, references[seen.main_version], seen, points))
     runs.log_run(experiment_id, result, [job.report] + ([job.html] if job.html else []))
     return result
+
+
+def _score_texts(job: MonitorJob, chunks: Any, spec: StreamSpec, version: str) -> tuple[Seen, Any]:
+    """Score raw texts as predict.py does: worker processes that each load the model (one per
+    core by default), or this process for small inputs; returns the summary and the model when
+    it was loaded here."""
+    workers = job.workers
+    if workers == 0:  # automatic: one per core, unless the input is small
+        small = job.data.stat().st_size < job.pool_min_bytes
+        workers = 1 if small else (os.cpu_count() or 1)
+    with tempfile.TemporaryDirectory(prefix="textops-model-") as tmp:
+        model_job = batch.Job(registry.download_model(job.model_name, version, tmp),
+                              job.text_column, (), version, False, 0, model_name=job.model_name)
+        pipeline = batch.load_job_model(model_job) if workers <= 1 else None
+        log.info("scoring with %s v%s (requested %r), %d worker(s)", job.model_name, version,
+                 job.model, workers)
+        pairs = batch.labelled_chunks(chunks, model_job, batch.Run(workers=workers, model=pipeline))
+        return accumulate_scored(pairs, spec), pipeline
 
 
 @dataclass

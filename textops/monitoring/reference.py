@@ -24,14 +24,16 @@ FORMAT = 1
 def build_reference(pipeline: Any, texts: Sequence[str], predicted: Sequence[str],
                     confidence: Sequence[float], train_labels: Sequence[str],
                     metrics: dict[str, Any], sample_size: int = 2000, text_sample: int = 1000,
-                    text_chars: int = 1000, seed: int = 0) -> dict[str, Any]:
+                    text_chars: int = 1000, seed: int = 0, oov_rows: int = 0) -> dict[str, Any]:
     """The reference profile of a model version: computed on its test split (rows it never
-    trained on), plus the training class priors and the test metrics."""
+    trained on), plus the training class priors and the test metrics. The out-of-vocabulary
+    rate (per word, in Python) is measured on a seeded sample of ``oov_rows`` texts (0 = all)."""
     classes = [str(c) for c in pipeline.classes_]
     texts = [str(t) for t in texts]
     lengths = np.array([len(t) for t in texts], dtype=float)
     vocabulary, stop_words, preprocess = word_vocabulary(pipeline)
-    oov = oov_rates(texts, vocabulary, stop_words, preprocess)
+    probe = sample_indices(len(texts), oov_rows or len(texts), seed + 2)
+    oov = oov_rates([texts[i] for i in probe], vocabulary, stop_words, preprocess)
     keep = sample_indices(len(texts), sample_size, seed)
     keep_texts = sample_indices(len(texts), text_sample, seed + 1) if text_sample > 0 else []
     return {
@@ -45,7 +47,8 @@ def build_reference(pipeline: Any, texts: Sequence[str], predicted: Sequence[str
                        "sample": [float(v) for v in np.asarray(confidence)[keep]]},
         "length": {"mean": float(lengths.mean()), "median": float(np.median(lengths)),
                    "sample": [int(v) for v in lengths[keep]]},
-        "oov_rate": {"mean": float(np.nanmean(oov)) if np.isfinite(oov).any() else 0.0},
+        "oov_rate": {"mean": float(np.nanmean(oov)) if np.isfinite(oov).any() else 0.0,
+                     "rows": len(probe)},
         "texts": [texts[i][:text_chars] for i in keep_texts],
         "text_chars": text_chars,  # current texts are cut the same way before comparing
     }

@@ -157,3 +157,15 @@ def accumulate(chunks: Iterable[pd.DataFrame], spec: StreamSpec, score: Scorer |
     for chunk in chunks:
         add_chunk(seen, chunk, spec, score)
     return seen
+
+
+def accumulate_scored(pairs: Iterable[tuple[pd.DataFrame, tuple[pd.Series, pd.Series]]],
+                      spec: StreamSpec) -> Seen:
+    """As :func:`accumulate`, for chunks already scored (e.g. by worker processes): each chunk
+    with its predicted labels and confidences, indexed like the chunk."""
+    seen = Seen(seed=spec.seed)
+    for chunk, (labels, confidence) in pairs:
+        add_chunk(seen, chunk, spec,
+                  lambda frame: (labels.loc[frame.index].to_numpy(),
+                                 confidence.loc[frame.index].to_numpy()))
+    return seen
