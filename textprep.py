@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ import pandas as pd
 import scipy.sparse as sp
 import skops.io as sio
 import yaml
+from joblib import parallel_config
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
@@ -137,20 +139,46 @@ def reference_ngrams(text: str, word_ngram_max: int, char_ngram_min: int, char_n
             words.append((" ".join(tokens[i:i + n]), key))
     chars = []
     for w in text.split():
-        padded = f" {w} "
-        for n in range(char_ngram_min, char_ngram_max + 1):
-            offset = 0
-            while True:
-                gram = padded[offset:offset + n]
-                chars.append((gram, _fnv(map(ord, gram), _CHAR_SEED)))
-                if offset + n >= len(padded):
-                    break
-                offset += 1
-            if offset == 0:
-                break
+        chars.extend(_char_ngrams(w, char_ngram_min, char_ngram_max))
     return words, chars
 
 
+def _char_ngrams(word: str, char_ngram_min: int, char_ngram_max: int) -> list[tuple[str, int]]:
+    """(n-gram, key) pairs of one white-space free word, as scikit-learn's ``char_wb``: the word
+    padded with a space on both sides, every window of min..max characters (the whole padded
+    word when it is shorter than min)."""
+    padded, grams = f" {word} ", []
+    for n in range(char_ngram_min, char_ngram_max + 1):
+        offset = 0
+        while True:
+            gram = padded[offset:offset + n]
+            grams.append((gram, _fnv(map(ord, gram), _CHAR_SEED)))
+            if offset + n >= len(padded):
+                break
+            offset += 1
+        if offset == 0:
+            break
+    return grams
+
+
+def _char_ngrams_fast(word: str, char_ngram_min: int, char_ngram_max: int) -> list[tuple[str, int]]:
+    """The pairs of ``_char_ngrams``, in another order: each window's key extended one character
+    at a time, as the compiled loop does (a few times faster in Python)."""
+    padded, grams = f" {word} ", []
+    codes = [ord(ch) for ch in padded]
+    size = len(padded)
+    if size < char_ngram_min:
+        return [(padded, _fnv(codes, _CHAR_SEED))] if char_ngram_max >= char_ngram_min else []
+    for o in range(size):
+        h = _CHAR_SEED
+        for n in range(1, min(char_ngram_max, size - o) + 1):
+            h = ((h ^ codes[o + n - 1]) * _FNV_PRIME) & _MASK
+            if n >= char_ngram_min:
+                grams.append((padded[o:o + n], h))
+    return grams
+
+
+_WORD_RUN = re.compile(r"\w+")  # \w is exactly _is_word: str.isalnum() or "_"
 _KERNEL: dict[str, Any] = {}
 _TABLES: dict[str, Any] = {}
 
@@ -403,7 +431,7 @@ class HashedTfidf(BaseEstimator, TransformerMixin):
 
     ``fit`` counts document frequencies per bucket, keeps the buckets seen in at least
     ``min_df`` texts (and at most ``max_df``), then the ``max_features`` / ``char_max_features``
-    most frequent ones, as the output columns (words first). ``names_`` maps each kept column to
+    most frequent ones, as the output columns (words first). ``names_`` holds, per kept column,
     the most frequent n-gram seen in it in a sample of the training texts, for explanations.
     Each family is L2-normalised on its own, as a FeatureUnion of two vectorizers would be.
     """
@@ -507,38 +535,55 @@ class HashedTfidf(BaseEstimator, TransformerMixin):
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Each column's most frequent n-gram in the fit sample: words as is, character n-grams
         as ``[xy]`` with word boundaries shown as ``_``; ``#<bucket>`` when none was seen."""
-        names = [self.names_.get(i, f"#{b}") for i, b in enumerate(self.word_buckets_)]
+        check_is_fitted(self, "names_")
+        known = self.names_.split("\n")
+        buckets = np.concatenate([self.word_buckets_, self.char_buckets_])
         shift = len(self.word_buckets_)
-        names += [self.names_.get(shift + i, f"[#{b}]") for i, b in enumerate(self.char_buckets_)]
-        return np.asarray(names, dtype=object)
+        return np.asarray([name or (f"#{b}" if i < shift else f"[#{b}]")
+                           for i, (name, b) in enumerate(zip(known, buckets))], dtype=object)
 
-    def known_words(self, words: Any) -> np.ndarray:
-        """Per (already lowercased) word: does the model have a column for it as a unigram?
-        Used for the out-of-vocabulary rate of monitored texts (collisions count as known)."""
-        check_is_fitted(self, "word_buckets_")
-        remap, _ = self._remaps()
-        low = int(self.n_buckets) - 1
-        buckets = [_finalize(_fnv(map(ord, w))) & low for w in words]
-        return remap[np.asarray(buckets, dtype=np.int64)] >= 0 if buckets else np.zeros(0, bool)
-
-    def _names(self, texts: list[str]) -> dict[int, str]:
-        """Column -> most frequent n-gram in a seeded sample of the fit texts (bounded)."""
+    def _names(self, texts: list[str]) -> str:
+        """Per column, the most frequent n-gram in a seeded sample of the fit texts (bounded),
+        as one string, a line per column (empty when none was seen): cheap to store. Counts the
+        n-grams of ``reference_ngrams``, caching each distinct word's keys."""
         remap_w, remap_c = self._remaps()
+        low = int(self.n_buckets) - 1
         stop = frozenset(w.lower() if self.lowercase else w for w in self.stop_words)
+        word_max, char_min, char_max = (int(self.word_ngram_max), int(self.char_ngram_min),
+                                        int(self.char_ngram_max))
+        word_keys: dict[str, int] = {}
+        char_columns: dict[str, list[tuple[int, str]]] = {}
+        seen: Counter = Counter()  # (column, n-gram) -> count; updated in C, a text at a time
         picks = np.random.default_rng(0).permutation(len(texts))[:int(self.name_sample)]
-        seen: dict[int, dict[str, int]] = {}
-        nb = int(self.n_buckets)
         for i in picks:
-            words, chars = reference_ngrams(texts[i], int(self.word_ngram_max),
-                                            int(self.char_ngram_min), int(self.char_ngram_max), stop)
-            for (gram, key), remap, shown in [(w, remap_w, None) for w in words] + \
-                                             [(c, remap_c, True) for c in chars]:
-                column = int(remap[_finalize(key) & (nb - 1)])
-                if column >= 0:
-                    name = f"[{gram.replace(' ', '_')}]" if shown else gram
-                    counts = seen.setdefault(column, {})
-                    counts[name] = counts.get(name, 0) + 1
-        return {column: max(counts, key=counts.get) for column, counts in seen.items()}
+            tokens = [t for t in _WORD_RUN.findall(texts[i]) if len(t) >= 2 and t not in stop]
+            for t in tokens:
+                if t not in word_keys:
+                    word_keys[t] = _fnv(map(ord, t))
+            keys = [word_keys[t] for t in tokens]
+            found = []
+            for n in range(1, word_max + 1):
+                for j in range(len(tokens) - n + 1):
+                    key = keys[j]
+                    for k in range(j + 1, j + n):
+                        key = _join(key, keys[k])
+                    column = int(remap_w[_finalize(key) & low])
+                    if column >= 0:
+                        found.append((column, " ".join(tokens[j:j + n])))
+            for w in texts[i].split():
+                grams = char_columns.get(w)
+                if grams is None:
+                    grams = char_columns[w] = [
+                        (column, f"[{g.replace(' ', '_')}]") for g, k in
+                        _char_ngrams_fast(w, char_min, char_max)
+                        if (column := int(remap_c[_finalize(k) & low])) >= 0]
+                found.extend(grams)
+            seen.update(found)
+        best, most = [""] * int(self.n_features_out_), [0] * int(self.n_features_out_)
+        for (column, name), n in seen.items():
+            if n > most[column]:
+                best[column], most[column] = name, n
+        return "\n".join(best)
 
 
 class CatBoostText(ClassifierMixin, BaseEstimator):
@@ -597,8 +642,11 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
         folds = max(2, min(int(self.cv_folds), int(np.bincount(codes).min())))
         n_jobs = -1 if self.thread_count == -1 else max(1, int(self.thread_count))
         cv = StratifiedKFold(folds, shuffle=True, random_state=self.random_seed)
-        return cross_val_predict(self._make_linear(), X, codes, cv=cv,
-                                 method="decision_function", n_jobs=n_jobs)
+        # Threads, not processes: the folds share X instead of each receiving a copy (the
+        # solver spends its time in numpy/scipy, which release the GIL: measured as fast).
+        with parallel_config(backend="threading"):
+            return cross_val_predict(self._make_linear(), X, codes, cv=cv,
+                                     method="decision_function", n_jobs=n_jobs)
 
     def _pool(self, X: Any, labels: np.ndarray | None = None, linear_scores: np.ndarray | None = None):
         from catboost import Pool  # heavy: only when fitting or scoring

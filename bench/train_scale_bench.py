@@ -30,17 +30,18 @@ sys.path.insert(0, str(ROOT / "bench"))
 from predict_bench import bench_env, measure  # noqa: E402
 
 MAKE_TWEETS = ROOT.parent / "shared" / "tools" / "make_tweets.py"
-MODEL = "bench-scale"
 
 PLAIN = """
 import json, sys, time
+from pathlib import Path
 sys.path.insert(0, sys.argv[2])
 import config as cfg
 from textops import data, diagnostics, model
 start = time.perf_counter()
 c = cfg.load_config({})["data"]
-frame = data.read_table(sys.argv[1], usecols=["text", "inbound"])
-rows = data.prepare_labelled(frame, "text", "inbound", sys.argv[1])
+path = Path(sys.argv[1])
+frame = data.read_table(path, usecols=["text", "inbound"])
+rows = data.prepare_labelled(frame, "text", "inbound", path)
 split = data.split_dataset(rows.texts, rows.labels, "text", c["test_size"], c["validation_size"],
                            c["random_seed"])
 x_fit, y_fit = split.training_rows()
@@ -88,7 +89,7 @@ def main() -> int:
         data = make_rows(rows, work)
         store = work / f"store_{rows}"
         store.mkdir(exist_ok=True)
-        env = bench_env(store, TEXTOPS_MODEL_NAME=MODEL)
+        env = bench_env(store)
         plain = measure([py, "-c", PLAIN, str(data), str(ROOT)], env)
         plain.update(json.loads(plain.pop("stdout").strip().splitlines()[-2]))
         train = measure([py, str(ROOT / "train.py"), "--data", str(data), "--label-column",

@@ -1,5 +1,4 @@
-"""textprep.HashedTfidf, the compiled n-gram counter (groundwork of issue 11, not yet the default
-pipeline): it counts exactly what its plain-Python definition says, which is what scikit-learn's
+"""textprep.HashedTfidf, the compiled n-gram counter of the default pipeline: it counts exactly what its plain-Python definition says, which is what scikit-learn's
 word and char_wb analyzers produce; it is deterministic and copes with empty and non-ASCII text."""
 from __future__ import annotations
 
@@ -54,6 +53,26 @@ def test_the_compiled_loop_counts_exactly_what_the_definition_says(text):
     got_words, got_chars = counted(text)
     assert got_words == Counter(bucket(k) for _, k in words)
     assert got_chars == Counter(bucket(k) for _, k in chars)
+
+
+@pytest.mark.parametrize("text", TEXTS)
+@pytest.mark.parametrize("low, high", [(2, 5), (3, 3), (1, 4), (6, 8)])
+def test_column_names_hash_the_character_ngrams_of_the_definition(text, low, high):
+    for word in text.lower().split():
+        assert sorted(textprep._char_ngrams_fast(word, low, high)) == \
+            sorted(textprep._char_ngrams(word, low, high))
+
+
+def test_columns_are_named_by_their_most_frequent_ngram_and_the_names_survive_skops():
+    import skops.io as sio
+
+    texts = ["refund my order", "refund please", "my order is late", "late again"] * 5
+    model = textprep.HashedTfidf(char_ngram_max=3, min_df=2).fit(texts)
+    names = model.get_feature_names_out()
+    assert len(names) == model.n_features_out_
+    assert {"refund", "order", "my order", "late", "[_re]", "[te_]"} <= set(names)
+    restored = sio.loads(sio.dumps(model), trusted=["textprep.HashedTfidf"])
+    assert list(restored.get_feature_names_out()) == list(names)
 
 
 def test_hashed_tfidf_is_deterministic_and_copes_with_empty_and_non_ascii_text():

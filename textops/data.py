@@ -281,6 +281,8 @@ class Split:
         x_train, y_train = cut(self.x_train, self.y_train, len(self.y_train) * share, 0)
         x_val, y_val = cut(self.x_val, self.y_val, n_val * share, 1)
         x_test, y_test = cut(self.x_test, self.y_test, test_limit or len(self.y_test), 2)
+        if y_train is self.y_train and y_val is self.y_val and y_test is self.y_test:
+            return self
         return Split(x_train, y_train, x_val, y_val, x_test, y_test)
 
     @property
