@@ -542,6 +542,15 @@ class HashedTfidf(BaseEstimator, TransformerMixin):
         return np.asarray([name or (f"#{b}" if i < shift else f"[#{b}]")
                            for i, (name, b) in enumerate(zip(known, buckets))], dtype=object)
 
+    def known_words(self, words: Any) -> np.ndarray:
+        """Per (already lowercased) word: does the model have a column for it as a unigram?
+        Used for the out-of-vocabulary rate of monitored texts (collisions count as known)."""
+        check_is_fitted(self, "word_buckets_")
+        remap, _ = self._remaps()
+        low = int(self.n_buckets) - 1
+        buckets = [_finalize(_fnv(map(ord, w))) & low for w in words]
+        return remap[np.asarray(buckets, dtype=np.int64)] >= 0 if buckets else np.zeros(0, bool)
+
     def _names(self, texts: list[str]) -> str:
         """Per column, the most frequent n-gram in a seeded sample of the fit texts (bounded),
         as one string, a line per column (empty when none was seen): cheap to store. Counts the

@@ -248,3 +248,19 @@ def test_character_ngrams_join_the_word_features(twcs, kind, steps):
     assert len(modeling.vectorizers(pipe)) == steps
     table = diagnostics.token_importance(pipe, x.iloc[:200], top=10)
     assert len(table) == 10
+
+
+@pytest.mark.parametrize("kind", ["hashed", "sklearn"])
+def test_out_of_vocabulary_rates_know_the_models_words(twcs, kind):
+    from textops.monitoring import drift
+
+    x, y = twcs
+    config = small_config()
+    config["tfidf"]["vectorizer"] = kind
+    pipe = modeling.build_pipeline(config, modeling.load_stopwords("english"))
+    modeling.fit_pipeline(pipe, x.iloc[:600], y.iloc[:600])
+    vocabulary, stop_words, preprocess = drift.word_vocabulary(pipe)
+    assert "the" in stop_words and preprocess("HeLLo") == "hello"
+    rates = drift.oov_rates(["Thanks for the HELP with my order", "qzxv wkpj flrb", "the", ""],
+                            vocabulary, stop_words, preprocess)
+    assert rates[0] < 0.25 and rates[1] == 1.0 and np.isnan(rates[2]) and np.isnan(rates[3])
