@@ -113,6 +113,8 @@ CONFIG: dict[str, dict[str, Setting]] = {
                                 "CatBoost on the raw TF-IDF columns, slow with many classes)"),
         "linear_c": S(10.0, "inverse regularisation of that logistic regression"),
         "cv_folds": S(5, "folds for its out-of-fold logits"),
+        "calibrate": S(True, "temperature-scale the probabilities on the validation rows (the "
+                             "labels predicted do not change); needs validation_size > 0"),
         "iterations": S(300, "maximum CatBoost iterations (trees)", "--iterations", ("train",)),
         "learning_rate": S(0.1, "CatBoost learning rate"),
         "depth": S(4, "tree depth"),
@@ -140,6 +142,12 @@ CONFIG: dict[str, dict[str, Setting]] = {
         "metric": S("macro_f1", "test metric used for promotion", "--metric", ("train",),
                     choices=("accuracy", "macro_f1")),
         "threshold": S(0.7, "minimum test metric for @champion", "--threshold", ("train",)),
+        "alpha": S(0.05, "a new model replaces the champion only if it is better on the same "
+                         "test rows at this significance level (exact McNemar for accuracy, "
+                         "paired bootstrap for macro-F1); 0 = any margin, as before",
+                   "--alpha", ("train",)),
+        "min_gain": S(0.0, "and only if it is better by at least this much", "--min-gain",
+                      ("train",)),
     },
     "train": {
         "data": S("data/demo/train.csv", "labelled training CSV", "--data", path=True),

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from scipy.optimize import minimize_scalar
 import skops.io as sio
 import yaml
 from joblib import parallel_config
@@ -609,10 +610,12 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
     ``eval_set=(X, y)`` for early stopping.
     """
 
+    calibrate = False  # models saved before calibration existed have neither it nor temperature_
+
     def __init__(self, iterations: int = 300, learning_rate: float | None = 0.1, depth: int = 4,
                  border_count: int = 32, early_stopping_rounds: int | None = 30,
                  thread_count: int = -1, random_seed: int = 0, linear_boost: bool = True,
-                 linear_c: float = 10.0, cv_folds: int = 5):
+                 linear_c: float = 10.0, cv_folds: int = 5, calibrate: bool = True):
         self.iterations = iterations
         self.learning_rate = learning_rate
         self.depth = depth
@@ -623,6 +626,7 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
         self.linear_boost = linear_boost
         self.linear_c = linear_c
         self.cv_folds = cv_folds
+        self.calibrate = calibrate
 
     # -- helpers ---------------------------------------------------------------------------
     def _make_model(self, n_classes: int):
@@ -679,7 +683,7 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
         self.classes_, codes = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError("need at least two classes")
-        scores = None
+        scores, held_out = None, None
         if self.linear_boost:
             scores = self._as_matrix(self._out_of_fold_scores(X, codes))
             self.linear_ = self._make_linear().fit(X, codes)
@@ -692,6 +696,7 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
             probe.fit(self._pool(X[~val], codes[~val], rows(~val)),
                       eval_set=self._pool(X[val], codes[val], rows(val)), **stop)
             self.best_iteration_ = max(int(probe.tree_count_), 1)
+            held_out = (self._raw(probe, X[val], rows(val)), codes[val])
             model = self._make_model(n_classes)
             model.set_params(iterations=self.best_iteration_)
             model.fit(self._pool(X, codes, scores))
@@ -707,11 +712,25 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
                     val_codes = np.array([lookup[label] for label in y_val[known]])
                     val_scores = self.linear_.decision_function(x_val) if self.linear_boost else None
                     fit_kwargs = dict(eval_set=self._pool(x_val, val_codes, val_scores), **stop)
+                    held_out = (x_val, val_codes, val_scores)
             model.fit(self._pool(X, codes, scores), **fit_kwargs)
             self.best_iteration_ = int(model.tree_count_)
+            if held_out is not None:
+                held_out = (self._raw(model, held_out[0], held_out[2]), held_out[1])
         self.model_ = model
         self.n_features_in_ = X.shape[1]
+        self.temperature_ = 1.0
+        if self.calibrate and held_out is not None and len(held_out[1]):
+            self.temperature_ = fit_temperature(*held_out)
         return self
+
+    def _raw(self, model: Any, X: Any, linear: np.ndarray | None) -> np.ndarray:
+        """Raw scores of ``model`` (trees) on ``X``, plus the linear logits when boosting."""
+        if linear is None:
+            return self._as_matrix(model.predict(X, prediction_type="RawFormulaVal"))
+        linear = self._as_matrix(linear)
+        trees = model.predict(self._pool(X, linear_scores=linear), prediction_type="RawFormulaVal")
+        return linear + self._as_matrix(trees)
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Raw scores: the linear logits plus the trees' corrections (one column per class,
@@ -727,13 +746,10 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
         return linear + trees
 
     def predict_proba(self, X: Any) -> np.ndarray:
-        raw = self.decision_function(X)
-        if raw.shape[1] == 1:
-            positive = 1.0 / (1.0 + np.exp(-raw[:, 0]))
-            return np.column_stack([1.0 - positive, positive])
-        raw = raw - raw.max(axis=1, keepdims=True)
-        exp = np.exp(raw)
-        return exp / exp.sum(axis=1, keepdims=True)
+        """Class probabilities; calibrated (raw scores divided by ``temperature_``, fitted on
+        held-out rows) for models trained with ``calibrate``. The arg-max, and so ``predict``,
+        is the same with or without calibration."""
+        return scores_to_proba(self.decision_function(X) / getattr(self, "temperature_", 1.0))
 
     def predict(self, X: Any) -> np.ndarray:
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
@@ -744,6 +760,28 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
 # `mlflow models serve` and `mlflow.pyfunc.spark_udf` call. The MLmodel's python_function flavor
 # names this module as its loader; the sklearn flavor (mlflow.sklearn.load_model) is unchanged.
 # --------------------------------------------------------------------------------------------
+def scores_to_proba(raw: np.ndarray) -> np.ndarray:
+    """Probabilities from raw scores: sigmoid of one column (binary), softmax of several."""
+    if raw.shape[1] == 1:
+        positive = 1.0 / (1.0 + np.exp(-raw[:, 0]))
+        return np.column_stack([1.0 - positive, positive])
+    raw = raw - raw.max(axis=1, keepdims=True)
+    exp = np.exp(raw)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(raw: np.ndarray, codes: np.ndarray) -> float:
+    """Temperature scaling: the T > 0 minimising the log loss of ``scores_to_proba(raw / T)``
+    on held-out rows (one parameter, so it cannot overfit them, and the arg-max never moves)."""
+    rows = np.arange(len(codes))
+
+    def loss(log_t: float) -> float:
+        proba = scores_to_proba(raw / np.exp(log_t))
+        return float(-np.mean(np.log(np.clip(proba[rows, codes], 1e-15, 1.0))))
+
+    return float(np.exp(minimize_scalar(loss, bounds=(-3.0, 3.0), method="bounded").x))
+
+
 class UnsafeModelError(ValueError):
     """The model folder is not a skops-serialised sklearn model (e.g. a pickle)."""
 

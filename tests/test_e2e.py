@@ -115,8 +115,13 @@ def test_a_worse_model_becomes_challenger_and_the_champion_stays(twcs_project):
     tags = client.get_model_version(MODEL, "2").tags
     assert tags["textops.decision"] == "challenger" and tags["textops.previous_champion"] == "1"
     assert float(tags["textops.champion_score"]) > float(tags["textops.score"])
+    assert tags["textops.promotion_test"] == "paired bootstrap"  # the metric is macro-F1
+    assert float(tags["textops.promotion_difference"]) < 0 and float(tags["textops.promotion_pvalue"]) > 0.5
+    low, high = json.loads(tags["textops.promotion_interval"])
+    assert low <= float(tags["textops.promotion_difference"]) <= high
     run = client.get_run(client.get_model_version(MODEL, "2").run_id)
     assert run.data.tags["textops.decision"] == "challenger"
+    assert run.data.tags["textops.promotion_pvalue"] == tags["textops.promotion_pvalue"]
     assert "champion_macro_f1" in run.data.metrics
 
 

@@ -1,6 +1,9 @@
 """The promotion rule and registry look-ups."""
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pytest
 
 import config as cfg
@@ -22,6 +25,63 @@ def test_promotion_rule(score, champion, champion_score, alias, words):
     assert decision.alias == alias
     assert words in decision.reason
     assert decision.promoted == (alias == "champion")
+
+
+def _test(pvalue):
+    return promotion.PairedTest("paired bootstrap", 0.01, (-0.002, 0.02), pvalue)
+
+
+@pytest.mark.parametrize("score, champion_score, test, min_gain, alias, words", [
+    (0.90, 0.85, _test(0.001), 0.0, "champion", "significantly (paired bootstrap p=0.001)"),
+    (0.90, 0.85, _test(0.31), 0.0, "challenger", "not significantly (paired bootstrap p=0.310 >= 0.05)"),
+    (0.90, 0.85, _test(0.05), 0.0, "challenger", "not significantly"),  # p must be below alpha
+    (0.90, 0.89, _test(0.001), 0.02, "challenger", "less than the minimum gain 0.0200"),
+    (0.90, 0.85, None, 0.0, "champion", "beats champion v3"),  # alpha 0: any margin, as before
+    (0.85, 0.85, _test(0.001), 0.0, "challenger", "does not beat champion v3"),
+    (0.60, 0.50, _test(0.001), 0.0, "challenger", "below the threshold"),
+])
+def test_promotion_rule_with_a_significance_gate(score, champion_score, test, min_gain, alias,
+                                                 words):
+    decision = promotion.decide_promotion("macro_f1", score, 0.7, "3", champion_score, test,
+                                          0.05, min_gain)
+    assert decision.alias == alias and words in decision.reason
+
+
+def _labels(seed, n=3000, right_new=0.9, right_old=0.9, classes="abc"):
+    rng = np.random.default_rng(seed)
+    truth = rng.choice(list(classes), n)
+    other = lambda: rng.choice(list(classes), n)  # noqa: E731 - a random (often wrong) label
+    new = np.where(rng.random(n) < right_new, truth, other())
+    old = np.where(rng.random(n) < right_old, truth, other())
+    return truth, new, old
+
+
+@pytest.mark.parametrize("metric", ["accuracy", "macro_f1"])
+def test_paired_test_measures_the_difference_and_knows_noise_from_a_real_gain(metric):
+    from sklearn.metrics import accuracy_score, f1_score
+
+    score = (accuracy_score if metric == "accuracy"
+             else lambda t, p: f1_score(t, p, average="macro"))
+    truth, new, old = _labels(0, right_new=0.93, right_old=0.88)
+    test = promotion.paired_test(metric, truth, new, old)
+    assert test.difference == pytest.approx(score(truth, new) - score(truth, old))
+    assert test.interval[0] < test.difference < test.interval[1]
+    assert test.interval[0] > 0 and test.pvalue < 0.001
+    # equally good models: the gate lets few of them through (alpha 0.05, one-sided)
+    through = sum(promotion.paired_test(metric, *_labels(seed)).pvalue < 0.05
+                  for seed in range(40))
+    assert through <= 6
+    same = promotion.paired_test(metric, truth, new, new)
+    assert same.difference == 0 and same.pvalue == 1.0
+
+
+def test_mcnemar_is_exact_on_discordant_pairs():
+    truth = np.array(["a"] * 20)
+    new = np.array(["a"] * 18 + ["b"] * 2)  # 8 rows only new gets right, 2 only the champion
+    old = np.array(["b"] * 8 + ["a"] * 10 + ["a"] * 2)
+    test = promotion.paired_test("accuracy", truth, new, old)
+    assert test.method == "exact McNemar" and test.difference == pytest.approx(0.3)
+    assert test.pvalue == pytest.approx(sum(math.comb(10, k) for k in range(8, 11)) / 2 ** 10)
 
 
 def test_embedded_store_lives_in_the_project_whatever_the_cwd(tmp_path, monkeypatch):

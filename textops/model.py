@@ -151,6 +151,7 @@ def build_pipeline(config: dict[str, Any], stopwords: Stopwords) -> Pipeline:
             linear_boost=bool(cb["linear_boost"]),
             linear_c=float(cb["linear_c"]),
             cv_folds=int(cb["cv_folds"]),
+            calibrate=bool(cb["calibrate"]),
         )),
     ])
 

@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import numpy as np
+import scipy.sparse as sp
+from scipy.stats import binom
+
 from textops.registry import CHALLENGER, CHAMPION, aliases_of, model_exists
 
 # --------------------------------------------------------------------------------------------
@@ -91,9 +95,71 @@ class Decision:
         return self.alias == CHAMPION
 
 
+@dataclass(frozen=True)
+class PairedTest:
+    """Is the new model better than the champion on the same test rows, beyond noise?
+
+    ``difference``: new minus champion metric; ``interval``: the (1 - 2 alpha) bootstrap
+    interval of that difference (its lower bound > 0 goes with p < alpha); ``pvalue``:
+    one-sided, for "the new model is not better"."""
+
+    method: str  # "exact McNemar" (accuracy) or "paired bootstrap" (macro-F1)
+    difference: float
+    interval: tuple[float, float]
+    pvalue: float
+
+
+def _macro_f1(confusion: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """Macro-F1 over the classes present in the truth, for a stack of confusion matrices
+    (..., true, predicted)."""
+    tp = np.diagonal(confusion, axis1=-2, axis2=-1)
+    f1 = 2 * tp / np.maximum(confusion.sum(axis=-1) + confusion.sum(axis=-2), 1e-12)
+    return f1[..., present].mean(axis=-1)
+
+
+def paired_test(metric: str, y_true: Any, new: Any, old: Any, alpha: float = 0.05,
+                resamples: int = 2000, seed: int = 0) -> PairedTest:
+    """Exact one-sided McNemar test for accuracy, paired bootstrap for macro-F1; the interval is
+    a paired bootstrap in both cases. Resampling draws counts of the distinct (true, new, old)
+    label triples, so it costs the same for a thousand test rows or a million."""
+    y_true, new, old = (np.asarray(a, dtype=object).astype(str) for a in (y_true, new, old))
+    classes, codes = np.unique(np.concatenate([y_true, new, old]), return_inverse=True)
+    k, n = len(classes), len(y_true)
+    t, a, b = codes[:n], codes[n:2 * n], codes[2 * n:]
+    triples, counts = np.unique((t * k + a) * k + b, return_counts=True)
+    tt, aa, bb = triples // (k * k), (triples // k) % k, triples % k
+    weights = np.random.default_rng(seed).multinomial(n, counts / n, size=resamples)
+    if metric == "accuracy":
+        gain = (aa == tt).astype(float) - (bb == tt)
+        boot = weights @ gain / n
+        difference = float(counts @ gain / n)
+        wins, losses = int(counts[gain > 0].sum()), int(counts[gain < 0].sum())
+        pvalue = float(binom.sf(wins - 1, wins + losses, 0.5)) if wins + losses else 1.0
+        method = "exact McNemar"
+    else:
+        present = np.unique(t)
+
+        def scores(w: np.ndarray, pred: np.ndarray) -> np.ndarray:
+            """Macro-F1 for each row of triple counts ``w``, with ``pred`` the predictions."""
+            cells = sp.csr_matrix((np.ones(len(pred)), (np.arange(len(pred)), tt * k + pred)),
+                                  shape=(len(pred), k * k))
+            confusion = np.asarray((cells.T @ w.T).T)
+            return _macro_f1(confusion.reshape(-1, k, k), present)
+
+        boot = scores(weights, aa) - scores(weights, bb)
+        difference = float(scores(counts[None, :].astype(float), aa)[0]
+                           - scores(counts[None, :].astype(float), bb)[0])
+        pvalue = float((np.sum(boot <= 0) + 1) / (resamples + 1))
+        method = "paired bootstrap"
+    low, high = np.quantile(boot, [alpha, 1 - alpha])
+    return PairedTest(method, difference, (float(low), float(high)), pvalue)
+
+
 def decide_promotion(metric: str, score: float, threshold: float, champion_version: str | None,
-                     champion_score: float | None) -> Decision:
-    """The promotion rule: reach the threshold AND (no champion OR beat it on the same rows)."""
+                     champion_score: float | None, test: PairedTest | None = None,
+                     alpha: float = 0.05, min_gain: float = 0.0) -> Decision:
+    """The promotion rule: reach the threshold AND (no champion OR beat it on the same rows, by
+    at least ``min_gain`` and, when ``test`` is given, significantly at level ``alpha``)."""
     if score < threshold:
         return Decision(CHALLENGER, f"{metric} {score:.4f} is below the threshold {threshold:.4f}")
     if champion_version is None:
@@ -102,9 +168,18 @@ def decide_promotion(metric: str, score: float, threshold: float, champion_versi
     if champion_score is None:
         return Decision(CHAMPION, f"{metric} {score:.4f} reaches the threshold {threshold:.4f}; "
                                   f"the current champion v{champion_version} could not be evaluated")
-    if score > champion_score:
-        return Decision(CHAMPION, f"{metric} {score:.4f} reaches the threshold {threshold:.4f} and "
-                                  f"beats champion v{champion_version} ({champion_score:.4f}) "
-                                  f"on the same test rows")
-    return Decision(CHALLENGER, f"{metric} {score:.4f} does not beat champion v{champion_version} "
-                                f"({champion_score:.4f}) on the same test rows")
+    if score <= champion_score:
+        return Decision(CHALLENGER, f"{metric} {score:.4f} does not beat champion "
+                                    f"v{champion_version} ({champion_score:.4f}) on the same test rows")
+    beats = (f"{metric} {score:.4f} beats champion v{champion_version} ({champion_score:.4f}) on "
+             f"the same test rows")
+    if score - champion_score < min_gain:
+        return Decision(CHALLENGER, f"{beats}, but by {score - champion_score:.4f}, less than the "
+                                    f"minimum gain {min_gain:.4f}")
+    if test is not None and not test.pvalue < alpha:
+        return Decision(CHALLENGER, f"{beats}, but not significantly ({test.method} p="
+                                    f"{test.pvalue:.3f} >= {alpha:g}): kept as challenger")
+    significance = "" if test is None else f", significantly ({test.method} p={test.pvalue:.3g})"
+    return Decision(CHAMPION, f"{metric} {score:.4f} reaches the threshold {threshold:.4f} and "
+                              f"beats champion v{champion_version} ({champion_score:.4f}) on the "
+                              f"same test rows{significance}")

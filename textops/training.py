@@ -16,6 +16,7 @@ import numpy as np
 import config as cfg
 from common import Interrupted, Stopwatch
 from textops import data, diagnostics, model, promotion, registry, tuning
+from textops.calibration import calibration_metrics, ece, label_codes, save_reliability_diagram
 from textops.locking import exclusive
 from textops.monitoring.reference import REFERENCE_PATH, build_reference, write_reference
 
@@ -127,13 +128,19 @@ def train_in_run(config: dict[str, Any], client: Any, td: TrainingData) -> str:
     quality_tags = baseline_and_leakage(config, fitted.pipeline, td.fit_split,
                                         fitted.evaluation.metrics["macro_f1"])
     _log_artifacts(config, td, fitted)
-    champion_version, champion_score = _champion_on_test_rows(client, name, metric, td.split)
+    champion_version, champion_score, champion_pred = _champion_on_test_rows(client, name, metric,
+                                                                            td.split)
     info = registry.log_and_register(fitted.pipeline, name, td.split.x_test.head(5).reset_index(drop=True))
     version = str(info.registered_model_version)
     score = fitted.evaluation.metrics[metric]
-    threshold = float(config["promotion"]["threshold"])
+    p = config["promotion"]
+    threshold, alpha = float(p["threshold"]), float(p["alpha"])
+    test = None
+    if champion_pred is not None and alpha > 0:
+        test = promotion.paired_test(metric, td.split.y_test, fitted.y_pred, champion_pred, alpha,
+                                     seed=int(config["data"]["random_seed"]))
     decision = promotion.decide_promotion(metric, score, threshold, champion_version,
-                                          champion_score)
+                                          champion_score, test, alpha, float(p["min_gain"]))
     promotion.move_alias(client, name, decision.alias, version, decision.reason,
                          promotion.actor("train.py"))
     tags = {
@@ -145,6 +152,7 @@ def train_in_run(config: dict[str, Any], client: Any, td: TrainingData) -> str:
         "textops.previous_champion": champion_version or "",
         "textops.champion_score": "" if champion_score is None else f"{champion_score:.6f}",
         "textops.data_sha256": td.sha256,
+        **_test_tags(test),
         "textops.reference": REFERENCE_PATH,
         **quality_tags,
     }
@@ -154,6 +162,16 @@ def train_in_run(config: dict[str, Any], client: Any, td: TrainingData) -> str:
     registry.describe(client, name, version, model_card(config, td, fitted, tags))
     log.info("v%s -> @%s: %s", version, decision.alias, decision.reason)
     return f"{name} v{version} -> @{decision.alias}: {decision.reason}"
+
+
+def _test_tags(test: promotion.PairedTest | None) -> dict[str, str]:
+    """The paired test against the champion, as tags (none without a champion to compare)."""
+    if test is None:
+        return {}
+    return {"textops.promotion_test": test.method,
+            "textops.promotion_pvalue": f"{test.pvalue:.6g}",
+            "textops.promotion_difference": f"{test.difference:.6f}",
+            "textops.promotion_interval": f"[{test.interval[0]:.6f}, {test.interval[1]:.6f}]"}
 
 
 def _log_inputs(config: dict[str, Any], td: TrainingData) -> None:
@@ -192,6 +210,12 @@ def fit_and_evaluate(config: dict[str, Any], td: TrainingData) -> Fitted:
         y_pred, proba = model.predict_with_proba(pipeline, split.x_test)
     evaluation = model.evaluate(split.y_test, y_pred, proba, pipeline.classes_)
     mlflow.log_metrics(evaluation.metrics)
+    temperature = float(getattr(clf, "temperature_", 1.0))
+    calibration = calibration_metrics(proba, split.y_test, pipeline.classes_, temperature)
+    mlflow.log_metrics(calibration)
+    log.info("calibration on the test rows: temperature %.3f, ECE %.4f -> %.4f, Brier %.4f -> %.4f",
+             temperature, calibration["calibration.ece_raw"], calibration["calibration.ece"],
+             calibration["calibration.brier_raw"], calibration["calibration.brier"])
     mlflow.log_metrics({
         "training_seconds": fit_time.seconds,
         "predict_rows_per_second": len(split.y_test) / max(eval_time.seconds, 1e-9),
@@ -248,6 +272,9 @@ def reference_profile(config: dict[str, Any], fitted: Fitted, split: data.Split)
         "macro_f1": fitted.evaluation.metrics["macro_f1"],
         "recall_per_class": {str(c): float(report[str(c)]["recall"])
                              for c in fitted.pipeline.classes_ if str(c) in report},
+        # monitor.py's label-free estimate is only as good as these (absent: older versions)
+        "calibrated": bool(getattr(fitted.pipeline[-1], "calibrate", False)),
+        "calibration_ece": ece(fitted.proba, label_codes(split.y_test, fitted.pipeline.classes_)),
     }
     with Stopwatch() as took:
         reference = build_reference(
@@ -274,6 +301,9 @@ def _log_artifacts(config: dict[str, Any], td: TrainingData, fitted: Fitted) -> 
         mlflow.log_param("token_importance.rows", len(rows))
         model.save_confusion_matrix(evaluation, folder / "confusion_matrix.png",
                                     f"{name}: test split ({len(split.y_test)} rows)")
+        save_reliability_diagram(fitted.proba, split.y_test, fitted.pipeline.classes_,
+                                 float(getattr(fitted.pipeline[-1], "temperature_", 1.0)),
+                                 folder / "reliability_diagram.png")
         (folder / "classification_report.txt").write_text(evaluation.report_text, encoding="utf-8")
         (folder / "classification_report.json").write_text(json.dumps(evaluation.report, indent=2))
         profile = {
@@ -288,24 +318,25 @@ def _log_artifacts(config: dict[str, Any], td: TrainingData, fitted: Fitted) -> 
         mlflow.log_artifacts(str(folder))
 
 
-def _champion_on_test_rows(client: Any, name: str, metric: str,
-                           split: data.Split) -> tuple[str | None, float | None]:
-    """The current champion, scored on the very same test rows (None, None without one)."""
+def _champion_on_test_rows(client: Any, name: str, metric: str, split: data.Split
+                           ) -> tuple[str | None, float | None, np.ndarray | None]:
+    """The current champion, scored on the very same test rows: its version, score and
+    predictions (all None without a champion; no score when it cannot be evaluated)."""
     import mlflow  # heavy (~1.5 s): lazy, for a fast --help and lean workers
 
     champion_version = registry.aliases_of(client, name).get(registry.CHAMPION)
     if champion_version is None:
-        return None, None
+        return None, None, None
     try:
         champion = registry.load_pipeline(name, champion_version)
         predicted, _ = model.predict_with_proba(champion, split.x_test)
         score = model.evaluate(split.y_test, predicted).metrics[metric]
     except Exception as exc:  # noqa: BLE001 - a broken champion must not block training
         log.warning("current champion v%s could not be evaluated: %s", champion_version, exc)
-        return champion_version, None
+        return champion_version, None, None
     mlflow.log_metric(f"champion_{metric}", score)
     log.info("champion v%s on the same test rows: %s %.4f", champion_version, metric, score)
-    return champion_version, score
+    return champion_version, score, predicted
 
 
 def model_card(config: dict[str, Any], td: TrainingData, fitted: Fitted,

@@ -1,0 +1,80 @@
+"""Calibrated probabilities: the temperature fitted inside the model, and the measures train.py
+logs (top-label ECE, Brier, reliability)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import textprep
+from textops import calibration
+
+
+def synthetic(n=20000, classes=4, temperature=1.0, seed=0):
+    """Raw scores, and labels drawn from softmax(scores / temperature): the probabilities at
+    that temperature are perfectly calibrated by construction."""
+    rng = np.random.default_rng(seed)
+    raw = rng.normal(0, 3, size=(n, classes))
+    proba = textprep.scores_to_proba(raw / temperature)
+    codes = (proba.cumsum(axis=1) > rng.random((n, 1))).argmax(axis=1)
+    return raw, proba, codes
+
+
+@pytest.mark.parametrize("truth", [0.5, 1.0, 2.5])
+def test_the_fitted_temperature_recovers_the_true_one(truth):
+    raw, _, codes = synthetic(temperature=truth)
+    assert textprep.fit_temperature(raw, codes) == pytest.approx(truth, rel=0.08)
+
+
+def test_binary_scores_are_one_column_and_calibrate_the_same_way():
+    rng = np.random.default_rng(1)
+    raw = rng.normal(0, 4, size=(20000, 1))
+    positive = textprep.scores_to_proba(raw / 2.0)[:, 1]
+    codes = (rng.random(20000) < positive).astype(int)
+    assert textprep.fit_temperature(raw, codes) == pytest.approx(2.0, rel=0.08)
+
+
+def test_ece_is_near_zero_when_calibrated_and_large_when_overconfident():
+    raw, proba, codes = synthetic(temperature=2.0)
+    assert calibration.ece(proba, codes) < 0.02
+    overconfident = textprep.scores_to_proba(raw)  # temperature 1 instead of 2
+    assert calibration.ece(overconfident, codes) > 0.05
+    assert calibration.brier(proba, codes) < calibration.brier(overconfident, codes)
+
+
+def test_ece_and_brier_by_hand():
+    proba = np.array([[0.9, 0.1], [0.9, 0.1], [0.6, 0.4], [0.2, 0.8]])
+    codes = np.array([0, 1, 0, 1])
+    # bins: 0.9 (2 rows, accuracy 0.5), 0.6 (1 row, accuracy 1), 0.8 (1 row, accuracy 1)
+    assert calibration.ece(proba, codes) == pytest.approx((2 * 0.4 + 0.4 + 0.2) / 4)
+    assert calibration.brier(proba, codes) == pytest.approx(
+        (0.02 + 1.62 + 0.32 + 0.08) / 4)
+
+
+def test_uncalibrated_undoes_the_temperature():
+    raw, _, _ = synthetic(n=100)
+    calibrated = textprep.scores_to_proba(raw / 1.7)
+    np.testing.assert_allclose(calibration.uncalibrated(calibrated, 1.7),
+                               textprep.scores_to_proba(raw), atol=1e-9)
+
+
+def test_the_model_calibrates_without_changing_a_single_prediction():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    rng = np.random.default_rng(0)
+    words = np.array(["refund", "late", "broken", "thanks", "great", "love", "order", "app"])
+    texts = [" ".join(rng.choice(words, 6)) for _ in range(600)]
+    labels = np.array(["bad" if sum(w in t for w in ("refund", "late", "broken")) >= 2 else "good"
+                       for t in texts])
+    labels[rng.random(600) < 0.15] = "good"  # label noise: probabilities below 1 are right
+    X = TfidfVectorizer().fit_transform(texts)
+    mask = np.zeros(600, bool)
+    mask[::5] = True
+    kwargs = dict(iterations=40, cv_folds=3, random_seed=0)
+    calibrated = textprep.CatBoostText(**kwargs).fit(X, labels, validation_mask=mask)
+    plain = textprep.CatBoostText(calibrate=False, **kwargs).fit(X, labels, validation_mask=mask)
+    assert calibrated.temperature_ != 1.0 and plain.temperature_ == 1.0
+    assert (calibrated.predict(X) == plain.predict(X)).all()
+    assert not np.allclose(calibrated.predict_proba(X), plain.predict_proba(X))
+    legacy = textprep.CatBoostText(**kwargs).fit(X, labels, validation_mask=mask)
+    del legacy.temperature_, legacy.calibrate  # as a model saved by an earlier release
+    np.testing.assert_array_equal(legacy.predict_proba(X), plain.predict_proba(X))
