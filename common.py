@@ -39,7 +39,8 @@ class ExitCode(enum.IntEnum):
 # code -> (meaning, what to do): --help, the README table and monitor's verdicts all come from it.
 EXIT_CODES: dict[ExitCode, tuple[str, str]] = {
     ExitCode.OK: ("success; monitor.py: healthy", "-"),
-    ExitCode.ALERT: ("monitor.py: performance alert on labelled data (wins when drift fires too)",
+    ExitCode.ALERT: ("monitor.py: performance alert on labelled data, or on the estimated "
+                     "accuracy when there are no labels (wins when drift fires too)",
                      "look at the report; retrain or roll back"),
     ExitCode.BAD_INPUT: ("bad input: wrong flag or setting, missing/empty/unreadable file, missing "
                          "column, no data rows, single class, too few rows per class, undecodable "

@@ -207,10 +207,13 @@ CONFIG: dict[str, dict[str, Setting]] = {
         "chunk_size": S(10000, "rows read and scored at a time", "--chunk-size"),
         "workers": S(0, "worker processes scoring raw texts, as predict.py's; 0 = one per core "
                         "(but inputs under 2 MB are scored in this process)", "--workers"),
-        "min_accuracy": S(0.8, "performance alert below this accuracy", "--min-accuracy"),
+        "min_accuracy": S(0.8, "performance alert below this accuracy (without labels: when the "
+                                "whole 90-percent interval of the estimated accuracy is below it)",
+                          "--min-accuracy"),
         "min_macro_f1": S(0.7, "performance alert below this macro-F1", "--min-macro-f1"),
-        "max_relative_drop": S(0.10, "performance alert when accuracy or macro-F1 is this fraction "
-                                     "below the version's test metrics at training time",
+        "max_relative_drop": S(0.10, "performance alert when accuracy or macro-F1 (without labels: "
+                                     "the estimated accuracy) is this fraction below the "
+                                     "version's test metrics at training time",
                                "--max-relative-drop"),
         "min_class_recall": S(0.5, "performance alert when a class with enough labelled rows has "
                                    "a lower recall", "--min-class-recall"),

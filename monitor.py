@@ -10,6 +10,9 @@ With a label column, performance is checked too (per model version for predictio
 Performance alerts (exit 1): accuracy < --min-accuracy, macro-F1 < --min-macro-f1, either one more
 than --max-relative-drop below the version's own test metrics at training time, or a class's
 recall < --min-class-recall (classes with enough labelled rows).
+Without labels, accuracy is estimated from the model's calibrated probabilities (with a 90-percent
+interval; report key "estimated"): alert when the whole interval is below --min-accuracy or the
+estimate is more than --max-relative-drop below the version's test accuracy at training time.
 Drift alerts (exit 3), against the reference profile saved with the model version at training
 time: predicted-class shift (PSI > --psi-max; chi-square p reported), confidence and text-length
 shift (Kolmogorov-Smirnov D > --ks-max with p < TEXTOPS_MONITOR_KS_PVALUE), out-of-vocabulary

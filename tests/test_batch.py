@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -61,23 +62,22 @@ def test_output_is_identical_whatever_the_number_of_workers(saved_model, tmp_pat
     assert sorted(p.name for p in tmp_path.iterdir()) == ["one.csv", "two.csv"]
 
 
-def test_monitoring_labels_are_the_same_from_workers_and_in_order(saved_model):
+def test_monitoring_probabilities_are_the_same_from_workers_and_in_order(saved_model):
     data = shared("twcs", "twcs_head5k_raw.csv")
     fmt = dataio.detect_format(data, "utf-8", ",")
     job = batch.Job(saved_model, "text", (), "3", False, 0)
 
-    def labelled(workers):
+    def scored(workers):
         chunks = dataio.iter_table(data, fmt, 700, ["text"])
-        pairs = list(batch.labelled_chunks(chunks, job, batch.Run(workers=workers)))
+        pairs = list(batch.scored_chunks(chunks, job, batch.Run(workers=workers)))
         assert [len(chunk) for chunk, _ in pairs] == [700] * 7 + [100]
-        return (pd.concat([labels for _, (labels, _) in pairs]),
-                pd.concat([confidence for _, (_, confidence) in pairs]))
+        return pd.concat([proba for _, proba in pairs])
 
-    labels, confidence = labelled(1)
-    pooled_labels, pooled_confidence = labelled(2)
-    pd.testing.assert_series_equal(labels, pooled_labels)
-    pd.testing.assert_series_equal(confidence, pooled_confidence)
-    assert labels.index.tolist() == list(range(5000)) and confidence.between(0.5, 1).all()
+    proba = scored(1)
+    pd.testing.assert_frame_equal(proba, scored(2))
+    assert proba.index.tolist() == list(range(5000))
+    assert proba.columns.tolist() == ["False", "True"]
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
 
 
 def test_an_interrupted_run_resumes_to_the_same_bytes(saved_model, tmp_path):

@@ -248,6 +248,9 @@ def test_monitor_on_another_twcs_excerpt_performs_well_but_reports_its_longer_te
     body = json.loads(report.read_text())
     assert body["status"] == "drift" and body["exit_code"] == 3 and body["alerts"] == []
     assert [c["name"] for c in body["drift"]["checks"] if c["drifted"]] == ["text_length"]
+    [drifted] = body["drift"]["drifted"]  # a drift that does not hurt, as the estimate says
+    assert "; estimated accuracy did not move (" in drifted
+    assert body["estimated"]["realized"]["accuracy"] == body["performance"]["overall"]["accuracy"]
     assert body["model"]["versions"] == ["1"] and body["data"]["rows_checked"] == 93
     assert body["performance"]["overall"]["accuracy"] > 0.9
     assert body["performance"]["per_version"]["1"]["reference"]["macro_f1"] > 0.85
@@ -300,6 +303,64 @@ def test_monitor_evaluates_recorded_predictions_per_model_version(twcs_project, 
     assert body["per_version"]["1"]["rows"] == 1000
     assert body["per_version"]["1"]["accuracy"] > body["per_version"]["2"]["accuracy"]
     assert body["unknown_labels"] == []
+
+
+def test_monitor_estimates_accuracy_with_the_labels_withheld(twcs_project, tmp_path):
+    """The nightly flow before the labels arrive: predict.py's output (no label column) is
+    checked on the calibrated probabilities alone; when the labels come, the same check reports
+    the estimate beside the realized accuracy."""
+    root = twcs_project["root"]
+    scored = tmp_path / "scored.csv"
+    ok(run_script(root, "predict.py", "--data", shared("twcs", "sample.csv"), "--output", scored,
+                  "--id-columns", "tweet_id", "--proba", "all"))
+    report, html = tmp_path / "report.json", tmp_path / "report.html"
+    result = run_script(root, "monitor.py", "--data", scored, "--report", report, "--html", html)
+    ok(result)  # no text column in predict.py's output: the model-side checks and the estimate
+    body = json.loads(report.read_text())
+    estimated = body["performance"], body["estimated"]
+    assert estimated[0] is None and body["alerts"] == []
+    estimated = estimated[1]
+    low, high = estimated["accuracy_interval"]
+    assert estimated["rows"] == 93 and low < estimated["accuracy"] < high and 0 < high - low < 0.2
+    assert estimated["macro_f1"] is not None and estimated["per_version"]["1"]["calibrated"]
+    assert "estimated accuracy" in result.stdout
+    assert "Estimated performance" in html.read_text()
+
+    truth = pd.read_csv(shared("twcs", "sample.csv"), dtype=str)[["tweet_id", "inbound"]]
+    labelled = tmp_path / "labelled.csv"
+    pd.read_csv(scored, dtype=str).merge(truth, on="tweet_id").to_csv(labelled, index=False)
+    run_script(root, "monitor.py", "--data", labelled, "--label-column", "inbound",
+               "--report", report)
+    realized = json.loads(report.read_text())["estimated"]["realized"]
+    assert realized["rows"] == 93 and realized["accuracy"] > 0.9
+    assert realized["accuracy_error"] == pytest.approx(
+        realized["estimated_accuracy"] - realized["accuracy"])
+    assert abs(realized["accuracy_error"]) < high - low  # 93 rows: within the interval's width
+
+    runs = registry(root).search_runs(
+        [registry(root).get_experiment_by_name("textops-monitoring").experiment_id],
+        order_by=["attributes.start_time DESC"], max_results=2)
+    assert "estimated.accuracy" in runs[1].data.metrics
+    assert "estimated.accuracy_error" in runs[0].data.metrics
+
+
+def test_monitor_alerts_with_exit_1_when_the_estimated_accuracy_is_too_low(twcs_project, tmp_path):
+    """Without labels, a model that has become unsure (here: its recorded probabilities pulled
+    towards 0.5) raises the performance alert from its estimate alone."""
+    root = twcs_project["root"]
+    scored = tmp_path / "scored.csv"
+    ok(run_script(root, "predict.py", "--data", shared("twcs", "twcs_head5k.csv"), "--output",
+                  scored, "--id-columns", "tweet_id"))
+    frame = pd.read_csv(scored, dtype=str).head(2000)
+    frame["probability"] = "0.6"
+    unsure = tmp_path / "unsure.csv"
+    frame.to_csv(unsure, index=False)
+    report = tmp_path / "report.json"
+    result = run_script(root, "monitor.py", "--data", unsure, "--report", report)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.startswith("ALERT") and "Traceback" not in result.stderr
+    alerts = json.loads(report.read_text())["alerts"]
+    assert any(a.startswith("overall: estimated accuracy 0.6000") for a in alerts)
 
 
 # ------------------------------------------------------------------------------------------

@@ -119,11 +119,13 @@ def test_stream_scores_raw_texts_and_skips_blank_ones():
 
     def score(frame):
         calls.append(len(frame))
-        return np.array(["p"] * len(frame)), np.full(len(frame), 0.8)
+        return pd.DataFrame({"p": 0.8, "q": 0.2}, index=frame.index)
 
     spec = StreamSpec("text", "label", has_text=True, has_labels=False, recorded=False, version="4")
     seen = accumulate([pd.DataFrame({"text": ["one", None, "two", " "]})], spec, score)
     assert calls == [2] and seen.skipped == 2 and seen.predicted["4"] == Counter({"p": 2})
+    assert seen.confidences("4") == [0.8, 0.8]
+    np.testing.assert_allclose(seen.expected["4"].confusion, [[1.6, 0.0], [0.4, 0.0]])
 
 
 def test_evaluating_versions_aligns_label_spellings_and_checks_each_version():

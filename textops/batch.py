@@ -207,29 +207,28 @@ def _score_in_worker(job: Job, chunk: pd.DataFrame, first: bool) -> tuple[bytes,
     return render_chunk(output_rows(_worker_model(job), chunk, job), job, first)
 
 
-def label_and_confidence(model: Any, chunk: pd.DataFrame, job: Job) -> tuple[pd.Series, pd.Series]:
-    """Predicted label and its probability for every row of ``chunk`` (indexed like it)."""
+def class_probabilities(model: Any, chunk: pd.DataFrame, job: Job) -> pd.DataFrame:
+    """Every row's probability of each class (columns: the model's classes as text), indexed
+    like ``chunk``."""
     proba = model.predict_proba(chunk[[job.text_column]])
-    labels = np.asarray(model.classes_)[np.argmax(proba, axis=1)]
-    return (pd.Series(labels, index=chunk.index, dtype=object),
-            pd.Series(proba.max(axis=1), index=chunk.index))
+    return pd.DataFrame(proba, index=chunk.index, columns=[str(c) for c in model.classes_])
 
 
-def _label_in_worker(job: Job, chunk: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    return label_and_confidence(_worker_model(job), chunk, job)
+def _proba_in_worker(job: Job, chunk: pd.DataFrame) -> pd.DataFrame:
+    return class_probabilities(_worker_model(job), chunk, job)
 
 
-def labelled_chunks(chunks: Iterable[pd.DataFrame], job: Job, run: Run = Run()
-                    ) -> Iterator[tuple[pd.DataFrame, tuple[pd.Series, pd.Series]]]:
-    """Each chunk with its predicted labels and confidences, in input order, scored by
-    ``run.workers`` worker processes (monitor.py on raw texts) or in this process."""
+def scored_chunks(chunks: Iterable[pd.DataFrame], job: Job, run: Run = Run()
+                  ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+    """Each chunk with its class probabilities, in input order, scored by ``run.workers`` worker
+    processes (monitor.py on raw texts) or in this process."""
     if run.workers <= 1:
         model = run.model if run.model is not None else load_job_model(job)
         for chunk in chunks:
-            yield chunk, label_and_confidence(model, chunk, job)
+            yield chunk, class_probabilities(model, chunk, job)
         return
     with _Pool(job, run.workers) as pool:
-        yield from pool.ordered(_label_in_worker, ((chunk, (chunk,)) for chunk in chunks))
+        yield from pool.ordered(_proba_in_worker, ((chunk, (chunk,)) for chunk in chunks))
 
 
 # --------------------------------------------------------------------------------------------

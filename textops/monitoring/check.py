@@ -17,9 +17,10 @@ import numpy as np
 import config as cfg
 from common import BadInputError, atomic_output
 from textops import batch, data, registry
-from textops.monitoring import alerts, drift, report, runs
+from textops.monitoring import alerts, drift, estimation, report, runs
 from textops.monitoring.reference import load_reference
-from textops.monitoring.stream import Seen, StreamSpec, accumulate, accumulate_scored
+from textops.monitoring.stream import (Seen, StreamSpec, accumulate, accumulate_scored,
+                                       proba_classes)
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,8 @@ def inspect_input(job: MonitorJob) -> tuple[data.CsvFormat, list[str], StreamSpe
     if not recorded:
         data.require_columns(header, {job.text_column: "--text-column"}, job.data)
     spec = StreamSpec(job.text_column, job.label_column, has_text=job.text_column in header,
-                      has_labels=job.label_column in header, recorded=recorded, seed=job.seed)
+                      has_labels=job.label_column in header, recorded=recorded, seed=job.seed,
+                      proba_classes=proba_classes(header) if recorded else ())
     return fmt, header, spec
 
 
@@ -135,7 +137,7 @@ def _score_texts(job: MonitorJob, chunks: Any, spec: StreamSpec, version: str) -
         pipeline = batch.load_job_model(model_job) if workers <= 1 else None
         log.info("scoring with %s v%s (requested %r), %d worker(s)", job.model_name, version,
                  job.model, workers)
-        pairs = batch.labelled_chunks(chunks, model_job, batch.Run(workers=workers, model=pipeline))
+        pairs = batch.scored_chunks(chunks, model_job, batch.Run(workers=workers, model=pipeline))
         return accumulate_scored(pairs, spec), pipeline
 
 
@@ -146,6 +148,7 @@ class _Findings:
     checks: list[drift.Check]
     note: str
     reference_version: str | None = None
+    estimated: dict[str, Any] | None = None  # performance estimated from the probabilities
 
 
 def _findings(job: MonitorJob, spec: StreamSpec, seen: Seen, versions: list[str],
@@ -164,6 +167,10 @@ def _findings(job: MonitorJob, spec: StreamSpec, seen: Seen, versions: list[str]
         elif found.performance["unknown_labels"]:
             log.warning("labels the model does not know (always errors): %s",
                         found.performance["unknown_labels"][:20])
+    found.estimated, estimate_alerts = estimation.report_estimates(
+        seen.expected, seen.expected_labelled, references, found.performance, job.thresholds)
+    found.alerts += estimate_alerts
+    _log_estimate(found.estimated)
     if reference is None:
         found.note = (f"v{main} has no reference profile (trained before textops saved one): "
                       f"drift not checked; retrain to get one")
@@ -178,6 +185,23 @@ def _findings(job: MonitorJob, spec: StreamSpec, seen: Seen, versions: list[str]
                       f"and confidence checks use the {seen.versions[main]} rows of v{main} (the "
                       f"most frequent) against its reference; the text checks use every row")
     return found
+
+
+def _log_estimate(estimated: dict[str, Any] | None) -> None:
+    if estimated is None:
+        log.info("performance not estimated: no probability in the input")
+        return
+    low, high = estimated["accuracy_interval"]
+    log.info("estimated accuracy %.4f (90%% interval %.4f-%.4f) on %d rows, macro-F1 %s",
+             estimated["accuracy"], low, high, estimated["rows"],
+             "unknown" if estimated["macro_f1"] is None else f"{estimated['macro_f1']:.4f}")
+    realized = estimated["realized"]
+    if realized and realized["estimated_accuracy"] is not None:
+        log.info("on the %d labelled rows: estimated accuracy %.4f, realized %.4f (error %+.4f)",
+                 realized["rows"], realized["estimated_accuracy"], realized["accuracy"],
+                 realized["accuracy_error"])
+    if estimated["note"]:
+        log.warning(estimated["note"])
 
 
 def _current(job: MonitorJob, spec: StreamSpec, seen: Seen, pipeline: Any) -> drift.Current:
@@ -208,7 +232,9 @@ def _report(job: MonitorJob, spec: StreamSpec, seen: Seen, versions: list[str],
             found: _Findings) -> dict[str, Any]:
     """The JSON report (also what the HTML page and the MLflow run are made from)."""
     main = seen.main_version
-    drifted = [f"drift: {c.name}: {c.detail}" for c in found.checks if c.drifted]
+    main_estimate = (found.estimated or {}).get("per_version", {}).get(main)
+    movement = estimation.moved(main_estimate, (main_estimate or {}).get("at_training"))
+    drifted = [f"drift: {c.name}: {c.detail}; {movement}" for c in found.checks if c.drifted]
     status = alerts.verdict(found.alerts, drifted)
     return {
         "status": status,
@@ -221,6 +247,7 @@ def _report(job: MonitorJob, spec: StreamSpec, seen: Seen, versions: list[str],
                   "source": "recorded predictions" if spec.recorded else f"@{job.model}"},
         "thresholds": job.thresholds,
         "performance": found.performance,
+        "estimated": found.estimated,
         "drift": {"reference_version": found.reference_version,
                   "rows_of_reference_version": seen.versions[main],
                   "checks": [c.to_dict() for c in found.checks],

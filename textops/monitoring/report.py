@@ -70,7 +70,8 @@ def histogram_plot(reference: Sequence[float], current: Sequence[float], title: 
 
 def history_plot(history: list[dict[str, Any]]) -> str:
     fig, ax = _figure()
-    for key, label in (("accuracy", "accuracy"), ("macro_f1", "macro-F1"),
+    for key, label in (("accuracy", "accuracy (labels)"), ("macro_f1", "macro-F1 (labels)"),
+                       ("estimated.accuracy", "estimated accuracy (no labels)"),
                        ("drift.text_content", "text drift AUC")):
         points = [(h["time"], h[key]) for h in history if h.get(key) is not None]
         if points:
@@ -141,6 +142,35 @@ def _performance_html(report: dict[str, Any]) -> str:
             "<th>test macro-F1 at training</th></tr>" + "".join(prow) + "</table>")
 
 
+def _estimated_html(report: dict[str, Any]) -> str:
+    """Performance estimated from the probabilities, beside the realized figures when known."""
+    est = report.get("estimated")
+    if not est:
+        return ""
+    realized = est.get("realized") or {}
+    real_versions = realized.get("per_version", {})
+    rows = []
+    for scope, figures, real in [("overall", est, realized)] + [
+            (f"v{v}", f, real_versions.get(v, {})) for v, f in est["per_version"].items()]:
+        low, high = figures["accuracy_interval"]
+        rows.append(
+            f"<tr><td>{_e(scope)}</td><td class='num'>{figures['rows']:,}</td>"
+            f"<td class='num'>{figures['accuracy']:.4f}</td>"
+            f"<td class='num'>{low:.4f}&ndash;{high:.4f}</td>"
+            f"<td class='num'>{_number(figures['macro_f1'])}</td>"
+            f"<td class='num'>{_number(figures.get('training_accuracy'))}</td>"
+            f"<td class='num'>{_number(real.get('accuracy'))}</td>"
+            f"<td class='num'>{_number(real.get('accuracy_error'))}</td></tr>")
+    note = f"<p class='muted'>{_e(est['note'])}</p>" if est.get("note") else ""
+    return ("<h2>Estimated performance (from the calibrated probabilities, no labels)</h2>"
+            "<table><tr><th>scope</th><th>rows</th><th>estimated accuracy</th>"
+            "<th>90% interval</th><th>estimated macro-F1</th><th>test accuracy at training</th>"
+            "<th>realized accuracy (labelled rows)</th><th>error of the estimate there</th></tr>"
+            + "".join(rows) + "</table>" + note +
+            "<p class='muted'>Blind to concept shift: when the same texts come to mean another "
+            "label, the probabilities and so the estimate do not move.</p>")
+
+
 def render(report: dict[str, Any], figures: dict[str, str]) -> str:
     """The whole page. ``figures``: title -> PNG data URI."""
     status = report["status"]
@@ -174,6 +204,7 @@ code {{ background: #f6f8fa; padding: 0 .25rem; border-radius: .2rem; }}
 <h2>Drift</h2>
 {drift_table}
 {perf_html}
+{_estimated_html(report)}
 <h2>Plots</h2>
 {images or "<p class='muted'>no plots</p>"}
 <script>
@@ -210,6 +241,7 @@ def plots(report: dict[str, Any], reference: dict[str, Any] | None, seen: Seen,
                 reference["length"]["sample"], seen.lengths.items, "Text length",
                 "characters (longer texts in the last bin)", np.linspace(0, top, 31))
     if sum(1 for h in history if h.get("accuracy") is not None or
+           h.get("estimated.accuracy") is not None or
            h.get("drift.text_content") is not None) >= 2:
         out["Monitoring history"] = history_plot(history)
     return out
@@ -228,6 +260,11 @@ def summary(report: dict[str, Any]) -> str:
         overall = report["performance"]["overall"]
         parts.append(f"accuracy {overall['accuracy']:.4f} macro-F1 {overall['macro_f1']:.4f} on "
                      f"{overall['rows']} labelled rows")
+    estimated = report.get("estimated")
+    if estimated and not report["performance"]:
+        low, high = estimated["accuracy_interval"]
+        parts.append(f"estimated accuracy {estimated['accuracy']:.4f} ({low:.4f}-{high:.4f}) "
+                     f"on {estimated['rows']} rows without labels")
     checks = report["drift"]["checks"]
     if checks:
         parts.append("drift in " + (", ".join(c["name"] for c in checks if c["drifted"]) or "none")

@@ -24,8 +24,11 @@ def history(client: Any, experiment_id: str, name: str, limit: int,
         metrics = run.data.metrics
         points.append({"time": datetime.fromtimestamp(run.info.start_time / 1000, timezone.utc),
                        "accuracy": metrics.get("accuracy"), "macro_f1": metrics.get("macro_f1"),
+                       "estimated.accuracy": metrics.get("estimated.accuracy"),
                        "drift.text_content": metrics.get("drift.text_content")})
     now: dict[str, Any] = {"time": datetime.now(timezone.utc)}
+    if report.get("estimated"):
+        now["estimated.accuracy"] = report["estimated"]["accuracy"]
     if report["performance"]:
         now.update(accuracy=report["performance"]["overall"]["accuracy"],
                    macro_f1=report["performance"]["overall"]["macro_f1"])
@@ -45,6 +48,16 @@ def run_metrics(report: dict[str, Any]) -> dict[str, float]:
         for v, stats in report["performance"]["per_version"].items():
             metrics[f"v{v}.accuracy"] = stats["accuracy"]
             metrics[f"v{v}.macro_f1"] = stats["macro_f1"]
+    estimated = report.get("estimated")
+    if estimated:
+        metrics["estimated.accuracy"] = estimated["accuracy"]
+        if estimated["macro_f1"] is not None:
+            metrics["estimated.macro_f1"] = estimated["macro_f1"]
+        for v, figures in estimated["per_version"].items():
+            metrics[f"v{v}.estimated.accuracy"] = figures["accuracy"]
+        realized = estimated["realized"]
+        if realized and realized["accuracy_error"] is not None:
+            metrics["estimated.accuracy_error"] = realized["accuracy_error"]
     for check in report["drift"]["checks"]:
         if check["value"] is not None:
             metrics[f"drift.{check['name']}"] = check["value"]

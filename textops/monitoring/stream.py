@@ -1,6 +1,7 @@
 """Reading the monitored data once, in chunks, into a bounded summary: counts per model version,
-confusion counts of labelled rows, and fixed-size uniform samples of confidences, text lengths
-and texts. Memory does not grow with the file."""
+confusion counts of labelled rows, the running sums that estimate performance without labels,
+and fixed-size uniform samples of confidences, text lengths and texts. Memory does not grow with
+the file."""
 from __future__ import annotations
 
 from collections import Counter
@@ -11,12 +12,15 @@ import numpy as np
 import pandas as pd
 
 from textops.data import clean_text, is_blank
+from textops.monitoring.estimation import Expected
 
 SAMPLE_VALUES = 50_000  # confidences / text lengths kept for the KS tests
 SAMPLE_TEXTS = 5_000  # texts kept for the out-of-vocabulary rate and the domain classifier
 
-# Scores a frame of non-blank texts: (predicted labels, confidence of each).
-Scorer = Callable[[pd.DataFrame], tuple[np.ndarray, np.ndarray]]
+PROBA_PREFIX = "proba_"  # predict.py --proba all: one probability column per class
+
+# Scores a frame of non-blank texts: its class probabilities (columns: the model's classes).
+Scorer = Callable[[pd.DataFrame], pd.DataFrame]
 
 
 class Reservoir:
@@ -57,12 +61,14 @@ class StreamSpec:
     recorded: bool  # a predictions file (prediction, model_version[, probability])
     version: str | None = None  # the version scoring raw texts (recorded: None)
     seed: int = 0
+    proba_classes: tuple[str, ...] = ()  # recorded with predict.py --proba all: their classes
 
     def columns(self, header: Iterable[str]) -> list[str]:
         wanted = ([self.text_column] if self.has_text else []) + \
             ([self.label_column] if self.has_labels else [])
         if self.recorded:
             wanted += ["prediction", "model_version", "probability"]
+            wanted += [PROBA_PREFIX + c for c in self.proba_classes]
         present = set(header)
         return [c for c in dict.fromkeys(wanted) if c in present]
 
@@ -80,6 +86,8 @@ class Seen:
     predicted: dict[str, Counter] = field(default_factory=dict)  # per version
     tallies: dict[str, Counter] = field(default_factory=dict)  # per version: (true, predicted)
     confidence: dict[str, Reservoir] = field(default_factory=dict)  # per version
+    expected: dict[str, Expected] = field(default_factory=dict)  # per version: every row
+    expected_labelled: dict[str, Expected] = field(default_factory=dict)  # rows with a label
     lengths: Reservoir = None  # type: ignore[assignment]
     texts: Reservoir = None  # type: ignore[assignment]
 
@@ -97,24 +105,57 @@ class Seen:
         return reservoir.items if reservoir is not None else []
 
 
+def proba_classes(header: Iterable[str]) -> tuple[str, ...]:
+    """The classes of a predictions file's ``proba_<class>`` columns (predict.py --proba all)."""
+    return tuple(c[len(PROBA_PREFIX):] for c in header
+                 if c.startswith(PROBA_PREFIX) and len(c) > len(PROBA_PREFIX))
+
+
+@dataclass
+class _Predicted:
+    usable: np.ndarray  # rows with a prediction (recorded) or a non-blank text
+    labels: np.ndarray
+    confidence: np.ndarray
+    versions: np.ndarray
+    proba: np.ndarray | None = None  # whole probability vectors, when known
+    classes: tuple[str, ...] = ()
+
+
 def _predictions(chunk: pd.DataFrame, spec: StreamSpec, blank: np.ndarray | None,
-                 score: Scorer | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(usable rows mask, predicted labels, confidences, versions) of one chunk."""
+                 score: Scorer | None) -> _Predicted:
+    """The predictions of one chunk's usable rows: read (recorded) or scored."""
     if spec.recorded:
         usable = chunk["prediction"].notna().to_numpy()
         kept = chunk[usable]
         confidence = (pd.to_numeric(kept["probability"], errors="coerce").to_numpy()
-                      if "probability" in kept else np.array([]))
+                      if "probability" in kept else np.full(len(kept), np.nan))
         versions = kept["model_version"].fillna("").astype(str).str.strip().to_numpy()
-        return usable, kept["prediction"].astype(str).to_numpy(), confidence, versions
+        proba = None
+        if spec.proba_classes:
+            proba = kept[[PROBA_PREFIX + c for c in spec.proba_classes]].apply(
+                pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+        return _Predicted(usable, kept["prediction"].astype(str).to_numpy(), confidence,
+                          versions, proba, spec.proba_classes)
     usable = ~blank
     kept = chunk[usable]
     if len(kept):
-        predicted, confidence = score(kept[[spec.text_column]])
-        predicted = np.asarray(predicted).astype(str)
+        frame = score(kept[[spec.text_column]])
+        proba = frame.to_numpy(dtype=float)
+        classes = tuple(str(c) for c in frame.columns)
+        labels = np.asarray(classes, dtype=object)[proba.argmax(axis=1)].astype(str)
+        confidence = proba.max(axis=1)
     else:
-        predicted, confidence = np.array([], dtype=str), np.array([])
-    return usable, predicted, confidence, np.full(len(kept), str(spec.version), dtype=object)
+        proba, classes = None, ()
+        labels, confidence = np.array([], dtype=str), np.array([])
+    return _Predicted(usable, labels, confidence,
+                      np.full(len(kept), str(spec.version), dtype=object), proba, classes)
+
+
+def _add_expected(table: dict[str, Expected], version: str, found: _Predicted,
+                  mask: np.ndarray) -> None:
+    proba = found.proba[mask] if found.proba is not None else None
+    table.setdefault(version, Expected()).add(found.labels[mask], found.confidence[mask], proba,
+                                              found.classes or None)
 
 
 def add_chunk(seen: Seen, chunk: pd.DataFrame, spec: StreamSpec, score: Scorer | None) -> None:
@@ -122,27 +163,33 @@ def add_chunk(seen: Seen, chunk: pd.DataFrame, spec: StreamSpec, score: Scorer |
     seen.rows += len(chunk)
     texts = clean_text(chunk[spec.text_column]) if spec.has_text else None
     blank = is_blank(texts) if spec.has_text else None
-    usable, predicted, confidence, versions = _predictions(chunk, spec, blank, score)
+    found = _predictions(chunk, spec, blank, score)
+    usable, predicted, confidence, versions = (found.usable, found.labels, found.confidence,
+                                               found.versions)
     seen.skipped += int((~usable).sum())
     chunk = chunk[usable]
     if not len(chunk):
         return
     seen.scored += len(chunk)
     seen.versions.update(versions)
+    labelled = (chunk[spec.label_column].notna().to_numpy() if spec.has_labels
+                else np.zeros(len(chunk), dtype=bool))
     for v in np.unique(versions):  # model-dependent statistics are kept per version
         mask = versions == v
         seen.predicted.setdefault(str(v), Counter()).update(predicted[mask])
-        if len(confidence):
-            values = confidence[mask]
+        values = confidence[mask]
+        if np.isfinite(values).any():
             seen.confidence.setdefault(str(v), Reservoir(SAMPLE_VALUES, seen.seed)).add(
                 values[np.isfinite(values)].tolist())
+        _add_expected(seen.expected, str(v), found, mask)
+        if spec.has_labels:
+            _add_expected(seen.expected_labelled, str(v), found, mask & labelled)
     if spec.has_text:
         kept = texts[usable]
         seen.lengths.add(kept.str.len().tolist())
         seen.texts.add(kept.tolist())
     if spec.has_labels:
         labels = chunk[spec.label_column]
-        labelled = labels.notna().to_numpy()
         seen.unlabelled += int((~labelled).sum())
         truth = labels[labelled].astype(str).str.strip().to_numpy()
         for v in np.unique(versions[labelled]):
@@ -159,13 +206,10 @@ def accumulate(chunks: Iterable[pd.DataFrame], spec: StreamSpec, score: Scorer |
     return seen
 
 
-def accumulate_scored(pairs: Iterable[tuple[pd.DataFrame, tuple[pd.Series, pd.Series]]],
-                      spec: StreamSpec) -> Seen:
+def accumulate_scored(pairs: Iterable[tuple[pd.DataFrame, pd.DataFrame]], spec: StreamSpec) -> Seen:
     """As :func:`accumulate`, for chunks already scored (e.g. by worker processes): each chunk
-    with its predicted labels and confidences, indexed like the chunk."""
+    with its class probabilities, indexed like the chunk."""
     seen = Seen(seed=spec.seed)
-    for chunk, (labels, confidence) in pairs:
-        add_chunk(seen, chunk, spec,
-                  lambda frame: (labels.loc[frame.index].to_numpy(),
-                                 confidence.loc[frame.index].to_numpy()))
+    for chunk, proba in pairs:
+        add_chunk(seen, chunk, spec, lambda frame: proba.loc[frame.index])
     return seen
