@@ -9,9 +9,13 @@ side by side, each in its own process:
   (b) naive baseline    read the whole CSV with pandas, predict, write the CSV
   (c) predict.py        --workers 1
   (d) predict.py        --workers 0 (one per core)
+  (e) plain linear      TF-IDF 1-2-grams + LogisticRegression (train.py's logged baseline),
+                        fitted on the same rows, predict_proba in memory as (a): the speed goal
+  (f) sklearn TF-IDF    (a) for a champion trained with TEXTOPS_TFIDF_VECTORIZER=sklearn (the
+                        previous release's feature step), in the same store
 
 For each: wall time, rows/s, peak memory of the whole process tree (sum of PSS), and rows/s
-relative to (a).
+relative to (a) and to (e).
 Prints a markdown table and writes JSON (default bench/results/predict.json).
 
     python bench/predict_bench.py --rows 100000,1000000
@@ -56,6 +60,21 @@ out = pd.DataFrame({"tweet_id": frame["tweet_id"],
 out.to_csv(sys.argv[4], index=False)
 print(time.perf_counter() - start)
 """
+
+
+PLAIN = """
+import sys, time, pandas as pd
+sys.path.insert(0, sys.argv[3])
+from textops import diagnostics
+train = pd.read_csv(sys.argv[1], dtype=str, keep_default_na=False)
+model = diagnostics.baseline_pipeline("text").fit(train[["text"]], train["inbound"])
+texts = pd.read_csv(sys.argv[2], usecols=["text"], dtype=str, keep_default_na=False)
+start = time.perf_counter()
+for i in range(0, len(texts), 10000):
+    model.predict_proba(texts.iloc[i:i + 10000])
+print(time.perf_counter() - start)
+"""
+SKLEARN_MODEL = MODEL + "-sklearn-tfidf"
 
 
 def _descendants(pid: int) -> list[int]:
@@ -151,7 +170,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=1,
                         help="run each measurement this many times and keep the median rows/s "
                              "(this machine is noisy)")
-    parser.add_argument("--runs", default="abcd",
+    parser.add_argument("--runs", default="abcdef",
                         help="which runs, by letter (e.g. 'cd' at sizes where (b) would not fit "
                              "in memory)")
     parser.add_argument("--retrain", action="store_true", help="train a new champion first")
@@ -165,6 +184,12 @@ def main() -> int:
         subprocess.run([py, str(ROOT / "train.py"), "--data", str(SHARED / "twcs" / "twcs_head5k.csv"),
                         "--label-column", "inbound", "--no-leakage-check", "--no-baseline", "--quiet"],
                        env=env, check=True)
+    if "f" in args.runs and (args.retrain or not (work / "sklearn.trained").exists()):
+        subprocess.run([py, str(ROOT / "train.py"), "--data", str(SHARED / "twcs" / "twcs_head5k.csv"),
+                        "--label-column", "inbound", "--no-leakage-check", "--no-baseline", "--quiet"],
+                       env={**env, "TEXTOPS_MODEL_NAME": SKLEARN_MODEL,
+                            "TEXTOPS_TFIDF_VECTORIZER": "sklearn"}, check=True)
+        (work / "sklearn.trained").touch()
     results = []
     for rows in [int(r) for r in args.rows.split(",")]:
         data = make_input(rows, work)
@@ -177,6 +202,10 @@ def main() -> int:
                                            str(out), "--id-columns", "tweet_id", "--workers", "1", "--quiet"],
             "(d) predict.py all cores": [py, str(ROOT / "predict.py"), "--data", str(data), "--output",
                                          str(out), "--id-columns", "tweet_id", "--workers", "0", "--quiet"],
+            "(e) plain TF-IDF + LR, in memory": [py, "-c", PLAIN, str(SHARED / "twcs" / "twcs_head5k.csv"),
+                                                 str(data), str(ROOT)],
+            "(f) (a) with sklearn's TF-IDF (before)": [py, "-c", IN_MEMORY, env["MLFLOW_TRACKING_URI"],
+                                                       SKLEARN_MODEL, str(data)],
         }
         for name, cmd in runs.items():
             if name[1] not in args.runs:
@@ -202,14 +231,19 @@ def main() -> int:
         shutil.rmtree(out, ignore_errors=True) if out.is_dir() else out.unlink(missing_ok=True)
     print(f"Machine: {os.cpu_count()} cores. rows/s excludes process start-up and model loading "
           f"(scoring loop only); wall includes them.\n")
-    print("| rows | run | rows/s | vs (a) | peak memory MB (PSS) | wall s |")
-    print("|---|---|---|---|---|---|")
+    print("| rows | run | rows/s | vs (a) | vs (e) plain linear | peak memory MB (PSS) | wall s |")
+    print("|---|---|---|---|---|---|---|")
     for m in results:
-        base = next((r for r in results if r["rows"] == m["rows"] and r["run"].startswith("(a)")), None)
-        m["ratio_to_in_memory"] = m["rows_per_second"] / base["rows_per_second"] if base else None
-        ratio = f"{m['ratio_to_in_memory']:.2f}" if base else "—"
-        print(f"| {m['rows']:,} | {m['run']} | {m['rows_per_second']:,.0f} | "
-              f"{ratio} | {m['peak_rss_mb']:,.0f} | {m['wall_seconds']:.1f} |")
+        def ratio(letter: str) -> float | None:
+            base = next((r for r in results if r["rows"] == m["rows"]
+                         and r["run"].startswith(f"({letter})")), None)
+            return m["rows_per_second"] / base["rows_per_second"] if base else None
+
+        m["ratio_to_in_memory"], m["ratio_to_plain"] = ratio("a"), ratio("e")
+        shown = ["—" if r is None else f"{r:.2f}" for r in (m["ratio_to_in_memory"],
+                                                              m["ratio_to_plain"])]
+        print(f"| {m['rows']:,} | {m['run']} | {m['rows_per_second']:,.0f} | {shown[0]} | "
+              f"{shown[1]} | {m['peak_rss_mb']:,.0f} | {m['wall_seconds']:.1f} |")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"cores": os.cpu_count(), "results": results}, indent=2))
     return 0

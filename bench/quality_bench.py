@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import config as cfg  # noqa: E402
-from textops import registry  # noqa: E402
+from textops import diagnostics, registry  # noqa: E402
 from textops import data as dataio  # noqa: E402
 from textops import model as modeling  # noqa: E402
 from textprep import CatBoostText, TextColumn  # noqa: E402
@@ -117,13 +117,14 @@ def main() -> int:
         x_fit, y_fit, x_test, y_test = load(dataset)
         fitters = {
             "reference": lambda x, y: reference_pipeline().fit(x, y),
-            "baseline": lambda x, y: modeling.baseline_pipeline("text").fit(x, y),
+            "baseline": lambda x, y: diagnostics.baseline_pipeline("text").fit(x, y),
             "textops": lambda x, y: fit_textops(config, x, y, hold_out_test=True),
             "textops-all-rows": lambda x, y: fit_textops(config, x, y, hold_out_test=False),
         }
         if dataset == "twcs":
-            masked = cfg.load_config({**os.environ, "TEXTOPS_MASK_HANDLES": "true",
-                                      "TEXTOPS_MASK_URLS": "true", "TEXTOPS_MASK_NUMBERS": "true"})
+            masked = cfg.load_config({**os.environ, "TEXTOPS_PREPROCESSING_MASK_HANDLES": "true",
+                                      "TEXTOPS_PREPROCESSING_MASK_URLS": "true",
+                                      "TEXTOPS_PREPROCESSING_MASK_NUMBERS": "true"})
             fitters["textops-masked"] = lambda x, y: fit_textops(masked, x, y, hold_out_test=True)
         for name, fit in fitters.items():
             if name not in wanted:
