@@ -477,6 +477,7 @@ class HashedTfidf(BaseEstimator, TransformerMixin):
 
     # -- scikit-learn API --------------------------------------------------------------------
     def fit(self, X: Any, y: Any = None) -> "HashedTfidf":
+        self.__dict__.pop("_remap_cache", None)  # a refit must not use the previous columns
         texts = self._prepare(X)
         n = len(texts)
         nb = int(self.n_buckets)
@@ -653,7 +654,9 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
 
     def _out_of_fold_scores(self, X: Any, codes: np.ndarray) -> np.ndarray:
         folds = max(2, min(int(self.cv_folds), int(np.bincount(codes).min())))
-        n_jobs = -1 if self.thread_count == -1 else max(1, int(self.thread_count))
+        n_jobs = (os.cpu_count() or 1) if self.thread_count == -1 else max(1, int(self.thread_count))
+        if n_jobs > 1 and fold_copy_bytes(X, folds) * n_jobs > PARALLEL_FOLDS_MAX_BYTES:
+            n_jobs = 1  # one fold at a time: its copy of X is the fit's memory peak
         cv = StratifiedKFold(folds, shuffle=True, random_state=self.random_seed)
         # Threads, not processes: the folds share X instead of each receiving a copy (the
         # solver spends its time in numpy/scipy, which release the GIL: measured as fast).
@@ -780,6 +783,19 @@ def fit_temperature(raw: np.ndarray, codes: np.ndarray) -> float:
         return float(-np.mean(np.log(np.clip(proba[rows, codes], 1e-15, 1.0))))
 
     return float(np.exp(minimize_scalar(loss, bounds=(-3.0, 3.0), method="bounded").x))
+
+
+# Out-of-fold logits: folds are fitted side by side only while their copies of X (each fold's
+# training rows, converted to float64 by the solver) stay below this; above it, one at a time.
+# Measured on 300k tweet-like rows (2 cores): peak 2.85 -> 2.42 GiB, fit 42 -> 53 s.
+PARALLEL_FOLDS_MAX_BYTES = 1 << 30
+
+
+def fold_copy_bytes(X: Any, folds: int) -> int:
+    """Bytes of one fold's float64 copy of its training rows of ``X``."""
+    stored = X.nnz if sp.issparse(X) else int(np.prod(X.shape))
+    per_value = 12 if sp.issparse(X) else 8  # sparse: value + column index
+    return int(stored * per_value * (folds - 1) / folds)
 
 
 class UnsafeModelError(ValueError):

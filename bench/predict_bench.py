@@ -215,9 +215,11 @@ def main() -> int:
                 m = measure(cmd, env)
                 m.pop("stdout")
                 if name.startswith("(c)") or name.startswith("(d)"):
-                    log = (work / "logs" / "predict.log").read_text().splitlines()[-1]
+                    log = next(line for line in reversed(
+                        (work / "logs" / "predict.log").read_text().splitlines())
+                        if " s reading+scoring+writing" in line)
                     m["timed_seconds"] = float(
-                        log.split(" s reading+scoring+writing")[0].rsplit(", ", 1)[1])
+                        log.split(" s reading+scoring+writing")[0].rsplit(" in ", 1)[1])
                 m["rows_per_second"] = rows / m["timed_seconds"]
                 tries.append(m)
             tries.sort(key=lambda t: t["rows_per_second"])
@@ -229,8 +231,9 @@ def main() -> int:
             print(f"{rows:>9,} {name:38s} {m['rows_per_second']:10,.0f} rows/s  "
                   f"peak {m['peak_rss_mb']:7.0f} MB  wall {m['wall_seconds']:6.1f} s", file=sys.stderr)
         shutil.rmtree(out, ignore_errors=True) if out.is_dir() else out.unlink(missing_ok=True)
-    print(f"Machine: {os.cpu_count()} cores. rows/s excludes process start-up and model loading "
-          f"(scoring loop only); wall includes them.\n")
+    print(f"Machine: {os.cpu_count()} cores. rows/s: (a), (e), (f) time predict_proba alone; "
+          f"(b) reading, scoring and writing; (c), (d) predict.py's reading, scoring and writing "
+          f"including the workers' model loading; wall: the whole process.\n")
     print("| rows | run | rows/s | vs (a) | vs (e) plain linear | peak memory MB (PSS) | wall s |")
     print("|---|---|---|---|---|---|---|")
     for m in results:

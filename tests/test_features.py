@@ -97,3 +97,14 @@ def test_max_features_keeps_the_most_frequent_columns():
     assert model.n_features_out_ == 4
     rare = textprep.HashedTfidf(min_df=3).fit(corpus)  # delta is in 2 texts only
     assert "delta" not in set(rare.get_feature_names_out())
+
+
+def test_refitting_the_same_extractor_forgets_the_previous_columns():
+    other = ["completely different words here"] * 4 + ["and more of them"] * 2
+    texts = ["refund my order", "refund please", "my order is late", "late again"] * 5
+    reused = textprep.HashedTfidf(char_ngram_max=3, min_df=2).fit(texts)
+    reused.transform(texts)  # builds the column lookup of the first fit
+    reused.fit(other)
+    fresh = textprep.HashedTfidf(char_ngram_max=3, min_df=2).fit(other)
+    assert (reused.transform(other) != fresh.transform(other)).nnz == 0
+    assert list(reused.get_feature_names_out()) == list(fresh.get_feature_names_out())

@@ -114,6 +114,7 @@ def predict(config: dict[str, Any], job: PredictJob) -> tuple[str, int, int]:
                  version.run_id, f"{job.workers} worker(s)" if job.engine == "local"
                  else f"engine spark, master {job.spark_master}")
         update, close = progress_reporter()
+        started = time.perf_counter()
         try:
             if job.engine == "spark":
                 rows, blank = _with_spark(job, fmt, batch_job, manifest, update)
@@ -125,6 +126,9 @@ def predict(config: dict[str, Any], job: PredictJob) -> tuple[str, int, int]:
                     batch.Run(workers=job.workers, resume=job.resume, on_rows=update))
         finally:
             close()
+    seconds = time.perf_counter() - started
+    log.info("scored %d rows in %.1f s reading+scoring+writing (%.0f rows/s, model loading "
+             "included)", rows, seconds, rows / max(seconds, 1e-9))
     return version.version, rows, blank
 
 
