@@ -110,6 +110,16 @@ def _is_word(ch: str) -> bool:
     return ch.isalnum() or ch == "_"  # what the re module's \w matches
 
 
+def _word_ngrams(tokens: list[str], keys: list[int], n_max: int):
+    """(n-gram, key) of the word 1..``n_max``-grams of ``tokens``, given each token's key."""
+    for n in range(1, n_max + 1):
+        for i in range(len(tokens) - n + 1):
+            key = keys[i]
+            for j in range(i + 1, i + n):
+                key = _join(key, keys[j])
+            yield " ".join(tokens[i:i + n]), key
+
+
 def reference_ngrams(text: str, word_ngram_max: int, char_ngram_min: int, char_ngram_max: int,
                      stop_words: frozenset = frozenset()) -> tuple[list[tuple[str, int]],
                                                                    list[tuple[str, int]]]:
@@ -130,14 +140,7 @@ def reference_ngrams(text: str, word_ngram_max: int, char_ngram_min: int, char_n
             if token not in stop_words:
                 tokens.append(token)
         word = []
-    keys = [_fnv(map(ord, t)) for t in tokens]
-    words = []
-    for n in range(1, word_ngram_max + 1):
-        for i in range(len(tokens) - n + 1):
-            key = keys[i]
-            for j in range(i + 1, i + n):
-                key = _join(key, keys[j])
-            words.append((" ".join(tokens[i:i + n]), key))
+    words = list(_word_ngrams(tokens, [_fnv(map(ord, t)) for t in tokens], word_ngram_max))
     chars = []
     for w in text.split():
         chars.extend(_char_ngrams(w, char_ngram_min, char_ngram_max))
@@ -571,16 +574,9 @@ class HashedTfidf(BaseEstimator, TransformerMixin):
             for t in tokens:
                 if t not in word_keys:
                     word_keys[t] = _fnv(map(ord, t))
-            keys = [word_keys[t] for t in tokens]
-            found = []
-            for n in range(1, word_max + 1):
-                for j in range(len(tokens) - n + 1):
-                    key = keys[j]
-                    for k in range(j + 1, j + n):
-                        key = _join(key, keys[k])
-                    column = int(remap_w[_finalize(key) & low])
-                    if column >= 0:
-                        found.append((column, " ".join(tokens[j:j + n])))
+            found = [(column, gram) for gram, key in
+                     _word_ngrams(tokens, [word_keys[t] for t in tokens], word_max)
+                     if (column := int(remap_w[_finalize(key) & low])) >= 0]
             for w in texts[i].split():
                 grams = char_columns.get(w)
                 if grams is None:
