@@ -166,8 +166,30 @@ def quiet_third_party_warnings() -> None:
 # --------------------------------------------------------------------------------------------
 # Running a main()
 # --------------------------------------------------------------------------------------------
+_SIGNALS_RECEIVED: list[int] = []
+
+
 def _raise_interrupted(signum: int, _frame: Any) -> None:
+    _SIGNALS_RECEIVED.append(signum)
     raise Interrupted(f"signal {signum}")
+
+
+def _quiet_swallowed_interrupt(unraisable: Any) -> None:
+    """sys.unraisablehook: a SIGTERM that landed in a finalizer is not an error to print (its
+    traceback would reach cron mail); :func:`raise_if_interrupted` acts on it. Anything else
+    goes to Python's default hook."""
+    if isinstance(unraisable.exc_value, Interrupted):
+        return
+    sys.__unraisablehook__(unraisable)
+
+
+def raise_if_interrupted() -> None:
+    """Raise :class:`Interrupted` again if SIGTERM came and its exception was swallowed: a
+    signal can land while Python runs a garbage-collection or weakref callback, where exceptions
+    are printed and ignored. Called before every step that cannot be undone (registering a
+    version, moving an alias)."""
+    if _SIGNALS_RECEIVED:
+        raise Interrupted(f"signal {_SIGNALS_RECEIVED[-1]}")
 
 
 def _lost_connection(exc: BaseException) -> bool:
@@ -197,6 +219,7 @@ def run_main(script: str, main: Callable[[list[str] | None], int], argv: list[st
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # not in cron mail
     with contextlib.suppress(ValueError):  # not in the main thread (tests calling main())
         signal.signal(signal.SIGTERM, _raise_interrupted)
+    sys.unraisablehook = _quiet_swallowed_interrupt
     log = logging.getLogger(script)
     try:
         return int(main(argv))

@@ -144,3 +144,20 @@ def test_help_lists_every_flag_with_its_variables_and_the_exit_codes(script):
         if script in cfg.flag_scripts(section, setting):
             assert setting.flag in out, (script, setting.flag)
             assert cfg.env_name(section, key) in out, (script, cfg.env_name(section, key))
+
+
+def test_a_sigterm_swallowed_by_a_finalizer_is_quiet_and_still_stops_the_job(monkeypatch, capsys):
+    """A signal can land while Python runs a finalizer, where an exception is printed and
+    ignored; train.py must neither print that traceback nor go on to register and promote."""
+    monkeypatch.setattr(common, "_SIGNALS_RECEIVED", [])
+    monkeypatch.setattr(sys, "unraisablehook", common._quiet_swallowed_interrupt)
+    common.raise_if_interrupted()  # no signal yet: nothing happens
+
+    class Finalized:
+        def __del__(self):
+            common._raise_interrupted(15, None)
+
+    Finalized()  # the exception raised in __del__ is swallowed by Python
+    assert "Traceback" not in capsys.readouterr().err
+    with pytest.raises(common.Interrupted, match="signal 15"):
+        common.raise_if_interrupted()

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 import config as cfg
-from common import Interrupted, Stopwatch
+from common import Interrupted, Stopwatch, raise_if_interrupted
 from textops import data, diagnostics, model, promotion, registry, tuning
 from textops.calibration import calibration_metrics, ece, label_codes, save_reliability_diagram
 from textops.locking import exclusive
@@ -130,6 +130,7 @@ def train_in_run(config: dict[str, Any], client: Any, td: TrainingData) -> str:
     _log_artifacts(config, td, fitted)
     champion_version, champion_score, champion_pred = _champion_on_test_rows(client, name, metric,
                                                                             td.split)
+    raise_if_interrupted()  # nothing registered yet: a swallowed SIGTERM still stops here
     info = registry.log_and_register(fitted.pipeline, name, td.split.x_test.head(5).reset_index(drop=True))
     version = str(info.registered_model_version)
     score = fitted.evaluation.metrics[metric]
@@ -141,6 +142,7 @@ def train_in_run(config: dict[str, Any], client: Any, td: TrainingData) -> str:
                                      seed=int(config["data"]["random_seed"]))
     decision = promotion.decide_promotion(metric, score, threshold, champion_version,
                                           champion_score, test, alpha, float(p["min_gain"]))
+    raise_if_interrupted()
     promotion.move_alias(client, name, decision.alias, version, decision.reason,
                          promotion.actor("train.py"))
     tags = {
