@@ -726,23 +726,19 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
     def _raw(self, model: Any, X: Any, linear: np.ndarray | None) -> np.ndarray:
         """Raw scores of ``model`` (trees) on ``X``, plus the linear logits when boosting."""
         if linear is None:
-            return self._as_matrix(model.predict(X, prediction_type="RawFormulaVal"))
+            return self._as_matrix(model.predict(X, prediction_type="RawFormulaVal",
+                                                 thread_count=self.thread_count))
         linear = self._as_matrix(linear)
-        trees = model.predict(self._pool(X, linear_scores=linear), prediction_type="RawFormulaVal")
+        trees = model.predict(self._pool(X, linear_scores=linear), prediction_type="RawFormulaVal",
+                              thread_count=self.thread_count)
         return linear + self._as_matrix(trees)
 
     def decision_function(self, X: Any) -> np.ndarray:
         """Raw scores: the linear logits plus the trees' corrections (one column per class,
         or one column for binary tasks)."""
         check_is_fitted(self, "model_")
-        if not self.linear_boost:
-            return self._as_matrix(self.model_.predict(X, prediction_type="RawFormulaVal",
-                                                       thread_count=self.thread_count))
-        linear = self._as_matrix(self.linear_.decision_function(X))
-        trees = self._as_matrix(self.model_.predict(self._pool(X, linear_scores=linear),
-                                                    prediction_type="RawFormulaVal",
-                                                    thread_count=self.thread_count))
-        return linear + trees
+        return self._raw(self.model_, X,
+                         self.linear_.decision_function(X) if self.linear_boost else None)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities; calibrated (raw scores divided by ``temperature_``, fitted on
@@ -754,11 +750,6 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
 
-# --------------------------------------------------------------------------------------------
-# Loading a logged model, and the python_function flavor: what `mlflow.pyfunc.load_model`,
-# `mlflow models serve` and `mlflow.pyfunc.spark_udf` call. The MLmodel's python_function flavor
-# names this module as its loader; the sklearn flavor (mlflow.sklearn.load_model) is unchanged.
-# --------------------------------------------------------------------------------------------
 def scores_to_proba(raw: np.ndarray) -> np.ndarray:
     """Probabilities from raw scores: sigmoid of one column (binary), softmax of several."""
     if raw.shape[1] == 1:
@@ -794,6 +785,11 @@ def fold_copy_bytes(X: Any, folds: int) -> int:
     return int(stored * per_value * (folds - 1) / folds)
 
 
+# --------------------------------------------------------------------------------------------
+# Loading a logged model, and the python_function flavor: what `mlflow.pyfunc.load_model`,
+# `mlflow models serve` and `mlflow.pyfunc.spark_udf` call. The MLmodel's python_function flavor
+# names this module as its loader; the sklearn flavor (mlflow.sklearn.load_model) is unchanged.
+# --------------------------------------------------------------------------------------------
 class UnsafeModelError(ValueError):
     """The model folder is not a skops-serialised sklearn model (e.g. a pickle)."""
 
@@ -819,6 +815,9 @@ def load_model_folder(folder: str | os.PathLike[str]) -> Any:
     return sio.load(folder / flavor["pickled_model"], trusted=flavor.get("skops_trusted_types", []))
 
 
+PROBA_PREFIX = "proba_"  # one output column per class: proba_<class>
+
+
 def predictions_frame(pipeline: Any, frame: pd.DataFrame) -> pd.DataFrame:
     """One row per input row: ``prediction`` (label), ``probability`` (of that label) and one
     ``proba_<class>`` column per class, in the order of ``pipeline.classes_``."""
@@ -828,7 +827,7 @@ def predictions_frame(pipeline: Any, frame: pd.DataFrame) -> pd.DataFrame:
     out = pd.DataFrame({"prediction": classes[best],
                         "probability": proba[np.arange(len(best)), best]})
     for j, label in enumerate(classes):
-        out[f"proba_{label}"] = proba[:, j]
+        out[PROBA_PREFIX + label] = proba[:, j]
     return out
 
 

@@ -35,7 +35,7 @@ from common import BadInputError, prepare_output
 from textops.data import clean_text, is_blank
 from textops.diagnostics import top_tokens
 from textops.registry import load_pipeline
-from textprep import predictions_frame
+from textprep import PROBA_PREFIX, predictions_frame
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ def output_rows(pipeline: Any, chunk: pd.DataFrame, job: Job) -> pd.DataFrame:
     texts = clean_text(chunk[job.text_column])
     scorable = ~is_blank(texts)
     n = len(chunk)
-    columns = ["prediction", "probability"] + [f"proba_{c}" for c in
+    columns = ["prediction", "probability"] + [PROBA_PREFIX + c for c in
                                                np.asarray(pipeline.classes_).astype(str)]
     scores = pd.DataFrame({c: np.full(n, None, dtype=object) if c == "prediction"
                            else np.full(n, np.nan) for c in columns})

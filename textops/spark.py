@@ -21,6 +21,7 @@ import pandas as pd
 from common import BadInputError, EngineUnavailableError, first_line
 from textops.batch import Job
 from textops.data import CsvFormat
+from textprep import PROBA_PREFIX
 
 log = logging.getLogger(__name__)
 ROW = "_textops_row"
@@ -104,7 +105,7 @@ def score_chunks(spark, data: Path, fmt: CsvFormat, job: Job,
     if job.proba_columns:
         names = output or []
         columns += [F.when(~blank, F.col(f"{SCORES}.`{c}`")).alias(c)
-                    for c in names if c.startswith("proba_")]
+                    for c in names if c.startswith(PROBA_PREFIX)]
     rows = scored.select(F.col(ROW), *columns).orderBy(ROW).drop(ROW)
     names = rows.columns
     buffer: list = []
@@ -120,6 +121,6 @@ def score_chunks(spark, data: Path, fmt: CsvFormat, job: Job,
 def _frame(rows: list, names: list[str]) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(rows, columns=names)
     for column in names:
-        if column == "probability" or column.startswith("proba_"):
+        if column == "probability" or column.startswith(PROBA_PREFIX):
             frame[column] = frame[column].astype(float)
     return frame

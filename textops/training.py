@@ -7,7 +7,7 @@ import json
 import logging
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import numpy as np
 import config as cfg
 from common import Interrupted, Stopwatch, raise_if_interrupted
 from textops import data, diagnostics, model, promotion, registry, tuning
-from textops.calibration import calibration_metrics, ece, label_codes, save_reliability_diagram
+from textops.calibration import calibration_metrics, save_reliability_diagram
 from textops.locking import exclusive
 from textops.monitoring.reference import REFERENCE_PATH, build_reference, write_reference
 
@@ -47,6 +47,7 @@ class Fitted:
     y_pred: np.ndarray
     proba: np.ndarray
     seconds: float
+    calibration: dict[str, float] = field(default_factory=dict)  # calibration.* on the test rows
 
 
 def load_training_data(config: dict[str, Any]) -> TrainingData:
@@ -227,7 +228,7 @@ def fit_and_evaluate(config: dict[str, Any], td: TrainingData) -> Fitted:
     })
     log.info("test: accuracy %.4f, macro-F1 %.4f", evaluation.metrics["accuracy"],
              evaluation.metrics["macro_f1"])
-    return Fitted(pipeline, info, evaluation, y_pred, proba, fit_time.seconds)
+    return Fitted(pipeline, info, evaluation, y_pred, proba, fit_time.seconds, calibration)
 
 
 def baseline_and_leakage(config: dict[str, Any], pipeline: Any, split: data.Split,
@@ -276,7 +277,7 @@ def reference_profile(config: dict[str, Any], fitted: Fitted, split: data.Split)
                              for c in fitted.pipeline.classes_ if str(c) in report},
         # monitor.py's label-free estimate is only as good as these (absent: older versions)
         "calibrated": bool(getattr(fitted.pipeline[-1], "calibrate", False)),
-        "calibration_ece": ece(fitted.proba, label_codes(split.y_test, fitted.pipeline.classes_)),
+        "calibration_ece": fitted.calibration["calibration.ece"],
     }
     with Stopwatch() as took:
         reference = build_reference(
@@ -304,7 +305,7 @@ def _log_artifacts(config: dict[str, Any], td: TrainingData, fitted: Fitted) -> 
         model.save_confusion_matrix(evaluation, folder / "confusion_matrix.png",
                                     f"{name}: test split ({len(split.y_test)} rows)")
         save_reliability_diagram(fitted.proba, split.y_test, fitted.pipeline.classes_,
-                                 float(getattr(fitted.pipeline[-1], "temperature_", 1.0)),
+                                 fitted.calibration["calibration.temperature"],
                                  folder / "reliability_diagram.png")
         (folder / "classification_report.txt").write_text(evaluation.report_text, encoding="utf-8")
         (folder / "classification_report.json").write_text(json.dumps(evaluation.report, indent=2))

@@ -13,11 +13,10 @@ import pandas as pd
 
 from textops.data import clean_text, is_blank
 from textops.monitoring.estimation import Expected
+from textprep import PROBA_PREFIX  # predict.py --proba all: one column per class
 
 SAMPLE_VALUES = 50_000  # confidences / text lengths kept for the KS tests
 SAMPLE_TEXTS = 5_000  # texts kept for the out-of-vocabulary rate and the domain classifier
-
-PROBA_PREFIX = "proba_"  # predict.py --proba all: one probability column per class
 
 # Scores a frame of non-blank texts: its class probabilities (columns: the model's classes).
 Scorer = Callable[[pd.DataFrame], pd.DataFrame]
