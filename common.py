@@ -9,8 +9,10 @@ import argparse
 import contextlib
 import enum
 import logging
+import io
 import logging.handlers
 import os
+import re
 import signal
 import sys
 import tempfile
@@ -19,6 +21,7 @@ import traceback
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
+from urllib.parse import quote, unquote
 
 import config as cfg
 
@@ -52,8 +55,9 @@ EXIT_CODES: dict[ExitCode, tuple[str, str]] = {
                               "credentials, no such model/alias/version, model artifact not "
                               "loadable", "start the server / fix MLFLOW_TRACKING_URI / run "
                               "train.py"),
-    ExitCode.BUSY: ("train.py: another training of the same model is running (lock held); this "
-                    "run was skipped, nothing logged", "nothing, or raise --lock-wait"),
+    ExitCode.BUSY: ("train.py: another training of the same model is running; predict.py: "
+                    "another run is writing the same output (lock held); this run was skipped, "
+                    "nothing logged or written", "nothing, or raise --lock-wait"),
     ExitCode.INTERNAL: ("unexpected internal error (a bug)", "the traceback is in logs/<script>.log"),
     ExitCode.INTERRUPTED: ("interrupted (Ctrl-C, SIGTERM)", "rerun"),
 }
@@ -111,6 +115,101 @@ class Interrupted(Exception):
 
 
 # --------------------------------------------------------------------------------------------
+# Secrets: a password or token in a tracking URI never reaches the console, a log or MLflow
+# --------------------------------------------------------------------------------------------
+MASK = "***"
+SECRET_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")  # URIs that may carry one
+SECRET_VALUES = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")  # secrets themselves
+_MIN_SECRET = 4  # shorter values would mask ordinary words; URI patterns still mask them
+_SECRETS: set[str] = set()
+# scheme://user:password@host -- the password up to the first "@" (known secrets, which may
+# hold "@" or "/", are replaced before this pattern runs)
+_URI_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@'\"<>]*):"
+                           r"(?P<secret>[^\s@/'\"<>]+)@")
+
+
+def uri_password(uri: str) -> str | None:
+    """The password (or token) of a URI's user info: ``http://user:PW@host``,
+    ``http://:TOKEN@host``; the user info ends at the last "@" before the host, so a password
+    may hold "@", ":" or "/"."""
+    scheme, sep, rest = str(uri).strip().partition("://")
+    if not sep:
+        return None
+    for at in [i for i, ch in enumerate(rest) if ch == "@"][::-1]:
+        if re.match(r"[A-Za-z0-9.\-_\[\]:%]+(?:[/?#]|$)", rest[at + 1:]):
+            if re.match(r"[^/@:]*:\d+/", rest[:at]):  # host:port/path@...: no user info
+                return None
+            user, colon, password = rest[:at].partition(":")
+            return password if colon and password else None
+    return None
+
+
+def add_secret(value: str | None) -> None:
+    """Mask ``value`` (as written, percent-decoded and percent-encoded) wherever text is shown."""
+    if not value:
+        return
+    for form in {value, unquote(value), quote(value, safe="")}:
+        if len(form) >= _MIN_SECRET:
+            _SECRETS.add(form)
+
+
+def collect_secrets(environ: Mapping[str, str] | None = None, *uris: str) -> None:
+    """Learn the secrets of the environment's (and ``uris``') tracking settings."""
+    env = os.environ if environ is None else environ
+    for name in SECRET_VALUES:
+        add_secret(env.get(name))
+    for uri in [env.get(name, "") for name in SECRET_VARIABLES] + list(uris):
+        add_secret(uri_password(uri or ""))
+
+
+def redact(text: Any) -> str:
+    """``text`` with every known secret and every URI password replaced by ``***``."""
+    text = str(text)
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, MASK)
+    if "@" in text and "://" in text:
+        text = _URI_PASSWORD.sub(lambda m: f"{m['head']}:{MASK}@", text)
+    return text
+
+
+class _RedactingStream(io.TextIOBase):
+    """sys.stdout / sys.stderr through :func:`redact`: whatever a library prints (MLflow's
+    "View run ... at: http://user:password@...") is masked too."""
+
+    def __init__(self, stream: Any):
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(redact(text))
+        return len(text)
+
+    def flush(self) -> None:
+        self._stream.flush()
+
+    def isatty(self) -> bool:
+        return self._stream.isatty()
+
+    def fileno(self) -> int:
+        return self._stream.fileno()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def redact_standard_streams() -> None:
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+        if not isinstance(stream, _RedactingStream):
+            setattr(sys, name, _RedactingStream(stream))
+
+
+class _RedactingFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
+
+
+# --------------------------------------------------------------------------------------------
 # Logging
 # --------------------------------------------------------------------------------------------
 class _ConsoleFilter(logging.Filter):
@@ -125,7 +224,7 @@ def setup_logging(name: str, config: dict[str, Any], quiet: bool = False) -> log
     root.setLevel(level)
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    fmt = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    fmt = _RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     console = logging.StreamHandler(sys.stderr)
     console.setLevel(logging.WARNING if quiet else level)
@@ -217,6 +316,11 @@ def run_main(script: str, main: Callable[[list[str] | None], int], argv: list[st
     os.environ.setdefault("DO_NOT_TRACK", "1")
     os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")  # our handlers, our format
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # not in cron mail
+    # MLflow's "View run ... at: <tracking URI>" lines: noise in cron mail, and the URI may hold
+    # a password (masked anyway: the standard streams go through redact())
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    collect_secrets()
+    redact_standard_streams()
     with contextlib.suppress(ValueError):  # not in the main thread (tests calling main())
         signal.signal(signal.SIGTERM, _raise_interrupted)
     sys.unraisablehook = _quiet_swallowed_interrupt
@@ -225,10 +329,10 @@ def run_main(script: str, main: Callable[[list[str] | None], int], argv: list[st
         return int(main(argv))
     except TextopsError as exc:
         log.error("%s", exc, extra={"file_only": True})
-        print(f"{script}: error: {exc}", file=sys.stderr)
+        print(redact(f"{script}: error: {exc}"), file=sys.stderr)
         return int(exc.exit_code)
     except cfg.ConfigError as exc:
-        print(f"{script}: error: {exc}", file=sys.stderr)
+        print(redact(f"{script}: error: {exc}"), file=sys.stderr)
         return int(ExitCode.BAD_INPUT)
     except (KeyboardInterrupt, Interrupted) as exc:
         log.error("interrupted (%s)", exc or "SIGINT", extra={"file_only": True})
@@ -243,11 +347,8 @@ def run_main(script: str, main: Callable[[list[str] | None], int], argv: list[st
                   file=sys.stderr)
             return int(ExitCode.INFRASTRUCTURE)
         log.error("unexpected error: %s\n%s", exc, traceback.format_exc(), extra={"file_only": True})
-        print(
-            f"{script}: internal error: {type(exc).__name__}: {exc} "
-            "(a bug; the traceback is in the log file under logs/)",
-            file=sys.stderr,
-        )
+        print(redact(f"{script}: internal error: {type(exc).__name__}: {first_line(exc)} "
+                     "(a bug; the traceback is in the log file under logs/)"), file=sys.stderr)
         return int(ExitCode.INTERNAL)
 
 
@@ -265,7 +366,14 @@ def cli_path(value: str) -> str:
 
 def _flag_type(setting: cfg.Setting) -> Callable[[str], Any]:
     def parse(raw: str) -> Any:
-        return cli_path(raw) if setting.path and raw else cfg.parse_value(setting, raw)
+        if setting.path and raw:
+            return cli_path(raw)
+        try:
+            return cfg.parse_value(setting, raw)
+        except ValueError as exc:  # argparse shows this message, not a bare "invalid value"
+            if setting.type in (int, float) and "must be" not in str(exc) and "expected" not in str(exc):
+                raise  # not a number: argparse's own "invalid int value: 'x'"
+            raise argparse.ArgumentTypeError(str(exc)) from None
 
     parse.__name__ = setting.type.__name__  # argparse names it in "invalid int value: 'x'"
     return parse

@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import posixpath
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from dotenv import load_dotenv
 
@@ -46,10 +47,42 @@ class Setting:
     path: bool = False
     env: str | None = None  # a variable name not derived from section and key
     metavar: str | None = None
+    low: float | None = None  # the smallest value allowed (inclusive)
+    high: float | None = None  # the largest value allowed (inclusive)
+    rule: Callable[[Any], str | None] | None = None  # what is wrong with a value, or None
 
     @property
     def type(self) -> type:
         return type(self.default)
+
+    def problem(self, value: Any) -> str | None:
+        """What is wrong with ``value`` for this setting (None: nothing)."""
+        if self.choices and value not in self.choices:
+            return f"expected one of {', '.join(self.choices)}, got {value!r}"
+        if self.low is not None and value < self.low:
+            return f"must be at least {self.low:g}, got {value!r}"
+        if self.high is not None and value > self.high:
+            return f"must be at most {self.high:g}, got {value!r}"
+        return self.rule(value) if self.rule else None
+
+
+def model_name_problem(name: str) -> str | None:
+    """MLflow's rules for a registered model name (checked before the name is used anywhere,
+    e.g. in a lock file's name), plus no control characters and at most 200 characters."""
+    if not str(name).strip():
+        return "must not be empty"
+    if any(c in name for c in "/:\\") or any(ord(c) < 32 for c in name):
+        return f"{name!r} may not contain '/', ':', '\\' or control characters (MLflow's rule)"
+    if posixpath.normpath(name) != name or name.startswith("."):
+        return f"{name!r} would resolve to another name as a path (MLflow's rule); use letters, " \
+               f"digits, '-', '_' and '.'"
+    if len(name) > 200:
+        return f"is {len(name)} characters long; at most 200"
+    return None
+
+
+def not_blank(value: str) -> str | None:
+    return "must not be empty" if not str(value).strip() else None
 
 
 S = Setting
@@ -78,10 +111,10 @@ CONFIG: dict[str, dict[str, Setting]] = {
         "delimiter": S(",", "input field delimiter, e.g. ',' or '\\t' (tab)", "--delimiter",
                        COMMON),
         "test_size": S(0.2, "share of rows held out for test metrics and promotion",
-                       "--test-size", ("train",)),
+                       "--test-size", ("train",), low=0.01, high=0.9),
         "validation_size": S(0.1, "share of rows for early stopping; 0 disables it",
-                             "--validation-size", ("train",)),
-        "random_seed": S(42, "random seed for the split and the model", "--seed", ("train",)),
+                             "--validation-size", ("train",), low=0.0, high=0.9),
+        "random_seed": S(42, "random seed for the split and the model", "--seed", ("train",), low=0, high=2**31 - 1),
     },
     "preprocessing": {
         "lowercase": S(True, "lowercase the text before TF-IDF"),
@@ -91,36 +124,36 @@ CONFIG: dict[str, dict[str, Setting]] = {
         "mask_handles": S(False, "replace @user handles with a placeholder token"),
         "mask_numbers": S(False, "replace digit runs with a placeholder token"),
         "max_chars": S(100_000, "longer texts are cut there, in training and scoring (a 10 MB "
-                                "cell is a broken row)"),
+                                "cell is a broken row)", low=1),
     },
     "tfidf": {
         "vectorizer": S("hashed", "hashed: word and character n-grams counted by a compiled loop "
                                   "and hashed into columns (fast, memory bounded); sklearn: "
                                   "scikit-learn TfidfVectorizer vocabularies (earlier releases)",
                         choices=("hashed", "sklearn")),
-        "ngram_max": S(2, "word n-grams from 1 to this"),
-        "min_df": S(2, "minimum number of texts an n-gram appears in"),
-        "max_df": S(1.0, "maximum share of texts an n-gram appears in"),
+        "ngram_max": S(2, "word n-grams from 1 to this", low=1, high=5),
+        "min_df": S(2, "minimum number of texts an n-gram appears in", low=1),
+        "max_df": S(1.0, "maximum share of texts an n-gram appears in", low=0.01, high=1.0),
         "max_features": S(50000, "word n-gram columns (the most frequent are kept)",
-                          "--max-features", ("train",)),
+                          "--max-features", ("train",), low=1),
         "sublinear_tf": S(True, "1 + log(term frequency)"),
         "char_ngram_max": S(5, ">= 2 adds character 2..N-grams (within words) beside the word "
-                               "n-grams; 0 = words only"),
-        "char_max_features": S(100000, "character n-gram columns (the most frequent are kept)"),
+                               "n-grams; 0 = words only", low=0, high=8),
+        "char_max_features": S(100000, "character n-gram columns (the most frequent are kept)", low=1),
     },
     "catboost": {
         "linear_boost": S(True, "boost from a logistic regression's out-of-fold logits (false = "
                                 "CatBoost on the raw TF-IDF columns, slow with many classes)"),
-        "linear_c": S(10.0, "inverse regularisation of that logistic regression"),
-        "cv_folds": S(5, "folds for its out-of-fold logits"),
+        "linear_c": S(10.0, "inverse regularisation of that logistic regression", low=1e-6),
+        "cv_folds": S(5, "folds for its out-of-fold logits", low=2, high=20),
         "calibrate": S(True, "temperature-scale the probabilities on the validation rows (the "
                              "labels predicted do not change); needs validation_size > 0"),
-        "iterations": S(300, "maximum CatBoost iterations (trees)", "--iterations", ("train",)),
-        "learning_rate": S(0.1, "CatBoost learning rate"),
-        "depth": S(4, "tree depth"),
-        "border_count": S(32, "feature quantisation borders"),
-        "early_stopping_rounds": S(30, "stop after this many rounds without improvement"),
-        "thread_count": S(-1, "CatBoost threads; -1 = all cores"),
+        "iterations": S(300, "maximum CatBoost iterations (trees)", "--iterations", ("train",), low=1),
+        "learning_rate": S(0.1, "CatBoost learning rate", low=1e-6, high=1.0),
+        "depth": S(4, "tree depth", low=1, high=16),
+        "border_count": S(32, "feature quantisation borders", low=1, high=65535),
+        "early_stopping_rounds": S(30, "stop after this many rounds without improvement", low=1),
+        "thread_count": S(-1, "CatBoost threads; -1 = all cores", low=-1),
     },
     "mlflow": {
         "tracking_uri": S("", "MLflow tracking URI; empty = embedded SQLite store in the project",
@@ -130,24 +163,24 @@ CONFIG: dict[str, dict[str, Setting]] = {
                                           "sqlite:/// tracking URI); a server keeps its own",
                            path=True),
         "experiment": S("textops", "MLflow experiment for training runs", "--experiment",
-                        ("train",)),
+                        ("train",), rule=not_blank),
         "monitor_experiment": S("textops-monitoring", "MLflow experiment for monitoring runs",
-                                "--experiment", ("monitor",)),
+                                "--experiment", ("monitor",), rule=not_blank),
         "model_name": S("textops-classifier", "registered model name in the MLflow registry",
-                        "--model-name", COMMON),
+                        "--model-name", COMMON, rule=model_name_problem),
         "connect_timeout": S(10.0, "seconds to wait for a tracking server before giving up "
-                                   "(exit 4)"),
+                                   "(exit 4)", low=0.1),
     },
     "promotion": {
         "metric": S("macro_f1", "test metric used for promotion", "--metric", ("train",),
                     choices=("accuracy", "macro_f1")),
-        "threshold": S(0.7, "minimum test metric for @champion", "--threshold", ("train",)),
+        "threshold": S(0.7, "minimum test metric for @champion", "--threshold", ("train",), low=0.0, high=1.0),
         "alpha": S(0.05, "a new model replaces the champion only if it is better on the same "
                          "test rows at this significance level (exact McNemar for accuracy, "
                          "paired bootstrap for macro-F1); 0 = any margin, as before",
-                   "--alpha", ("train",)),
+                   "--alpha", ("train",), low=0.0, high=0.5),
         "min_gain": S(0.0, "and only if it is better by at least this much", "--min-gain",
-                      ("train",)),
+                      ("train",), low=0.0, high=1.0),
     },
     "train": {
         "data": S("data/demo/train.csv", "labelled training CSV", "--data", path=True),
@@ -160,18 +193,24 @@ CONFIG: dict[str, dict[str, Setting]] = {
         "max_fit_rows": S(300_000, "the model is fitted on at most this many training + "
                                    "validation rows, a seeded per-class sample (test rows are "
                                    "always all scored); bounds memory and time; 0 = all rows",
-                          "--max-fit-rows", metavar="ROWS"),
+                          "--max-fit-rows", metavar="ROWS", low=0),
         "sample_rows": S(50_000, "rows sampled (seeded) for the leakage probes, token importance "
-                                 "and the monitoring reference profile", metavar="ROWS"),
+                                 "and the monitoring reference profile", metavar="ROWS", low=100),
         "tune": S(False, "random search over TF-IDF/CatBoost settings first (nested MLflow runs, "
                          "chosen on the validation rows); the best is registered", "--tune"),
-        "tune_trials": S(12, "maximum configurations tried by --tune", "--tune-trials"),
+        "tune_trials": S(12, "maximum configurations tried by --tune", "--tune-trials", low=1),
         "tune_minutes": S(15.0, "time budget of --tune; no new trial starts after it",
-                          "--tune-minutes"),
+                          "--tune-minutes", low=0.0),
+        "max_classes": S(500, "refuse training data with more classes than this, before any "
+                              "work (the linear step's memory grows with classes x features)",
+                         low=2),
+        "allow_new_classes": S("", "replace a champion trained on other classes or another label "
+                                   "column, and record this reason (otherwise refused, exit 2)",
+                               "--allow-new-classes", metavar="REASON"),
         "lock_dir": S(".locks", "folder of the train-<model>.lock files (one training per model "
                                 "at a time)", path=True),
         "lock_wait": S(0.0, "when another train.py of the same model is running, wait this long "
-                            "for it, then skip with exit 5", "--lock-wait", metavar="SECONDS"),
+                            "for it, then skip with exit 5", "--lock-wait", metavar="SECONDS", low=0.0),
     },
     "predict": {
         "data": S("data/demo/recent.csv", "CSV to score", "--data", path=True),
@@ -181,19 +220,21 @@ CONFIG: dict[str, dict[str, Setting]] = {
         "model": S("champion", "model to use: an alias (champion, challenger), 'latest' (newest "
                                "version) or a version number", "--model"),
         "chunk_size": S(10000, "rows read and scored at a time (10k keeps a worker near 400 MB)",
-                        "--chunk-size"),
+                        "--chunk-size", low=1),
         "workers": S(0, "worker processes scoring chunks in parallel; 0 = one per core",
-                     "--workers"),
+                     "--workers", low=0),
         "id_columns": S("", "comma-separated input columns copied to the output", "--id-columns"),
         "proba": S("best", "best: the probability of the predicted label; all: also one "
                            "proba_<class> column per class", "--proba", choices=("best", "all")),
         "explain": S(0, "add a top_tokens column: the N tokens pushing most towards each row's "
-                        "prediction; 0 = off", "--explain", metavar="N"),
+                        "prediction; 0 = off", "--explain", metavar="N", low=0),
         "engine": S("local", "local: worker processes on this machine; spark: "
                              "mlflow.pyfunc.spark_udf on a Spark session (pip install -r "
                              "requirements-spark.txt; no --resume or --explain)", "--engine",
                     choices=("local", "spark")),
         "spark_master": S("local[*]", "Spark master URL for --engine spark", "--spark-master"),
+        "lock_wait": S(0.0, "when another predict.py is writing the same output, wait this long "
+                            "for it, then skip with exit 5", "--lock-wait", metavar="SECONDS", low=0.0),
     },
     "monitor": {
         "data": S("data/demo/recent.csv", "CSV of texts, or predict.py output; with labels or "
@@ -204,41 +245,41 @@ CONFIG: dict[str, dict[str, Setting]] = {
                     path=True),
         "html": S("reports/monitor.html", "HTML report path, replaced atomically; empty = none",
                   "--html", path=True),
-        "chunk_size": S(10000, "rows read and scored at a time", "--chunk-size"),
+        "chunk_size": S(10000, "rows read and scored at a time", "--chunk-size", low=1),
         "workers": S(0, "worker processes scoring raw texts, as predict.py's; 0 = one per core "
-                        "(but inputs under 2 MB are scored in this process)", "--workers"),
+                        "(but inputs under 2 MB are scored in this process)", "--workers", low=0),
         "min_accuracy": S(0.8, "performance alert below this accuracy (without labels: when the "
                                 "whole 90-percent interval of the estimated accuracy is below it)",
-                          "--min-accuracy"),
-        "min_macro_f1": S(0.7, "performance alert below this macro-F1", "--min-macro-f1"),
+                          "--min-accuracy", low=0.0, high=1.0),
+        "min_macro_f1": S(0.7, "performance alert below this macro-F1", "--min-macro-f1", low=0.0, high=1.0),
         "max_relative_drop": S(0.10, "performance alert when accuracy or macro-F1 (without labels: "
                                      "the estimated accuracy) is this fraction below the "
                                      "version's test metrics at training time",
-                               "--max-relative-drop"),
+                               "--max-relative-drop", low=0.0, high=1.0),
         "min_class_recall": S(0.5, "performance alert when a class with enough labelled rows has "
-                                   "a lower recall", "--min-class-recall"),
-        "min_class_support": S(20, "labelled rows a class needs for its recall to be checked"),
-        "psi_max": S(0.2, "drift: predicted-class distribution PSI above this", "--psi-max"),
+                                   "a lower recall", "--min-class-recall", low=0.0, high=1.0),
+        "min_class_support": S(20, "labelled rows a class needs for its recall to be checked", low=1),
+        "psi_max": S(0.2, "drift: predicted-class distribution PSI above this", "--psi-max", low=0.0),
         "ks_max": S(0.1, "drift: confidence / text length Kolmogorov-Smirnov D above this (and p "
-                         "below monitor.ks_pvalue)", "--ks-max"),
-        "ks_pvalue": S(0.01, "... and its p-value below this"),
+                         "below monitor.ks_pvalue)", "--ks-max", low=0.0, high=1.0),
+        "ks_pvalue": S(0.01, "... and its p-value below this", low=0.0, high=1.0),
         "oov_increase_max": S(0.10, "drift: out-of-vocabulary rate rising by more than this "
-                                    "(absolute)", "--oov-increase-max"),
+                                    "(absolute)", "--oov-increase-max", low=0.0, high=1.0),
         "domain_auc_max": S(0.55, "drift: text-content domain classifier ROC-AUC above this",
-                            "--domain-auc-max"),
+                            "--domain-auc-max", low=0.5, high=1.0),
         "domain_pvalue": S(0.001, "... and only when chance would exceed that AUC less often than "
-                                  "this, for the sample sizes at hand"),
-        "domain_sample": S(1000, "current texts sampled for the domain classifier"),
-        "domain_min_rows": S(200, "fewer texts on either side: the text-content check is skipped"),
+                                  "this, for the sample sizes at hand", low=0.0, high=1.0),
+        "domain_sample": S(1000, "current texts sampled for the domain classifier", low=10),
+        "domain_min_rows": S(200, "fewer texts on either side: the text-content check is skipped", low=10),
         "reference_texts": S(1000, "test texts kept in each version's reference profile (0 = "
-                                   "none: no text-content check)"),
-        "history_runs": S(30, "earlier monitoring runs charted in the HTML report"),
+                                   "none: no text-content check)", low=0),
+        "history_runs": S(30, "earlier monitoring runs charted in the HTML report", low=0),
     },
     "logging": {
         "dir": S("logs", "folder of the rotating log files", path=True),
         "level": S("INFO", "log level: DEBUG, INFO, WARNING, ERROR"),
-        "max_bytes": S(5_000_000, "size at which a log file is rotated"),
-        "backup_count": S(5, "rotated log files kept"),
+        "max_bytes": S(5_000_000, "size at which a log file is rotated", low=0),
+        "backup_count": S(5, "rotated log files kept", low=0),
     },
 }
 
@@ -321,10 +362,11 @@ def parse_value(setting: Setting, raw: str) -> Any:
     if setting.type is bool:
         return to_bool(raw)
     value = setting.type(raw)
-    if setting.choices and value not in setting.choices:
-        raise ValueError(f"expected one of {', '.join(setting.choices)}, got {raw!r}")
     if setting is CONFIG["data"]["delimiter"] and value in ("\\t", "tab"):
         return "\t"
+    problem = setting.problem(value)
+    if problem:
+        raise ValueError(problem)
     return value
 
 

@@ -16,10 +16,14 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import ctypes
 import gzip
 import json
 import logging
 import os
+import signal
+import threading
+import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -34,6 +38,7 @@ import pyarrow.parquet as pq
 from common import BadInputError, prepare_output
 from textops.data import clean_text, is_blank
 from textops.diagnostics import top_tokens
+from textops.locking import exclusive
 from textops.registry import load_pipeline
 from textprep import PROBA_PREFIX, predictions_frame
 
@@ -64,6 +69,8 @@ class Run:
     resume: bool = False
     on_rows: Callable[[int], None] = lambda rows: None
     model: Any = None
+    lock_wait: float = 0.0  # seconds to wait for another run writing the same output
+    resumable: bool = True  # False: a failed run's partial file is removed (nothing can resume it)
 
 
 @dataclass
@@ -93,6 +100,11 @@ def output_format(path: Path) -> str | None:
 def partial_paths(output: Path) -> tuple[Path, Path]:
     return (output.with_name(f".{output.name}.partial"),
             output.with_name(f".{output.name}.partial.json"))
+
+
+def lock_path(output: Path) -> Path:
+    """The lock a run holds while it writes ``output`` (its partial file and manifest included)."""
+    return output.with_name(f".{output.name}.lock")
 
 
 # --------------------------------------------------------------------------------------------
@@ -203,6 +215,27 @@ def _warm_up(job: Job) -> None:
     _worker_model(job)
 
 
+PARENT_CHECK_SECONDS = 1.0
+
+
+def _die_with_parent(parent: int) -> None:
+    """Worker initializer: a worker whose parent is gone exits. After ``kill -9`` of predict.py
+    or monitor.py (what the OOM killer does) a worker would otherwise wait on its task pipe
+    forever, holding a model in memory. Linux's parent-death signal ends it at once; a watchdog
+    thread checking the parent's pid covers the rest (and a parent that died before this ran).
+    SIGTERM gets its default action back (the parent's handler raised into pipe reads)."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    with contextlib.suppress(Exception):  # Linux only; the watchdog works everywhere
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
 def _score_in_worker(job: Job, chunk: pd.DataFrame, first: bool) -> tuple[bytes, int]:
     return render_chunk(output_rows(_worker_model(job), chunk, job), job, first)
 
@@ -272,7 +305,8 @@ class _Pool:
         self.job, self.workers = job, workers
 
     def __enter__(self) -> "_Pool":
-        self.pool = ProcessPoolExecutor(max_workers=self.workers)
+        self.pool = ProcessPoolExecutor(max_workers=self.workers, initializer=_die_with_parent,
+                                        initargs=(os.getpid(),))
         try:  # every worker loads the model before any output file is opened
             for ready in [self.pool.submit(_warm_up, self.job) for _ in range(self.workers)]:
                 ready.result()
@@ -359,7 +393,12 @@ def _skip(chunks: Iterable[pd.DataFrame], done: int) -> Iterator[tuple[int, pd.D
 
 
 def _finish(partial: Path, output: Path, state: Manifest, fmt: str) -> None:
-    """Rename the complete partial file into place (Parquet: assemble it first)."""
+    """Rename the complete partial file into place (Parquet: assemble it first). A partial file
+    whose size is not what this run wrote is never published."""
+    size = partial.stat().st_size
+    if size != state.bytes_done:
+        raise RuntimeError(f"{partial} holds {size} bytes but this run wrote {state.bytes_done}: "
+                           f"another process wrote to it; {output} was left as it was")
     if fmt != "parquet":
         os.replace(partial, output)
         return
@@ -378,11 +417,26 @@ def write_predictions(chunks: Iterable[pd.DataFrame], output: Path, job: Job, ma
     """Score every chunk and write ``output`` atomically (.csv, .csv.gz or .parquet, by
     ``job.format``); returns (rows, rows with blank text).
 
-    The model is loaded (in every worker) before any file is opened; each written chunk is
-    synced and recorded in the manifest, so ``run.resume`` can continue after a kill.
-    ``prescored``: the chunks are already scored (by another engine) and are only written.
+    The output is a critical section: the run holds ``.<output>.lock`` from before it touches
+    the partial file to after the rename, so a second run on the same output waits
+    ``run.lock_wait`` seconds, then fails with exit 5 naming the holder (the kernel drops the
+    lock of a killed run, so ``--resume`` works after a crash). The model is loaded (in every
+    worker) before any file is opened; each written chunk is synced and recorded in the
+    manifest, so ``run.resume`` can continue after a kill. ``prescored``: the chunks are already
+    scored (by another engine) and are only written.
     """
     prepare_output(output)
+    try:
+        with exclusive(lock_path(output), run.lock_wait, f"predict.py writing {output.name}",
+                       remove=True):
+            return _write_locked(chunks, output, job, manifest, run, prescored)
+    except PermissionError as exc:
+        raise BadInputError(f"cannot write to output folder {output.parent}: "
+                            f"{exc.strerror}") from None
+
+
+def _write_locked(chunks: Iterable[pd.DataFrame], output: Path, job: Job, manifest: Manifest,
+                  run: Run, prescored: bool) -> tuple[int, int]:
     partial, manifest_path = partial_paths(output)
     state = _resume_point(partial, manifest_path, manifest, run.resume)
     blank = 0
@@ -410,10 +464,11 @@ def write_predictions(chunks: Iterable[pd.DataFrame], output: Path, job: Job, ma
                 raise BadInputError(f"{manifest.input} has a header but no data rows; nothing "
                                     f"to score")
             _finish(partial, output, state, job.format)
-        except BadInputError:
-            for leftover in (partial, manifest_path):  # input problems: nothing worth resuming
-                with contextlib.suppress(OSError):
-                    leftover.unlink()
+        except BaseException as exc:
+            if isinstance(exc, BadInputError) or not run.resumable:  # nothing worth resuming
+                for leftover in (partial, manifest_path):
+                    with contextlib.suppress(OSError):
+                        leftover.unlink()
             raise
     with contextlib.suppress(OSError):
         manifest_path.unlink()

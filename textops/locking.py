@@ -1,4 +1,5 @@
-"""One train.py at a time per model: an exclusive lock file (``fcntl.flock``).
+"""One writer at a time: an exclusive lock file (``fcntl.flock``). train.py holds one per model,
+predict.py one per output file.
 
 The kernel releases the lock when its holder exits in any way (crash, ``kill -9``, reboot), so a
 dead holder never blocks the next run: there is no stale lock to clean up by hand. The file also
@@ -17,7 +18,7 @@ import socket
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 from common import TextopsError, ExitCode
 
@@ -38,24 +39,43 @@ def holder(path: Path) -> str:
     return f"pid {info.get('pid')} on {info.get('host')} since {info.get('since')}"
 
 
-@contextlib.contextmanager
-def exclusive(path: Path, wait_seconds: float, what: str) -> Iterator[None]:
-    """Hold the lock at ``path`` for the block; wait up to ``wait_seconds`` for it, then raise
-    BusyError naming the holder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = open(path, "a+", encoding="utf-8")
-    try:
-        deadline = time.monotonic() + max(wait_seconds, 0.0)
-        while True:
+def _open_locked(path: Path, deadline: float, what: str) -> Any:
+    """The lock file at ``path``, opened and locked by this process. A file that its holder
+    unlinked while this process waited for it is not the lock any more: open the new one."""
+    while True:
+        handle = open(path, "a+", encoding="utf-8")
+        try:
+            while True:
+                try:
+                    fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise BusyError(
+                            f"another {what} is running ({holder(path)}; lock {path}); this run "
+                            f"is skipped: rerun later or pass --lock-wait SECONDS to wait for "
+                            f"it") from None
+                    time.sleep(0.2)
             try:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise BusyError(
-                        f"another {what} is running ({holder(path)}; lock {path}); this run is "
-                        f"skipped: rerun later or pass --lock-wait SECONDS to wait for it") from None
-                time.sleep(0.2)
+                current = os.stat(path).st_ino
+            except FileNotFoundError:
+                current = None
+            if current == os.fstat(handle.fileno()).st_ino:
+                return handle
+        except BaseException:
+            handle.close()
+            raise
+        handle.close()  # removed by its previous holder: lock the file now at ``path``
+
+
+@contextlib.contextmanager
+def exclusive(path: Path, wait_seconds: float, what: str, remove: bool = False) -> Iterator[None]:
+    """Hold the lock at ``path`` for the block; wait up to ``wait_seconds`` for it, then raise
+    BusyError naming the holder. ``remove``: delete the lock file on release (safe: a waiter
+    that locked the removed file notices and locks the new one)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = _open_locked(path, time.monotonic() + max(wait_seconds, 0.0), what)
+    try:
         handle.seek(0)
         handle.truncate()
         handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
@@ -64,9 +84,13 @@ def exclusive(path: Path, wait_seconds: float, what: str) -> Iterator[None]:
         try:
             yield
         finally:
-            handle.seek(0)
-            handle.truncate()
-            handle.flush()
+            if remove:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            else:
+                handle.seek(0)
+                handle.truncate()
+                handle.flush()
             fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
     finally:
         handle.close()

@@ -207,9 +207,24 @@ def train_model(pipeline: Pipeline, x_train: pd.DataFrame, y_train: pd.Series,
 
 
 def _safe_key(label: str) -> str:
-    """MLflow metric/param keys allow alphanumerics, _ - . / and spaces."""
-    cleaned = "".join(ch if ch.isalnum() or ch in "_-./ " else "_" for ch in str(label))
+    """A label as part of an MLflow metric key: alphanumerics, _ - . and spaces (a "/" would
+    make keys such as ``recall.a//b`` or ``recall.x/`` that MLflow refuses as paths)."""
+    cleaned = "".join(ch if ch.isalnum() or ch in "_-. " else "_" for ch in str(label))
     return cleaned.strip()[:200] or "_"
+
+
+def metric_keys(labels: list[str]) -> dict[str, str]:
+    """label -> its metric key, distinct for every label (``a/b`` and ``a_b`` do not collide)."""
+    keys: dict[str, str] = {}
+    used: set[str] = set()
+    for label in labels:
+        key, n = _safe_key(label), 1
+        while key in used:
+            n += 1
+            key = f"{_safe_key(label)}_{n}"
+        used.add(key)
+        keys[label] = key
+    return keys
 
 
 @dataclass
@@ -235,8 +250,9 @@ def evaluate(y_true: pd.Series | np.ndarray, y_pred: np.ndarray, proba: np.ndarr
     }
     precision, recall, f1, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels,
                                                                zero_division=0)
+    keys = metric_keys(labels)
     for label, p, r, f in zip(labels, precision, recall, f1):
-        key = _safe_key(label)
+        key = keys[label]
         metrics[f"precision.{key}"] = float(p)
         metrics[f"recall.{key}"] = float(r)
         metrics[f"f1.{key}"] = float(f)

@@ -23,7 +23,9 @@ import skops.io as sio
 
 import config as cfg
 import textprep
-from common import ModelNotFoundError, TrackingUnavailableError, first_line
+from common import (ModelNotFoundError, TrackingUnavailableError, add_secret, first_line,
+                    uri_password)
+from common import redact as common_redact
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +49,10 @@ def tracking_uri(config: dict[str, Any]) -> str:
 
 
 def redact(uri: str) -> str:
-    """``uri`` fit for logs and messages: a password in it (``http://user:pw@host``) is masked."""
-    return re.sub(r"(//[^/:@]+):[^/@]*@", r"\1:***@", str(uri))
+    """``uri`` fit for logs and messages: a password in it (``http://user:pw@host``) is masked,
+    however it is spelled (``@``, ``/``, ``:`` or percent escapes inside it, token only)."""
+    add_secret(uri_password(str(uri)))
+    return common_redact(str(uri))
 
 
 def is_embedded(config: dict[str, Any]) -> bool:
@@ -99,6 +103,7 @@ def connect(config: dict[str, Any]):
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(int(timeout * 3), 30)))
     uri = tracking_uri(config)
+    add_secret(uri_password(uri))  # --tracking-uri too, not only the environment's
     if uri.startswith(("http://", "https://")):
         _check_server(uri, timeout)
     elif uri.startswith("sqlite:///"):

@@ -40,6 +40,7 @@ class PredictJob:
     spark_master: str
     resume: bool
     output_format: str
+    lock_wait: float = 0.0
 
 
 def job_from_config(config: dict[str, Any], resume: bool) -> PredictJob:
@@ -67,7 +68,7 @@ def job_from_config(config: dict[str, Any], resume: bool) -> PredictJob:
     workers = int(p["workers"]) if int(p["workers"]) > 0 else (os.cpu_count() or 1)
     return PredictJob(data_path, output, str(p["model"]), id_columns, int(p["chunk_size"]),
                       p["proba"] == "all", workers, int(p["explain"]), p["engine"],
-                      p["spark_master"], resume, output_format)
+                      p["spark_master"], resume, output_format, float(p["lock_wait"]))
 
 
 def progress_reporter() -> tuple[Callable[[int], None], Callable[[], None]]:
@@ -123,7 +124,8 @@ def predict(config: dict[str, Any], job: PredictJob) -> tuple[str, int, int]:
                                          list(dict.fromkeys([text_col, *job.id_columns])))
                 rows, blank = batch.write_predictions(
                     chunks, job.output, batch_job, manifest,
-                    batch.Run(workers=job.workers, resume=job.resume, on_rows=update))
+                    batch.Run(workers=job.workers, resume=job.resume, on_rows=update,
+                              lock_wait=job.lock_wait))
         finally:
             close()
     seconds = time.perf_counter() - started
@@ -138,11 +140,9 @@ def _with_spark(job: PredictJob, fmt: data.CsvFormat, batch_job: batch.Job,
     session = spark.spark_session(job.spark_master)
     try:
         chunks = spark.score_chunks(session, job.data, fmt, batch_job, job.chunk_size)
+        # no resume with this engine: a failed run's partial file is not worth keeping
         return batch.write_predictions(chunks, job.output, batch_job, manifest,
-                                       batch.Run(on_rows=update), prescored=True)
-    except BaseException:  # no resume with this engine: nothing worth keeping
-        for leftover in batch.partial_paths(job.output):
-            leftover.unlink(missing_ok=True)
-        raise
+                                       batch.Run(on_rows=update, lock_wait=job.lock_wait,
+                                                 resumable=False), prescored=True)
     finally:
         session.stop()

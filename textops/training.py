@@ -14,11 +14,13 @@ from typing import Any
 import numpy as np
 
 import config as cfg
-from common import Interrupted, Stopwatch, raise_if_interrupted
+from common import (BadInputError, Interrupted, Stopwatch, first_line, raise_if_interrupted,
+                    redact)
 from textops import data, diagnostics, model, promotion, registry, tuning
 from textops.calibration import calibration_metrics, save_reliability_diagram
 from textops.locking import exclusive
-from textops.monitoring.reference import REFERENCE_PATH, build_reference, write_reference
+from textops.monitoring.reference import (REFERENCE_PATH, build_reference, load_reference,
+                                         write_reference)
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +57,9 @@ def load_training_data(config: dict[str, Any]) -> TrainingData:
     d = config["data"]
     path = cfg.resolve_path(config["train"]["data"])
     text_col, label_col = d["text_column"], d["label_column"]
+    if text_col == label_col:
+        raise BadInputError(f"the text and the label column are both {text_col!r}; pass "
+                            f"--text-column and --label-column with two different columns")
     frame = data.read_table(path, d["encoding"], d["delimiter"], usecols=[text_col, label_col])
     rows = data.prepare_labelled(frame, text_col, label_col, path)
     if rows.dropped_blank_text or rows.dropped_missing_label:
@@ -63,6 +68,12 @@ def load_training_data(config: dict[str, Any]) -> TrainingData:
     for canonical, others in rows.label_merges.items():
         log.warning("label spellings %s merged into %r", others, canonical)
     data.validate_for_split(rows.labels, label_col, d["test_size"], d["validation_size"])
+    classes = rows.labels.nunique()
+    if classes > int(config["train"]["max_classes"]):
+        raise BadInputError(
+            f"label column {label_col!r} has {classes} classes, more than "
+            f"TEXTOPS_TRAIN_MAX_CLASSES={config['train']['max_classes']} (memory grows with classes "
+            f"x features): check --label-column, merge rare classes, or raise the limit")
     split = data.split_dataset(rows.texts, rows.labels, text_col, d["test_size"],
                                d["validation_size"], d["random_seed"])
     log.info("rows: %d usable, split %s, %d classes", len(rows.labels), split.sizes,
@@ -88,6 +99,8 @@ def train(config: dict[str, Any], td: TrainingData, started: float) -> str:
     lock = cfg.resolve_path(config["train"]["lock_dir"]) / f"train-{name}.lock"
     with exclusive(lock, float(config["train"]["lock_wait"]), "train.py of this model"):
         client = registry.connect(config)  # fails fast (exit 4) when the store is unreachable
+        same_task = check_same_task(client, name, td, config["data"]["label_column"],
+                                    config["train"]["allow_new_classes"])
         experiment_id = registry.ensure_experiment(client, config, config["mlflow"]["experiment"])
         import mlflow  # heavy: after the input checks and the lock
 
@@ -95,16 +108,81 @@ def train(config: dict[str, Any], td: TrainingData, started: float) -> str:
         log.info("MLflow run %s in %s", run.info.run_id,
                  registry.redact(registry.tracking_uri(config)))
         try:
+            if same_task:
+                mlflow.set_tag("textops.new_classes_reason", same_task)
             decision = train_in_run(config, client, td)
         except BaseException as exc:
             status = "KILLED" if isinstance(exc, (KeyboardInterrupt, Interrupted)) else "FAILED"
-            mlflow.set_tag("textops.error", f"{type(exc).__name__}: {exc}"[:5000])
+            mlflow.set_tag("textops.error", redact(f"{type(exc).__name__}: {exc}")[:5000])
             mlflow.end_run(status=status)
             log.error("run %s ended %s", run.info.run_id, status)
             raise
         mlflow.log_metric("total_seconds", time.perf_counter() - started)
         mlflow.end_run(status="FINISHED")
         return decision
+
+
+def check_same_task(client: Any, name: str, td: TrainingData, label_column: str,
+                    allow_reason: str) -> str:
+    """Refuse (exit 2) training data whose classes, or label column, differ from the current
+    champion's: the new version would be compared with a model of another task (scoring 0) and
+    replace it for every consumer. ``allow_reason`` (--allow-new-classes) lets it through;
+    returns the reason to record ("" when the task is the same or there is no champion)."""
+    version = registry.aliases_of(client, name).get(registry.CHAMPION)
+    if version is None:
+        return ""
+    task = version_task(client, name, version)
+    new = sorted(td.rows.class_counts)
+    differences = []
+    if task.classes is not None and sorted(task.classes) != new:
+        gone = sorted(set(task.classes) - set(new))
+        added = sorted(set(new) - set(task.classes))
+        differences.append(f"classes differ (only in champion v{version}: "
+                           f"{_few(gone)}; only in this data: {_few(added)})")
+    if task.label_column and task.label_column != label_column:
+        differences.append(f"label column {label_column!r} is not champion v{version}'s "
+                           f"{task.label_column!r}")
+    if not differences:
+        return ""
+    if allow_reason.strip():
+        log.warning("%s: %s; allowed (--allow-new-classes): %s", name, "; ".join(differences),
+                    allow_reason.strip())
+        return f"{'; '.join(differences)}: {allow_reason.strip()}"[:1000]
+    raise BadInputError(
+        f"model {name!r} would change task: {'; '.join(differences)}; train under another "
+        f"--model-name, or pass --allow-new-classes REASON to replace it on purpose")
+
+
+@dataclass(frozen=True)
+class Task:
+    """What a version classifies: its classes and label column (None: not known)."""
+
+    classes: list[str] | None
+    label_column: str | None
+
+
+def version_task(client: Any, name: str, version: str) -> Task:
+    """A registered version's classes and label column: from its tags (this release on), else
+    its reference profile, else the model itself (versions of earlier releases)."""
+    tags = client.get_model_version(name, version).tags or {}
+    label_column = tags.get("textops.label_column") or None
+    try:
+        return Task([str(c) for c in json.loads(tags["textops.classes"])], label_column)
+    except (KeyError, ValueError, TypeError):
+        pass
+    reference = load_reference(client, name, version)
+    if reference and reference.get("classes"):
+        return Task([str(c) for c in reference["classes"]], label_column)
+    try:
+        return Task([str(c) for c in registry.load_pipeline(name, version).classes_], label_column)
+    except Exception as exc:  # noqa: BLE001 - a broken champion must not block training
+        log.warning("classes of champion v%s unknown (%s): not compared", version, exc)
+        return Task(None, label_column)
+
+
+def _few(values: list[str], limit: int = 5) -> str:
+    shown = ", ".join(repr(v) for v in values[:limit])
+    return (shown + f", ... {len(values) - limit} more" if len(values) > limit else shown) or "none"
 
 
 def flat_params(config: dict[str, Any]) -> dict[str, Any]:
@@ -155,6 +233,8 @@ def train_in_run(config: dict[str, Any], client: Any, td: TrainingData) -> str:
         "textops.previous_champion": champion_version or "",
         "textops.champion_score": "" if champion_score is None else f"{champion_score:.6f}",
         "textops.data_sha256": td.sha256,
+        "textops.label_column": config["data"]["label_column"],
+        "textops.classes": json.dumps(sorted(td.rows.class_counts), ensure_ascii=False)[:5000],
         **_test_tags(test),
         "textops.reference": REFERENCE_PATH,
         **quality_tags,
@@ -234,36 +314,59 @@ def fit_and_evaluate(config: dict[str, Any], td: TrainingData) -> Fitted:
 def baseline_and_leakage(config: dict[str, Any], pipeline: Any, split: data.Split,
                          macro_f1: float) -> dict[str, str]:
     """Log the linear baseline's test metrics and the leakage probes; returns tags to set."""
-    import mlflow  # heavy (~1.5 s): lazy, for a fast --help and lean workers
-
     tags: dict[str, str] = {}
     text_col = config["data"]["text_column"]
     seed, sample = int(config["data"]["random_seed"]), int(config["train"]["sample_rows"])
     if config["train"]["baseline"]:  # fitted on the model's own (bounded) rows
-        x_fit, y_fit = split.training_rows()
+        tags.update(_baseline(text_col, split, macro_f1))
+    if config["train"]["leakage_check"]:
+        try:
+            tags.update(_leakage(pipeline, split, macro_f1, text_col, seed, sample))
+        except ValueError as exc:  # e.g. no identifier or word at all: the model still stands
+            log.warning("leakage check skipped: %s", first_line(exc))
+            tags["textops.leakage_warning"] = f"not run: {first_line(exc)}"
+    return tags
+
+
+def _baseline(text_col: str, split: data.Split, macro_f1: float) -> dict[str, str]:
+    """The linear yardstick's test metrics, logged; optional, so it fails soft (texts without
+    a single word, e.g. emoji only, leave it with an empty vocabulary)."""
+    import mlflow  # heavy (~1.5 s): lazy, for a fast --help and lean workers
+
+    x_fit, y_fit = split.training_rows()
+    try:
         with Stopwatch() as took:
             baseline = diagnostics.baseline_pipeline(text_col).fit(x_fit, y_fit)
         base = model.evaluate(split.y_test, baseline.predict(split.x_test)).metrics
-        mlflow.log_metrics({"baseline.accuracy": base["accuracy"],
-                            "baseline.macro_f1": base["macro_f1"],
-                            "baseline.training_seconds": took.seconds,
-                            "gap.macro_f1": macro_f1 - base["macro_f1"]})
-        tags["textops.baseline_macro_f1"] = f"{base['macro_f1']:.6f}"
-        log.info("baseline TF-IDF + LogisticRegression: macro-F1 %.4f (model %+.4f)",
-                 base["macro_f1"], macro_f1 - base["macro_f1"])
-    if config["train"]["leakage_check"]:
-        probes = split.bounded(sample, seed, test_limit=sample)
-        with Stopwatch() as took:
-            report = diagnostics.leakage_check(pipeline, probes, macro_f1, text_col, seed=seed)
-        log.info("leakage probes on %d training and %d test rows (%.1f s)",
-                 _fit_rows(probes), probes.sizes["test"], took.seconds)
-        mlflow.log_metrics({f"leakage.{k}": v for k, v in report.figures.items()})
-        mlflow.log_params({"leakage.fit_rows": _fit_rows(probes),
-                           "leakage.test_rows": probes.sizes["test"]})
-        tags["textops.leakage_warning"] = " | ".join(report.reasons) if report.suspicious else "none"
-        for reason in report.reasons:
-            log.warning("LEAKAGE WARNING: %s", reason)
-    return tags
+    except ValueError as exc:
+        log.warning("baseline TF-IDF + LogisticRegression could not be fitted (%s): skipped",
+                    first_line(exc))
+        return {}
+    mlflow.log_metrics({"baseline.accuracy": base["accuracy"],
+                        "baseline.macro_f1": base["macro_f1"],
+                        "baseline.training_seconds": took.seconds,
+                        "gap.macro_f1": macro_f1 - base["macro_f1"]})
+    log.info("baseline TF-IDF + LogisticRegression: macro-F1 %.4f (model %+.4f)",
+             base["macro_f1"], macro_f1 - base["macro_f1"])
+    return {"textops.baseline_macro_f1": f"{base['macro_f1']:.6f}"}
+
+
+def _leakage(pipeline: Any, split: data.Split, macro_f1: float, text_col: str, seed: int,
+             sample: int) -> dict[str, str]:
+    """The leakage probes on bounded samples, logged; returns the warning tag."""
+    import mlflow  # heavy (~1.5 s): lazy, for a fast --help and lean workers
+
+    probes = split.bounded(sample, seed, test_limit=sample)
+    with Stopwatch() as took:
+        report = diagnostics.leakage_check(pipeline, probes, macro_f1, text_col, seed=seed)
+    log.info("leakage probes on %d training and %d test rows (%.1f s)",
+             _fit_rows(probes), probes.sizes["test"], took.seconds)
+    mlflow.log_metrics({f"leakage.{k}": v for k, v in report.figures.items()})
+    mlflow.log_params({"leakage.fit_rows": _fit_rows(probes),
+                       "leakage.test_rows": probes.sizes["test"]})
+    for reason in report.reasons:
+        log.warning("LEAKAGE WARNING: %s", reason)
+    return {"textops.leakage_warning": " | ".join(report.reasons) if report.suspicious else "none"}
 
 
 def reference_profile(config: dict[str, Any], fitted: Fitted, split: data.Split) -> dict[str, Any]:
