@@ -38,8 +38,8 @@ def print_history(events: list[dict[str, Any]], name: str) -> None:
     if not events:
         print(f"no recorded alias changes for {name}")
     for e in events:
-        print(f"{e.get('at')}  @{e.get('alias'):<10} v{e.get('from') or '-'} -> v{e.get('to')}  "
-              f"[{e.get('kind', '?')}] by {e.get('by')}: {e.get('why')}")
+        print(f"{e.get('at')}  @{e.get('alias'):<10} v{e.get('from') or '-'} -> "
+              f"v{e.get('to') or '?'}  [{e.get('kind', '?')}] by {e.get('by')}: {e.get('why')}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -49,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         raise BadInputError(f"{args.action} needs --reason TEXT: it is recorded with the change")
     if args.action == "set" and not args.version:
         raise BadInputError("set needs a VERSION, e.g. python champion.py set 3 --reason ...")
+    if len(args.reason) > promotion.MAX_REASON:
+        raise BadInputError(f"--reason is {len(args.reason)} characters long; at most "
+                            f"{promotion.MAX_REASON}: link to the incident instead")
     client = registry.connect(config)
     if args.action == "history":
         print_history(promotion.alias_history(client, name), name)
@@ -59,13 +62,15 @@ def main(argv: list[str] | None = None) -> int:
         if target is None:
             raise BadInputError(f"{name} has no earlier champion to roll back to (current: "
                                 f"v{current}); use 'set VERSION' to choose one")
-        kind, why = "rollback", f"rollback from v{current}: {args.reason.strip()}"
+        shown = f"v{current}" if current else "no champion"
+        kind, why = "rollback", f"rollback from {shown}: {args.reason.strip()}"
     else:
         target = registry.resolve_version(client, name, args.version.lstrip("vV")).version
         kind, why = "manual", args.reason.strip()
     if target == current:
         print(f"{name} @champion is already v{target}; nothing changed")
         return int(ExitCode.OK)
+    registry.load_pipeline(name, target)  # a version that cannot load must not serve (exit 4)
     event = promotion.move_alias(client, name, registry.CHAMPION, target, why,
                                  promotion.actor("champion.py"), kind=kind)
     log.info("@champion v%s -> v%s (%s): %s", current, target, kind, why)

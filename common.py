@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import enum
+import errno
 import logging
 import io
 import logging.handlers
@@ -217,6 +218,15 @@ class _ConsoleFilter(logging.Filter):
         return not getattr(record, "file_only", False)
 
 
+class _FileOnly(logging.Filter):
+    """Marks a logger's records for the log file only (Python warnings: multi-line, and
+    nothing a nightly job's reader can act on)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.file_only = True
+        return True
+
+
 def setup_logging(name: str, config: dict[str, Any], quiet: bool = False) -> logging.Logger:
     """Log to stderr and to a rotating ``logs/<name>.log``; returns the script's logger."""
     level = getattr(logging, str(config["logging"]["level"]).upper(), logging.INFO)
@@ -247,6 +257,10 @@ def setup_logging(name: str, config: dict[str, Any], quiet: bool = False) -> log
     except OSError as exc:  # a read-only checkout must not stop a nightly job
         logging.getLogger(name).warning("cannot write log file in %s (%s); console only", log_dir, exc)
 
+    logging.captureWarnings(True)  # library warnings go to the log file, not to stderr
+    warnings_logger = logging.getLogger("py.warnings")
+    if not any(isinstance(f, _FileOnly) for f in warnings_logger.filters):
+        warnings_logger.addFilter(_FileOnly())
     # Third-party chatter stays in the file at WARNING and above.
     for noisy in ("mlflow", "alembic", "urllib3", "git", "matplotlib", "skops", "numexpr"):
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
@@ -282,6 +296,21 @@ def _quiet_swallowed_interrupt(unraisable: Any) -> None:
     sys.__unraisablehook__(unraisable)
 
 
+def interrupt_from(exc: BaseException) -> BaseException | None:
+    """The Ctrl-C or SIGTERM behind ``exc``, if one is: a signal landing inside a C reader
+    (pandas' CSV parser) comes back as that reader's own error ("Calling read(nbytes) on
+    source failed"), which must not be reported as bad input."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, (KeyboardInterrupt, Interrupted)):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    if _SIGNALS_RECEIVED:
+        return Interrupted(f"signal {_SIGNALS_RECEIVED[-1]}")
+    return None
+
+
 def raise_if_interrupted() -> None:
     """Raise :class:`Interrupted` again if SIGTERM came and its exception was swallowed: a
     signal can land while Python runs a garbage-collection or weakref callback, where exceptions
@@ -309,6 +338,38 @@ def _lost_connection(exc: BaseException) -> bool:
     return False
 
 
+_STORE_BROKEN = ("file is not a database", "database disk image is malformed", "disk i/o error",
+                 "unable to open database file", "no such table")
+
+
+def environment_failure(exc: BaseException) -> tuple[ExitCode, str] | None:
+    """(exit code, one line) for a failure of the machine, not of textops: a full disk, a
+    read-only folder, a corrupted or unreadable MLflow store; None for anything else."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            where = f" writing {exc.filename}" if exc.filename else ""
+            return ExitCode.INFRASTRUCTURE, (f"no space left on the device{where} ({exc.strerror}); "
+                                             f"nothing was published: free space and rerun")
+        if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+            where = f" {exc.filename}" if exc.filename else ""
+            return ExitCode.BAD_INPUT, (f"cannot write{where} ({exc.strerror}); choose a writable "
+                                        f"path or fix its permissions")
+        if isinstance(exc, OSError) and exc.errno == errno.ELOOP:
+            return ExitCode.BAD_INPUT, (f"{exc.filename or 'a path'} is a loop of symbolic links; "
+                                        f"give the path of a real file")
+        text = str(exc).lower()
+        if type(exc).__name__ in ("DatabaseError", "OperationalError") and any(
+                needle in text for needle in _STORE_BROKEN):
+            return ExitCode.INFRASTRUCTURE, (
+                f"the MLflow store cannot be read ({first_line(exc, 120)}): it is corrupted or "
+                f"not an MLflow database; restore it from a backup, or point MLFLOW_TRACKING_URI "
+                f"at a working store")
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
 def run_main(script: str, main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
     """Run ``main`` and map failures to exit codes: one line on stderr, no traceback for
     expected failures; the full traceback of unexpected ones goes to the log file."""
@@ -323,6 +384,7 @@ def run_main(script: str, main: Callable[[list[str] | None], int], argv: list[st
     redact_standard_streams()
     with contextlib.suppress(ValueError):  # not in the main thread (tests calling main())
         signal.signal(signal.SIGTERM, _raise_interrupted)
+        signal.signal(signal.SIGINT, _raise_interrupted)  # recorded too, like SIGTERM
     sys.unraisablehook = _quiet_swallowed_interrupt
     log = logging.getLogger(script)
     try:
@@ -339,6 +401,11 @@ def run_main(script: str, main: Callable[[list[str] | None], int], argv: list[st
         print(f"{script}: interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
     except Exception as exc:  # noqa: BLE001 - last-resort mapping of bugs to exit code 70
+        failure = environment_failure(exc)
+        if failure is not None:
+            log.error("%s\n%s", failure[1], traceback.format_exc(), extra={"file_only": True})
+            print(redact(f"{script}: error: {failure[1]}"), file=sys.stderr)
+            return int(failure[0])
         if _lost_connection(exc):  # the tracking server went away in the middle of the work
             log.error("tracking server lost: %s\n%s", exc, traceback.format_exc(),
                       extra={"file_only": True})
@@ -461,6 +528,40 @@ def prepare_output(path: Path) -> Path:
     return path.parent
 
 
+def same_file(a: Path, b: Path) -> bool:
+    """Do ``a`` and ``b`` name one file (through links, "..", hard links)?"""
+    with contextlib.suppress(OSError):
+        if os.path.exists(a) and os.path.exists(b):
+            return os.path.samefile(a, b)
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def refuse_overwriting(inputs: Mapping[str, Path | None], outputs: Mapping[str, Path | None]) -> None:
+    """BadInputError when an output (flag -> path) is an input or another output: a run must
+    never replace the data it reads, nor write two results into one file."""
+    named_outputs = [(flag, path) for flag, path in outputs.items() if path is not None]
+    for index, (flag, path) in enumerate(named_outputs):
+        for in_flag, in_path in inputs.items():
+            if in_path is not None and same_file(path, in_path):
+                raise BadInputError(f"{flag} {path} is the input file ({in_flag}); choose another "
+                                    f"output path")
+        for other_flag, other in named_outputs[:index]:
+            if same_file(path, other):
+                raise BadInputError(f"{flag} and {other_flag} are the same file ({path}); give "
+                                    f"each its own path")
+
+
+def current_umask() -> int:
+    """The process's umask (read without changing it where /proc tells it)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)  # elsewhere: set and restore (not thread-safe, but only a fallback)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_output(final_path: Path, mode: str = "w", **open_kwargs: Any) -> Iterator[Any]:
     """Write to a temporary file beside ``final_path`` and rename it into place on success.
@@ -475,6 +576,8 @@ def atomic_output(final_path: Path, mode: str = "w", **open_kwargs: Any) -> Iter
     except OSError as exc:
         raise BadInputError(f"cannot write to output folder {directory}: {exc.strerror}") from None
     tmp_path = Path(tmp_name)
+    with contextlib.suppress(OSError):  # mkstemp makes 0600; a report is as readable as any file
+        os.fchmod(fd, 0o666 & ~current_umask())
     try:
         with os.fdopen(fd, mode, **open_kwargs) as handle:
             yield handle

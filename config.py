@@ -233,6 +233,9 @@ CONFIG: dict[str, dict[str, Setting]] = {
                              "requirements-spark.txt; no --resume or --explain)", "--engine",
                     choices=("local", "spark")),
         "spark_master": S("local[*]", "Spark master URL for --engine spark", "--spark-master"),
+        "excel_safe": S(False, "CSV output: prefix text cells starting with =, +, -, @, tab or CR "
+                               "with a ' so a spreadsheet shows them instead of running them as "
+                               "formulas (off: the data stays byte-true)", "--excel-safe"),
         "lock_wait": S(0.0, "when another predict.py is writing the same output, wait this long "
                             "for it, then skip with exit 5", "--lock-wait", metavar="SECONDS", low=0.0),
     },
@@ -260,6 +263,9 @@ CONFIG: dict[str, dict[str, Setting]] = {
                                    "a lower recall", "--min-class-recall", low=0.0, high=1.0),
         "min_class_support": S(20, "labelled rows a class needs for its recall to be checked", low=1),
         "psi_max": S(0.2, "drift: predicted-class distribution PSI above this", "--psi-max", low=0.0),
+        "psi_pvalue": S(0.01, "... and only when rows drawn from the reference distribution reach "
+                              "that PSI by chance less often than this (2 rows never drift)",
+                        low=0.0, high=1.0),
         "ks_max": S(0.1, "drift: confidence / text length Kolmogorov-Smirnov D above this (and p "
                          "below monitor.ks_pvalue)", "--ks-max", low=0.0, high=1.0),
         "ks_pvalue": S(0.01, "... and its p-value below this", low=0.0, high=1.0),

@@ -57,6 +57,7 @@ class Job:
     explain: int
     format: str = "csv"  # one of OUTPUT_FORMATS' values
     model_name: str = "model"  # for messages
+    excel_safe: bool = False  # CSV: cells that a spreadsheet would run as formulas get a '
 
 
 @dataclass(frozen=True)
@@ -148,11 +149,31 @@ def render_chunk(scored: pd.DataFrame, job: Job, first: bool) -> tuple[bytes, in
     blank = int(scored["prediction"].isna().sum())
     if job.format == "parquet":
         return arrow_segment(scored), blank
+    if job.excel_safe:
+        scored = excel_safe(scored)
     data = scored.to_csv(header=first, index=False, float_format="%.6f",
                          lineterminator="\n").encode("utf-8")
     if job.format == "csv.gz":
         data = gzip.compress(data, compresslevel=6, mtime=0)  # mtime=0: same bytes every run
     return data, blank
+
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def excel_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """Text cells that a spreadsheet would run as a formula (starting with =, +, -, @, tab or
+    CR: OWASP's CSV-injection list) prefixed with a single quote; numbers and other cells
+    unchanged."""
+    out = frame.copy()
+    for column in out.columns:
+        if pd.api.types.is_float_dtype(out[column]) or pd.api.types.is_integer_dtype(out[column]):
+            continue
+        values = out[column]
+        risky = values.map(lambda v: isinstance(v, str) and v.startswith(FORMULA_STARTS))
+        if risky.any():
+            out[column] = values.where(~risky, "'" + values.astype(str))
+    return out
 
 
 def arrow_segment(scored: pd.DataFrame) -> bytes:
@@ -223,8 +244,10 @@ def _die_with_parent(parent: int) -> None:
     or monitor.py (what the OOM killer does) a worker would otherwise wait on its task pipe
     forever, holding a model in memory. Linux's parent-death signal ends it at once; a watchdog
     thread checking the parent's pid covers the rest (and a parent that died before this ran).
-    SIGTERM gets its default action back (the parent's handler raised into pipe reads)."""
+    SIGTERM gets its default action back (the parent's handler raised into pipe reads), and
+    Ctrl-C is the parent's to handle: it stops the pool (no traceback per worker)."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     with contextlib.suppress(Exception):  # Linux only; the watchdog works everywhere
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
 

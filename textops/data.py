@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -16,7 +18,7 @@ from typing import Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from common import BadInputError, first_line
+from common import BadInputError, first_line, interrupt_from
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +35,24 @@ class CsvFormat:
 
 
 def check_readable_file(path: Path, what: str = "input file") -> None:
-    if not path.exists():
-        raise BadInputError(f"{what} {path} does not exist; check the path (--data)")
-    if path.is_dir():
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        raise BadInputError(f"{what} {path} does not exist; check the path (--data)") from None
+    except OSError as exc:  # a symlink loop, a path through a file, no permission
+        raise BadInputError(f"{what} {path} cannot be opened ({exc.strerror}); give the path of "
+                            f"a readable file") from None
+    if stat.S_ISDIR(info.st_mode):
         raise BadInputError(f"{what} {path} is a directory; give the path of a CSV file")
-    if path.stat().st_size == 0:
+    if not stat.S_ISREG(info.st_mode):  # a FIFO, <(zcat x.gz), a device
+        raise BadInputError(f"{what} {path} is not a regular file (a pipe or a device?): "
+                            f"textops reads its input more than once (format, hash); write it to "
+                            f"a file first, e.g. zcat x.gz > x.csv")
+    if info.st_size == 0:
         raise BadInputError(f"{what} {path} is empty (0 bytes); expected a CSV with a header row")
+    if not os.access(path, os.R_OK):
+        raise BadInputError(f"{what} {path} is not readable (permission denied); fix its "
+                            f"permissions")
 
 
 def detect_format(path: Path, encoding: str, delimiter: str) -> CsvFormat:
@@ -60,10 +74,18 @@ def detect_format(path: Path, encoding: str, delimiter: str) -> CsvFormat:
         encoding = "utf-8-sig"
     elif utf8:
         encoding = "utf-8-sig"  # harmless without a BOM, strips one if present
-    newline = head.find(b"\n")
-    crlf = newline > 0 and head[newline - 1 : newline] == b"\r"
-    lineterminator = None if (crlf or newline < 0) else "\n"
-    return CsvFormat(encoding, delimiter, lineterminator)
+    return CsvFormat(encoding, delimiter, line_terminator(head))
+
+
+def line_terminator(head: bytes) -> str | None:
+    """The rows' line ending, decided by the data (not by the first line: a header written on
+    Linux above rows appended from a Windows export is common): ``None`` (pandas' default: CRLF,
+    LF or CR) when most lines end in CRLF or there is no LF at all, else ``"\\n"`` only, so that
+    a bare CR inside a text does not split its row."""
+    lines = head.count(b"\n")
+    if lines == 0:
+        return None
+    return None if head.count(b"\r\n") * 2 > lines else "\n"
 
 
 def _read_kwargs(fmt: CsvFormat) -> dict:
@@ -80,7 +102,11 @@ def _read_kwargs(fmt: CsvFormat) -> dict:
     return kwargs
 
 
-def _translate_error(exc: Exception, path: Path, fmt: CsvFormat) -> BadInputError:
+def _translate_error(exc: Exception, path: Path, fmt: CsvFormat) -> BaseException:
+    """The one-line BadInputError for a reader's failure (or the interruption behind it)."""
+    interrupt = interrupt_from(exc)
+    if interrupt is not None:
+        return interrupt
     if isinstance(exc, UnicodeDecodeError):
         return BadInputError(
             f"{path} is not valid {fmt.encoding} text (byte 0x{exc.object[exc.start]:02x} at "
@@ -101,8 +127,12 @@ def _translate_error(exc: Exception, path: Path, fmt: CsvFormat) -> BadInputErro
     return BadInputError(f"cannot read {path}: {exc}")
 
 
-def _clean_columns(frame: pd.DataFrame) -> pd.DataFrame:
+def _clean_columns(frame: pd.DataFrame, fmt: CsvFormat | None = None) -> pd.DataFrame:
     frame.columns = [str(c).strip().lstrip("\ufeff") for c in frame.columns]
+    if fmt is not None and fmt.lineterminator == "\n" and len(frame.columns):
+        last = frame.columns[-1]  # the odd CRLF line among LF lines: its CR is no data
+        if pd.api.types.is_string_dtype(frame[last]):
+            frame[last] = frame[last].str.removesuffix("\r")
     return frame
 
 
@@ -137,7 +167,7 @@ def read_table(path: Path, encoding: str = "utf-8", delimiter: str = ",",
         frame = pd.read_csv(path, **_read_kwargs(fmt))
     except Exception as exc:  # noqa: BLE001
         raise _translate_error(exc, path, fmt) from None
-    return _select(_clean_columns(frame), usecols)
+    return _select(_clean_columns(frame, fmt), usecols)
 
 
 def _select(frame: pd.DataFrame, usecols: Sequence[str] | None) -> pd.DataFrame:
@@ -157,7 +187,7 @@ def iter_table(path: Path, fmt: CsvFormat, chunk_size: int,
         reader = pd.read_csv(path, chunksize=chunk_size, **_read_kwargs(fmt))
         with reader:
             for chunk in reader:
-                yield _select(_clean_columns(chunk), usecols)
+                yield _select(_clean_columns(chunk, fmt), usecols)
     except Exception as exc:  # noqa: BLE001
         raise _translate_error(exc, path, fmt) from None
 

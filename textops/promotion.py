@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import json
+import logging
 import os
 import socket
 import time
@@ -15,12 +16,33 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.stats import binom
 
+from common import BadInputError
 from textops.registry import CHALLENGER, CHAMPION, aliases_of, model_exists
+
+log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------------------------
 # Alias changes and their history (registered-model tags, visible in the MLflow UI)
 # --------------------------------------------------------------------------------------------
 ALIAS_EVENT_PREFIX = "textops.alias_event."
+MAX_REASON = 1000  # characters of a recorded reason (champion.py refuses longer ones)
+MAX_TAG = 5000  # MLflow's limit on a tag value: an event must fit whole, as valid JSON
+
+
+def event_json(event: dict[str, Any]) -> str:
+    """The event as the JSON of one tag value: a long reason is cut *before* serialising, so the
+    record is always valid JSON (a record cut afterwards is unreadable and was skipped)."""
+    event = dict(event)
+    why = str(event.get("why") or "")
+    if len(why) > MAX_REASON:
+        why = why[:MAX_REASON] + f" ... (cut, {len(why)} characters)"
+    event["why"] = why
+    text = json.dumps(event)
+    while len(text) > MAX_TAG:  # non-ASCII escapes can still make it too long
+        why = why[: max(len(why) - (len(text) - MAX_TAG) - 20, 0)] + " ... (cut)"
+        event["why"] = why
+        text = json.dumps(event)
+    return text
 
 
 def actor(script: str) -> str:
@@ -43,8 +65,9 @@ def move_alias(client, name: str, alias: str, version: str, reason: str, by: str
              "why": reason,
              "at": datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="seconds")}
     key = f"{ALIAS_EVENT_PREFIX}{int(now * 1000):013d}.{alias}"
-    client.set_registered_model_tag(name, key, json.dumps(event)[:5000])
-    return event
+    text = event_json(event)
+    client.set_registered_model_tag(name, key, text)
+    return json.loads(text)
 
 
 def alias_history(client, name: str, alias: str | None = None) -> list[dict[str, Any]]:
@@ -56,8 +79,13 @@ def alias_history(client, name: str, alias: str | None = None) -> list[dict[str,
     for key in sorted(k for k in tags if k.startswith(ALIAS_EVENT_PREFIX)):
         try:
             event = json.loads(tags[key])
-        except ValueError:
-            continue
+            if not isinstance(event, dict):
+                raise ValueError("not an object")
+        except ValueError:  # written by an earlier release that cut long reasons mid-JSON
+            log.warning("alias history: the record %s is unreadable (not valid JSON)", key)
+            event = {"alias": key.rsplit(".", 1)[-1], "from": None, "to": None, "kind": "?",
+                     "by": None, "why": "unreadable record (cut by an earlier release)",
+                     "at": key[len(ALIAS_EVENT_PREFIX):].split(".")[0], "unreadable": key}
         if alias is None or event.get("alias") == alias:
             events.append(event)
     return events
@@ -68,6 +96,11 @@ def previous_champion(client, name: str) -> str | None:
     one nor one that a rollback already moved away from (None when there is none)."""
     current = aliases_of(client, name).get(CHAMPION)
     events = alias_history(client, name, CHAMPION)
+    broken = [e["unreadable"] for e in events if e.get("unreadable")]
+    if broken:
+        raise BadInputError(f"the @{CHAMPION} history of {name} has {len(broken)} unreadable "
+                            f"record(s) ({broken[0]}), so the previous champion is not known for "
+                            f"sure; choose one with: champion.py set VERSION --reason ...")
     excluded = {current} | {e.get("from") for e in events if e.get("kind") == "rollback"}
     for event in reversed(events):
         candidate = event.get("from")

@@ -209,6 +209,30 @@ def _find_version(client, name: str, ref: str):
         raise ModelNotFoundError(f"model {name!r} has no @{ref} alias; {hint}") from None
 
 
+def require_versions(client, name: str, versions: list[str], where: str) -> None:
+    """ModelNotFoundError (exit 4) unless every one of ``versions`` is a version of ``name``."""
+    from mlflow.exceptions import MlflowException  # heavy: lazy
+
+    missing = []
+    for version in versions:
+        if not re.fullmatch(r"\d+", version):
+            missing.append(version)
+            continue
+        try:
+            client.get_model_version(name, version)
+        except MlflowException as exc:
+            if getattr(exc, "error_code", "") not in ("RESOURCE_DOES_NOT_EXIST",
+                                                      "INVALID_PARAMETER_VALUE"):
+                raise
+            missing.append(version)
+    if missing:
+        shown = ", ".join(repr(v) for v in missing[:5])
+        raise ModelNotFoundError(
+            f"{where} names version(s) {shown} that model {name!r} does not have in "
+            f"{redact(client.tracking_uri)}; check --model-name and MLFLOW_TRACKING_URI, or "
+            f"monitor the output of predict.py")
+
+
 def aliases_of(client, name: str) -> dict[str, str]:
     """alias -> version of a registered model (empty when it does not exist yet)."""
     if not model_exists(client, name):

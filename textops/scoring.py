@@ -15,7 +15,7 @@ from typing import Any, Callable
 from tqdm import tqdm
 
 import config as cfg
-from common import BadInputError
+from common import BadInputError, refuse_overwriting
 from textops import batch, data, registry, spark
 
 log = logging.getLogger(__name__)
@@ -41,6 +41,7 @@ class PredictJob:
     resume: bool
     output_format: str
     lock_wait: float = 0.0
+    excel_safe: bool = False
 
 
 def job_from_config(config: dict[str, Any], resume: bool) -> PredictJob:
@@ -63,12 +64,12 @@ def job_from_config(config: dict[str, Any], resume: bool) -> PredictJob:
         if resume or p["explain"]:
             raise BadInputError("--resume and --explain work with --engine local only")
         spark.require_pyspark()
-    if data_path.resolve() == output.resolve():
-        raise BadInputError("--output is the input file; choose another output path")
+    refuse_overwriting({"--data": data_path}, {"--output": output})
     workers = int(p["workers"]) if int(p["workers"]) > 0 else (os.cpu_count() or 1)
     return PredictJob(data_path, output, str(p["model"]), id_columns, int(p["chunk_size"]),
                       p["proba"] == "all", workers, int(p["explain"]), p["engine"],
-                      p["spark_master"], resume, output_format, float(p["lock_wait"]))
+                      p["spark_master"], resume, output_format, float(p["lock_wait"]),
+                      bool(p["excel_safe"]))
 
 
 def progress_reporter() -> tuple[Callable[[int], None], Callable[[], None]]:
@@ -106,11 +107,13 @@ def predict(config: dict[str, Any], job: PredictJob) -> tuple[str, int, int]:
         input=str(job.data.resolve()), input_size=stat.st_size, input_mtime_ns=stat.st_mtime_ns,
         model_name=name, model_version=version.version, chunk_size=job.chunk_size,
         options={"text_column": text_col, "id_columns": list(job.id_columns),
-                 "proba": "all" if job.proba_all else "best", "explain": job.explain})
+                 "proba": "all" if job.proba_all else "best", "explain": job.explain,
+                 **({"excel_safe": True} if job.excel_safe else {})})
     with tempfile.TemporaryDirectory(prefix="textops-model-") as tmp:
         batch_job = batch.Job(registry.download_model(name, version.version, tmp), text_col,
                               job.id_columns, version.version, job.proba_all, job.explain,
-                              format=job.output_format, model_name=name)
+                              format=job.output_format, model_name=name,
+                              excel_safe=job.excel_safe)
         log.info("using %s v%s (requested %r, run %s), %s", name, version.version, job.model,
                  version.run_id, f"{job.workers} worker(s)" if job.engine == "local"
                  else f"engine spark, master {job.spark_master}")

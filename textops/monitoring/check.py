@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 import config as cfg
-from common import BadInputError, atomic_output
+from common import BadInputError, atomic_output, refuse_overwriting
 from textops import batch, data, registry
 from textops.monitoring import alerts, drift, estimation, report, runs
 from textops.monitoring.reference import load_reference
@@ -25,7 +25,7 @@ from textops.monitoring.stream import (Seen, StreamSpec, accumulate, accumulate_
 log = logging.getLogger(__name__)
 
 THRESHOLDS = ("min_accuracy", "min_macro_f1", "max_relative_drop", "min_class_recall",
-              "min_class_support", "psi_max", "ks_max", "ks_pvalue", "oov_increase_max",
+              "min_class_support", "psi_max", "psi_pvalue", "ks_max", "ks_pvalue", "oov_increase_max",
               "domain_auc_max", "domain_pvalue", "domain_min_rows")
 
 
@@ -59,9 +59,11 @@ def job_from_config(config: dict[str, Any], label_required: bool) -> MonitorJob:
         raise BadInputError("no input given; pass --data PATH")
     if int(m["chunk_size"]) < 1:
         raise BadInputError(f"--chunk-size must be positive, got {m['chunk_size']}")
+    data_path, report_path = cfg.resolve_path(m["data"]), cfg.resolve_path(m["report"])
+    html = cfg.resolve_path(m["html"]) if m["html"] else None
+    refuse_overwriting({"--data": data_path}, {"--report": report_path, "--html": html})
     return MonitorJob(
-        data=cfg.resolve_path(m["data"]), report=cfg.resolve_path(m["report"]),
-        html=cfg.resolve_path(m["html"]) if m["html"] else None,
+        data=data_path, report=report_path, html=html,
         model_name=config["mlflow"]["model_name"], model=str(m["model"]),
         text_column=config["data"]["text_column"], label_column=config["data"]["label_column"],
         label_required=label_required, experiment=config["mlflow"]["monitor_experiment"],
@@ -109,6 +111,8 @@ def run(job: MonitorJob, config: dict[str, Any]) -> dict[str, Any]:
     if seen.skipped:
         log.warning("skipped %d rows with an empty text/prediction", seen.skipped)
     versions = sorted(seen.versions, key=lambda v: (len(v), v))
+    if spec.recorded:
+        registry.require_versions(client, job.model_name, versions, "the model_version column")
     references = {v: load_reference(client, job.model_name, v) for v in versions}
     found = _findings(job, spec, seen, versions, references, pipeline)
     result = _report(job, spec, seen, versions, found)
@@ -162,6 +166,7 @@ def _findings(job: MonitorJob, spec: StreamSpec, seen: Seen, versions: list[str]
         found.alerts, found.performance = alerts.evaluate_versions(
             {v: seen.tallies.get(v) for v in versions}, references, classes, job.thresholds,
             seen.unlabelled)
+        _refuse_foreign_labels(found.performance, classes, job.label_column)
         if found.performance is None:
             log.warning("no row has a label in %r: drift only", job.label_column)
         elif found.performance["unknown_labels"]:
@@ -185,6 +190,21 @@ def _findings(job: MonitorJob, spec: StreamSpec, seen: Seen, versions: list[str]
                       f"and confidence checks use the {seen.versions[main]} rows of v{main} (the "
                       f"most frequent) against its reference; the text checks use every row")
     return found
+
+
+def _refuse_foreign_labels(performance: dict[str, Any] | None, classes: list[str],
+                           label_column: str) -> None:
+    """Labels none of which is a class of the model are a format mismatch (``0.0``/``1.0``
+    against a model of ``0``/``1``, or the wrong column), not a performance drop: exit 2."""
+    if not performance or not performance["unknown_labels"]:
+        return
+    truth = set(performance["overall"]["support_per_class"])
+    if truth and truth <= set(performance["unknown_labels"]):
+        raise BadInputError(
+            f"none of the labels in {label_column!r} is a class of the model (found "
+            f"{', '.join(map(repr, sorted(truth)[:5]))}; the model's classes: "
+            f"{', '.join(map(repr, list(classes)[:10]))}); check --label-column and how the "
+            f"labels are spelled")
 
 
 def _log_estimate(estimated: dict[str, Any] | None) -> None:

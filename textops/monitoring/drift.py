@@ -82,6 +82,31 @@ def psi(reference: dict[str, float], current: dict[str, float], eps: float = 1e-
     return float(np.sum((cur - ref) * np.log(cur / ref)))
 
 
+def _psi_rows(reference: np.ndarray, current: np.ndarray, eps: float = 1e-4) -> np.ndarray:
+    """:func:`psi` of each row of ``current`` (shares) against ``reference`` (shares)."""
+    ref = np.maximum(reference, eps)
+    ref = ref / ref.sum()
+    cur = np.maximum(current, eps)
+    cur = cur / cur.sum(axis=1, keepdims=True)
+    return np.sum((cur - ref) * np.log(cur / ref), axis=1)
+
+
+def psi_pvalue(reference: dict[str, float], current_counts: dict[str, int], observed: float,
+               draws: int = 2000, seed: int = 0) -> float:
+    """How often rows drawn from the reference distribution, as many as today's, reach a PSI of
+    ``observed`` by chance (a seeded parametric bootstrap, exact enough at any size): with 2
+    rows almost any PSI is chance; with 10,000 a PSI of 0.2 never is."""
+    keys = sorted(set(reference) | set(current_counts))
+    n = int(sum(current_counts.values()))
+    if n == 0:
+        return 1.0
+    ref = np.array([max(reference.get(k, 0.0), 0.0) for k in keys], dtype=float)
+    ref = ref / ref.sum() if ref.sum() > 0 else np.full(len(keys), 1 / len(keys))
+    counts = np.random.default_rng(seed).multinomial(n, ref, size=draws)
+    chance = _psi_rows(ref, counts / n)
+    return float((np.sum(chance >= observed - 1e-12) + 1) / (draws + 1))
+
+
 def chi_square_pvalue(reference: dict[str, float], current_counts: dict[str, int]) -> float:
     """Goodness of fit of the current counts to the reference shares (classes with a zero
     reference share get a tiny one so the test stays defined)."""
@@ -206,14 +231,17 @@ def compare(reference: dict[str, Any], current: Current, thresholds: dict[str, A
     shares = {c: current.predicted_counts.get(c, 0) / total for c in classes}
     value = psi(reference["predicted_distribution"], shares)
     p_value = chi_square_pvalue(reference["predicted_distribution"], current.predicted_counts)
+    chance = psi_pvalue(reference["predicted_distribution"], current.predicted_counts, value,
+                        seed=seed)
     moved = sorted(classes, key=lambda c: -abs(shares[c] - reference["predicted_distribution"][c]))
     checks.append(Check(
         "predicted_class_distribution", "PSI", value, thresholds["psi_max"],
-        value > thresholds["psi_max"],
-        f"PSI {value:.3f} (chi-square p={p_value:.2g}); largest change: " + ", ".join(
+        value > thresholds["psi_max"] and chance < thresholds["psi_pvalue"],
+        f"PSI {value:.3f} (chance p={chance:.2g} for {total} rows; chi-square p={p_value:.2g}); "
+        f"largest change: " + ", ".join(
             f"{c} {reference['predicted_distribution'][c]:.1%}->{shares[c]:.1%}" for c in moved[:3]),
-        {"chi_square_pvalue": p_value, "reference": reference["predicted_distribution"],
-         "current": shares}))
+        {"chi_square_pvalue": p_value, "psi_pvalue": chance,
+         "reference": reference["predicted_distribution"], "current": shares}))
     for name, ref_sample, cur, shown in (
             ("confidence", reference["confidence"]["sample"], current.confidence,
              lambda v: f"mean {np.mean(v):.3f}"),

@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import pandas as pd
 
+from common import BadInputError
 from textops.data import clean_text, is_blank
 from textops.monitoring.estimation import Expected
 from textprep import PROBA_PREFIX  # predict.py --proba all: one column per class
@@ -110,6 +111,22 @@ def proba_classes(header: Iterable[str]) -> tuple[str, ...]:
                  if c.startswith(PROBA_PREFIX) and len(c) > len(PROBA_PREFIX))
 
 
+def probabilities(column: pd.Series) -> np.ndarray:
+    """A recorded probability column as floats (empty cells: NaN). Anything else is refused
+    (BadInputError): a text, or a number outside [0, 1], means the file is not predict.py's
+    output (or was edited), and an estimate made from it would be garbage."""
+    values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
+    present = column.notna().to_numpy() & (column.astype(str).str.strip() != "").to_numpy()
+    bad = present & ~((values >= 0.0) & (values <= 1.0))  # NaN from a text fails both
+    if bad.any():
+        first = column[bad].iloc[0]
+        raise BadInputError(
+            f"column {column.name!r} holds {int(bad.sum())} value(s) that are not probabilities "
+            f"in [0, 1] (first: {str(first)[:40]!r}); monitor predict.py's own output, or fix "
+            f"the column")
+    return values
+
+
 @dataclass
 class _Predicted:
     usable: np.ndarray  # rows with a prediction (recorded) or a non-blank text
@@ -126,13 +143,13 @@ def _predictions(chunk: pd.DataFrame, spec: StreamSpec, blank: np.ndarray | None
     if spec.recorded:
         usable = chunk["prediction"].notna().to_numpy()
         kept = chunk[usable]
-        confidence = (pd.to_numeric(kept["probability"], errors="coerce").to_numpy()
-                      if "probability" in kept else np.full(len(kept), np.nan))
+        confidence = (probabilities(kept["probability"]) if "probability" in kept
+                      else np.full(len(kept), np.nan))
         versions = kept["model_version"].fillna("").astype(str).str.strip().to_numpy()
         proba = None
         if spec.proba_classes:
-            proba = kept[[PROBA_PREFIX + c for c in spec.proba_classes]].apply(
-                pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+            proba = np.column_stack([probabilities(kept[PROBA_PREFIX + c])
+                                     for c in spec.proba_classes])
         return _Predicted(usable, kept["prediction"].astype(str).to_numpy(), confidence,
                           versions, proba, spec.proba_classes)
     usable = ~blank
