@@ -415,13 +415,14 @@ def _skip(chunks: Iterable[pd.DataFrame], done: int) -> Iterator[tuple[int, pd.D
             yield index, chunk
 
 
-def _finish(partial: Path, output: Path, state: Manifest, fmt: str) -> None:
+def _finish(partial: Path, output: Path, state: Manifest, fmt: str, inode: int) -> None:
     """Rename the complete partial file into place (Parquet: assemble it first). A partial file
-    whose size is not what this run wrote is never published."""
-    size = partial.stat().st_size
-    if size != state.bytes_done:
-        raise RuntimeError(f"{partial} holds {size} bytes but this run wrote {state.bytes_done}: "
-                           f"another process wrote to it; {output} was left as it was")
+    that is not the one this run wrote (``inode``), or not as long, is never published."""
+    found = partial.stat()
+    if found.st_ino != inode or found.st_size != state.bytes_done:
+        raise RuntimeError(f"{partial} is not the file this run wrote ({found.st_size} bytes, "
+                           f"{state.bytes_done} written): another process wrote to it; "
+                           f"{output} was left as it was")
     if fmt != "parquet":
         os.replace(partial, output)
         return
@@ -469,6 +470,7 @@ def _write_locked(chunks: Iterable[pd.DataFrame], output: Path, job: Job, manife
         except OSError as exc:
             raise BadInputError(f"cannot write to output folder {output.parent}: "
                                 f"{exc.strerror}") from None
+        inode = os.fstat(handle.fileno()).st_ino
         try:
             with handle:
                 for rows, data, nblank in scorer.scored(_skip(chunks, state.chunks_done)):
@@ -486,7 +488,7 @@ def _write_locked(chunks: Iterable[pd.DataFrame], output: Path, job: Job, manife
             if state.rows_done == 0:
                 raise BadInputError(f"{manifest.input} has a header but no data rows; nothing "
                                     f"to score")
-            _finish(partial, output, state, job.format)
+            _finish(partial, output, state, job.format, inode)
         except BaseException as exc:
             if isinstance(exc, BadInputError) or not run.resumable:  # nothing worth resuming
                 for leftover in (partial, manifest_path):

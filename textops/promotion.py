@@ -37,11 +37,11 @@ def event_json(event: dict[str, Any]) -> str:
     if len(why) > MAX_REASON:
         why = why[:MAX_REASON] + f" ... (cut, {len(why)} characters)"
     event["why"] = why
-    text = json.dumps(event)
-    while len(text) > MAX_TAG:  # non-ASCII escapes can still make it too long
-        why = why[: max(len(why) - (len(text) - MAX_TAG) - 20, 0)] + " ... (cut)"
-        event["why"] = why
-        text = json.dumps(event)
+    text = json.dumps(event, ensure_ascii=False)
+    while len(text) > MAX_TAG:  # long names elsewhere in the event: cut the reason further
+        why = why[: int(len(why) * 0.8)]
+        event["why"] = why + " ... (cut)"
+        text = json.dumps(event, ensure_ascii=False)
     return text
 
 
