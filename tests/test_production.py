@@ -2,6 +2,7 @@
 cannot leave behind."""
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -266,6 +267,40 @@ BAD_INPUT_CASES = [
      2, ["--label-column"]),
     ("resume with the Spark engine", "predict.py", "text\nhi\n",
      ["--engine", "spark", "--resume"], 2, ["--engine local only"]),
+    # hardening, round two: every one of these used to pass, run, or fail as "a bug"
+    ("model name escaping the lock folder", "train.py", "text,label\n" + GOOD_ROWS,
+     ["--model-name", "../../../../x"], 2, ["--model-name", "'/'"]),
+    ("zero iterations", "train.py", "text,label\n" + GOOD_ROWS, ["--iterations", "0"], 2,
+     ["--iterations", "at least 1"]),
+    ("negative seed", "train.py", "text,label\n" + GOOD_ROWS, ["--seed", "-1"], 2, ["--seed"]),
+    ("negative max-fit-rows", "train.py", "text,label\n" + GOOD_ROWS, ["--max-fit-rows", "-1"], 2,
+     ["--max-fit-rows"]),
+    ("text column is the label column", "train.py", "text,label\n" + GOOD_ROWS,
+     ["--label-column", "text"], 2, ["both 'text'"]),
+    ("more classes than allowed", "train.py",
+     "text,label\n" + "".join(f"words {i},c{i % 6}\n" for i in range(60)),
+     ["ENV:TEXTOPS_TRAIN_MAX_CLASSES=3"], 2, ["6 classes", "TEXTOPS_TRAIN_MAX_CLASSES"]),
+    ("another task's labels under the champion's name", "train.py", "text,label\n" + GOOD_ROWS,
+     [], 2, ["would change task", "--allow-new-classes"]),
+    ("report is the input", "monitor.py", "text\nhi\n", ["--report", "{data}"], 2,
+     ["--report", "is the input"]),
+    ("html report is the input", "monitor.py", "text\nhi\n", ["--html", "{data}"], 2,
+     ["--html", "is the input"]),
+    ("predictions of an unregistered version", "monitor.py",
+     "prediction,probability,model_version\nTrue,0.9,99\nFalse,0.8,99\n", [], 4, ["'99'"]),
+    ("predictions with an empty version", "monitor.py",
+     "prediction,probability,model_version\nTrue,0.9,\n", [], 4, ["version"]),
+    ("probability above 1", "monitor.py",
+     "prediction,probability,model_version\nTrue,0.9,1\nFalse,1.7,1\n", [], 2,
+     ["not probabilities"]),
+    ("labels the model never knew", "monitor.py", "text,inbound\nhello,0.0\nthanks,1.0\n",
+     ["--label-column", "inbound"], 2, ["none of the labels", "'False'"]),
+    ("a named pipe", "predict.py", "FIFO", [], 2, ["not a regular file"]),
+    ("a symlink loop", "predict.py", "LOOP", [], 2, ["symbolic links"]),
+    ("a 5,000-character rollback reason", "champion.py", None,
+     ["rollback", "--reason", "x" * 5000], 2, ["at most 1000"]),
+    ("a champion that cannot load", "champion.py", None, ["set", "2", "--reason", "canary"], 4,
+     ["could not be loaded"]),
 ]
 
 
@@ -276,20 +311,35 @@ def test_bad_input_matrix(champion_project, tmp_path, case, script, content, ext
     data = tmp_path / "input.csv"
     if content == "DIR":
         data.mkdir()
+    elif content == "FIFO":
+        os.mkfifo(data)
+    elif content == "LOOP":
+        data.symlink_to(tmp_path / "loop.csv")
+        (tmp_path / "loop.csv").symlink_to(data)
     elif content is not None:
         _write(data, content)
-    args = ["--data", str(data)]
+    env = clean_env(**dict(a[4:].split("=", 1) for a in extra if a.startswith("ENV:")))
+    extra = [a for a in extra if not a.startswith("ENV:")]
+    args = [] if script == "champion.py" else ["--data", str(data)]
     if script == "predict.py" and "--output" not in extra:
         args += ["--output", str(tmp_path / "out" / "scored.csv")]
     if script == "monitor.py":
         args += ["--report", str(tmp_path / "out" / "r.json"), "--html", str(tmp_path / "out" / "r.html")]
     if script == "train.py":
         args += ["--threshold", "0.5", "--no-leakage-check", "--no-baseline"]
-    args += [a.replace("{tmp}", str(tmp_path)) for a in extra]
-    versions_before = len(registry(champion_project).search_model_versions(f"name='{MODEL}'"))
-    result = run_script(champion_project, script, *args)
+    args += [a.replace("{tmp}", str(tmp_path)).replace("{data}", str(data)) for a in extra]
+    client = registry(champion_project)
+    versions_before = len(client.search_model_versions(f"name='{MODEL}'"))
+    aliases_before = client.get_registered_model(MODEL).aliases
+    data_before = data.read_bytes() if content not in (None, "DIR", "FIFO", "LOOP") else None
+    result = run_script(champion_project, script, *args, env=env)
     assert_clean_failure(result, code, *needles)
-    leftovers = sorted(p.name for p in tmp_path.rglob("*") if p.name != "input.csv")
+    if data_before is not None:
+        assert data.read_bytes() == data_before  # the input is never overwritten
+    assert client.get_registered_model(MODEL).aliases == aliases_before
+    assert not (champion_project / ".locks" / "train-..").exists()  # no path from a bad name
+    leftovers = sorted(p.name for p in tmp_path.rglob("*")
+                       if p.name not in ("input.csv", "loop.csv"))
     assert leftovers in ([], ["out"]), leftovers  # no output, no partial or temporary file
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
     assert len(registry(champion_project).search_model_versions(f"name='{MODEL}'")) == versions_before
@@ -360,3 +410,188 @@ def test_a_password_in_the_tracking_uri_never_reaches_the_console_or_logs(projec
     assert_clean_failure(result, 4, "alice:***@127.0.0.1", "unreachable")
     logged = "".join(p.read_text() for p in (project / "logs").glob("*.log*"))
     assert "s3cr3t-pw" not in result.stderr + result.stdout + logged
+
+
+# ------------------------------------------------------------------------------------------
+# Overlapping predict.py runs on one output, and a run killed with SIGKILL
+# ------------------------------------------------------------------------------------------
+def _big_input(path, rows: int):
+    import pandas as pd
+
+    texts = pd.read_csv(shared("twcs", "twcs_head5k.csv"), dtype=str)["text"]
+    frame = pd.DataFrame({"id": range(rows), "text": texts.iloc[[i % len(texts) for i in range(rows)]].to_numpy()})
+    frame.to_csv(path, index=False)
+    return path
+
+
+def _predict(root, data, out, *extra):
+    return subprocess.Popen([sys.executable, str(root / "predict.py"), "--data", str(data),
+                             "--output", str(out), "--id-columns", "id", "--workers", "2", *extra],
+                            cwd=root, env=clean_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for(path, proc, seconds=120):
+    deadline = time.monotonic() + seconds
+    while not path.exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.1)
+
+
+def _children(pid: int) -> list[int]:
+    from pathlib import Path
+
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    from pathlib import Path
+
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in "ZX"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_overlapping_predictions_on_one_output_lose_nothing_and_a_killed_run_resumes(
+        champion_project, tmp_path):
+    import pandas as pd
+
+    data = _big_input(tmp_path / "big.csv", 150_000)
+    out = tmp_path / "scored" / "today.csv"
+    lock = out.with_name(".today.csv.lock")
+    first = _predict(champion_project, data, out)
+    _wait_for(lock, first)  # the first run holds the output
+    second = _predict(champion_project, data, out)
+    code, _, err = second.wait(timeout=300), *second.communicate()
+    assert code == int(ExitCode.BUSY), err
+    assert f"pid {first.pid}" in err and "--lock-wait" in err and "Traceback" not in err
+    waiting = _predict(champion_project, data, out, "--lock-wait", "300")
+    assert first.wait(timeout=300) == 0, first.communicate()
+    assert waiting.wait(timeout=300) == 0, waiting.communicate()
+    scored = pd.read_csv(out, dtype=str)
+    assert scored["id"].tolist() == [str(i) for i in range(150_000)]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["today.csv"]  # no lock, no partial
+    # kill -9 (what the OOM killer does): its workers exit, the lock dies with it, --resume works
+    out.unlink()
+    killed = _predict(champion_project, data, out)
+    _wait_for(out.with_name(".today.csv.partial.json"), killed)
+    workers = _children(killed.pid)
+    assert len(workers) >= 2, workers
+    killed.kill()
+    killed.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(w) for w in workers), "workers outlived their parent"
+    assert not out.exists()
+    resumed = run_script(champion_project, "predict.py", "--data", str(data), "--output", str(out),
+                         "--id-columns", "id", "--resume")
+    ok(resumed)
+    assert pd.read_csv(out, dtype=str)["id"].tolist() == [str(i) for i in range(150_000)]
+
+
+# ------------------------------------------------------------------------------------------
+# Secrets: a tracking password, however spelled, appears nowhere
+# ------------------------------------------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("userinfo, secret", [
+    ("alice:p@ss-w0rd", "p@ss-w0rd"), ("alice:pa/ss-w0rd", "pa/ss-w0rd"),
+    ("alice:pa:ss-w0rd", "pa:ss-w0rd"), ("alice:p%40ss-w0rd", "p%40ss-w0rd"),
+    (":t0ken-only-123", "t0ken-only-123")])
+def test_a_password_of_any_spelling_never_reaches_the_console_or_the_logs(project, tmp_path,
+                                                                          userinfo, secret):
+    from urllib.parse import unquote
+
+    from conftest import free_port
+
+    uri = f"http://{userinfo}@127.0.0.1:{free_port()}"  # nothing listens there
+    for script, args in (("predict.py", ["--data", str(shared("twcs", "sample.csv")), "--output",
+                                         str(tmp_path / "out.csv")]),
+                         ("monitor.py", ["--data", str(shared("twcs", "sample.csv"))])):
+        result = run_script(project, script, *args, env=clean_env(MLFLOW_TRACKING_URI=uri))
+        assert_clean_failure(result, 4, ":***@127.0.0.1", "unreachable")
+        logged = "".join(p.read_text() for p in (project / "logs").glob("*.log*"))
+        for form in {secret, unquote(secret)}:
+            assert form not in result.stderr + result.stdout + logged
+
+
+@pytest.mark.slow
+@pytest.mark.server
+def test_a_password_in_the_uri_of_a_real_server_is_nowhere_and_a_task_change_needs_consent(
+        project, mlflow_server, tmp_path):
+    """train -> monitor against a real server with ``user:p@ss:w0rd%40x@`` in the URI: not in the
+    console (MLflow's own "View run" lines included), the logs, the run's params and tags, the
+    reports. Then a training with another label set under the same name is refused (exit 2)
+    until --allow-new-classes records why."""
+    secret = "p@ss:w0rd%40x"
+    uri = mlflow_server.replace("http://", f"http://alice:{secret}@")
+    env = clean_env(MLFLOW_TRACKING_URI=uri, TEXTOPS_MLFLOW_MODEL_NAME="secret-twcs")
+    trained = ok(run_script(project, "train.py", *train_args(), "--quiet", env=env))
+    assert trained.stderr == ""  # --quiet: no warning, no MLflow chatter
+    assert len(trained.stdout.strip().splitlines()) == 1  # the decision line only
+    report, html = tmp_path / "r.json", tmp_path / "r.html"
+    monitored = run_script(project, "monitor.py", "--data", str(shared("twcs", "sample.csv")),
+                           "--label-column", "inbound", "--report", str(report), "--html",
+                           str(html), env=env)
+    assert monitored.returncode in (0, 1, 3), monitored.stderr
+    other = tmp_path / "other.csv"
+    other.write_text("text,label\n" + GOOD_ROWS)
+    refused = run_script(project, "train.py", "--data", str(other), "--threshold", "0.1", env=env)
+    assert_clean_failure(refused, 2, "would change task", "'True'", "--allow-new-classes")
+    allowed = ok(run_script(project, "train.py", "--data", str(other), "--threshold", "0.1",
+                            "--no-leakage-check", "--allow-new-classes", "new routing labels",
+                            env=env))
+    seen = "".join(r.stdout + r.stderr for r in (trained, monitored, refused, allowed))
+    seen += "".join(p.read_text() for p in (project / "logs").glob("*.log*"))
+    seen += report.read_text() + html.read_text()
+    client = registry(project, mlflow_server)
+    for experiment in ("textops", "textops-monitoring"):
+        for run in client.search_runs([client.get_experiment_by_name(experiment).experiment_id]):
+            seen += repr(run.data.params) + repr(run.data.tags)
+    assert "data.sha256" in seen and "View run" not in seen
+    for form in ("p@ss:w0rd", "p@ss:w0rd@x"):
+        assert form not in seen
+    version = client.get_model_version("secret-twcs", "2")
+    assert client.get_registered_model("secret-twcs").aliases["champion"] == "2"
+    run = client.get_run(version.run_id)
+    assert "new routing labels" in run.data.tags["textops.new_classes_reason"]
+    assert version.tags["textops.label_column"] == "label"
+
+
+# ------------------------------------------------------------------------------------------
+# A full disk is the machine's failure: exit 4, one line, nothing published
+# ------------------------------------------------------------------------------------------
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 64 KiB tmpfs (root only; skipped where mounting is not allowed)."""
+    mount = tmp_path / "tiny"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_exit_4_in_one_line_and_publishes_nothing(champion_project, full_disk):
+    data = shared("twcs", "twcs_head5k.csv")
+    out = full_disk / "scored.csv"
+    result = run_script(champion_project, "predict.py", "--data", str(data), "--output", str(out))
+    assert_clean_failure(result, 4, "no space left", "nothing was published")
+    assert not out.exists()  # its partial file stays for --resume once there is room
+    report = full_disk / "r.json"
+    result = run_script(champion_project, "monitor.py", "--data", str(data), "--label-column",
+                        "inbound", "--report", str(report), "--html", str(full_disk / "r.html"))
+    assert_clean_failure(result, 4, "no space left")
+    assert not report.exists()
