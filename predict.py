@@ -8,7 +8,9 @@ input order, one row per input row, byte-identical whatever the number of worker
 empty text keep a blank prediction and probability. Rows are written to a hidden
 .<output>.partial file and renamed into place at the end: a failed or killed run never leaves a
 half-written file under the output name, and --resume continues a killed run from its last
-completed chunk.
+completed chunk. One run at a time writes an output: a second one exits 5 naming the first (or
+waits --lock-wait seconds). --excel-safe protects CSV cells that a spreadsheet would run as
+formulas.
 """
 from __future__ import annotations
 

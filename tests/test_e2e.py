@@ -453,9 +453,15 @@ def test_unreachable_tracking_server_fails_fast_with_exit_4(project, tmp_path, s
 
 def test_a_crash_during_training_marks_the_run_failed_and_changes_no_alias(twcs_project):
     root = twcs_project["root"]
-    env = clean_env(TEXTOPS_CATBOOST_DEPTH="40")  # CatBoost refuses depth > 16 mid-run
-    result = run_script(root, "train.py", "--data", shared("twcs", "sample.csv"),
-                        "--label-column", "inbound", env=env)
+    module = root / "textops" / "calibration.py"
+    original = module.read_text()
+    module.write_text(original + "\n\ndef calibration_metrics(*args, **kwargs):  # injected bug\n"
+                      "    raise RuntimeError('injected fault after the fit')\n")
+    try:  # a bug mid-run (settings out of range are refused before the run now)
+        result = run_script(root, "train.py", "--data", shared("twcs", "sample.csv"),
+                            "--label-column", "inbound")
+    finally:
+        module.write_text(original)
     assert result.returncode == 70, result.stderr
     assert "internal error" in result.stderr
     client = registry(root)

@@ -466,20 +466,22 @@ def test_overlapping_predictions_on_one_output_lose_nothing_and_a_killed_run_res
         champion_project, tmp_path):
     import pandas as pd
 
-    data = _big_input(tmp_path / "big.csv", 150_000)
+    rows = 300_000
+    data = _big_input(tmp_path / "big.csv", rows)
     out = tmp_path / "scored" / "today.csv"
     lock = out.with_name(".today.csv.lock")
-    first = _predict(champion_project, data, out)
-    _wait_for(lock, first)  # the first run holds the output
+    first = _predict(champion_project, data, out, "--workers", "1")  # ~20 s holding the output
+    _wait_for(lock, first)
     second = _predict(champion_project, data, out)
     code, _, err = second.wait(timeout=300), *second.communicate()
     assert code == int(ExitCode.BUSY), err
+    assert first.poll() is None  # they really overlapped
     assert f"pid {first.pid}" in err and "--lock-wait" in err and "Traceback" not in err
     waiting = _predict(champion_project, data, out, "--lock-wait", "300")
     assert first.wait(timeout=300) == 0, first.communicate()
     assert waiting.wait(timeout=300) == 0, waiting.communicate()
     scored = pd.read_csv(out, dtype=str)
-    assert scored["id"].tolist() == [str(i) for i in range(150_000)]
+    assert scored["id"].tolist() == [str(i) for i in range(rows)]
     assert sorted(p.name for p in out.parent.iterdir()) == ["today.csv"]  # no lock, no partial
     # kill -9 (what the OOM killer does): its workers exit, the lock dies with it, --resume works
     out.unlink()
@@ -497,7 +499,7 @@ def test_overlapping_predictions_on_one_output_lose_nothing_and_a_killed_run_res
     resumed = run_script(champion_project, "predict.py", "--data", str(data), "--output", str(out),
                          "--id-columns", "id", "--resume")
     ok(resumed)
-    assert pd.read_csv(out, dtype=str)["id"].tolist() == [str(i) for i in range(150_000)]
+    assert pd.read_csv(out, dtype=str)["id"].tolist() == [str(i) for i in range(rows)]
 
 
 # ------------------------------------------------------------------------------------------
