@@ -279,6 +279,17 @@ CONFIG: dict[str, dict[str, Setting]] = {
         "domain_min_rows": S(200, "fewer texts on either side: the text-content check is skipped", low=10),
         "reference_texts": S(1000, "test texts kept in each version's reference profile (0 = "
                                    "none: no text-content check)", low=0),
+        "id_columns": S("", "comma-separated columns that identify a row in to_label.csv and in "
+                            "--labels (empty: the row's number in --data)", "--id-columns"),
+        "label_sample": S(200, "rows to label written to --to-label when drift fires or the "
+                               "estimators disagree (0 = never; --label-sample N: every run)",
+                          low=0, high=100_000),
+        "to_label": S("reports/to_label.csv", "where the rows to label are written (a stratified "
+                                              "sample with inclusion weights and an empty label "
+                                              "column)", "--to-label", path=True),
+        "labels": S("", "the rows to label, labelled: the night's accuracy is estimated from them "
+                        "(stratified, unbiased, with a 90-percent interval) and alerts use it",
+                    "--labels", path=True),
         "history_runs": S(30, "earlier monitoring runs charted in the HTML report", low=0),
     },
     "logging": {

@@ -51,6 +51,10 @@ def build_parser(config: dict[str, Any]) -> argparse.ArgumentParser:
                              f"{config['data']['label_column']}]")
     parser.add_argument("--no-html", dest="monitor.html", action="store_const", const="",
                         help="do not write the HTML report")
+    parser.add_argument("--label-sample", type=int, default=None, metavar="N",
+                        help="write N rows to label to --to-label on this run, whatever the "
+                             "estimate says (without it: TEXTOPS_MONITOR_LABEL_SAMPLE rows, only "
+                             "when drift fires or the estimators disagree)")
     return parser
 
 
@@ -59,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     if args.label_column is not None:  # asked for explicitly: it must be there
         config["data"]["label_column"] = args.label_column
-    job = check.job_from_config(config, label_required=args.label_column is not None)
+    job = check.job_from_config(config, label_required=args.label_column is not None,
+                                label_sample=args.label_sample)
     result = check.run(job, config)
     for alert in result["alerts"] + result["drift"]["drifted"]:
         log.warning("ALERT %s", alert)

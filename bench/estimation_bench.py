@@ -43,9 +43,10 @@ from quality_bench import SHARED, load  # noqa: E402
 from textops import data as dataio  # noqa: E402
 from textops import model as modeling  # noqa: E402
 from textops import promotion  # noqa: E402
-from textops.calibration import ece, label_codes, uncalibrated  # noqa: E402
-from textops.monitoring import alerts  # noqa: E402
-from textops.monitoring.estimation import Expected, estimate  # noqa: E402
+from textops.monitoring import alerts, drift, estimation, labelling  # noqa: E402
+from textops.monitoring.reference import build_reference  # noqa: E402
+import pandas as pd  # noqa: E402
+from shifts import SCENARIOS  # noqa: E402
 
 
 def fit(config, x, y):
@@ -68,38 +69,114 @@ def with_settings(config, **changes):
     return config
 
 
-def twcs_shift():
-    frame = dataio.read_table(SHARED / "twcs" / "twcs_head5k.csv")
-    first, last = frame.iloc[:4000], frame.iloc[4000:]
-    return first[["text"]], first["inbound"], last[["text"]], last["inbound"]
-
-
-def estimation_row(name, model, split, x_mon, y_mon, seconds):
+def scenario_row(scenario, model, split, x_mon, y_mon, seconds, config, budgets, seeds):
+    """Every estimator on one monitored part whose labels it never sees, beside the realized
+    accuracy; the drift checks monitor.py runs; and the labelled-sample estimates."""
     classes = [str(c) for c in model.classes_]
     test_proba = model.predict_proba(split.x_test)
-    temperature = float(getattr(model[-1], "temperature_", 1.0))
-    test_codes = label_codes(split.y_test, classes)
+    test_pred = np.asarray(classes, dtype=object)[test_proba.argmax(axis=1)]
+    y_test = np.asarray(split.y_test).astype(str)
+    test_accuracy = float(np.mean(test_pred == y_test))
+    test_conf = test_proba.max(axis=1)
+    threshold = estimation.fit_threshold(test_conf, test_accuracy)
     proba = model.predict_proba(x_mon)
     predicted = np.asarray(classes, dtype=object)[proba.argmax(axis=1)]
-    sums = Expected()
-    sums.add(predicted, proba.max(axis=1), proba, classes)
-    found = estimate(sums, classes)
+    conf = proba.max(axis=1)
+    right = (predicted == np.asarray(y_mon).astype(str)).astype(float)
     realized = alerts.performance(Counter(zip(np.asarray(y_mon).astype(str), predicted)))
-    low, high = found["accuracy_interval"]
-    return {
-        "scenario": name, "train_rows": len(split.y_train) + len(split.y_val),
-        "monitored_rows": len(y_mon), "classes": len(classes), "train_seconds": seconds,
-        "temperature": temperature,
-        "ece_raw": ece(uncalibrated(test_proba, temperature), test_codes),
-        "ece": ece(test_proba, test_codes),
-        "ece_monitored": ece(proba, label_codes(y_mon, classes)),
-        "estimated_accuracy": found["accuracy"], "interval": [low, high],
-        "realized_accuracy": realized["accuracy"],
-        "accuracy_error": found["accuracy"] - realized["accuracy"],
-        "inside_interval": bool(low <= realized["accuracy"] <= high),
-        "estimated_macro_f1": found["macro_f1"], "realized_macro_f1": realized["macro_f1"],
-        "macro_f1_error": found["macro_f1"] - realized["macro_f1"],
-    }
+    sums = estimation.Expected(threshold=threshold)
+    sums.add(predicted, conf, proba, classes)
+    found = estimation.methods(sums, classes)
+    metrics = {"accuracy": test_accuracy, "macro_f1": 0.0, "recall_per_class": {}}
+    reference = build_reference(model, [str(t) for t in split.x_test["text"]], test_pred,
+                                test_conf, split.y_train, metrics, seed=0, oov_rows=2000)
+    texts = [str(t)[:1000] for t in x_mon["text"]]
+    current = drift.Current(rows=len(predicted), predicted_counts=dict(Counter(predicted)),
+                            confidence=np.round(conf, 6),
+                            lengths=np.array([len(str(t)) for t in x_mon["text"]], dtype=float),
+                            oov=None,
+                            texts=[texts[i] for i in drift.sample_indices(len(texts), 1000)])
+    thresholds = config["monitor"]
+    checks = drift.compare(reference, current, thresholds, seed=0)
+    drifted = [c.name for c in checks if c.drifted]
+    labelled = {}
+    edges = labelling.strata_edges(test_conf, threshold)
+    for budget in budgets:
+        strat, simple = [], []
+        for seed in range(seeds):
+            sampler = labelling.Sampler(budget, edges, seed)
+            sampler.add(pd.DataFrame({"right": right}), conf)
+            drawn = sampler.draw()
+            strat.append(labelling.stratified_accuracy(drawn["right"].to_numpy(),
+                                                       drawn["stratum"].to_numpy(),
+                                                       drawn["stratum_rows"].to_numpy()))
+            pick = np.random.default_rng(seed).choice(len(right), min(budget, len(right)),
+                                                      replace=False)
+            simple.append(labelling.stratified_accuracy(right[pick], np.zeros(len(pick)),
+                                                        np.full(len(pick), len(right))))
+        labelled[budget] = {kind: _sample_summary(rows, realized["accuracy"])
+                            for kind, rows in (("stratified", strat), ("random", simple))}
+    return {"scenario": scenario.name, "shifted": scenario.shifted, "what": scenario.what,
+            "concept": scenario.concept,
+            "train_rows": len(split.y_train) + len(split.y_val), "test_rows": len(y_test),
+            "monitored_rows": len(predicted), "classes": len(classes), "train_seconds": seconds,
+            "test_accuracy": test_accuracy, "threshold": threshold.to_dict(),
+            "realized_accuracy": realized["accuracy"], "realized_macro_f1": realized["macro_f1"],
+            "methods": found, "drift": {c.name: {"value": c.value, "drifted": c.drifted}
+                                        for c in checks},
+            "drifted": drifted, "labelled": labelled}
+
+
+def _sample_summary(rows, truth):
+    errors = [r["accuracy"] - truth for r in rows]
+    half = [(r["accuracy_interval"][1] - r["accuracy_interval"][0]) / 2 for r in rows]
+    inside = [r["accuracy_interval"][0] <= truth <= r["accuracy_interval"][1] for r in rows]
+    return {"mean_abs_error": float(np.mean(np.abs(errors))), "mean_error": float(np.mean(errors)),
+            "half_width": float(np.mean(half)), "coverage": float(np.mean(inside)),
+            "seeds": len(rows)}
+
+
+def evaluate(row, config):
+    """The headline, its interval and the alerts, from a row's stored estimator figures (so
+    the combination rule can be judged again without refitting: --from-json)."""
+    found = row["methods"]
+    combined = estimation.combine(found, row["drifted"], row["threshold"]["accuracy"])
+    realized = row["realized_accuracy"]
+    low, high = combined["accuracy_interval"]
+    fired = estimation.estimation_alerts(combined, row["test_accuracy"], config["monitor"],
+                                         "overall")
+    per_method = {}
+    for name, figures in found.items():
+        m_low, m_high = figures["accuracy_interval"]
+        per_method[name] = {"error": figures["accuracy"] - realized,
+                            "inside": bool(m_low <= realized <= m_high),
+                            "alert": bool(estimation.estimation_alerts(
+                                figures, row["test_accuracy"], config["monitor"], "x"))}
+    return {"combined": combined, "error": combined["accuracy"] - realized,
+            "inside": bool(low <= realized <= high), "alert": bool(fired),
+            "drop": 1 - realized / row["test_accuracy"], "methods": per_method}
+
+
+def cost_per_100k(classes=5, rows=100_000, repeats=3):
+    """Seconds to fold 100k rows into every estimator's sums (vectors of ``classes``)."""
+    rng = np.random.default_rng(0)
+    proba = rng.dirichlet(np.ones(classes) * 0.3, rows)
+    labels = np.array([f"c{i}" for i in range(classes)], dtype=object)
+    predicted, conf = labels[proba.argmax(axis=1)], proba.max(axis=1)
+    threshold = estimation.fit_threshold(conf[:2000], 0.9)
+    best = {}
+    for name, th in (("cbpe", None), ("cbpe+doc+atc", threshold)):
+        times = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            sums = estimation.Expected(threshold=th)
+            for chunk in range(0, rows, 10_000):
+                sums.add(predicted[chunk:chunk + 10_000], conf[chunk:chunk + 10_000],
+                         proba[chunk:chunk + 10_000], list(labels))
+            estimation.methods(sums, list(labels))
+            times.append(time.perf_counter() - started)
+        best[name] = min(times)
+    return best
 
 
 def promotion_row(name, champion, challenger, split, metric="macro_f1"):
@@ -120,81 +197,131 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "estimation.json")
-    parser.add_argument("--flip", type=float, default=0.3, help="share of labels flipped (concept)")
-    parser.add_argument("--seeds", type=int, default=6,
-                        help="seed-only challengers trained on twcs (model seeds 43, 44, ...)")
+    parser.add_argument("--from-json", action="store_true",
+                        help="re-judge the stored estimator figures (no training)")
+    parser.add_argument("--only", default="", help="comma-separated scenario names")
+    parser.add_argument("--seeds", type=int, default=50, help="seeds per labelling budget")
+    parser.add_argument("--promotion", action="store_true",
+                        help="also the seed-only / better-configuration promotion cases")
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     import warnings
 
     warnings.filterwarnings("ignore")
     config = cfg.load_config()
-    estimates, promotions = [], []
-
-    def timed_fit(conf, x, y):
-        started = time.perf_counter()
-        model, split = fit(conf, x, y)
-        return model, split, time.perf_counter() - started
-
-    def report(row):
-        estimates.append(row)
-        print(f"{row['scenario']:12s} estimated {row['estimated_accuracy']:.4f} realized "
-              f"{row['realized_accuracy']:.4f} error {row['accuracy_error']:+.4f} ECE "
-              f"{row['ece_raw']:.4f} -> {row['ece']:.4f}", file=sys.stderr, flush=True)
-
-    # same distribution, and concept shift on the same texts
-    x_fit, y_fit, x_mon, y_mon = load("sms")
-    sms, sms_split, seconds = timed_fit(config, x_fit, y_fit)
-    report(estimation_row("sms", sms, sms_split, x_mon, y_mon, seconds))
-    rng = np.random.default_rng(0)
-    flipped = np.asarray(y_mon).astype(str).copy()
-    labels = sorted(set(flipped))
-    chosen = rng.random(len(flipped)) < args.flip
-    flipped[chosen] = [labels[1 - labels.index(v)] for v in flipped[chosen]]
-    report(estimation_row("sms-concept", sms, sms_split, x_mon, flipped, seconds))
-    other, _, _ = timed_fit(with_settings(config, data__random_seed=43), x_fit, y_fit)
-    promotions.append(promotion_row("sms, seed 42 -> 43", sms, other, sms_split))
-
-    # covariate shift
-    x_fit, y_fit, x_mon, y_mon = twcs_shift()
-    twcs, twcs_split, seconds = timed_fit(config, x_fit, y_fit)
-    report(estimation_row("twcs-shift", twcs, twcs_split, x_mon, y_mon, seconds))
-    for seed in range(43, 43 + args.seeds):
-        other, _, _ = timed_fit(with_settings(config, data__random_seed=seed), x_fit, y_fit)
-        promotions.append(promotion_row(f"twcs, seed 42 -> {seed}", twcs, other, twcs_split))
-
-    # many classes; and a clearly better configuration
-    x_fit, y_fit, x_mon, y_mon = load("banking77")
-    banking, banking_split, seconds = timed_fit(config, x_fit, y_fit)
-    report(estimation_row("banking77", banking, banking_split, x_mon, y_mon, seconds))
-    words, _, _ = timed_fit(with_settings(config, tfidf__char_ngram_max=0), x_fit, y_fit)
-    promotions.append(promotion_row("banking77, words-only -> default", words, banking,
-                                    banking_split))
-    other, _, _ = timed_fit(with_settings(config, data__random_seed=43), x_fit, y_fit)
-    promotions.append(promotion_row("banking77, seed 42 -> 43", banking, other, banking_split))
-
-    print("| scenario | train rows | monitored rows | ECE raw -> calibrated (test rows) | "
-          "estimated accuracy (90% interval) | realized | error | est. macro-F1 | realized | error |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for r in estimates:
-        low, high = r["interval"]
-        print(f"| {r['scenario']} | {r['train_rows']:,} | {r['monitored_rows']:,} | "
-              f"{r['ece_raw']:.4f} -> {r['ece']:.4f} | {r['estimated_accuracy']:.4f} "
-              f"({low:.4f}-{high:.4f}) | {r['realized_accuracy']:.4f} | "
-              f"{r['accuracy_error']:+.4f} | {r['estimated_macro_f1']:.4f} | "
-              f"{r['realized_macro_f1']:.4f} | {r['macro_f1_error']:+.4f} |")
-    print()
-    print("| promotion case | test rows | champion macro-F1 | challenger | difference (90% interval) "
-          "| p | alias |")
-    print("|---|---|---|---|---|---|---|")
-    for p in promotions:
-        print(f"| {p['case']} | {p['test_rows']:,} | {p['champion']:.4f} | {p['challenger']:.4f} | "
-              f"{p['difference']:+.4f} ({p['interval'][0]:+.4f} to {p['interval'][1]:+.4f}) | "
-              f"{p['pvalue']:.3f} | @{p['alias']} |")
+    budgets = (100, 200, 500)
+    if args.from_json:
+        stored = json.loads(args.json.read_text())
+        rows, cost, promotions = stored["estimation"], stored["cost"], stored.get("promotion", [])
+    else:
+        rows, models, promotions = [], {}, []
+        wanted = {n for n in args.only.split(",") if n}
+        for scenario in SCENARIOS:
+            if wanted and scenario.name not in wanted:
+                continue
+            x_fit, y_fit, x_mon, y_mon = scenario.build()
+            started = time.perf_counter()
+            if scenario.model and scenario.model in models:
+                model, split = models[scenario.model]
+            else:
+                model, split = fit(config, x_fit, y_fit)
+                models[scenario.name] = (model, split)
+            seconds = time.perf_counter() - started
+            rows.append(scenario_row(scenario, model, split, x_mon, y_mon, seconds, config,
+                                     budgets, args.seeds))
+            r = rows[-1]
+            print(f"{r['scenario']:20s} realized {r['realized_accuracy']:.4f} " + " ".join(
+                f"{k} {v['accuracy']:.4f}" for k, v in r["methods"].items()) +
+                f" drift {r['drifted']}", file=sys.stderr, flush=True)
+        cost = cost_per_100k()
+        if args.promotion:
+            promotions = promotion_cases(config)
+    print_tables(rows, cost, promotions, config, budgets)
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"machine": f"{os.cpu_count()} cores",
-                                     "estimation": estimates, "promotion": promotions}, indent=2))
+    args.json.write_text(json.dumps({"machine": f"{os.cpu_count()} cores", "estimation": rows,
+                                     "cost": cost, "promotion": promotions}, indent=2))
     return 0
+
+
+def print_tables(rows, cost, promotions, config, budgets):
+    judged = [(r, evaluate(r, config)) for r in rows]
+    table = judged
+    judged = [(r, j) for r, j in table if not r.get("concept")]  # the summary: covariate shift
+    print("| data | shift | monitored rows | realized accuracy (drop vs test) | CBPE | DoC | ATC "
+          "| headline (90% interval) | covers | drift alerts | estimate alert |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r, j in table:
+        m = r["methods"]
+        low, high = j["combined"]["accuracy_interval"]
+        print(f"| {r['scenario']} | {'yes' if r['shifted'] else 'no'} | {r['monitored_rows']:,} | "
+              f"{r['realized_accuracy']:.4f} ({j['drop']:+.1%}) | "
+              + " | ".join(f"{m[k]['accuracy'] - r['realized_accuracy']:+.4f}" if k in m else "-"
+                           for k in ("cbpe", "doc", "atc"))
+              + f" | {j['combined']['accuracy']:.4f} ({low:.4f}-{high:.4f}) | "
+              f"{'yes' if j['inside'] else '**no**'} | {', '.join(r['drifted']) or '-'} | "
+              f"{'**exit 1**' if j['alert'] else '-'} |")
+    print()
+    print("| estimator | mean abs error, shifted | worst, shifted | mean abs error, unshifted | "
+          "worst, unshifted | own interval covers (shifted / unshifted) | alerts (shifted / "
+          "unshifted) |")
+    print("|---|---|---|---|---|---|---|")
+    for name in ("cbpe", "doc", "atc", "headline"):
+        cells = []
+        for shifted in (True, False):
+            errs = [abs(j["error"] if name == "headline" else j["methods"][name]["error"])
+                    for r, j in judged if r["shifted"] == shifted
+                    and (name == "headline" or name in j["methods"])]
+            cells += [f"{np.mean(errs):.4f}" if errs else "-", f"{np.max(errs):.4f}" if errs else "-"]
+        cover = [sum(j["inside"] if name == "headline" else j["methods"][name]["inside"]
+                     for r, j in judged if r["shifted"] == s_ and (name == "headline" or name in
+                                                                   j["methods"]))
+                 for s_ in (True, False)]
+        fired = [sum(j["alert"] if name == "headline" else j["methods"][name]["alert"]
+                     for r, j in judged if r["shifted"] == s_ and (name == "headline" or name in
+                                                                   j["methods"]))
+                 for s_ in (True, False)]
+        counts = [sum(1 for r, _ in judged if r["shifted"] == s_) for s_ in (True, False)]
+        print(f"| {name} | {' | '.join(cells)} | {cover[0]}/{counts[0]} / {cover[1]}/{counts[1]} | "
+              f"{fired[0]}/{counts[0]} / {fired[1]}/{counts[1]} |")
+    print()
+    print(f"Cost of folding 100k rows into the sums (5 classes, 10k-row chunks): CBPE alone "
+          f"{cost['cbpe']:.3f} s, CBPE + DoC + ATC {cost['cbpe+doc+atc']:.3f} s.")
+    print()
+    print("| data | labels | stratified: mean abs error | half-width | coverage | random: mean abs "
+          "error | half-width | coverage |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        for budget in budgets:
+            lab = r["labelled"][str(budget)] if str(budget) in r["labelled"] else r["labelled"][budget]
+            s_, rnd = lab["stratified"], lab["random"]
+            print(f"| {r['scenario']} | {budget} | {s_['mean_abs_error']:.4f} | "
+                  f"{s_['half_width']:.4f} | {s_['coverage']:.2f} | {rnd['mean_abs_error']:.4f} | "
+                  f"{rnd['half_width']:.4f} | {rnd['coverage']:.2f} |")
+    if promotions:
+        print()
+        print("| promotion case | test rows | champion macro-F1 | challenger | difference (90% "
+              "interval) | p | alias |")
+        print("|---|---|---|---|---|---|---|")
+        for p in promotions:
+            print(f"| {p['case']} | {p['test_rows']:,} | {p['champion']:.4f} | "
+                  f"{p['challenger']:.4f} | {p['difference']:+.4f} ({p['interval'][0]:+.4f} to "
+                  f"{p['interval'][1]:+.4f}) | {p['pvalue']:.3f} | @{p['alias']} |")
+
+
+def promotion_cases(config, seeds=6):
+    """Seed-only retrainings must stay challenger; a clearly better configuration is promoted."""
+    cases = []
+    for name in ("sms", "twcs"):
+        x_fit, y_fit, _, _ = load(name)
+        base, split = fit(config, x_fit, y_fit)
+        for seed in range(43, 43 + (seeds if name == "twcs" else 1)):
+            other, _ = fit(with_settings(config, data__random_seed=seed), x_fit, y_fit)
+            cases.append(promotion_row(f"{name}, seed 42 -> {seed}", base, other, split))
+    x_fit, y_fit, _, _ = load("banking77")
+    banking, split = fit(config, x_fit, y_fit)
+    words, _ = fit(with_settings(config, tfidf__char_ngram_max=0), x_fit, y_fit)
+    cases.append(promotion_row("banking77, words-only -> default", words, banking, split))
+    return cases
 
 
 if __name__ == "__main__":

@@ -89,8 +89,10 @@ def test_estimate_alerts_on_the_interval_and_on_the_drop_from_training():
         return {"accuracy": accuracy, "accuracy_interval": [accuracy - half, accuracy + half]}
 
     assert estimation_alerts(figures(0.95, 0.01), 0.96, THRESHOLDS, "overall") == []
-    [low] = estimation_alerts(figures(0.75, 0.02), None, THRESHOLDS, "overall")
-    assert low.startswith("overall: estimated accuracy 0.7500 (90% interval 0.7300-0.7700")
+    [low] = estimation_alerts({**figures(0.75, 0.02), "estimator": "ATC"}, None, THRESHOLDS,
+                              "overall")
+    assert low == ("overall: estimated accuracy (ATC 0.7500, 90% interval 0.7300-0.7700, no "
+                   "labels) < 0.8000")
     assert estimation_alerts(figures(0.79, 0.02), None, THRESHOLDS, "overall") == []  # could be 0.81
     [drop] = estimation_alerts(figures(0.85, 0.01), 0.98, THRESHOLDS, "model v3")
     assert "13% below its training-time test accuracy 0.9800" in drop

@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,7 @@ import numpy as np
 import config as cfg
 from common import BadInputError, atomic_output, refuse_overwriting
 from textops import batch, data, registry
-from textops.monitoring import alerts, drift, estimation, report, runs
+from textops.monitoring import alerts, drift, estimation, labelling, report, runs
 from textops.monitoring.reference import load_reference
 from textops.monitoring.stream import (Seen, StreamSpec, accumulate, accumulate_scored,
                                        proba_classes)
@@ -51,9 +51,15 @@ class MonitorJob:
     history_runs: int = 30
     workers: int = 0  # processes scoring raw texts; 0 = automatic
     pool_min_bytes: int = 2_000_000  # automatic: smaller inputs are scored in this process
+    id_columns: tuple[str, ...] = ()  # identify rows in to_label.csv and --labels
+    label_sample: int = 200  # rows to label written when drift fires or estimators disagree
+    label_sample_forced: int | None = None  # --label-sample N: written every run
+    to_label: Path | None = None
+    labels: Path | None = None  # the rows to label, labelled
 
 
-def job_from_config(config: dict[str, Any], label_required: bool) -> MonitorJob:
+def job_from_config(config: dict[str, Any], label_required: bool,
+                    label_sample: int | None = None) -> MonitorJob:
     m = config["monitor"]
     if not m["data"]:
         raise BadInputError("no input given; pass --data PATH")
@@ -61,7 +67,14 @@ def job_from_config(config: dict[str, Any], label_required: bool) -> MonitorJob:
         raise BadInputError(f"--chunk-size must be positive, got {m['chunk_size']}")
     data_path, report_path = cfg.resolve_path(m["data"]), cfg.resolve_path(m["report"])
     html = cfg.resolve_path(m["html"]) if m["html"] else None
-    refuse_overwriting({"--data": data_path}, {"--report": report_path, "--html": html})
+    to_label = cfg.resolve_path(m["to_label"]) if m["to_label"] else None
+    labels = cfg.resolve_path(m["labels"]) if m["labels"] else None
+    if label_sample is not None and label_sample < 1:
+        raise BadInputError(f"--label-sample must be at least 1, got {label_sample}")
+    if label_sample is not None and to_label is None:
+        raise BadInputError("--label-sample needs a --to-label path")
+    refuse_overwriting({"--data": data_path, "--labels": labels},
+                       {"--report": report_path, "--html": html, "--to-label": to_label})
     return MonitorJob(
         data=data_path, report=report_path, html=html,
         model_name=config["mlflow"]["model_name"], model=str(m["model"]),
@@ -71,7 +84,10 @@ def job_from_config(config: dict[str, Any], label_required: bool) -> MonitorJob:
         delimiter=config["data"]["delimiter"], thresholds={k: m[k] for k in THRESHOLDS},
         seed=int(config["data"]["random_seed"]), domain_sample=int(m["domain_sample"]),
         history_runs=int(m["history_runs"]),
-        workers=max(int(m["workers"]), 0))
+        workers=max(int(m["workers"]), 0),
+        id_columns=tuple(c.strip() for c in str(m["id_columns"] or "").split(",") if c.strip()),
+        label_sample=int(m["label_sample"]), label_sample_forced=label_sample,
+        to_label=to_label, labels=labels)
 
 
 def inspect_input(job: MonitorJob) -> tuple[data.CsvFormat, list[str], StreamSpec]:
@@ -84,27 +100,62 @@ def inspect_input(job: MonitorJob) -> tuple[data.CsvFormat, list[str], StreamSpe
         data.require_columns(header, {job.label_column: "--label-column"}, job.data)
     if not recorded:
         data.require_columns(header, {job.text_column: "--text-column"}, job.data)
+    if job.id_columns:
+        data.require_columns(header, {c: "--id-columns" for c in job.id_columns}, job.data)
     spec = StreamSpec(job.text_column, job.label_column, has_text=job.text_column in header,
                       has_labels=job.label_column in header, recorded=recorded, seed=job.seed,
-                      proba_classes=proba_classes(header) if recorded else ())
+                      proba_classes=proba_classes(header) if recorded else (),
+                      id_columns=job.id_columns)
     return fmt, header, spec
+
+
+def read_labels_file(job: MonitorJob) -> labelling.Labels | None:
+    """The labels file (--labels), checked before anything else is done (exit 2)."""
+    if job.labels is None:
+        return None
+    frame = data.read_table(job.labels, job.encoding, job.delimiter)
+    try:
+        return labelling.read_labels(frame, job.id_columns, job.label_column)
+    except ValueError as exc:
+        raise BadInputError(f"--labels {job.labels}: {exc}") from None
 
 
 def run(job: MonitorJob, config: dict[str, Any]) -> dict[str, Any]:
     """Check the data; write the JSON and HTML reports and log the run; returns the report."""
     fmt, header, spec = inspect_input(job)
+    labels = read_labels_file(job)
+    sha256 = data.file_sha256(job.data)  # the report's, and the label sample's seed
     log.info("monitor: data=%s mode=%s, %s", job.data,
              "recorded predictions" if spec.recorded else f"score with {job.model_name}@{job.model}",
              f"labels in {job.label_column!r}" if spec.has_labels else "no labels (drift only)")
     client = registry.connect(config)
     chunks = data.iter_table(job.data, fmt, job.chunk_size, spec.columns(header))
     pipeline = None
+    cache: dict[str, Any] = {}
+
+    def reference_of(version: str) -> dict[str, Any] | None:
+        if version not in cache:
+            cache[version] = load_reference(client, job.model_name, version)
+        return cache[version]
+
+    def threshold_of(version: str) -> estimation.Threshold | None:
+        return estimation.threshold_from_reference(reference_of(version))
+
+    def edges_for(version: str) -> list[float]:
+        reference = reference_of(version) or {}
+        return labelling.strata_edges((reference.get("confidence") or {}).get("sample") or [],
+                                      threshold_of(version))
+
+    budget = job.label_sample_forced or (job.label_sample if job.to_label else 0)
+    collector = labelling.Collector(budget, job.seed + int(sha256[:8], 16), job.id_columns,
+                                    job.text_column if spec.has_text else None, edges_for, labels)
     if spec.recorded:
-        seen = accumulate(chunks, spec, None)
+        seen = accumulate(chunks, spec, None, threshold_of, collector)
     else:
         resolved = registry.resolve_version(client, job.model_name, job.model)
         spec = replace(spec, version=resolved.version)
-        seen, pipeline = _score_texts(job, chunks, spec, resolved.version)
+        seen, pipeline = _score_texts(job, chunks, spec, resolved.version, threshold_of,
+                                      collector)
     if seen.scored == 0:
         raise BadInputError(f"{job.data} has no rows with a text or prediction to check; check "
                             f"--text-column (and the file's content)")
@@ -113,10 +164,12 @@ def run(job: MonitorJob, config: dict[str, Any]) -> dict[str, Any]:
     versions = sorted(seen.versions, key=lambda v: (len(v), v))
     if spec.recorded:
         registry.require_versions(client, job.model_name, versions, "the model_version column")
-    references = {v: load_reference(client, job.model_name, v) for v in versions}
+    references = {v: reference_of(v) for v in versions}
     found = _findings(job, spec, seen, versions, references, pipeline)
-    result = _report(job, spec, seen, versions, found)
+    _sample_estimate(found, collector, references[seen.main_version], job)
+    result = _report(job, spec, seen, versions, found, sha256)
     experiment_id = registry.ensure_experiment(client, config, job.experiment)
+    result["to_label"] = _write_to_label(job, collector, result)
     with atomic_output(job.report, "w", encoding="utf-8") as handle:
         json.dump(result, handle, indent=2, ensure_ascii=False)
     if job.html is not None:
@@ -127,7 +180,8 @@ def run(job: MonitorJob, config: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _score_texts(job: MonitorJob, chunks: Any, spec: StreamSpec, version: str) -> tuple[Seen, Any]:
+def _score_texts(job: MonitorJob, chunks: Any, spec: StreamSpec, version: str,
+                 threshold_of: Any, collector: Any = None) -> tuple[Seen, Any]:
     """Score raw texts as predict.py does: worker processes that each load the model (one per
     core by default), or this process for small inputs; returns the summary and the model when
     it was loaded here."""
@@ -142,7 +196,7 @@ def _score_texts(job: MonitorJob, chunks: Any, spec: StreamSpec, version: str) -
         log.info("scoring with %s v%s (requested %r), %d worker(s)", job.model_name, version,
                  job.model, workers)
         pairs = batch.scored_chunks(chunks, model_job, batch.Run(workers=workers, model=pipeline))
-        return accumulate_scored(pairs, spec), pipeline
+        return accumulate_scored(pairs, spec, threshold_of, collector), pipeline
 
 
 @dataclass
@@ -153,6 +207,7 @@ class _Findings:
     note: str
     reference_version: str | None = None
     estimated: dict[str, Any] | None = None  # performance estimated from the probabilities
+    estimate_alerts: list[str] = field(default_factory=list)  # from the label-free estimate
 
 
 def _findings(job: MonitorJob, spec: StreamSpec, seen: Seen, versions: list[str],
@@ -172,23 +227,25 @@ def _findings(job: MonitorJob, spec: StreamSpec, seen: Seen, versions: list[str]
         elif found.performance["unknown_labels"]:
             log.warning("labels the model does not know (always errors): %s",
                         found.performance["unknown_labels"][:20])
-    found.estimated, estimate_alerts = estimation.report_estimates(
-        seen.expected, seen.expected_labelled, references, found.performance, job.thresholds)
-    found.alerts += estimate_alerts
-    _log_estimate(found.estimated)
     if reference is None:
         found.note = (f"v{main} has no reference profile (trained before textops saved one): "
                       f"drift not checked; retrain to get one")
         log.warning(found.note)
-        return found
-    if seen.texts.items and pipeline is None:
-        pipeline = _try_load(job.model_name, main)
-    found.checks = drift.compare(reference, _current(job, spec, seen, pipeline), job.thresholds,
-                                 job.seed)
-    if len(versions) > 1:
-        found.note = (f"predictions from {len(versions)} model versions: the class-distribution "
-                      f"and confidence checks use the {seen.versions[main]} rows of v{main} (the "
-                      f"most frequent) against its reference; the text checks use every row")
+    else:
+        if seen.texts.items and pipeline is None:
+            pipeline = _try_load(job.model_name, main)
+        found.checks = drift.compare(reference, _current(job, spec, seen, pipeline),
+                                     job.thresholds, job.seed)
+        if len(versions) > 1:
+            found.note = (f"predictions from {len(versions)} model versions: the class-"
+                          f"distribution and confidence checks use the {seen.versions[main]} rows "
+                          f"of v{main} (the most frequent) against its reference; the text checks "
+                          f"use every row")
+    drifted = [c.name for c in found.checks if c.drifted]
+    found.estimated, found.estimate_alerts = estimation.report_estimates(
+        seen.expected, seen.expected_labelled, references, found.performance, job.thresholds,
+        drifted)
+    _log_estimate(found.estimated)
     return found
 
 
@@ -212,9 +269,11 @@ def _log_estimate(estimated: dict[str, Any] | None) -> None:
         log.info("performance not estimated: no probability in the input")
         return
     low, high = estimated["accuracy_interval"]
-    log.info("estimated accuracy %.4f (90%% interval %.4f-%.4f) on %d rows, macro-F1 %s",
-             estimated["accuracy"], low, high, estimated["rows"],
-             "unknown" if estimated["macro_f1"] is None else f"{estimated['macro_f1']:.4f}")
+    log.info("estimated accuracy %.4f (%s; 90%% interval %.4f-%.4f) on %d rows, macro-F1 %s; %s",
+             estimated["accuracy"], estimated["method"].split(" (")[0], low, high,
+             estimated["rows"],
+             "unknown" if estimated["macro_f1"] is None else f"{estimated['macro_f1']:.4f}",
+             estimated["trust"])
     realized = estimated["realized"]
     if realized and realized["estimated_accuracy"] is not None:
         log.info("on the %d labelled rows: estimated accuracy %.4f, realized %.4f (error %+.4f)",
@@ -248,8 +307,59 @@ def _try_load(name: str, version: str) -> Any:
         return None
 
 
+def _sample_estimate(found: _Findings, collector: labelling.Collector,
+                     reference: dict[str, Any] | None, job: MonitorJob) -> None:
+    """With a labels file: the night's accuracy from the labelled sample, beside the label-free
+    estimate (``estimated.sample``); alerts then come from it, not from the label-free one."""
+    classes = [str(c) for c in (reference or {}).get("classes", [])]
+    by_key = {c.casefold(): c for c in classes}
+    try:
+        sample = collector.sample_estimate(lambda label: by_key.get(label.casefold(), label))
+    except ValueError as exc:
+        raise BadInputError(f"--labels {job.labels}: {exc}; label the to_label.csv written for "
+                            f"this --data (joined on {', '.join(job.id_columns) or 'row'})"
+                            ) from None
+    if sample is None or found.estimated is None:
+        found.alerts += found.estimate_alerts
+        return
+    label_free = found.estimated["accuracy"]
+    sample["label_free_accuracy"] = label_free
+    sample["gap"] = label_free - sample["accuracy"]
+    found.estimated["sample"] = sample
+    low, high = sample["accuracy_interval"]
+    log.info("labelled sample: accuracy %.4f (90%% interval %.4f-%.4f) from %d labelled rows; "
+             "the label-free estimate was %+.4f off", sample["accuracy"], low, high,
+             sample["labelled_rows"], sample["gap"])
+    if found.performance is None:  # the labelled sample is the judge tonight
+        found.alerts += estimation.estimation_alerts(
+            sample, found.estimated.get("training_accuracy"), job.thresholds, "overall",
+            f"{sample['labelled_rows']} labelled rows")
+
+
+def _write_to_label(job: MonitorJob, collector: labelling.Collector,
+                    result: dict[str, Any]) -> dict[str, Any] | None:
+    """Write the rows to label when asked (--label-sample N) or when tonight's estimate is not
+    to be trusted alone (drift, or estimators that disagree)."""
+    estimated = result.get("estimated") or {}
+    if job.label_sample_forced:
+        why = f"--label-sample {job.label_sample_forced}"
+    elif job.label_sample and (estimated.get("label_a_sample") or result["drift"]["drifted"]):
+        why = estimated.get("trust") or "drift"
+    else:
+        return None
+    if job.to_label is None or collector.sampler is None:
+        return None
+    rows = collector.to_label(job.label_column)
+    with atomic_output(job.to_label, "w", encoding="utf-8", newline="") as handle:
+        rows.to_csv(handle, index=False)
+    log.warning("wrote %d rows to label to %s (%s); label them and pass --labels", len(rows),
+                job.to_label, why)
+    return {"path": str(job.to_label), "rows": int(len(rows)), "why": why,
+            "strata": int(rows["stratum"].nunique()) if len(rows) else 0}
+
+
 def _report(job: MonitorJob, spec: StreamSpec, seen: Seen, versions: list[str],
-            found: _Findings) -> dict[str, Any]:
+            found: _Findings, sha256: str) -> dict[str, Any]:
     """The JSON report (also what the HTML page and the MLflow run are made from)."""
     main = seen.main_version
     main_estimate = (found.estimated or {}).get("per_version", {}).get(main)
@@ -261,7 +371,7 @@ def _report(job: MonitorJob, spec: StreamSpec, seen: Seen, versions: list[str],
         "exit_code": int(alerts.VERDICTS[status]),
         "alerts": found.alerts,
         "checked_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "data": {"path": str(job.data), "sha256": data.file_sha256(job.data),
+        "data": {"path": str(job.data), "sha256": sha256,
                  "rows": seen.rows, "rows_checked": seen.scored, "rows_skipped": seen.skipped},
         "model": {"name": job.model_name, "versions": versions,
                   "source": "recorded predictions" if spec.recorded else f"@{job.model}"},

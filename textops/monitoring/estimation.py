@@ -13,8 +13,18 @@ What it cannot see: concept shift (the same text now meaning another label) leav
 probabilities, and so the estimate, unchanged. And it is only as good as the calibration, which
 train.py measures on the test rows (``calibration.ece``).
 
-Everything here is a bounded running sum (a k x k matrix per model version), folded chunk by
-chunk like the rest of monitor.py's summary.
+Beside it, two estimators that hold up better when the data shifts (measured in
+bench/estimation_bench.py):
+
+- **ATC** (average thresholded confidence, Garg et al., ICLR 2022): on the version's test rows
+  at training, the confidence threshold ``t`` above which the share of rows equals the test
+  accuracy; tonight's estimate is the share of rows above ``t``. Rank-based, so it does not
+  rest on the calibration of the probabilities, and one counter per version.
+- **DoC** (difference of confidences): the test accuracy at training minus how far the mean
+  confidence fell since.
+
+Everything here is a bounded running sum (counters and a k x k matrix per model version),
+folded chunk by chunk like the rest of monitor.py's summary.
 """
 from __future__ import annotations
 
@@ -24,6 +34,63 @@ from typing import Any, Sequence
 import numpy as np
 
 Z90 = 1.6448536269514722  # two-sided 90 % normal quantile
+CONFIDENCE_DECIMALS = 6  # predict.py writes probabilities with 6 decimals: compare alike
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """ATC's threshold for one model version, fitted on its test rows at training: rows with a
+    confidence above ``value`` count as right, rows equal to it count ``tie_weight`` (so the
+    share on the test rows is exactly their accuracy, however many confidences tie at 1.0)."""
+
+    value: float
+    tie_weight: float
+    accuracy: float  # test accuracy at training
+    confidence_mean: float  # mean confidence on the test rows (DoC's anchor)
+    rows: int  # test rows it was fitted on (their number bounds its precision)
+    source: str = "test rows at training"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"threshold": self.value, "tie_weight": self.tie_weight, "accuracy": self.accuracy,
+                "confidence_mean": self.confidence_mean, "rows": self.rows, "source": self.source}
+
+    def right(self, confidence: np.ndarray) -> np.ndarray:
+        """Each row's count as right: 1 above the threshold, ``tie_weight`` on it, 0 below."""
+        c = np.round(np.asarray(confidence, dtype=float), CONFIDENCE_DECIMALS)
+        return (c > self.value) + self.tie_weight * (c == self.value)
+
+
+def fit_threshold(confidence: Sequence[float], accuracy: float,
+                  source: str = "test rows at training") -> Threshold:
+    """The ATC threshold: the share of ``confidence`` values counted right equals ``accuracy``."""
+    c = np.sort(np.round(np.asarray(confidence, dtype=float), CONFIDENCE_DECIMALS))[::-1]
+    n = len(c)
+    target = float(np.clip(accuracy, 0.0, 1.0)) * n
+    k = min(max(int(np.ceil(target)) - 1, 0), n - 1)  # the row where the target count is reached
+    value = float(c[k])
+    above, equal = int(np.sum(c > value)), int(np.sum(c == value))
+    weight = float(np.clip((target - above) / equal, 0.0, 1.0)) if equal else 0.0
+    return Threshold(value, weight, float(accuracy), float(np.mean(c)), n, source)
+
+
+def threshold_from_reference(reference: dict[str, Any] | None) -> Threshold | None:
+    """A version's stored threshold; for versions trained before it was stored, one fitted on
+    the reference profile's sample of test confidences and its test accuracy; None without a
+    reference profile (then ATC and DoC cannot be computed for it)."""
+    if not reference:
+        return None
+    stored = reference.get("atc")
+    if stored:
+        return Threshold(float(stored["threshold"]), float(stored["tie_weight"]),
+                         float(stored["accuracy"]), float(stored["confidence_mean"]),
+                         int(stored["rows"]), str(stored.get("source", "test rows at training")))
+    sample = (reference.get("confidence") or {}).get("sample") or []
+    accuracy = (reference.get("metrics") or {}).get("accuracy")
+    if not sample or accuracy is None:
+        return None
+    return fit_threshold(sample, accuracy, f"the reference profile's {len(sample)} sampled test "
+                                           f"confidences (version trained before thresholds were "
+                                           f"stored)")
 
 
 @dataclass
@@ -36,6 +103,12 @@ class Expected:
     classes: list[str] | None = None
     confusion: np.ndarray | None = None  # expected counts [true class, predicted class]
     confusion_rows: int = 0
+    threshold: Threshold | None = None  # ATC's, for this version (None: ATC unknown)
+    atc_by_label: dict[str, float] = field(default_factory=dict)  # rows counted right by ATC
+    atc_confusion: np.ndarray | None = None  # ATC's counts [true class, predicted class]
+    doc_shift: float = 0.0  # sum over rows of (test accuracy - test mean confidence): DoC's anchor
+    anchored_rows: int = 0  # rows whose version has a threshold (ATC and DoC known)
+    anchor_variance: float | None = None  # merged totals: sum of rows^2 A (1 - A) / test rows
 
     @property
     def rows(self) -> int:
@@ -50,14 +123,23 @@ class Expected:
         p = np.asarray(confidence, dtype=float)
         ok = np.isfinite(p)
         predicted, p = predicted[ok], np.clip(p[ok], 0.0, 1.0)
+        right = self.threshold.right(p) if self.threshold is not None else None
         for label in np.unique(predicted):
-            q = p[predicted == label]
+            mine = predicted == label
+            q = p[mine]
             sums = np.array([len(q), q.sum(), np.sum(q * (1.0 - q))])
             self.by_label[str(label)] = self.by_label.get(str(label), np.zeros(3)) + sums
+            if right is not None:
+                self.atc_by_label[str(label)] = self.atc_by_label.get(str(label), 0.0) + \
+                    float(right[mine].sum())
+        if self.threshold is not None:
+            self.anchored_rows += len(p)
+            self.doc_shift += len(p) * (self.threshold.accuracy - self.threshold.confidence_mean)
         if proba is None or classes is None:
             return
         proba = np.asarray(proba, dtype=float)[ok]
-        proba = proba[np.isfinite(proba).all(axis=1)]
+        whole = np.isfinite(proba).all(axis=1)
+        proba = proba[whole]
         classes = [str(c) for c in classes]
         if self.classes is None:
             self.classes = classes
@@ -68,22 +150,44 @@ class Expected:
         onehot[np.arange(len(proba)), proba.argmax(axis=1)] = 1.0
         self.confusion = self.confusion + proba.T @ onehot
         self.confusion_rows += len(proba)
+        if right is not None:
+            self.atc_confusion = (0.0 if self.atc_confusion is None else self.atc_confusion) + \
+                atc_matrix(proba, right[whole])
 
     def merge(self, other: "Expected") -> None:
-        """Add another version's sums (the overall figure)."""
+        """Add another version's sums (the overall figure; each version's rows were counted
+        against its own threshold, so the counts add up)."""
         mine = self.rows
         for label, sums in other.by_label.items():
             self.by_label[label] = self.by_label.get(label, np.zeros(3)) + sums
+        for label, right in other.atc_by_label.items():
+            self.atc_by_label[label] = self.atc_by_label.get(label, 0.0) + right
+        self.anchor_variance = (self.anchor_variance or 0.0) + other.anchor_rows_variance()
+        self.anchored_rows += other.anchored_rows
+        self.doc_shift += other.doc_shift
         if other.confusion is None:
             return
         if mine == 0:
             self.classes, self.confusion = other.classes, other.confusion.copy()
+            self.atc_confusion = None if other.atc_confusion is None else other.atc_confusion.copy()
         elif self.confusion is not None and self.classes == other.classes:
             self.confusion = self.confusion + other.confusion
+            self.atc_confusion = (None if self.atc_confusion is None or other.atc_confusion is None
+                                  else self.atc_confusion + other.atc_confusion)
         else:  # versions with different classes: no common matrix
-            self.confusion = None
+            self.confusion = self.atc_confusion = None
             return
         self.confusion_rows += other.confusion_rows
+
+    def anchor_rows_variance(self) -> float:
+        """rows^2 x the variance of the test accuracy the threshold was fitted to (the part of
+        ATC's and DoC's error that more monitored rows cannot shrink)."""
+        if self.anchor_variance is not None:
+            return self.anchor_variance
+        t = self.threshold
+        if t is None or not t.rows:
+            return 0.0
+        return self.anchored_rows ** 2 * t.accuracy * (1 - t.accuracy) / t.rows
 
     def expected_confusion(self, classes: Sequence[str]) -> np.ndarray | None:
         """The expected confusion matrix over every row: from whole probability vectors, or, for
@@ -99,6 +203,35 @@ class Expected:
             matrix[k, k] += right
             matrix[1 - k, k] += rows - right
         return matrix
+
+
+def atc_matrix(proba: np.ndarray, right: np.ndarray) -> np.ndarray:
+    """ATC's confusion counts [true, predicted]: a row predicted k counts ``right`` on the
+    diagonal, and the rest spread over the other classes by its own probabilities."""
+    n, k = proba.shape
+    predicted = proba.argmax(axis=1)
+    rows = np.arange(n)
+    others = proba.copy()
+    others[rows, predicted] = 0.0
+    total = others.sum(axis=1, keepdims=True)
+    spread = np.divide(others, total, out=np.full_like(others, 1.0 / max(k - 1, 1)),
+                       where=total > 0)
+    spread[rows, predicted] = 0.0
+    truth = spread * (1.0 - right)[:, None]
+    truth[rows, predicted] = right
+    onehot = np.zeros_like(proba)
+    onehot[rows, predicted] = 1.0
+    return truth.T @ onehot
+
+
+def _two_class_matrix(by_label: dict[str, np.ndarray], right: dict[str, float],
+                      classes: list[str]) -> np.ndarray:
+    matrix = np.zeros((2, 2))
+    for k, label in enumerate(classes):
+        rows = by_label.get(label, np.zeros(3))[0]
+        matrix[k, k] += right.get(label, 0.0)
+        matrix[1 - k, k] += rows - right.get(label, 0.0)
+    return matrix
 
 
 def macro_f1(confusion: np.ndarray) -> float:
@@ -131,19 +264,109 @@ def estimate(expected: Expected, classes: Sequence[str]) -> dict[str, Any] | Non
     }
 
 
+def _interval(value: float, se: float) -> list[float]:
+    half = Z90 * float(se)
+    return [max(float(value) - half, 0.0), min(float(value) + half, 1.0)]
+
+
+def methods(expected: Expected, classes: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Every estimator the sums allow, side by side: ``cbpe`` always; ``atc`` and ``doc`` when
+    every row's version has a threshold. Each: accuracy, its 90 % sampling interval (rows, and
+    for ATC/DoC the finite test rows their anchor was fitted on), macro-F1 (or None)."""
+    n = expected.rows
+    if n == 0:
+        return {}
+    classes = [str(c) for c in classes]
+    found = {"cbpe": estimate(expected, classes)}
+    if expected.anchored_rows != n:
+        return found
+    anchor = expected.anchor_rows_variance() / n ** 2
+    right = float(sum(expected.atc_by_label.values()))
+    atc = right / n
+    matrix = None
+    if expected.atc_confusion is not None and expected.confusion_rows == n:
+        matrix = expected.atc_confusion
+    elif len(classes) == 2 and set(expected.by_label) <= set(classes):
+        matrix = _two_class_matrix(expected.by_label, expected.atc_by_label, classes)
+    found["atc"] = {"accuracy": atc, "accuracy_interval": _interval(atc, np.sqrt(
+        atc * (1 - atc) / n + anchor)), "macro_f1": macro_f1(matrix) if matrix is not None else None,
+        "rows": n}
+    total = sum(v[1] for v in expected.by_label.values())
+    squares = total - sum(v[2] for v in expected.by_label.values())  # sum of p^2
+    mean = total / n
+    variance = max(squares / n - mean ** 2, 0.0)
+    doc = float(np.clip(mean + expected.doc_shift / n, 0.0, 1.0))
+    found["doc"] = {"accuracy": doc, "accuracy_interval": _interval(doc, np.sqrt(
+        variance / n + anchor)), "macro_f1": None, "rows": n}
+    return found
+
+
+HEADLINE_ORDER = ("atc", "doc", "cbpe")  # the first one known is the headline (measured best)
+DISAGREE = 0.02  # estimators further apart than this: the estimate is not to be trusted alone
+# After a drift alert. Measured on six real covariate shifts (bench/estimation_bench.py): every
+# label-free estimator was optimistic, and ATC recovered about half to all of the accuracy
+# actually lost (its fall from the test accuracy times 1.0-1.8), or missed a loss it did not
+# see at all (twcs, later tweets: +0.045). So the interval reaches SHIFT_FALLS times ATC's fall,
+# plus DRIFT_MARGIN, below ATC; and the alert decision uses the interval's centre.
+SHIFT_FALLS = 1.5
+DRIFT_MARGIN = 0.05
+
+
+def combine(found: dict[str, dict[str, Any]], drifted: Sequence[str] = (),
+            anchor: float | None = None) -> dict[str, Any]:
+    """The headline estimate and an interval honest about shift.
+
+    The headline is ATC (CBPE for versions without a threshold). The interval covers every
+    estimator's own sampling interval, so it widens with their disagreement; after a drift
+    alert it also reaches below ATC by SHIFT_FALLS times ATC's fall from the test accuracy at
+    training (``anchor``) plus DRIFT_MARGIN. ``decision`` is what alerts compare: the headline,
+    or after a drift alert the interval's centre. ``trust`` says in words how far to trust it.
+    """
+    name = next(m for m in HEADLINE_ORDER if m in found)
+    head = found[name]
+    values = [f["accuracy"] for f in found.values()]
+    spread = max(values) - min(values)
+    low = min(f["accuracy_interval"][0] for f in found.values())
+    high = max(f["accuracy_interval"][1] for f in found.values())
+    decision = head["accuracy"]
+    if drifted:
+        fall = max((anchor or 0.0) - head["accuracy"], 0.0) if anchor is not None else 0.0
+        low = min(low, head["accuracy"] - SHIFT_FALLS * fall - DRIFT_MARGIN)
+        decision = (max(low, 0.0) + high) / 2
+    low = max(low, 0.0)
+    where = f" after {', '.join(drifted)} drift" if drifted else ""
+    if spread > DISAGREE or drifted:
+        trust = (f"estimators disagree by {spread:.2f}{where}" if spread > DISAGREE else
+                 f"estimators agree (within {spread:.2f}) but inputs drifted ({', '.join(drifted)})"
+                 f", where every label-free estimate tends to be optimistic")
+        trust += f": accuracy could be anywhere in {low:.2f}-{high:.2f}; label a sample"
+    else:
+        trust = f"estimators agree (within {spread:.2f}) and nothing drifted: trust it"
+    return {"method": name, "accuracy": head["accuracy"], "accuracy_interval": [low, high],
+            "macro_f1": head["macro_f1"], "spread": spread, "trust": trust,
+            "decision_accuracy": decision, "label_a_sample": bool(spread > DISAGREE or drifted)}
+
+
 def estimation_alerts(estimated: dict[str, Any], reference_accuracy: float | None,
-                      thresholds: dict[str, Any], scope: str) -> list[str]:
+                      thresholds: dict[str, Any], scope: str, basis: str = "no labels"
+                      ) -> list[str]:
     """Exit-1 alerts from an estimate: its whole 90 % interval below ``min_accuracy``, or the
-    estimate more than ``max_relative_drop`` below the version's training-time test accuracy."""
+    estimate more than ``max_relative_drop`` below the version's training-time test accuracy.
+    The line names the estimator and its interval (``basis``: what it rests on)."""
     alerts = []
     value, (low, high) = estimated["accuracy"], estimated["accuracy_interval"]
+    name = estimated.get("estimator") or "estimate"
+    shown = f"{name} {value:.4f}, 90% interval {low:.4f}-{high:.4f}, {basis}"
+    decision = estimated.get("decision_accuracy", value)
+    if decision != value:  # after drift: the honest interval's centre decides
+        shown += f"; drift-adjusted {decision:.4f}"
+        value = decision
     minimum = thresholds["min_accuracy"]
     if high < minimum:
-        alerts.append(f"{scope}: estimated accuracy {value:.4f} (90% interval {low:.4f}-"
-                      f"{high:.4f}, no labels) < {minimum:.4f}")
+        alerts.append(f"{scope}: estimated accuracy ({shown}) < {minimum:.4f}")
     drop = thresholds["max_relative_drop"]
     if reference_accuracy and value < reference_accuracy * (1 - drop):
-        alerts.append(f"{scope}: estimated accuracy {value:.4f} (no labels) is "
+        alerts.append(f"{scope}: estimated accuracy ({shown}) is "
                       f"{1 - value / reference_accuracy:.0%} below its training-time test "
                       f"accuracy {reference_accuracy:.4f} (max drop {drop:.0%})")
     return alerts
@@ -183,40 +406,77 @@ def _calibrated(reference: dict[str, Any] | None) -> bool | None:
     return reference.get("metrics", {}).get("calibrated", False)
 
 
+def version_estimate(sums: Expected, reference: dict[str, Any] | None,
+                     drifted: Sequence[str] = ()) -> dict[str, Any] | None:
+    """One version's (or the overall) estimate: the headline and its honest interval, every
+    estimator under ``methods``, the threshold used, and what the same headline estimator gave on
+    the test rows at training (``at_training``: ATC's is the test accuracy by construction)."""
+    classes = _classes(reference, sums)
+    found = methods(sums, classes)
+    if not found:
+        return None
+    combined = combine(found, drifted, sums.threshold.accuracy if sums.threshold else None)
+    metrics = (reference or {}).get("metrics", {})
+    test_confidence = ((reference or {}).get("confidence") or {}).get("mean")
+    at_training = (sums.threshold.accuracy if combined["method"] == "atc" and sums.threshold
+                   else test_confidence)
+    return {**{k: combined[k] for k in ("accuracy", "accuracy_interval", "macro_f1")},
+            "rows": sums.rows, "method": combined["method"],
+            "estimator": combined["method"].upper(),
+            "training_accuracy": metrics.get("accuracy"), "at_training": at_training,
+            "calibrated": _calibrated(reference), "spread": combined["spread"],
+            "trust": combined["trust"], "label_a_sample": combined["label_a_sample"],
+            "decision_accuracy": combined["decision_accuracy"],
+            "methods": found,
+            "threshold": sums.threshold.to_dict() if sums.threshold else None}
+
+
+METHOD_NAMES = {"atc": "average thresholded confidence (ATC)",
+                "doc": "difference of confidences (DoC)",
+                "cbpe": "confidence-based performance estimation (CBPE): mean top probability"}
+
+
 def report_estimates(expected: dict[str, Expected], labelled: dict[str, Expected],
                      references: dict[str, Any], performance: dict[str, Any] | None,
-                     thresholds: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
+                     thresholds: dict[str, Any], drifted: Sequence[str] = ()
+                     ) -> tuple[dict[str, Any] | None, list[str]]:
     """The report's ``estimated`` object (overall and per version; beside the realized figures
     on the labelled rows when there are any) and the alerts it raises. Alerts come from the
     estimate only when no row has a label: realized performance, when known, is the judge."""
     per_version: dict[str, Any] = {}
     total = Expected()
     for version, sums in expected.items():
-        reference = references.get(version)
-        figures = estimate(sums, _classes(reference, sums))
+        figures = version_estimate(sums, references.get(version), drifted)
         if figures is None:
             continue
-        metrics = (reference or {}).get("metrics", {})
-        figures.update(training_accuracy=metrics.get("accuracy"),
-                       at_training=((reference or {}).get("confidence") or {}).get("mean"),
-                       calibrated=_calibrated(reference))
         per_version[version] = figures
         total.merge(sums)
     if not per_version:
         return None, []
-    first = references.get(next(iter(per_version)))
-    overall = estimate(total, _classes(first, total))
     single = len(per_version) == 1
     only = next(iter(per_version.values()))
+    overall = version_estimate(total, references.get(next(iter(per_version))), drifted)
     if single:
         overall.update(training_accuracy=only["training_accuracy"], at_training=only["at_training"])
+    else:
+        overall.update(training_accuracy=None, at_training=None, calibrated=None)
+    notes = []
     uncalibrated = [v for v, f in per_version.items() if f["calibrated"] is False]
+    if uncalibrated:
+        notes.append(f"{', '.join('v' + v for v in uncalibrated)} has uncalibrated probabilities "
+                     f"(trained before textops calibrated them, or with catboost.calibrate off): "
+                     f"its CBPE estimate may be off; retrain to calibrate")
+    anchorless = [v for v, f in per_version.items() if f["threshold"] is None]
+    if anchorless:
+        notes.append(f"{', '.join('v' + v for v in anchorless)} has no reference profile, so no "
+                     f"ATC threshold: its estimate is CBPE only")
+    older = [v for v, f in per_version.items()
+             if f["threshold"] and f["threshold"]["source"] != "test rows at training"]
+    if older:
+        notes.append(f"{', '.join('v' + v for v in older)}: ATC threshold fitted on the reference "
+                     f"profile's sampled test confidences (trained before thresholds were stored)")
     result = {**overall, "per_version": per_version, "realized": None,
-              "method": "confidence-based performance estimation (CBPE): mean top probability",
-              "note": (f"{', '.join('v' + v for v in uncalibrated)} has uncalibrated "
-                       f"probabilities (trained before textops calibrated them, or with "
-                       f"catboost.calibrate off): its estimate may be off; retrain to calibrate"
-                       if uncalibrated else "")}
+              "method": METHOD_NAMES[overall["method"]], "note": "; ".join(notes)}
     if performance:
         result["realized"] = _realized(labelled, references, performance)
         return result, []
@@ -233,7 +493,8 @@ def _realized(labelled: dict[str, Expected], references: dict[str, Any],
               performance: dict[str, Any]) -> dict[str, Any]:
     """The estimate on the labelled rows beside the realized figures: how far off it was."""
     def row(sums: Expected, classes: list[str], realized: dict[str, Any]) -> dict[str, Any]:
-        figures = estimate(sums, classes) or {}
+        found = methods(sums, classes)
+        figures = combine(found) if found else {}
         acc, f1 = figures.get("accuracy"), figures.get("macro_f1")
         return {"rows": realized["rows"], "accuracy": realized["accuracy"],
                 "macro_f1": realized["macro_f1"], "estimated_accuracy": acc,

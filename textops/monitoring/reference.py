@@ -12,6 +12,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from textops.monitoring.drift import distribution, oov_rates, sample_indices, word_vocabulary
+from textops.monitoring.estimation import fit_threshold
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,8 @@ def build_reference(pipeline: Any, texts: Sequence[str], predicted: Sequence[str
         "class_priors": distribution(train_labels, classes),
         "predicted_distribution": distribution(predicted, classes),
         "metrics": metrics,
+        # monitor.py's ATC / DoC estimates: the threshold fitted on every test row
+        "atc": fit_threshold(confidence, metrics["accuracy"]).to_dict(),
         "confidence": {"mean": float(np.mean(confidence)),
                        "sample": [float(v) for v in np.asarray(confidence)[keep]]},
         "length": {"mean": float(lengths.mean()), "median": float(np.median(lengths)),

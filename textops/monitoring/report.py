@@ -162,13 +162,37 @@ def _estimated_html(report: dict[str, Any]) -> str:
             f"<td class='num'>{_number(real.get('accuracy'))}</td>"
             f"<td class='num'>{_number(real.get('accuracy_error'))}</td></tr>")
     note = f"<p class='muted'>{_e(est['note'])}</p>" if est.get("note") else ""
-    return ("<h2>Estimated performance (from the calibrated probabilities, no labels)</h2>"
-            "<table><tr><th>scope</th><th>rows</th><th>estimated accuracy</th>"
-            "<th>90% interval</th><th>estimated macro-F1</th><th>test accuracy at training</th>"
-            "<th>realized accuracy (labelled rows)</th><th>error of the estimate there</th></tr>"
-            + "".join(rows) + "</table>" + note +
-            "<p class='muted'>Blind to concept shift: when the same texts come to mean another "
-            "label, the probabilities and so the estimate do not move.</p>")
+    trust = f"<p><strong>How far to trust it tonight:</strong> {_e(est['trust'])}</p>" \
+        if est.get("trust") else ""
+    methods = est.get("methods") or {}
+    side = "".join(
+        f"<tr><td>{_e(name.upper())}</td><td class='num'>{m['accuracy']:.4f}</td>"
+        f"<td class='num'>{m['accuracy_interval'][0]:.4f}&ndash;{m['accuracy_interval'][1]:.4f}"
+        f"</td><td class='num'>{_number(m.get('macro_f1'))}</td></tr>"
+        for name, m in methods.items())
+    side_html = ("<table><tr><th>estimator (overall)</th><th>accuracy</th><th>sampling interval"
+                 "</th><th>macro-F1</th></tr>" + side + "</table>") if side else ""
+    sample = est.get("sample")
+    sample_html = ""
+    if sample:
+        low, high = sample["accuracy_interval"]
+        sample_html = (f"<p><strong>Labelled sample:</strong> accuracy {sample['accuracy']:.4f} "
+                       f"({low:.4f}&ndash;{high:.4f}, 90%) from {sample['labelled_rows']:,} "
+                       f"labelled rows of {sample['rows']:,}; the label-free estimate was "
+                       f"{sample['gap']:+.4f} off. Alerts use the sample.</p>")
+    to_label = report.get("to_label")
+    if to_label:
+        sample_html += (f"<p>{to_label['rows']} rows to label were written to "
+                        f"<code>{_e(to_label['path'])}</code> ({_e(to_label['why'])}); label "
+                        f"them and rerun with <code>--labels</code>.</p>")
+    return (f"<h2>Estimated performance (no labels; headline: {_e(est['method'])})</h2>"
+            + trust + "<table><tr><th>scope</th><th>rows</th><th>estimated accuracy</th>"
+            "<th>90% interval (honest about shift)</th><th>estimated macro-F1</th><th>test "
+            "accuracy at training</th><th>realized accuracy (labelled rows)</th><th>error of the "
+            "estimate there</th></tr>" + "".join(rows) + "</table>" + side_html + sample_html
+            + note + "<p class='muted'>Blind to concept shift: when the same texts come to mean "
+            "another label, the probabilities and so the estimate do not move; only labels "
+            "catch it.</p>")
 
 
 def render(report: dict[str, Any], figures: dict[str, str]) -> str:
@@ -261,10 +285,18 @@ def summary(report: dict[str, Any]) -> str:
         parts.append(f"accuracy {overall['accuracy']:.4f} macro-F1 {overall['macro_f1']:.4f} on "
                      f"{overall['rows']} labelled rows")
     estimated = report.get("estimated")
-    if estimated and not report["performance"]:
+    if estimated and estimated.get("sample") and not report["performance"]:
+        sample = estimated["sample"]
+        low, high = sample["accuracy_interval"]
+        parts.append(f"accuracy {sample['accuracy']:.4f} ({low:.4f}-{high:.4f}) from "
+                     f"{sample['labelled_rows']} labelled sample rows of {sample['rows']}")
+    elif estimated and not report["performance"]:
         low, high = estimated["accuracy_interval"]
-        parts.append(f"estimated accuracy {estimated['accuracy']:.4f} ({low:.4f}-{high:.4f}) "
-                     f"on {estimated['rows']} rows without labels")
+        name = str(estimated.get("method", "")).split("(")[-1].rstrip(")")[:6] or "estimated"
+        parts.append(f"estimated accuracy {estimated['accuracy']:.4f} ({name}, {low:.4f}-"
+                     f"{high:.4f}) on {estimated['rows']} rows without labels")
+        if estimated.get("label_a_sample"):
+            parts.append(estimated["trust"])
     checks = report["drift"]["checks"]
     if checks:
         parts.append("drift in " + (", ".join(c["name"] for c in checks if c["drifted"]) or "none")

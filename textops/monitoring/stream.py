@@ -13,7 +13,7 @@ import pandas as pd
 
 from common import BadInputError
 from textops.data import clean_text, is_blank
-from textops.monitoring.estimation import Expected
+from textops.monitoring.estimation import Expected, Threshold
 from textprep import PROBA_PREFIX  # predict.py --proba all: one column per class
 
 SAMPLE_VALUES = 50_000  # confidences / text lengths kept for the KS tests
@@ -62,9 +62,10 @@ class StreamSpec:
     version: str | None = None  # the version scoring raw texts (recorded: None)
     seed: int = 0
     proba_classes: tuple[str, ...] = ()  # recorded with predict.py --proba all: their classes
+    id_columns: tuple[str, ...] = ()  # identify a row in to_label.csv and a labels file
 
     def columns(self, header: Iterable[str]) -> list[str]:
-        wanted = ([self.text_column] if self.has_text else []) + \
+        wanted = list(self.id_columns) + ([self.text_column] if self.has_text else []) + \
             ([self.label_column] if self.has_labels else [])
         if self.recorded:
             wanted += ["prediction", "model_version", "probability"]
@@ -90,6 +91,9 @@ class Seen:
     expected_labelled: dict[str, Expected] = field(default_factory=dict)  # rows with a label
     lengths: Reservoir = None  # type: ignore[assignment]
     texts: Reservoir = None  # type: ignore[assignment]
+    # each version's ATC threshold (from its reference profile), asked once per version
+    threshold_of: Callable[[str], Threshold | None] = lambda version: None
+    collector: Any = None  # labelling.Collector: the rows to label, the labels that came back
 
     def __post_init__(self) -> None:
         self.lengths = self.lengths or Reservoir(SAMPLE_VALUES, self.seed + 1)
@@ -168,10 +172,11 @@ def _predictions(chunk: pd.DataFrame, spec: StreamSpec, blank: np.ndarray | None
 
 
 def _add_expected(table: dict[str, Expected], version: str, found: _Predicted,
-                  mask: np.ndarray) -> None:
+                  mask: np.ndarray, threshold_of: Callable[[str], Threshold | None]) -> None:
     proba = found.proba[mask] if found.proba is not None else None
-    table.setdefault(version, Expected()).add(found.labels[mask], found.confidence[mask], proba,
-                                              found.classes or None)
+    if version not in table:
+        table[version] = Expected(threshold=threshold_of(version))
+    table[version].add(found.labels[mask], found.confidence[mask], proba, found.classes or None)
 
 
 def add_chunk(seen: Seen, chunk: pd.DataFrame, spec: StreamSpec, score: Scorer | None) -> None:
@@ -188,6 +193,8 @@ def add_chunk(seen: Seen, chunk: pd.DataFrame, spec: StreamSpec, score: Scorer |
         return
     seen.scored += len(chunk)
     seen.versions.update(versions)
+    if seen.collector is not None:
+        seen.collector.add(chunk, predicted, confidence, versions)
     labelled = (chunk[spec.label_column].notna().to_numpy() if spec.has_labels
                 else np.zeros(len(chunk), dtype=bool))
     for v in np.unique(versions):  # model-dependent statistics are kept per version
@@ -197,9 +204,9 @@ def add_chunk(seen: Seen, chunk: pd.DataFrame, spec: StreamSpec, score: Scorer |
         if np.isfinite(values).any():
             seen.confidence.setdefault(str(v), Reservoir(SAMPLE_VALUES, seen.seed)).add(
                 values[np.isfinite(values)].tolist())
-        _add_expected(seen.expected, str(v), found, mask)
+        _add_expected(seen.expected, str(v), found, mask, seen.threshold_of)
         if spec.has_labels:
-            _add_expected(seen.expected_labelled, str(v), found, mask & labelled)
+            _add_expected(seen.expected_labelled, str(v), found, mask & labelled, seen.threshold_of)
     if spec.has_text:
         kept = texts[usable]
         seen.lengths.add(kept.str.len().tolist())
@@ -214,18 +221,28 @@ def add_chunk(seen: Seen, chunk: pd.DataFrame, spec: StreamSpec, score: Scorer |
                 zip(truth[mask], predicted[labelled][mask]))
 
 
-def accumulate(chunks: Iterable[pd.DataFrame], spec: StreamSpec, score: Scorer | None) -> Seen:
-    """Read every chunk once into a bounded :class:`Seen` (``score``: for raw texts)."""
-    seen = Seen(seed=spec.seed)
+def accumulate(chunks: Iterable[pd.DataFrame], spec: StreamSpec, score: Scorer | None,
+               threshold_of: Callable[[str], Threshold | None] | None = None,
+               collector: Any = None) -> Seen:
+    """Read every chunk once into a bounded :class:`Seen` (``score``: for raw texts;
+    ``threshold_of``: a version's ATC threshold, asked when the version first appears;
+    ``collector``: keeps the rows to label)."""
+    seen = Seen(seed=spec.seed, collector=collector)
+    if threshold_of is not None:
+        seen.threshold_of = threshold_of
     for chunk in chunks:
         add_chunk(seen, chunk, spec, score)
     return seen
 
 
-def accumulate_scored(pairs: Iterable[tuple[pd.DataFrame, pd.DataFrame]], spec: StreamSpec) -> Seen:
+def accumulate_scored(pairs: Iterable[tuple[pd.DataFrame, pd.DataFrame]], spec: StreamSpec,
+                      threshold_of: Callable[[str], Threshold | None] | None = None,
+                      collector: Any = None) -> Seen:
     """As :func:`accumulate`, for chunks already scored (e.g. by worker processes): each chunk
     with its class probabilities, indexed like the chunk."""
-    seen = Seen(seed=spec.seed)
+    seen = Seen(seed=spec.seed, collector=collector)
+    if threshold_of is not None:
+        seen.threshold_of = threshold_of
     for chunk, proba in pairs:
         add_chunk(seen, chunk, spec, lambda frame: proba.loc[frame.index])
     return seen
