@@ -113,7 +113,7 @@ def test_an_unshifted_night_does_not_alert_and_a_large_drop_after_drift_does():
 # ------------------------------------------------------------------------------------------
 # The labelled sample
 # ------------------------------------------------------------------------------------------
-def _night(n=20_000, seed=0):
+def _night(n=10_000, seed=0):
     """Synthetic night with known accuracy: confidences, and errors hidden among confident rows."""
     rng = np.random.default_rng(seed)
     confidence = np.clip(rng.beta(6, 1, n), 0, 1)
@@ -172,3 +172,51 @@ def test_a_labels_file_needs_its_keys_labels_and_design_columns():
         labelling.read_labels(frame, ("tweet_id",), "label")
     with pytest.raises(ValueError, match="no row of the labels file has a label"):
         labelling.read_labels(frame.assign(label=""), (), "label")
+
+
+# ------------------------------------------------------------------------------------------
+# End to end: the twcs last-1,000 part, where no label-free estimate is right
+# ------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_a_labelled_sample_of_200_rows_brackets_the_nights_real_accuracy(project, tmp_path):
+    import json
+
+    from conftest import ok, run_script, shared
+    from textops import data as dataio
+
+    frame = dataio.read_table(shared("twcs", "twcs_head5k.csv"))
+    first, last = tmp_path / "first.csv", tmp_path / "last.csv"
+    frame.iloc[:4000].to_csv(first, index=False)
+    frame.iloc[4000:][["tweet_id", "text"]].to_csv(last, index=False)
+    ok(run_script(project, "train.py", "--data", first, "--label-column", "inbound",
+                  "--no-leakage-check", "--no-baseline", "--threshold", "0.5"))
+    to_label, report = tmp_path / "to_label.csv", tmp_path / "r.json"
+    common = ["--data", last, "--id-columns", "tweet_id", "--to-label", to_label, "--report",
+              report, "--no-html"]
+    first_run = run_script(project, "monitor.py", *common, "--label-sample", "200")
+    assert first_run.returncode in (0, 1, 3), first_run.stderr
+    rows = pd.read_csv(to_label, dtype=str, keep_default_na=False)
+    assert len(rows) == 200 and list(rows.columns) == [
+        "row", "tweet_id", "text", "prediction", "probability", "model_version", "stratum",
+        "stratum_rows", "inclusion_probability", "weight", "label"]
+    assert (rows["label"] == "").all()
+    estimated = json.loads(report.read_text())["estimated"]
+    assert set(estimated["methods"]) == {"cbpe", "doc", "atc"} and estimated["trust"]
+    assert json.loads(report.read_text())["to_label"]["rows"] == 200
+    truth = dict(zip(frame["tweet_id"].astype(str), frame["inbound"].astype(str)))
+    rows["label"] = rows["tweet_id"].map(truth)
+    labelled = tmp_path / "labelled.csv"
+    rows.to_csv(labelled, index=False)
+    second = run_script(project, "monitor.py", *common, "--labels", labelled)
+    assert second.returncode in (0, 1, 3), second.stderr
+    sample = json.loads(report.read_text())["estimated"]["sample"]
+    with_labels = tmp_path / "with_labels.csv"
+    frame.iloc[4000:][["tweet_id", "text", "inbound"]].to_csv(with_labels, index=False)
+    realized_run = run_script(project, "monitor.py", "--data", with_labels, "--label-column",
+                              "inbound", "--report", report, "--no-html", "--to-label", "")
+    assert realized_run.returncode in (0, 1, 3), realized_run.stderr
+    realized = json.loads(report.read_text())["performance"]["overall"]["accuracy"]
+    low, high = sample["accuracy_interval"]
+    assert low <= realized <= high and high - low <= 0.1, (sample, realized)
+    assert sample["labelled_rows"] == 200 and sample["rows"] == 1000
+    assert "labelled sample" in second.stdout
