@@ -10,9 +10,14 @@ With a label column, performance is checked too (per model version for predictio
 Performance alerts (exit 1): accuracy < --min-accuracy, macro-F1 < --min-macro-f1, either one more
 than --max-relative-drop below the version's own test metrics at training time, or a class's
 recall < --min-class-recall (classes with enough labelled rows).
-Without labels, accuracy is estimated from the model's calibrated probabilities (with a 90-percent
-interval; report key "estimated"): alert when the whole interval is below --min-accuracy or the
-estimate is more than --max-relative-drop below the version's test accuracy at training time.
+Without labels, accuracy is estimated from the model's confidences (report key "estimated"):
+ATC (average thresholded confidence, the headline), CBPE and DoC side by side, with a 90-percent
+interval that widens when they disagree and after drift; alert when the whole interval is below
+--min-accuracy or the estimate (after drift: the interval's centre) is more than
+--max-relative-drop below the version's test accuracy at training time. When drift fires or the
+estimators disagree, a stratified sample of rows to label is written to --to-label
+(--label-sample N: every run); --labels with those rows labelled gives an unbiased estimate of
+the night's accuracy, which the alerts then use.
 Drift alerts (exit 3), against the reference profile saved with the model version at training
 time: predicted-class shift (PSI > --psi-max; chi-square p reported), confidence and text-length
 shift (Kolmogorov-Smirnov D > --ks-max with p < TEXTOPS_MONITOR_KS_PVALUE), out-of-vocabulary

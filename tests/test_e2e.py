@@ -359,8 +359,10 @@ def test_monitor_alerts_with_exit_1_when_the_estimated_accuracy_is_too_low(twcs_
     result = run_script(root, "monitor.py", "--data", unsure, "--report", report)
     assert result.returncode == 1, result.stderr
     assert result.stdout.startswith("ALERT") and "Traceback" not in result.stderr
-    alerts = json.loads(report.read_text())["alerts"]
-    assert any(a.startswith("overall: estimated accuracy 0.6000") for a in alerts)
+    found = json.loads(report.read_text())
+    assert any(a.startswith("overall: estimated accuracy (ATC ") for a in found["alerts"])
+    assert found["estimated"]["methods"]["cbpe"]["accuracy"] == pytest.approx(0.6)
+    assert found["estimated"]["accuracy"] < 0.6  # no row reaches the ATC threshold any more
 
 
 # ------------------------------------------------------------------------------------------

@@ -55,9 +55,17 @@ def run_metrics(report: dict[str, Any]) -> dict[str, float]:
             metrics["estimated.macro_f1"] = estimated["macro_f1"]
         for v, figures in estimated["per_version"].items():
             metrics[f"v{v}.estimated.accuracy"] = figures["accuracy"]
+        low, high = estimated["accuracy_interval"]
+        metrics.update({"estimated.accuracy_low": low, "estimated.accuracy_high": high})
+        for name, figures in (estimated.get("methods") or {}).items():
+            metrics[f"estimated.{name}.accuracy"] = figures["accuracy"]
         realized = estimated["realized"]
         if realized and realized["accuracy_error"] is not None:
             metrics["estimated.accuracy_error"] = realized["accuracy_error"]
+        sample = estimated.get("sample")
+        if sample:
+            metrics["sample.accuracy"] = sample["accuracy"]
+            metrics["sample.gap"] = sample["gap"]
     for check in report["drift"]["checks"]:
         if check["value"] is not None:
             metrics[f"drift.{check['name']}"] = check["value"]
