@@ -349,8 +349,9 @@ def environment_failure(exc: BaseException) -> tuple[ExitCode, str] | None:
     while exc is not None and seen < 10:
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
             where = f" writing {exc.filename}" if exc.filename else ""
-            return ExitCode.INFRASTRUCTURE, (f"no space left on the device{where} ({exc.strerror}); "
-                                             f"nothing was published: free space and rerun")
+            return ExitCode.INFRASTRUCTURE, (f"no space left on the device{where} "
+                                             f"({exc.strerror}); nothing was published: free "
+                                             f"space and rerun")
         if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
             where = f" {exc.filename}" if exc.filename else ""
             return ExitCode.BAD_INPUT, (f"cannot write{where} ({exc.strerror}); choose a writable "
@@ -437,9 +438,7 @@ def _flag_type(setting: cfg.Setting) -> Callable[[str], Any]:
             return cli_path(raw)
         try:
             return cfg.parse_value(setting, raw)
-        except ValueError as exc:  # argparse shows this message, not a bare "invalid value"
-            if setting.type in (int, float) and "must be" not in str(exc) and "expected" not in str(exc):
-                raise  # not a number: argparse's own "invalid int value: 'x'"
+        except cfg.OutOfRange as exc:  # argparse shows this message, not "invalid int value"
             raise argparse.ArgumentTypeError(str(exc)) from None
 
     parse.__name__ = setting.type.__name__  # argparse names it in "invalid int value: 'x'"

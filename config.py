@@ -338,6 +338,10 @@ MLFLOW_VARIABLES = {
 }
 
 
+class OutOfRange(ValueError):
+    """A value of the right type that its setting's declared range or rule refuses."""
+
+
 class ConfigError(ValueError):
     """An environment variable holds a value of the wrong type."""
 
@@ -383,7 +387,7 @@ def parse_value(setting: Setting, raw: str) -> Any:
         return "\t"
     problem = setting.problem(value)
     if problem:
-        raise ValueError(problem)
+        raise OutOfRange(problem)
     return value
 
 

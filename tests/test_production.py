@@ -597,3 +597,15 @@ def test_a_full_disk_is_exit_4_in_one_line_and_publishes_nothing(champion_projec
                         "inbound", "--report", str(report), "--html", str(full_disk / "r.html"))
     assert_clean_failure(result, 4, "no space left")
     assert not report.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", ["train.py", "predict.py"])
+def test_a_corrupted_store_is_exit_4_in_one_line(project, tmp_path, script):
+    (project / "mlflow.db").write_bytes(b"SQLite format 3\x00" + os.urandom(4096))
+    args = {"train.py": train_args(),
+            "predict.py": ["--data", str(shared("twcs", "sample.csv")), "--output",
+                           str(tmp_path / "out.csv")]}[script]
+    result = run_script(project, script, *args)
+    assert_clean_failure(result, 4, "mlflow store cannot be read", "backup")
+    assert not (tmp_path / "out.csv").exists()

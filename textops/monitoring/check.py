@@ -25,8 +25,8 @@ from textops.monitoring.stream import (Seen, StreamSpec, accumulate, accumulate_
 log = logging.getLogger(__name__)
 
 THRESHOLDS = ("min_accuracy", "min_macro_f1", "max_relative_drop", "min_class_recall",
-              "min_class_support", "psi_max", "psi_pvalue", "ks_max", "ks_pvalue", "oov_increase_max",
-              "domain_auc_max", "domain_pvalue", "domain_min_rows")
+              "min_class_support", "psi_max", "psi_pvalue", "ks_max", "ks_pvalue",
+              "oov_increase_max", "domain_auc_max", "domain_pvalue", "domain_min_rows")
 
 
 @dataclass(frozen=True)
