@@ -183,7 +183,9 @@ CONFIG: dict[str, dict[str, Setting]] = {
                       ("train",), low=0.0, high=1.0),
     },
     "train": {
-        "data": S("data/demo/train.csv", "labelled training CSV", "--data", path=True),
+        "data": S("data/demo/train.csv", "labelled training data: CSV (plain or gzip/bzip2/xz/zstd), "
+                                          "Parquet file or folder of Parquet parts", "--data",
+                  path=True),
         "refit": S(True, "refit on training + validation rows once early stopping has chosen the "
                          "number of trees (test rows are never trained on)"),
         "baseline": S(True, "also fit TF-IDF + LogisticRegression and log its test metrics",
@@ -213,7 +215,8 @@ CONFIG: dict[str, dict[str, Setting]] = {
                             "for it, then skip with exit 5", "--lock-wait", metavar="SECONDS", low=0.0),
     },
     "predict": {
-        "data": S("data/demo/recent.csv", "CSV to score", "--data", path=True),
+        "data": S("data/demo/recent.csv", "data to score: CSV (plain or compressed), Parquet file or "
+                                           "folder of Parquet parts", "--data", path=True),
         "output": S("data/predictions.csv", "output file, written atomically; its extension picks "
                                             "the format: .csv, .csv.gz or .parquet", "--output",
                     path=True),
@@ -240,8 +243,9 @@ CONFIG: dict[str, dict[str, Setting]] = {
                             "for it, then skip with exit 5", "--lock-wait", metavar="SECONDS", low=0.0),
     },
     "monitor": {
-        "data": S("data/demo/recent.csv", "CSV of texts, or predict.py output; with labels or "
-                                          "without", "--data", path=True),
+        "data": S("data/demo/recent.csv", "texts, or predict.py output (CSV, compressed CSV or "
+                                          "Parquet); with labels or without", "--data",
+                  path=True),
         "model": S("champion", "model to score raw texts with: alias, 'latest' or version; "
                                "ignored for predictions files", "--model"),
         "report": S("reports/monitor.json", "JSON report path, replaced atomically", "--report",

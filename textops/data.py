@@ -13,12 +13,13 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
 from common import BadInputError, first_line, interrupt_from
+from textops import formats
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ class CsvFormat:
     encoding: str
     delimiter: str
     lineterminator: str | None  # None = pandas' default (\n, \r\n or \r)
+    container: str = "csv"  # csv, gzip, bz2, xz, zstd (compressed CSV) or parquet
 
 
 def check_readable_file(path: Path, what: str = "input file") -> None:
@@ -43,7 +45,13 @@ def check_readable_file(path: Path, what: str = "input file") -> None:
         raise BadInputError(f"{what} {path} cannot be opened ({exc.strerror}); give the path of "
                             f"a readable file") from None
     if stat.S_ISDIR(info.st_mode):
-        raise BadInputError(f"{what} {path} is a directory; give the path of a CSV file")
+        try:
+            formats.parquet_parts(path)  # a folder of Parquet parts (Spark / Hive) is an input
+        except formats.FormatError as exc:
+            raise BadInputError(str(exc)) from None
+        except OSError as exc:
+            raise BadInputError(f"{what} {path} cannot be listed ({exc.strerror})") from None
+        return
     if not stat.S_ISREG(info.st_mode):  # a FIFO, <(zcat x.gz), a device
         raise BadInputError(f"{what} {path} is not a regular file (a pipe or a device?): "
                             f"textops reads its input more than once (format, hash); write it to "
@@ -56,15 +64,30 @@ def check_readable_file(path: Path, what: str = "input file") -> None:
 
 
 def detect_format(path: Path, encoding: str, delimiter: str) -> CsvFormat:
-    """Pick the encoding (a BOM wins over the configured one) and the line terminator.
+    """Recognise the container by its bytes (CSV, gzip/bzip2/xz/zstd-compressed CSV, Parquet
+    file or folder), then, for CSV, pick the encoding (a BOM wins over the configured one) and
+    the line terminator.
 
     Files whose lines end in ``\\n`` are read with ``\\n`` as the only terminator, so that a bare
     ``\\r`` inside a tweet does not split a row in two (as it does in twcs).
     """
-    with open(path, "rb") as handle:
-        head = handle.read(_SNIFF_BYTES)
+    head = b""
+    if not path.is_dir():
+        with open(path, "rb") as handle:
+            head = handle.read(_SNIFF_BYTES)
+    try:
+        kind = formats.container(path, head)
+        if kind == "parquet":
+            return CsvFormat(encoding, delimiter, None, "parquet")
+        if kind != "csv":
+            head = formats.decompressed_head(path, kind, _SNIFF_BYTES)
+    except formats.FormatError as exc:
+        raise BadInputError(str(exc)) from None
+    if not head:
+        raise BadInputError(f"{path} holds no data once decompressed; expected a CSV with a "
+                            f"header row")
     if head.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return CsvFormat("utf-16", delimiter, None)
+        return CsvFormat("utf-16", delimiter, None, kind)
     utf8 = encoding.lower().replace("_", "-") in ("utf-8", "utf8", "utf-8-sig")
     if utf8 and b"\x00" in head[:4096]:  # NUL bytes are valid UTF-8, but never in a text CSV
         raise BadInputError(
@@ -74,7 +97,7 @@ def detect_format(path: Path, encoding: str, delimiter: str) -> CsvFormat:
         encoding = "utf-8-sig"
     elif utf8:
         encoding = "utf-8-sig"  # harmless without a BOM, strips one if present
-    return CsvFormat(encoding, delimiter, line_terminator(head))
+    return CsvFormat(encoding, delimiter, line_terminator(head), kind)
 
 
 def line_terminator(head: bytes) -> str | None:
@@ -122,6 +145,10 @@ def _translate_error(exc: Exception, path: Path, fmt: CsvFormat) -> BaseExceptio
         )
     if isinstance(exc, UnicodeError):
         return BadInputError(f"{path} cannot be decoded as {fmt.encoding} ({exc}); pass --encoding")
+    if fmt.container != "csv" and isinstance(exc, (EOFError, OSError, ValueError)):
+        return BadInputError(f"{path} ({fmt.container}) could not be read to the end "
+                             f"({first_line(exc, 200)}): it is damaged or truncated; copy it "
+                             f"again")
     if isinstance(exc, LookupError):
         return BadInputError(f"unknown encoding {fmt.encoding!r}; pass a valid --encoding, e.g. utf-8")
     return BadInputError(f"cannot read {path}: {exc}")
@@ -147,9 +174,19 @@ def require_columns(columns: Sequence[str], required: dict[str, str], path: Path
             )
 
 
+def _source(path: Path, fmt: CsvFormat) -> Any:
+    """What pandas reads: the path, or a decompressing stream."""
+    return path if fmt.container == "csv" else formats.open_binary(path, fmt.container)
+
+
 def read_header(path: Path, fmt: CsvFormat) -> list[str]:
+    if fmt.container == "parquet":
+        try:
+            return [str(c).strip() for c in formats.parquet_columns(path)]
+        except formats.FormatError as exc:
+            raise BadInputError(str(exc)) from None
     try:
-        frame = pd.read_csv(path, nrows=0, **_read_kwargs(fmt))
+        frame = pd.read_csv(_source(path, fmt), nrows=0, **_read_kwargs(fmt))
     except Exception as exc:  # noqa: BLE001 - every parser failure becomes one clear line
         raise _translate_error(exc, path, fmt) from None
     return list(_clean_columns(frame).columns)
@@ -163,8 +200,13 @@ def read_table(path: Path, encoding: str = "utf-8", delimiter: str = ",",
     header = read_header(path, fmt)
     if usecols is not None:
         require_columns(header, {c: "--text-column/--label-column" for c in usecols}, path)
+    if fmt.container == "parquet":
+        chunks = list(iter_table(path, fmt, 100_000, usecols))
+        if not chunks:
+            raise BadInputError(f"{path} has a header but no data rows")
+        return pd.concat(chunks)
     try:
-        frame = pd.read_csv(path, **_read_kwargs(fmt))
+        frame = pd.read_csv(_source(path, fmt), **_read_kwargs(fmt))
     except Exception as exc:  # noqa: BLE001
         raise _translate_error(exc, path, fmt) from None
     return _select(_clean_columns(frame, fmt), usecols)
@@ -182,9 +224,18 @@ def _select(frame: pd.DataFrame, usecols: Sequence[str] | None) -> pd.DataFrame:
 
 def iter_table(path: Path, fmt: CsvFormat, chunk_size: int,
                usecols: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
-    """Stream a CSV in chunks of ``chunk_size`` rows, translating parse errors as they happen."""
+    """Stream a CSV (or compressed CSV, or Parquet) in chunks of ``chunk_size`` rows, translating
+    read errors as they happen."""
+    if fmt.container == "parquet":
+        present = set(read_header(path, fmt))
+        wanted = None if usecols is None else [c for c in usecols if c in present]
+        try:
+            yield from formats.parquet_chunks(path, chunk_size, wanted)
+        except formats.FormatError as exc:
+            raise BadInputError(str(exc)) from None
+        return
     try:
-        reader = pd.read_csv(path, chunksize=chunk_size, **_read_kwargs(fmt))
+        reader = pd.read_csv(_source(path, fmt), chunksize=chunk_size, **_read_kwargs(fmt))
         with reader:
             for chunk in reader:
                 yield _select(_clean_columns(chunk, fmt), usecols)
@@ -193,11 +244,8 @@ def iter_table(path: Path, fmt: CsvFormat, chunk_size: int,
 
 
 def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    """SHA-256 of the input as stored (a folder of parts: each part, in name order)."""
+    return formats.sha256(path)
 
 
 # --------------------------------------------------------------------------------------------

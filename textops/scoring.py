@@ -97,6 +97,11 @@ def predict(config: dict[str, Any], job: PredictJob) -> tuple[str, int, int]:
     # Input problems are reported before the model is even looked up.
     data.check_readable_file(job.data)
     fmt = data.detect_format(job.data, config["data"]["encoding"], config["data"]["delimiter"])
+    if job.engine == "spark" and fmt.container not in ("csv", "parquet") and \
+            not job.data.name.lower().endswith((".gz", ".bz2", ".xz", ".zst")):
+        raise BadInputError(f"{job.data} is {fmt.container}-compressed without the matching "
+                            f"extension, which Spark needs to read it; rename it (e.g. "
+                            f"{job.data.name}.gz) or use --engine local")
     header = data.read_header(job.data, fmt)
     data.require_columns(header, {text_col: "--text-column",
                                   **{c: "--id-columns" for c in job.id_columns}}, job.data)

@@ -83,9 +83,12 @@ def score_chunks(spark, data: Path, fmt: CsvFormat, job: Job,
     from pyspark.sql import functions as F
 
     text_column, model_version = job.text_column, job.model_version
-    frame = (spark.read.option("header", True).option("multiLine", True).option("escape", '"')
-             .option("encoding", spark_encoding(fmt.encoding)).option("sep", fmt.delimiter)
-             .option("inferSchema", False).csv(str(data)))
+    if fmt.container == "parquet":  # a Parquet file or a committed folder of parts
+        frame = spark.read.parquet(str(data))
+    else:  # Spark decompresses .gz / .bz2 / ... itself, by extension
+        frame = (spark.read.option("header", True).option("multiLine", True)
+                 .option("escape", '"').option("encoding", spark_encoding(fmt.encoding))
+                 .option("sep", fmt.delimiter).option("inferSchema", False).csv(str(data)))
     frame = frame.withColumn(ROW, F.monotonically_increasing_id())  # input order
     quiet = logging.getLogger("mlflow.pyfunc")
     level = quiet.level
