@@ -4,6 +4,7 @@ The estimators themselves live in the top-level ``textprep.py`` (shipped inside 
 from __future__ import annotations
 
 import logging
+import posixpath
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -207,10 +208,15 @@ def train_model(pipeline: Pipeline, x_train: pd.DataFrame, y_train: pd.Series,
 
 
 def _safe_key(label: str) -> str:
-    """A label as part of an MLflow metric key: alphanumerics, _ - . and spaces (a "/" would
-    make keys such as ``recall.a//b`` or ``recall.x/`` that MLflow refuses as paths)."""
-    cleaned = "".join(ch if ch.isalnum() or ch in "_-. " else "_" for ch in str(label))
-    return cleaned.strip()[:200] or "_"
+    """A label as part of an MLflow metric key: alphanumerics, _ - . / and spaces, as before;
+    a "/" that would make a key MLflow refuses as a path (``recall.a//b``, ``recall.x/``,
+    ``recall.a/../b``) becomes "_" (keys that were valid stay the same)."""
+    cleaned = "".join(ch if ch.isalnum() or ch in "_-./ " else "_" for ch in str(label))
+    cleaned = cleaned.strip()[:200] or "_"
+    probe = f"metric.{cleaned}"
+    if "/" in cleaned and (posixpath.normpath(probe) != probe or cleaned.endswith("/")):
+        cleaned = cleaned.replace("/", "_")
+    return cleaned
 
 
 def metric_keys(labels: list[str]) -> dict[str, str]:
