@@ -38,11 +38,25 @@ def test_performance_from_confusion_counts_matches_scikit_learn():
     got = monitoring.performance(Counter(zip(y_true, y_pred)))
     assert got["rows"] == 500
     assert got["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))
-    assert got["macro_f1"] == pytest.approx(f1_score(y_true, y_pred, average="macro", zero_division=0))
+    assert got["macro_f1"] == pytest.approx(f1_score(y_true, y_pred, average="macro",
+                                                     labels=sorted(set(y_true)), zero_division=0))
     for label in ("a", "b", "c"):
         assert got["recall_per_class"][label] == pytest.approx(
             recall_score(y_true, y_pred, labels=[label], average="macro", zero_division=0))
     assert "d" not in got["recall_per_class"]  # never a true label: no recall to speak of
+
+
+def test_a_predicted_class_absent_from_a_labelled_batch_raises_no_false_alert():
+    """Macro-F1 has one definition: over the classes in the truth, as at training (issue 19)."""
+    pairs = Counter({("a", "a"): 48, ("a", "c"): 2, ("b", "b"): 48})  # "c": predicted only
+    got = monitoring.performance(pairs)
+    assert got["macro_f1"] == pytest.approx(f1_score(
+        ["a"] * 50 + ["b"] * 48, ["a"] * 48 + ["c"] * 2 + ["b"] * 48, average="macro",
+        labels=["a", "b"]))
+    reference = {"accuracy": 0.98, "macro_f1": 0.98}
+    thresholds = {"min_accuracy": 0.8, "min_macro_f1": 0.7, "max_relative_drop": 0.1,
+                  "min_class_recall": 0.5, "min_class_support": 20}
+    assert monitoring.performance_alerts(got, reference, thresholds, "overall") == []
 
 
 def test_reservoir_is_bounded_uniform_and_reproducible():

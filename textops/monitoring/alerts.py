@@ -14,8 +14,12 @@ VERDICTS = {"healthy": ExitCode.OK, "alert": ExitCode.ALERT, "drift": ExitCode.D
 
 
 def performance(pairs: Counter) -> dict[str, Any]:
-    """Accuracy, macro-F1 (over every label seen as truth or prediction, zero when undefined,
-    as scikit-learn computes it) and per-class recall and support, from confusion counts."""
+    """Accuracy, macro-F1 and per-class recall and support, from confusion counts.
+
+    Macro-F1 averages over the classes present in the truth, as train.py's test metrics and the
+    promotion test do (scikit-learn's ``labels=sorted(set(y_true))``): a class the model
+    predicted but that no labelled row holds adds no zero term, so a small labelled batch is
+    compared with the training-time figure on the same footing (no false alert)."""
     labels = sorted({t for t, _ in pairs} | {p for _, p in pairs})
     total = sum(pairs.values())
     correct = sum(n for (t, p), n in pairs.items() if t == p)
@@ -26,12 +30,13 @@ def performance(pairs: Counter) -> dict[str, Any]:
         predicted[p] += n
     f1s, recall = [], {}
     for label in labels:
+        if not truth[label]:
+            continue  # predicted only: not a class of this batch's truth
         hit = pairs.get((label, label), 0)
         prec = hit / predicted[label] if predicted[label] else 0.0
-        rec = hit / truth[label] if truth[label] else 0.0
+        rec = hit / truth[label]
         f1s.append(2 * prec * rec / (prec + rec) if prec + rec else 0.0)
-        if truth[label]:
-            recall[label] = rec
+        recall[label] = rec
     return {
         "rows": int(total),
         "accuracy": correct / total if total else 0.0,

@@ -236,10 +236,10 @@ def _two_class_matrix(by_label: dict[str, np.ndarray], right: dict[str, float],
 
 def macro_f1(confusion: np.ndarray) -> float:
     """Macro-F1 from a (possibly expected, fractional) confusion matrix [true, predicted],
-    over the classes present as truth or prediction, as :func:`alerts.performance` counts it."""
+    over the classes present in the truth, as :func:`alerts.performance` and train.py count it."""
     hit = np.diag(confusion)
     truth, predicted = confusion.sum(axis=1), confusion.sum(axis=0)
-    present = (truth + predicted) > 1e-12
+    present = truth > 1e-12
     with np.errstate(invalid="ignore", divide="ignore"):
         f1 = np.where(present, 2 * hit / (truth + predicted), 0.0)
     return float(np.mean(f1[present])) if present.any() else 0.0
