@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import config as cfg  # noqa: E402
-from quality_bench import SHARED, load  # noqa: E402
+from quality_bench import load  # noqa: E402
 from textops import data as dataio  # noqa: E402
 from textops import model as modeling  # noqa: E402
 from textops import promotion  # noqa: E402

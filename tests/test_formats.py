@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import zipfile
-from pathlib import Path
 
 import pandas as pd
 import pytest

@@ -22,7 +22,7 @@ import pytest
 
 import common
 import config as cfg
-from common import BadInputError, ExitCode
+from common import BadInputError
 from textops import batch, data, locking, model, promotion
 from textops.monitoring import check, drift, stream
 

@@ -227,10 +227,8 @@ def iter_table(path: Path, fmt: CsvFormat, chunk_size: int,
     """Stream a CSV (or compressed CSV, or Parquet) in chunks of ``chunk_size`` rows, translating
     read errors as they happen."""
     if fmt.container == "parquet":
-        present = set(read_header(path, fmt))
-        wanted = None if usecols is None else [c for c in usecols if c in present]
         try:
-            yield from formats.parquet_chunks(path, chunk_size, wanted)
+            yield from formats.parquet_chunks(path, chunk_size, usecols)
         except formats.FormatError as exc:
             raise BadInputError(str(exc)) from None
         return

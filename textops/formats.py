@@ -124,14 +124,15 @@ def parquet_columns(path: Path) -> list[str]:
 def parquet_chunks(path: Path, chunk_size: int,
                    columns: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
     """Chunks of exactly ``chunk_size`` rows (the last one shorter), across files and row
-    groups, as DataFrames shaped like the CSV reader's: text columns as ``str`` (booleans
+    groups, of the ``columns`` the files have (None: all), as DataFrames shaped like the CSV reader's: text columns as ``str`` (booleans
     spelled ``True``/``False``, as pandas writes them to CSV), floats as floats, missing values
     as NaN, and a row index that continues across chunks."""
     dataset = parquet_dataset(path)
+    if columns is not None:  # the ones present (required ones were checked on the header)
+        columns = [c for c in columns if c in set(dataset.schema.names)]
     start, buffer, buffered = 0, [], 0
     try:
-        for batch in dataset.to_batches(columns=list(columns) if columns is not None else None,
-                                        batch_size=chunk_size):
+        for batch in dataset.to_batches(columns=columns, batch_size=chunk_size):
             buffer.append(batch)
             buffered += batch.num_rows
             while buffered >= chunk_size:

@@ -31,7 +31,6 @@ from textops.monitoring.estimation import Z90, Threshold
 SD_FLOOR = 0.25  # a stratum's assumed error spread is never below this (confident errors hide)
 MIN_PER_STRATUM = 2  # labelled rows a non-empty stratum gets at least (for its variance)
 SMOOTH = Z90 ** 2 / 2  # rows of each outcome added to a stratum's variance (Agresti-Coull)
-DESIGN_COLUMNS = ("stratum", "stratum_rows", "inclusion_probability", "weight")
 
 
 def strata_edges(reference_confidence: Sequence[float], threshold: Threshold | None) -> list[float]:
