@@ -66,6 +66,11 @@ class Setting:
         return self.rule(value) if self.rule else None
 
 
+def folds_or_off(value: int) -> str | None:
+    """A number of folds: 0 (off) or at least 2."""
+    return "must be 0 (off) or at least 2 folds" if value == 1 else None
+
+
 def model_name_problem(name: str) -> str | None:
     """MLflow's rules for a registered model name (checked before the name is used anywhere,
     e.g. in a lock file's name), plus no control characters and at most 200 characters."""
@@ -146,8 +151,12 @@ CONFIG: dict[str, dict[str, Setting]] = {
                                 "CatBoost on the raw TF-IDF columns, slow with many classes)"),
         "linear_c": S(10.0, "inverse regularisation of that logistic regression", low=1e-6),
         "cv_folds": S(5, "folds for its out-of-fold logits", low=2, high=20),
-        "calibrate": S(True, "temperature-scale the probabilities on the validation rows (the "
-                             "labels predicted do not change); needs validation_size > 0"),
+        "calibrate": S(True, "temperature-scale the probabilities (the labels predicted do not "
+                             "change); needs validation_size > 0"),
+        "calibration_folds": S(3, "after the refit, fit the temperature on these many cross-fitted "
+                                  "copies of the final trees (rows each copy did not see); 0 = on "
+                                  "the early-stopping rows, as earlier releases did",
+                               low=0, high=10, rule=folds_or_off),
         "iterations": S(300, "maximum CatBoost iterations (trees)", "--iterations", ("train",), low=1),
         "learning_rate": S(0.1, "CatBoost learning rate", low=1e-6, high=1.0),
         "depth": S(4, "tree depth", low=1, high=16),

@@ -608,11 +608,13 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
     """
 
     calibrate = False  # models saved before calibration existed have neither it nor temperature_
+    calibration_folds = 0  # nor this: their temperature (if any) came from the probe's rows
 
     def __init__(self, iterations: int = 300, learning_rate: float | None = 0.1, depth: int = 4,
                  border_count: int = 32, early_stopping_rounds: int | None = 30,
                  thread_count: int = -1, random_seed: int = 0, linear_boost: bool = True,
-                 linear_c: float = 10.0, cv_folds: int = 5, calibrate: bool = True):
+                 linear_c: float = 10.0, cv_folds: int = 5, calibrate: bool = True,
+                 calibration_folds: int = 3):
         self.iterations = iterations
         self.learning_rate = learning_rate
         self.depth = depth
@@ -624,6 +626,7 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
         self.linear_c = linear_c
         self.cv_folds = cv_folds
         self.calibrate = calibrate
+        self.calibration_folds = calibration_folds
 
     # -- helpers ---------------------------------------------------------------------------
     def _make_model(self, n_classes: int):
@@ -677,6 +680,11 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
           grown on the other rows until the validation loss stops improving, then refitted on
           all rows with that many trees; the linear model's out-of-fold logits are computed once
           for all rows, so the validation rows cost no extra fit and no accuracy.
+
+        With ``calibrate``, the temperature is fitted for the model that is kept, on rows it was
+        not fitted on: after a refit, by cross-fitting (``calibration_folds`` copies of the
+        refitted trees, each grown on the other folds, score their own fold); otherwise on the
+        early-stopping rows the kept model never saw.
         """
         y = np.asarray(y, dtype=object).astype(str)
         self.classes_, codes = np.unique(y, return_inverse=True)
@@ -699,6 +707,8 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
             model = self._make_model(n_classes)
             model.set_params(iterations=self.best_iteration_)
             model.fit(self._pool(X, codes, scores))
+            if self.calibrate:
+                held_out = self._cross_fitted_raw(X, codes, scores) or held_out
         else:
             model = self._make_model(n_classes)
             fit_kwargs: dict[str, Any] = {}
@@ -722,6 +732,25 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
         if self.calibrate and held_out is not None and len(held_out[1]):
             self.temperature_ = fit_temperature(*held_out)
         return self
+
+    def _cross_fitted_raw(self, X: Any, codes: np.ndarray,
+                          scores: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
+        """Raw scores of every row from a copy of the refitted trees (same number of trees)
+        grown without that row's fold: the held-out scores of the model that is kept. The
+        linear logits are already out of fold. None when folds are off or a class is too rare."""
+        folds = min(int(self.calibration_folds), int(np.bincount(codes).min()))
+        if folds < 2:
+            return None
+        raw = np.empty((len(codes), 1 if len(self.classes_) == 2 else len(self.classes_)))
+        cv = StratifiedKFold(folds, shuffle=True, random_state=self.random_seed + 1)
+        for fit_rows, own_rows in cv.split(np.zeros(len(codes)), codes):
+            copy = self._make_model(len(self.classes_))
+            copy.set_params(iterations=self.best_iteration_)
+            copy.fit(self._pool(X[fit_rows], codes[fit_rows],
+                                None if scores is None else scores[fit_rows]))
+            raw[own_rows] = self._raw(copy, X[own_rows],
+                                      None if scores is None else scores[own_rows])
+        return raw, codes
 
     def _raw(self, model: Any, X: Any, linear: np.ndarray | None) -> np.ndarray:
         """Raw scores of ``model`` (trees) on ``X``, plus the linear logits when boosting."""

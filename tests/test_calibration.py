@@ -78,3 +78,59 @@ def test_the_model_calibrates_without_changing_a_single_prediction():
     legacy = textprep.CatBoostText(**kwargs).fit(X, labels, validation_mask=mask)
     del legacy.temperature_, legacy.calibrate  # as a model saved by an earlier release
     np.testing.assert_array_equal(legacy.predict_proba(X), plain.predict_proba(X))
+
+
+def _noisy_text_task(n=600, seed=0):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    rng = np.random.default_rng(seed)
+    words = np.array(["refund", "late", "broken", "thanks", "great", "love", "order", "app"])
+    texts = [" ".join(rng.choice(words, 6)) for _ in range(n)]
+    labels = np.array(["bad" if sum(w in t for w in ("refund", "late", "broken")) >= 2 else "good"
+                       for t in texts])
+    labels[rng.random(n) < 0.15] = "good"
+    mask = np.zeros(n, bool)
+    mask[::5] = True
+    return TfidfVectorizer().fit_transform(texts), labels, mask
+
+
+def test_after_a_refit_the_temperature_is_fitted_on_cross_fitted_copies_of_the_kept_trees():
+    """The registered (refitted) model's temperature comes from rows each copy did not see:
+    the same model, a different temperature than the early-stopping probe's (folds 0, the
+    earlier releases' rule), and exactly the temperature of those out-of-fold scores."""
+    from sklearn.model_selection import StratifiedKFold
+
+    X, labels, mask = _noisy_text_task()
+    kwargs = dict(iterations=40, cv_folds=3, random_seed=0)
+    crossfit = textprep.CatBoostText(calibration_folds=3, **kwargs).fit(X, labels, validation_mask=mask)
+    probe = textprep.CatBoostText(calibration_folds=0, **kwargs).fit(X, labels, validation_mask=mask)
+    np.testing.assert_array_equal(crossfit.decision_function(X), probe.decision_function(X))
+    assert crossfit.temperature_ != probe.temperature_
+    codes = np.searchsorted(crossfit.classes_, labels)
+    linear = crossfit._as_matrix(crossfit._out_of_fold_scores(X, codes))
+    raw = np.empty((len(codes), 1))
+    for fit_rows, own in StratifiedKFold(3, shuffle=True, random_state=1).split(X, codes):
+        copy = crossfit._make_model(2)
+        copy.set_params(iterations=crossfit.best_iteration_)
+        copy.fit(crossfit._pool(X[fit_rows], codes[fit_rows], linear[fit_rows]))
+        raw[own] = crossfit._raw(copy, X[own], linear[own])
+    assert crossfit.temperature_ == pytest.approx(textprep.fit_temperature(raw, codes), rel=1e-6)
+
+
+def test_a_class_too_rare_to_cross_fit_falls_back_to_the_probe_temperature():
+    X, labels, mask = _noisy_text_task()
+    labels = labels.copy()
+    labels[np.flatnonzero(~mask)[:1]] = "rare"  # one row: no fold can hold it out and keep it
+    kwargs = dict(iterations=40, random_seed=0, linear_boost=False)  # (the linear step needs 2)
+    crossfit = textprep.CatBoostText(calibration_folds=3, **kwargs).fit(X, labels, validation_mask=mask)
+    probe = textprep.CatBoostText(calibration_folds=0, **kwargs).fit(X, labels, validation_mask=mask)
+    assert crossfit.temperature_ == probe.temperature_ != 1.0
+
+
+def test_a_model_saved_before_cross_fitting_keeps_its_parameters_and_scores():
+    X, labels, mask = _noisy_text_task()
+    model = textprep.CatBoostText(iterations=40, cv_folds=3).fit(X, labels, validation_mask=mask)
+    before = model.predict_proba(X)
+    del model.calibration_folds  # as unpickled from an earlier release
+    assert model.get_params()["calibration_folds"] == 0
+    np.testing.assert_array_equal(model.predict_proba(X), before)

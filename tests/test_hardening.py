@@ -153,6 +153,7 @@ def test_a_partial_file_this_run_did_not_write_is_never_published(tmp_path):
     ("TEXTOPS_TRAIN_MAX_FIT_ROWS", "-1", "at least 0"),
     ("TEXTOPS_PREDICT_CHUNK_SIZE", "0", "at least 1"),
     ("TEXTOPS_MONITOR_MIN_ACCURACY", "1.5", "at most 1"),
+    ("TEXTOPS_CATBOOST_CALIBRATION_FOLDS", "1", "at least 2 folds"),
     ("TEXTOPS_MLFLOW_MODEL_NAME", "../../../../x", "'/'"),
     ("TEXTOPS_MLFLOW_MODEL_NAME", "..", "resolve"),
     ("TEXTOPS_MLFLOW_MODEL_NAME", "a:b", "':'"),

@@ -153,6 +153,7 @@ def build_pipeline(config: dict[str, Any], stopwords: Stopwords) -> Pipeline:
             linear_c=float(cb["linear_c"]),
             cv_folds=int(cb["cv_folds"]),
             calibrate=bool(cb["calibrate"]),
+            calibration_folds=int(cb["calibration_folds"]),
         )),
     ])
 
