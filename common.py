@@ -338,6 +338,14 @@ def _lost_connection(exc: BaseException) -> bool:
     return False
 
 
+def _server_error_status(exc: BaseException) -> str | None:
+    """The HTTP 5xx status a reachable server kept answering with (its database down), if any."""
+    import re
+
+    found = re.search(r"too many (5\d\d) error responses", str(exc))
+    return found.group(1) if found else None
+
+
 _STORE_BROKEN = ("file is not a database", "database disk image is malformed", "disk i/o error",
                  "unable to open database file", "no such table")
 
@@ -410,9 +418,12 @@ def run_main(script: str, main: Callable[[list[str] | None], int], argv: list[st
         if _lost_connection(exc):  # the tracking server went away in the middle of the work
             log.error("tracking server lost: %s\n%s", exc, traceback.format_exc(),
                       extra={"file_only": True})
-            print(f"{script}: error: lost the connection to the MLflow tracking server mid-run "
-                  f"({type(exc).__name__}); nothing was promoted; check the server and rerun",
-                  file=sys.stderr)
+            status = _server_error_status(exc)
+            what = (f"the MLflow tracking server kept answering HTTP {status} mid-run (is its "
+                    "backend database up?)" if status else
+                    "lost the connection to the MLflow tracking server mid-run")
+            print(f"{script}: error: {what} ({type(exc).__name__}); nothing was promoted; check "
+                  "the server and rerun", file=sys.stderr)
             return int(ExitCode.INFRASTRUCTURE)
         log.error("unexpected error: %s\n%s", exc, traceback.format_exc(), extra={"file_only": True})
         print(redact(f"{script}: internal error: {type(exc).__name__}: {first_line(exc)} "

@@ -139,20 +139,99 @@ def stop_server(proc: subprocess.Popen, sig: int = signal.SIGTERM) -> None:
         proc.wait()
 
 
-def mlflow_server_command(base: Path, port: int, *extra: str) -> list[str]:
+def mlflow_server_command(base: Path, port: int, *extra: str, store: str | None = None) -> list[str]:
+    """``mlflow server`` as production runs it: the given backend store (default: SQLite in
+    ``base``), artifacts proxied to ``base/artifacts``, on a loopback port."""
     mlflow_bin = Path(sys.executable).parent / "mlflow"
-    return [str(mlflow_bin), "server", "--backend-store-uri", f"sqlite:///{base / 'server.db'}",
+    return [str(mlflow_bin), "server", "--backend-store-uri", store or f"sqlite:///{base / 'server.db'}",
             "--artifacts-destination", str(base / "artifacts"), "--host", "127.0.0.1",
             "--port", str(port), "--workers", "1", *extra]
 
 
+def postgres_bin() -> Path | None:
+    """Debian's PostgreSQL binaries (initdb, pg_ctl, createdb), or None."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    if found:
+        return found[-1].parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+class PostgresCluster:
+    """A throw-away PostgreSQL cluster on a loopback port (initdb into a temporary folder,
+    ``pg_ctl start``; ``stop()`` shuts it down, ``remove()`` also deletes it). Run as the
+    ``postgres`` user when the tests run as root (PostgreSQL refuses root)."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        self.bin = postgres_bin()
+        if self.bin is None:
+            pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+        self.folder = Path(tempfile.mkdtemp(prefix="textops-pg-"))
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(self.folder, "postgres")
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        self.port = free_port()
+        self._run("initdb", "-D", str(self.folder / "data"), "-A", "trust", "-U", "postgres")
+        self.start()
+        self.uri = self.database("mlflow")
+
+    def database(self, name: str) -> str:
+        """Create database ``name``; its SQLAlchemy URI (SQLAlchemy's psycopg 3 dialect)."""
+        self._run("createdb", "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", name)
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{name}"
+
+    def _run(self, tool: str, *args: str) -> None:
+        subprocess.run([*self.as_user, str(self.bin / tool), *args], check=True, cwd=self.folder,
+                       capture_output=True, text=True, timeout=120)
+
+    def start(self) -> None:
+        self._run("pg_ctl", "-D", str(self.folder / "data"), "-l", str(self.folder / "log"), "-w",
+                  "-o", f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            self._run("pg_ctl", "-D", str(self.folder / "data"), "-m", mode, "-w", "stop")
+
+    def remove(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def mlflow_server(tmp_path_factory):
-    """A real ``mlflow server`` (SQLite backend, artifact destination) on a loopback port."""
-    base = tmp_path_factory.mktemp("mlflow-server")
+def postgres():
+    """A PostgreSQL cluster for this test session (one per xdist worker that asks for it)."""
+    cluster = PostgresCluster()
+    yield cluster
+    cluster.remove()
+
+
+def start_mlflow_server(base: Path, *extra: str, store: str | None = None,
+                        env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """A real ``mlflow server`` on a free loopback port; returns (process, URI)."""
     port = free_port()
     uri = f"http://127.0.0.1:{port}"
-    proc = start_server(mlflow_server_command(base, port), base, uri + "/health")
+    return start_server(mlflow_server_command(base, port, *extra, store=store), base,
+                        uri + "/health", env=env), uri
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(tmp_path_factory, postgres):
+    """A real ``mlflow server`` as production runs it: PostgreSQL backend store (psycopg 3),
+    proxied artifacts, on a loopback port."""
+    base = tmp_path_factory.mktemp("mlflow-server")
+    proc, uri = start_mlflow_server(base, store=postgres.uri)
+    yield uri
+    stop_server(proc)
+
+
+@pytest.fixture(scope="session")
+def mlflow_sqlite_server(tmp_path_factory):
+    """A real ``mlflow server`` on a SQLite backend store (the small-team form)."""
+    base = tmp_path_factory.mktemp("mlflow-sqlite-server")
+    proc, uri = start_mlflow_server(base)
     yield uri
     stop_server(proc)
 
@@ -161,21 +240,20 @@ AUTH_ADMIN = ("admin", "textops-admin-pw-7Qx")
 
 
 @pytest.fixture(scope="session")
-def mlflow_auth_server(tmp_path_factory):
-    """A real ``mlflow server --app-name basic-auth`` (needs mlflow[auth]) on a loopback port;
-    yields its URI; the admin's credentials are AUTH_ADMIN."""
+def mlflow_auth_server(tmp_path_factory, postgres):
+    """A real ``mlflow server --app-name basic-auth`` (needs mlflow[auth]) on a loopback port,
+    its tracking and user stores in PostgreSQL; yields its URI; the admin's credentials are
+    AUTH_ADMIN."""
     pytest.importorskip("flask_wtf", reason="mlflow[auth] is not installed")
     base = tmp_path_factory.mktemp("mlflow-auth-server")
     ini = base / "basic_auth.ini"
     ini.write_text("[mlflow]\ndefault_permission = READ\n"
-                   f"database_uri = sqlite:///{base / 'auth.db'}\n"
+                   f"database_uri = {postgres.database('mlflow_auth')}\n"
                    f"admin_username = {AUTH_ADMIN[0]}\nadmin_password = {AUTH_ADMIN[1]}\n"
                    "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}"
     env = clean_env(MLFLOW_AUTH_CONFIG_PATH=str(ini),
                     MLFLOW_FLASK_SERVER_SECRET_KEY="textops-tests-secret-key")
-    proc = start_server(mlflow_server_command(base, port, "--app-name", "basic-auth"), base,
-                        uri + "/health", env=env)
+    proc, uri = start_mlflow_server(base, "--app-name", "basic-auth",
+                                    store=postgres.database("mlflow_tracking_auth"), env=env)
     yield uri
     stop_server(proc)

@@ -68,6 +68,8 @@ def test_demo_main_job_runs_with_no_configuration(project):
 
 @pytest.mark.server
 def test_same_scripts_work_unchanged_against_a_real_mlflow_server(mlflow_server, project, tmp_path):
+    """train -> predict -> monitor, then champion set and rollback, against a server on
+    PostgreSQL with proxied artifacts."""
     env = clean_env(MLFLOW_TRACKING_URI=mlflow_server, TEXTOPS_MODEL_NAME="served-twcs")
     data = shared("twcs", "twcs_head5k.csv")
     first = ok(run_script(project, "train.py", "--data", data, "--label-column", "inbound", env=env))
@@ -90,6 +92,12 @@ def test_same_scripts_work_unchanged_against_a_real_mlflow_server(mlflow_server,
     assert not (project / "mlflow.db").exists()  # nothing went to the embedded store
     aliases = {k: str(v) for k, v in client.get_registered_model("served-twcs").aliases.items()}
     assert aliases == {"champion": "1", "challenger": "2"}
+    ok(run_script(project, "champion.py", "set", "2", "--reason", "canary", env=env))
+    assert str(client.get_registered_model("served-twcs").aliases["champion"]) == "2"
+    ok(run_script(project, "champion.py", "rollback", "--reason", "canary over", env=env))
+    assert str(client.get_registered_model("served-twcs").aliases["champion"]) == "1"
+    history = ok(run_script(project, "champion.py", "history", env=env)).stdout
+    assert "canary over" in history and "rollback" in history
 
 
 def test_tuning_logs_each_trial_as_a_nested_run_and_registers_the_best(project):

@@ -1,4 +1,5 @@
-"""Real tracking servers, and secrets: a basic-auth server, a server dying mid-training, and a
+"""Real tracking servers, and secrets: a basic-auth server, a server or its PostgreSQL dying
+mid-training, and a
 tracking password that, however spelled, reaches neither the console, the logs, MLflow nor the
 reports. (Split from test_production.py so the two halves run side by side.)"""
 from __future__ import annotations
@@ -59,45 +60,67 @@ def test_basic_auth_server_works_with_credentials_and_refuses_wrong_ones_clearly
     assert password not in seen
 
 
+def _train_until_logging(project, env) -> subprocess.Popen:
+    """train.py started in the background, returned once its MLflow run exists."""
+    log = project / "logs" / "train.log"
+    runs_before = log.read_text().count("MLflow run ")
+    proc = subprocess.Popen([sys.executable, str(project / "train.py"), "--data",
+                             str(shared("twcs", "twcs_head5k.csv")), "--label-column", "inbound"],
+                            cwd=project, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 120
+    while log.read_text().count("MLflow run ") == runs_before:
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
+        time.sleep(0.2)
+    return proc
+
+
+def _one_error_line(proc: subprocess.Popen) -> str:
+    """The run's only error line, after checking it exited 4 without a traceback."""
+    code = proc.wait(timeout=300)
+    stderr = proc.stderr.read()
+    assert code == int(ExitCode.INFRASTRUCTURE), stderr
+    errors = [line for line in stderr.splitlines() if ": error: " in line]
+    assert "Traceback" not in stderr and len(errors) == 1, stderr
+    return errors[0]
+
+
 @pytest.mark.slow
 @pytest.mark.server
-def test_server_dying_mid_training_fails_cleanly_and_moves_no_alias(project, tmp_path):
+def test_the_database_or_the_server_dying_mid_training_fails_cleanly_and_moves_no_alias(
+        project, tmp_path):
+    """A server on PostgreSQL, as production runs it. First its database stops while train.py
+    logs (the server answers 503), then the server itself is killed: each time one line, exit 4,
+    and the registry shows no new version and no alias moved."""
     import signal
 
-    from conftest import free_port, mlflow_server_command, start_server, stop_server
+    from conftest import PostgresCluster, start_mlflow_server, stop_server
 
+    cluster = PostgresCluster()
     base = tmp_path / "server"
     base.mkdir()
-    port = free_port()
-    uri = f"http://127.0.0.1:{port}"
-    server = start_server(mlflow_server_command(base, port), base, uri + "/health")
+    server, uri = start_mlflow_server(base, store=cluster.uri)
     env = clean_env(MLFLOW_TRACKING_URI=uri)
     try:
-        first = run_script(project, "train.py", *train_args(), env=env)
-        assert first.returncode == 0, first.stderr
-        log = project / "logs" / "train.log"
-        runs_before = log.read_text().count("MLflow run ")
-        proc = subprocess.Popen([sys.executable, str(project / "train.py"), "--data",
-                                 str(shared("twcs", "twcs_head5k.csv")), "--label-column", "inbound"],
-                                cwd=project, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 120
-        while log.read_text().count("MLflow run ") == runs_before:
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()
-            time.sleep(0.2)
+        ok(run_script(project, "train.py", *train_args(), env=env))
+        proc = _train_until_logging(project, env)
+        cluster.stop("immediate")  # the database goes away; the server answers with errors
+        error = _one_error_line(proc)
+        assert "HTTP 503" in error and "backend database" in error, error
+        cluster.start()
+        proc = _train_until_logging(project, env)
         stop_server(server, signal.SIGKILL)  # the server and its workers die mid-training
         started = time.monotonic()
-        code = proc.wait(timeout=300)
-        stderr = proc.stderr.read()
-        assert code == int(ExitCode.INFRASTRUCTURE), stderr
-        assert "Traceback" not in stderr and "lost the connection" in stderr
+        assert "lost the connection" in _one_error_line(proc)
         assert time.monotonic() - started < 240
+        client = registry(project, cluster.uri)  # the server's own store
+        assert {k: str(v) for k, v in client.get_registered_model(MODEL).aliases.items()} == \
+            {"champion": "1"}
+        assert [str(v.version) for v in client.search_model_versions(f"name='{MODEL}'")] == ["1"]
     finally:
         if server.poll() is None:
             stop_server(server)
-    client = registry(project, f"sqlite:///{base / 'server.db'}")  # the server's own store
-    assert {k: str(v) for k, v in client.get_registered_model(MODEL).aliases.items()} == {"champion": "1"}
-    assert len(client.search_model_versions(f"name='{MODEL}'")) == 1
+        cluster.remove()
 
 
 @pytest.mark.slow
@@ -139,13 +162,14 @@ def test_a_password_of_any_spelling_never_reaches_the_console_or_the_logs(projec
 @pytest.mark.slow
 @pytest.mark.server
 def test_a_password_in_the_uri_of_a_real_server_is_nowhere_and_a_task_change_needs_consent(
-        project, mlflow_server, tmp_path):
-    """train -> monitor against a real server with ``user:p@ss:w0rd%40x@`` in the URI: not in the
+        project, mlflow_sqlite_server, tmp_path):
+    """train -> monitor against a real server (SQLite backend: the small-team form; the other
+    server tests use PostgreSQL) with ``user:p@ss:w0rd%40x@`` in the URI: not in the
     console (MLflow's own "View run" lines included), the logs, the run's params and tags, the
     reports. Then a training with another label set under the same name is refused (exit 2)
     until --allow-new-classes records why."""
     secret = "p@ss:w0rd%40x"
-    uri = mlflow_server.replace("http://", f"http://alice:{secret}@")
+    uri = mlflow_sqlite_server.replace("http://", f"http://alice:{secret}@")
     env = clean_env(MLFLOW_TRACKING_URI=uri, TEXTOPS_MLFLOW_MODEL_NAME="secret-twcs")
     trained = ok(run_script(project, "train.py", *train_args(), "--quiet", env=env))
     assert "Warning" not in trained.stderr  # --quiet: Python warnings go to the log file only
@@ -165,7 +189,7 @@ def test_a_password_in_the_uri_of_a_real_server_is_nowhere_and_a_task_change_nee
     seen = "".join(r.stdout + r.stderr for r in (trained, monitored, refused, allowed))
     seen += "".join(p.read_text() for p in (project / "logs").glob("*.log*"))
     seen += report.read_text() + html.read_text()
-    client = registry(project, mlflow_server)
+    client = registry(project, mlflow_sqlite_server)
     for experiment in ("textops", "textops-monitoring"):
         for run in client.search_runs([client.get_experiment_by_name(experiment).experiment_id]):
             seen += repr(run.data.params) + repr(run.data.tags)
