@@ -227,8 +227,9 @@ CONFIG: dict[str, dict[str, Setting]] = {
         "data": S("data/demo/recent.csv", "data to score: CSV (plain or compressed), Parquet file or "
                                            "folder of Parquet parts", "--data", path=True),
         "output": S("data/predictions.csv", "output file, written atomically; its extension picks "
-                                            "the format: .csv, .csv.gz or .parquet", "--output",
-                    path=True),
+                                            "the format: .csv, .csv.gz or .parquet (--engine spark: "
+                                            "a folder or Hadoop-FS URI written by the executors, "
+                                            "unless .csv or .csv.gz)", "--output", path=True),
         "model": S("champion", "model to use: an alias (champion, challenger), 'latest' (newest "
                                "version) or a version number", "--model"),
         "chunk_size": S(10000, "rows read and scored at a time (10k keeps a worker near 400 MB)",
@@ -245,6 +246,12 @@ CONFIG: dict[str, dict[str, Setting]] = {
                              "requirements-spark.txt; no --resume or --explain)", "--engine",
                     choices=("local", "spark")),
         "spark_master": S("local[*]", "Spark master URL for --engine spark", "--spark-master"),
+        "spark_format": S("parquet", "--engine spark writing a folder or URI: the parts' format "
+                                     "(written by the executors, committed with _SUCCESS)",
+                          "--spark-format", choices=("parquet", "csv")),
+        "partition_by": S("", "--engine spark writing a folder or URI: comma-separated output "
+                              "columns (id columns, prediction, model_version) to partition the "
+                              "folder by (COL=value/ subfolders)", "--partition-by"),
         "excel_safe": S(False, "CSV output: prefix text cells starting with =, +, -, @, tab or CR "
                                "with a ' so a spreadsheet shows them instead of running them as "
                                "formulas (off: the data stays byte-true)", "--excel-safe"),

@@ -11,6 +11,11 @@ half-written file under the output name, and --resume continues a killed run fro
 completed chunk. One run at a time writes an output: a second one exits 5 naming the first (or
 waits --lock-wait seconds). --excel-safe protects CSV cells that a spreadsheet would run as
 formulas.
+
+--engine spark with a folder or URI output (hdfs://, s3a://, file://, ...): Spark reads the
+input, its executors score it (mlflow.pyfunc.spark_udf) and write Parquet (or --spark-format
+csv) parts, optionally --partition-by COL; the folder appears under the output name only once
+the job has committed (_SUCCESS). No row passes through the driver; the id columns identify rows.
 """
 from __future__ import annotations
 
@@ -44,9 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("%d rows had empty text: their prediction and probability are blank", blank)
     seconds = time.perf_counter() - started
     name = config["mlflow"]["model_name"]
-    log.info("wrote %d rows to %s with %s v%s in %.1f s (%.0f rows/s)", rows, job.output, name,
+    log.info("wrote %d rows to %s with %s v%s in %.1f s (%.0f rows/s)", rows, job.target or job.output, name,
              version, seconds, rows / max(seconds, 1e-9))
-    print(f"{rows} rows scored with {name} v{version} -> {job.output}")
+    print(f"{rows} rows scored with {name} v{version} -> {job.target or job.output}")
     return int(ExitCode.OK)
 
 

@@ -31,6 +31,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("TEXTOPS_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -109,8 +110,10 @@ def tree_rss_kb(pid: int) -> int:
     return total
 
 
-def measure(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
-    """Run ``cmd``; wall time, peak tree RSS, and the seconds it printed last (if any)."""
+def measure(cmd: list[str], env: dict[str, str],
+            also: Callable[[int], None] | None = None) -> dict[str, float]:
+    """Run ``cmd``; wall time, peak tree RSS, and the seconds it printed last (if any).
+    ``also(pid)`` is called at each memory sample (for other peaks the caller keeps)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = [0]
@@ -118,6 +121,8 @@ def measure(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
     def sample() -> None:
         while proc.poll() is None:
             peak[0] = max(peak[0], tree_rss_kb(proc.pid))
+            if also is not None:
+                also(proc.pid)
             time.sleep(1.0)  # reading smaps_rollup briefly locks the process's memory map
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -208,29 +213,41 @@ def main() -> int:
                                                        SKLEARN_MODEL, str(data)],
         }
         for name, cmd in runs.items():
-            if name[1] not in args.runs:
-                continue
-            tries = []
-            for _ in range(max(args.repeat, 1)):
-                m = measure(cmd, env)
-                m.pop("stdout")
-                if name.startswith("(c)") or name.startswith("(d)"):
-                    log = next(line for line in reversed(
-                        (work / "logs" / "predict.log").read_text().splitlines())
-                        if " s reading+scoring+writing" in line)
-                    m["timed_seconds"] = float(
-                        log.split(" s reading+scoring+writing")[0].rsplit(" in ", 1)[1])
-                m["rows_per_second"] = rows / m["timed_seconds"]
-                tries.append(m)
-            tries.sort(key=lambda t: t["rows_per_second"])
-            m = dict(tries[len(tries) // 2])  # the median run
-            m.update(rows=rows, run=name, repeats=len(tries),
-                     all_rows_per_second=[round(t["rows_per_second"]) for t in tries],
-                     peak_rss_mb=max(t["peak_rss_mb"] for t in tries))
-            results.append(m)
-            print(f"{rows:>9,} {name:38s} {m['rows_per_second']:10,.0f} rows/s  "
-                  f"peak {m['peak_rss_mb']:7.0f} MB  wall {m['wall_seconds']:6.1f} s", file=sys.stderr)
+            if name[1] in args.runs:
+                results.append(median_run(name, cmd, env, rows, work, args.repeat))
         shutil.rmtree(out, ignore_errors=True) if out.is_dir() else out.unlink(missing_ok=True)
+    print_table(results)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"cores": os.cpu_count(), "results": results}, indent=2))
+    return 0
+
+
+def median_run(name: str, cmd: list[str], env: dict[str, str], rows: int, work: Path,
+               repeat: int) -> dict:
+    """``repeat`` runs of ``cmd``; the median one by rows/s, with the highest peak memory."""
+    tries = []
+    for _ in range(max(repeat, 1)):
+        m = measure(cmd, env)
+        m.pop("stdout")
+        if name.startswith("(c)") or name.startswith("(d)"):
+            log = next(line for line in reversed(
+                (work / "logs" / "predict.log").read_text().splitlines())
+                if " s reading+scoring+writing" in line)
+            m["timed_seconds"] = float(
+                log.split(" s reading+scoring+writing")[0].rsplit(" in ", 1)[1])
+        m["rows_per_second"] = rows / m["timed_seconds"]
+        tries.append(m)
+    tries.sort(key=lambda t: t["rows_per_second"])
+    m = dict(tries[len(tries) // 2])  # the median run
+    m.update(rows=rows, run=name, repeats=len(tries),
+             all_rows_per_second=[round(t["rows_per_second"]) for t in tries],
+             peak_rss_mb=max(t["peak_rss_mb"] for t in tries))
+    print(f"{rows:>9,} {name:38s} {m['rows_per_second']:10,.0f} rows/s  "
+          f"peak {m['peak_rss_mb']:7.0f} MB  wall {m['wall_seconds']:6.1f} s", file=sys.stderr)
+    return m
+
+
+def print_table(results: list[dict]) -> None:
     print(f"Machine: {os.cpu_count()} cores. rows/s: (a), (e), (f) time predict_proba alone; "
           f"(b) reading, scoring and writing; (c), (d) predict.py's reading, scoring and writing "
           f"including the workers' model loading; wall: the whole process.\n")
@@ -247,9 +264,6 @@ def main() -> int:
                                                               m["ratio_to_plain"])]
         print(f"| {m['rows']:,} | {m['run']} | {m['rows_per_second']:,.0f} | {shown[0]} | "
               f"{shown[1]} | {m['peak_rss_mb']:,.0f} | {m['wall_seconds']:.1f} |")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"cores": os.cpu_count(), "results": results}, indent=2))
-    return 0
 
 
 if __name__ == "__main__":

@@ -49,7 +49,7 @@ def run(saved_model, output, workers=1, resume=False, stop_after=None, version="
             raise KeyboardInterrupt  # a kill between two chunks
     chunks = dataio.iter_table(data, fmt, chunk, ["text", "tweet_id"])
     return batch.write_predictions(chunks, output, job, manifest,
-                                   batch.Run(workers=workers, resume=resume, on_rows=on_rows))
+                                   batch.Execution(workers=workers, resume=resume, on_rows=on_rows))
 
 
 def test_output_is_identical_whatever_the_number_of_workers(saved_model, tmp_path):
@@ -69,7 +69,7 @@ def test_monitoring_probabilities_are_the_same_from_workers_and_in_order(saved_m
 
     def scored(workers):
         chunks = dataio.iter_table(data, fmt, 700, ["text"])
-        pairs = list(batch.scored_chunks(chunks, job, batch.Run(workers=workers)))
+        pairs = list(batch.scored_chunks(chunks, job, batch.Execution(workers=workers)))
         assert [len(chunk) for chunk, _ in pairs] == [700] * 7 + [100]
         return pd.concat([proba for _, proba in pairs])
 
@@ -152,3 +152,44 @@ def test_spark_gets_its_own_names_for_python_codecs():
     assert spark.spark_encoding("latin-1") == "iso-8859-1"
     assert spark.spark_encoding("utf-8-sig") == "utf-8"
     assert spark.spark_encoding("utf-16-le") == "utf-16le"
+
+
+# ------------------------------------------------------------------------------------------
+# predict.py's options for the Spark engine: where the executors write, and what is refused
+# ------------------------------------------------------------------------------------------
+def _predict_job(**settings):
+    import config as cfg
+    from textops import scoring
+
+    config = cfg.load_config({})
+    config["predict"].update(settings)
+    return scoring.job_from_config(config, resume=False)
+
+
+@pytest.mark.parametrize("output, distributed", [
+    ("scored.csv", False), ("scored.csv.gz", False),  # the small-data single file, as before
+    ("scored.parquet", True), ("scored", True), ("hdfs://nn:8020/scored/day=1", True)])
+def test_the_spark_engine_writes_a_folder_from_the_executors_unless_the_output_is_a_csv(
+        output, distributed):
+    pytest.importorskip("pyspark")
+    job = _predict_job(engine="spark", data="in.csv", output=output)
+    assert job.distributed is distributed
+    if output.startswith("hdfs://"):
+        assert job.target == output  # a URI is handed to Spark as it is, never made a path
+
+
+@pytest.mark.parametrize("settings, words", [
+    (dict(data="s3a://bucket/in.parquet"), ["--data", "--engine spark"]),
+    (dict(output="hdfs://nn/scored"), ["--output", "--engine spark"]),
+    (dict(partition_by="prediction"), ["--partition-by", "--engine spark"]),
+    (dict(engine="spark", output="scored", partition_by="text"), ["--partition-by", "--id-columns"]),
+])
+def test_spark_only_options_are_refused_before_anything_runs(settings, words):
+    from common import BadInputError
+
+    if settings.get("engine") == "spark":
+        pytest.importorskip("pyspark")
+    with pytest.raises(BadInputError) as refused:
+        _predict_job(**{"data": "in.csv", "output": "out.csv", **settings})
+    for word in words:
+        assert word in str(refused.value)

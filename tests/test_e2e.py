@@ -218,6 +218,50 @@ def test_spark_engine_writes_the_same_bytes_as_the_local_engine(twcs_project, tm
     assert_clean_failure(result, 2, "--engine local only")
 
 
+@pytest.mark.spark
+def test_spark_engine_writes_a_committed_folder_from_the_executors(twcs_project, tmp_path):
+    """--engine spark into a folder: Parquet parts partitioned by prediction, committed with
+    _SUCCESS and renamed into place (no hidden staging folder left); the same prediction per
+    id as the local engine; monitor.py reads the folder as it is (replacing an output and a
+    failed job: tests/test_spark_commit.py)."""
+    pytest.importorskip("pyspark")
+    data = tmp_path / "tweets.csv"
+    tweets = pd.read_csv(shared("twcs", "twcs_head5k.csv"), dtype=str).iloc[1500:2700]
+    tweets.iloc[3, tweets.columns.get_loc("text")] = "  "  # blank: no prediction, as locally
+    tweets.to_csv(data, index=False)
+    local, folder = tmp_path / "local.csv", tmp_path / "scored"
+    ok(run_script(twcs_project["root"], "predict.py", "--data", data, "--output", local,
+                  "--id-columns", "tweet_id,inbound"))
+    result = ok(run_script(twcs_project["root"], "predict.py", "--data", data, "--output", folder,
+                           "--id-columns", "tweet_id,inbound", "--engine", "spark",
+                           "--spark-master", "local[2]", "--partition-by", "prediction"))
+    assert f"1200 rows scored with {MODEL} v1 -> {folder}" in result.stdout
+    assert (folder / "_SUCCESS").exists()
+    assert sorted(p.name for p in folder.iterdir() if p.is_dir()) == \
+        ["prediction=False", "prediction=True", "prediction=__HIVE_DEFAULT_PARTITION__"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["local.csv", "scored", "tweets.csv"]
+    import pyarrow.dataset as ds
+
+    spark_rows = ds.dataset(folder, partitioning="hive").to_table().to_pandas().set_index("tweet_id")
+    local_rows = pd.read_csv(local, dtype={"tweet_id": str}).set_index("tweet_id")
+    assert len(spark_rows) == 1200 and spark_rows.index.is_unique
+    spark_rows = spark_rows.loc[local_rows.index]
+    blank = local_rows["prediction"].isna()
+    assert blank.sum() == 1 and spark_rows["prediction"][blank].isna().all()
+    assert (spark_rows["prediction"][~blank] == local_rows["prediction"][~blank].astype(str)).all()
+    np.testing.assert_allclose(spark_rows["probability"][~blank], local_rows["probability"][~blank],
+                               atol=1e-6)
+    report = tmp_path / "r.json"
+    monitored = run_script(twcs_project["root"], "monitor.py", "--data", folder, "--label-column",
+                           "inbound", "--report", report, "--html", "")
+    assert monitored.returncode in (0, 1), monitored.stderr
+    seen = json.loads(report.read_text())
+    assert seen["data"]["rows"] == 1200 and seen["performance"]["overall"]["rows"] == 1199
+    local_accuracy = (local_rows["prediction"][~blank].astype(str) ==
+                      local_rows["inbound"][~blank].astype(str)).mean()
+    assert seen["performance"]["overall"]["accuracy"] == pytest.approx(local_accuracy)
+
+
 def test_rows_with_empty_text_get_a_blank_prediction(twcs_project, tmp_path):
     data = tmp_path / "in.csv"
     pd.DataFrame({"id": [1, 2, 3], "text": ["@AppleSupport my phone is broken", "", "thanks!"]}) \

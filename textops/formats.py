@@ -93,10 +93,11 @@ def decompressed_head(path: Path, kind: str, size: int) -> bytes:
 # --------------------------------------------------------------------------------------------
 def parquet_parts(folder: Path) -> list[Path]:
     """The data files of a folder of Parquet parts, in name order (``_SUCCESS``, ``.crc`` and
-    other hidden files left out). FormatError for a folder a Spark job did not commit (part
-    files or checksums but no ``_SUCCESS``) and for one with no part at all."""
+    other hidden files left out), walking Hive partition folders (``column=value/``).
+    FormatError for a folder a Spark job did not commit (part files or checksums but no
+    ``_SUCCESS``) and for one with no part at all."""
     names = sorted(p.name for p in folder.iterdir())
-    parts = [folder / n for n in names if not n.startswith(("_", ".")) and not n.endswith(".crc")]
+    parts = _data_files(folder)
     spark_like = any(n.startswith("part-") or n.endswith(".crc") for n in names)
     if spark_like and "_SUCCESS" not in names:
         raise FormatError(f"{folder} looks like a Spark job's output but has no _SUCCESS file: "
@@ -107,10 +108,26 @@ def parquet_parts(folder: Path) -> list[Path]:
     return parts
 
 
+def _data_files(folder: Path) -> list[Path]:
+    found = []
+    for entry in sorted(folder.iterdir(), key=lambda p: p.name):
+        if entry.name.startswith(("_", ".")) or entry.name.endswith(".crc"):
+            continue
+        if entry.is_dir() and "=" in entry.name:  # a Hive partition: column=value/
+            found += _data_files(entry)
+        elif not entry.is_dir():
+            found.append(entry)
+    return found
+
+
 def parquet_dataset(path: Path):
-    """A pyarrow dataset over a Parquet file or folder (FormatError when unreadable)."""
+    """A pyarrow dataset over a Parquet file or folder, partition columns of a Hive layout
+    included (FormatError when unreadable)."""
     files = [str(p) for p in parquet_parts(path)] if path.is_dir() else [str(path)]
     try:
+        if path.is_dir():
+            return ds.dataset(files, format="parquet", partition_base_dir=str(path),
+                              partitioning=ds.partitioning(flavor="hive"))
         return ds.dataset(files, format="parquet")
     except (pa.ArrowInvalid, OSError) as exc:
         raise FormatError(f"{path} is not a readable Parquet file ({str(exc).splitlines()[0]}): "

@@ -3,6 +3,7 @@ resolve the model version once, download it once, and write the predictions with
 engine (worker processes, or Spark)."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -16,11 +17,12 @@ from tqdm import tqdm
 
 import config as cfg
 from common import BadInputError, refuse_overwriting
-from textops import batch, data, registry, spark
+from textops import batch, data, locking, registry, spark
+from textops.columns import MODEL_VERSION, OUTPUT_COLUMNS, PREDICTION
 
 log = logging.getLogger(__name__)
 
-RESERVED_COLUMNS = {"prediction", "probability", "model_version", "top_tokens"}
+RESERVED_COLUMNS = set(OUTPUT_COLUMNS)
 PROGRESS_EVERY_SECONDS = 10.0
 
 
@@ -42,6 +44,16 @@ class PredictJob:
     output_format: str
     lock_wait: float = 0.0
     excel_safe: bool = False
+    # --engine spark: where Spark reads and writes (a local path as given, or a Hadoop-FS URI)
+    source: str = ""
+    target: str = ""
+    distributed: bool = False  # the executors write a folder of parts (else one local file)
+    spark_format: str = "parquet"
+    partition_by: tuple[str, ...] = ()
+
+
+def _columns(value: Any) -> tuple[str, ...]:
+    return tuple(c.strip() for c in str(value or "").split(",") if c.strip())
 
 
 def job_from_config(config: dict[str, Any], resume: bool) -> PredictJob:
@@ -49,17 +61,33 @@ def job_from_config(config: dict[str, Any], resume: bool) -> PredictJob:
     p = config["predict"]
     if not p["data"] or not p["output"]:
         raise BadInputError("no input or output given; pass --data PATH and --output PATH")
-    data_path, output = cfg.resolve_path(p["data"]), cfg.resolve_path(p["output"])
-    id_columns = tuple(c.strip() for c in str(p["id_columns"] or "").split(",") if c.strip())
+    uris = {flag: str(p[key]) for flag, key in (("--data", "data"), ("--output", "output"))
+            if spark.is_uri(str(p[key]))}
+    if uris and p["engine"] != "spark":
+        raise BadInputError(f"{' and '.join(uris)} {', '.join(uris.values())} is a Hadoop-FS URI, "
+                            "which only Spark reads and writes; add --engine spark")
+    data_path = cfg.resolve_path(p["data"]) if "--data" not in uris else Path(p["data"])
+    output = cfg.resolve_path(p["output"]) if "--output" not in uris else Path(p["output"])
+    id_columns = _columns(p["id_columns"])
     clash = RESERVED_COLUMNS & set(id_columns)
     if clash:
         raise BadInputError(f"id column(s) {sorted(clash)} clash with output columns; rename them")
     if int(p["chunk_size"]) < 1:
         raise BadInputError(f"--chunk-size must be positive, got {p['chunk_size']}")
     output_format = batch.output_format(output)
-    if output_format is None:
+    distributed = p["engine"] == "spark" and ("--output" in uris or output_format not in
+                                              ("csv", "csv.gz"))
+    partition_by = _columns(p["partition_by"])
+    if partition_by and not distributed:
+        raise BadInputError("--partition-by needs --engine spark and an output folder or URI")
+    unknown = [c for c in partition_by if c not in (*id_columns, PREDICTION, MODEL_VERSION)]
+    if unknown:
+        raise BadInputError(f"--partition-by {unknown} is not an output column; partition by an "
+                            f"--id-columns column, prediction or model_version")
+    if output_format is None and not distributed:
         raise BadInputError(f"output {output.name} has an unsupported extension; use .csv, "
-                            f".csv.gz (gzip-compressed) or .parquet")
+                            f".csv.gz (gzip-compressed) or .parquet (or --engine spark to "
+                            f"write a folder of parts)")
     if p["engine"] == "spark":
         if resume or p["explain"]:
             raise BadInputError("--resume and --explain work with --engine local only")
@@ -68,8 +96,11 @@ def job_from_config(config: dict[str, Any], resume: bool) -> PredictJob:
     workers = int(p["workers"]) if int(p["workers"]) > 0 else (os.cpu_count() or 1)
     return PredictJob(data_path, output, str(p["model"]), id_columns, int(p["chunk_size"]),
                       p["proba"] == "all", workers, int(p["explain"]), p["engine"],
-                      p["spark_master"], resume, output_format, float(p["lock_wait"]),
-                      bool(p["excel_safe"]))
+                      p["spark_master"], resume, output_format or p["spark_format"],
+                      float(p["lock_wait"]), bool(p["excel_safe"]),
+                      source=uris.get("--data", str(data_path)),
+                      target=uris.get("--output", str(output)), distributed=distributed,
+                      spark_format=str(p["spark_format"]), partition_by=partition_by)
 
 
 def progress_reporter() -> tuple[Callable[[int], None], Callable[[], None]]:
@@ -93,7 +124,10 @@ def progress_reporter() -> tuple[Callable[[int], None], Callable[[], None]]:
 def predict(config: dict[str, Any], job: PredictJob) -> tuple[str, int, int]:
     """Score the file; returns (model version, rows written, rows with blank text)."""
     text_col, name = config["data"]["text_column"], config["mlflow"]["model_name"]
-    log.info("predict: data=%s output=%s model=%s@%s", job.data, job.output, name, job.model)
+    log.info("predict: data=%s output=%s model=%s@%s", job.source or job.data,
+             job.target or job.output, name, job.model)
+    if job.distributed:
+        return _distributed(config, job)
     # Input problems are reported before the model is even looked up.
     data.check_readable_file(job.data)
     fmt = data.detect_format(job.data, config["data"]["encoding"], config["data"]["delimiter"])
@@ -132,7 +166,7 @@ def predict(config: dict[str, Any], job: PredictJob) -> tuple[str, int, int]:
                                          list(dict.fromkeys([text_col, *job.id_columns])))
                 rows, blank = batch.write_predictions(
                     chunks, job.output, batch_job, manifest,
-                    batch.Run(workers=job.workers, resume=job.resume, on_rows=update,
+                    batch.Execution(workers=job.workers, resume=job.resume, on_rows=update,
                               lock_wait=job.lock_wait))
         finally:
             close()
@@ -140,6 +174,60 @@ def predict(config: dict[str, Any], job: PredictJob) -> tuple[str, int, int]:
     log.info("scored %d rows in %.1f s reading+scoring+writing (%.0f rows/s, model loading "
              "included)", rows, seconds, rows / max(seconds, 1e-9))
     return version.version, rows, blank
+
+
+def _distributed(config: dict[str, Any], job: PredictJob) -> tuple[str, int, int]:
+    """``--engine spark`` into a folder or URI: the executors read, score and write; the
+    driver only plans the job, commits it and counts the rows. A local input is checked first
+    as for the local engine (format, columns) before the registry is touched."""
+    text_col, name = config["data"]["text_column"], config["mlflow"]["model_name"]
+    fmt = None
+    if not spark.is_uri(job.source):
+        data.check_readable_file(job.data)
+        fmt = data.detect_format(job.data, config["data"]["encoding"], config["data"]["delimiter"])
+        if fmt.container not in ("csv", "parquet") and \
+                not job.data.name.lower().endswith((".gz", ".bz2", ".xz", ".zst")):
+            raise BadInputError(f"{job.data} is {fmt.container}-compressed without the matching "
+                                f"extension, which Spark needs to read it; rename it (e.g. "
+                                f"{job.data.name}.gz) or use --engine local")
+        data.require_columns(data.read_header(job.data, fmt),
+                             {text_col: "--text-column", **{c: "--id-columns" for c in job.id_columns}},
+                             job.data)
+    client = registry.connect(config)
+    version = registry.resolve_version(client, name, job.model)
+    with tempfile.TemporaryDirectory(prefix="textops-model-") as tmp:
+        batch_job = batch.Job(registry.download_model(name, version.version, tmp), text_col,
+                              job.id_columns, version.version, job.proba_all, 0,
+                              format=job.spark_format, model_name=name)
+        log.info("using %s v%s (requested %r, run %s), engine spark, master %s, writing %s parts "
+                 "from the executors", name, version.version, job.model, version.run_id,
+                 job.spark_master, job.spark_format)
+        started = time.perf_counter()
+        session = spark.spark_session(job.spark_master)
+        try:
+            frame = spark.read_source(session, job.source, fmt)
+            spark.require_input_columns(frame, {text_col: "--text-column",
+                                                **{c: "--id-columns" for c in job.id_columns}},
+                                        job.source)
+            scored = spark.scored_frame(session, frame, batch_job)
+            with _output_lock(job):
+                written = spark.write_distributed(session, scored, job.target, job.spark_format,
+                                                  job.partition_by)
+        finally:
+            session.stop()
+    seconds = time.perf_counter() - started
+    log.info("the executors scored and wrote %d rows to %s in %.1f s (%.0f rows/s, model loading "
+             "included)", written.rows, written.location, seconds, written.rows / max(seconds, 1e-9))
+    return version.version, written.rows, written.blank
+
+
+def _output_lock(job: PredictJob):
+    """A local output folder gets the local engine's per-output lock (a second run exits 5 or
+    waits --lock-wait); a URI has no local lock: let one scheduler own each output."""
+    if spark.is_uri(job.target):
+        return contextlib.nullcontext()
+    return locking.exclusive(batch.lock_path(job.output), job.lock_wait,
+                             f"predict.py writing {job.output.name}", remove=True)
 
 
 def _with_spark(job: PredictJob, fmt: data.CsvFormat, batch_job: batch.Job,
@@ -150,7 +238,7 @@ def _with_spark(job: PredictJob, fmt: data.CsvFormat, batch_job: batch.Job,
         chunks = spark.score_chunks(session, job.data, fmt, batch_job, job.chunk_size)
         # no resume with this engine: a failed run's partial file is not worth keeping
         return batch.write_predictions(chunks, job.output, batch_job, manifest,
-                                       batch.Run(on_rows=update, lock_wait=job.lock_wait,
+                                       batch.Execution(on_rows=update, lock_wait=job.lock_wait,
                                                  resumable=False), prescored=True)
     finally:
         session.stop()

@@ -1,18 +1,26 @@
-"""``predict.py --engine spark``: score a CSV through ``mlflow.pyfunc.spark_udf``.
+"""``predict.py --engine spark``: score any Spark source through ``mlflow.pyfunc.spark_udf``.
 
 The path for users who outgrow one machine: the registered model runs inside Spark executors
-(``local[*]`` by default, any master by config) through MLflow's own UDF, and the scored rows
-come back to the driver in input order, chunk by chunk, to be written by the same atomic writer
-as the local engine (same columns, same formatting). PySpark is optional
+(``local[*]`` by default, any master by config) through MLflow's own UDF, and the executors write
+the scored rows with Spark's own writer (Parquet or CSV parts, optionally partitioned) into a
+hidden sibling of the output; when the job has committed (``_SUCCESS``) the driver renames it
+into place through the Hadoop FileSystem API, so a failed or killed job leaves nothing under the
+output name. No row passes through the driver (no sort, no collect); the id columns carry each
+row's identity. Only a ``.csv`` / ``.csv.gz`` output keeps the small-data convenience of one
+local file in input order, which funnels the rows through the driver. PySpark is optional
 (``requirements-spark.txt``); on one small machine the local engine is faster.
 """
 from __future__ import annotations
 
 import codecs
+import contextlib
 import logging
 import os
+import re
 import sys
 import tempfile
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -21,7 +29,7 @@ import pandas as pd
 from common import BadInputError, EngineUnavailableError, first_line
 from textops.batch import Job
 from textops.data import CsvFormat
-from textprep import PROBA_PREFIX
+from textops.columns import MODEL_VERSION, PREDICTION, PROBA_PREFIX, PROBABILITY
 
 log = logging.getLogger(__name__)
 ROW = "_textops_row"
@@ -73,43 +81,54 @@ def spark_encoding(encoding: str) -> str:
             "ascii": "us-ascii", "utf-16-le": "utf-16le", "utf-16-be": "utf-16be"}.get(name, name)
 
 
+URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")  # hdfs://, s3a://, abfss://, file://, ...
+CSV_NAMES = (".csv", ".tsv", ".txt", ".csv.gz", ".csv.bz2", ".csv.xz", ".csv.zst", ".gz", ".bz2")
+
+
+def is_uri(location: str) -> bool:
+    """A Hadoop-FS URI (read and written by Spark, never opened by this process)."""
+    return bool(URI.match(str(location)))
+
+
+def spark_location(location: str | Path) -> str:
+    """What Spark is given: a URI as it is, a local path as an absolute ``file://`` URI."""
+    return str(location) if is_uri(str(location)) else Path(location).resolve().as_uri()
+
+
+def read_source(spark, location: str, fmt: CsvFormat | None):
+    """A DataFrame over the input: a local file or folder already sniffed (``fmt``), or a URI
+    (``fmt`` None: CSV by its extension, else Parquet, a file or a folder of parts)."""
+    if fmt is None:
+        csv = location.lower().rstrip("/").endswith(CSV_NAMES)
+        fmt = CsvFormat(encoding="utf-8", delimiter=",", container="csv" if csv else "parquet")
+    if fmt.container == "parquet":  # a Parquet file or a committed folder of parts
+        return spark.read.parquet(spark_location(location))
+    # Spark decompresses .gz / .bz2 / ... itself, by extension
+    return (spark.read.option("header", True).option("multiLine", True)
+            .option("escape", '"').option("encoding", spark_encoding(fmt.encoding))
+            .option("sep", fmt.delimiter).option("inferSchema", False)
+            .csv(spark_location(location)))
+
+
+def require_input_columns(frame, needed: dict[str, str], location: str) -> None:
+    """The schema check of the local engine (one line naming the flag), on Spark's schema."""
+    missing = [f"{column!r} ({flag})" for column, flag in needed.items()
+               if column not in frame.columns]
+    if missing:
+        raise BadInputError(f"{location} has no column {', '.join(missing)}; its columns are "
+                            f"{frame.columns[:20]}")
+
+
 def score_chunks(spark, data: Path, fmt: CsvFormat, job: Job,
                  chunk_size: int) -> Iterator[pd.DataFrame]:
-    """Scored chunks of ``chunk_size`` rows, in input order, with the local engine's columns:
-    id columns, prediction, probability, model_version (and proba_<class>). Rows with blank
-    text get a blank prediction and probability, as with the local engine (the blank-text rule
-    of ``textops.data.is_blank``, written in Spark SQL: trim, then empty)."""
-    import mlflow.pyfunc  # heavy: only for this engine
+    """The small-data convenience (a single local .csv output): scored chunks of ``chunk_size``
+    rows, in input order, with the local engine's columns, brought to the driver one row at a
+    time (a global sort and ``toLocalIterator``: fine for thousands of rows, not for billions;
+    ``write_distributed`` is the scalable path)."""
     from pyspark.sql import functions as F
 
-    text_column, model_version = job.text_column, job.model_version
-    if fmt.container == "parquet":  # a Parquet file or a committed folder of parts
-        frame = spark.read.parquet(str(data))
-    else:  # Spark decompresses .gz / .bz2 / ... itself, by extension
-        frame = (spark.read.option("header", True).option("multiLine", True)
-                 .option("escape", '"').option("encoding", spark_encoding(fmt.encoding))
-                 .option("sep", fmt.delimiter).option("inferSchema", False).csv(str(data)))
-    frame = frame.withColumn(ROW, F.monotonically_increasing_id())  # input order
-    quiet = logging.getLogger("mlflow.pyfunc")
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)  # its env_manager="local" advice: this is the environment
-    try:
-        udf = mlflow.pyfunc.spark_udf(spark, job.model_path, env_manager="local")
-    finally:
-        quiet.setLevel(level)
-    output = [f.name for f in udf.returnType.fields] if hasattr(udf, "returnType") else None
-    text = F.coalesce(F.col(f"`{text_column}`"), F.lit(""))
-    blank = F.trim(text) == ""
-    scored = frame.withColumn(SCORES, udf(F.struct(text.alias(text_column))))
-    columns = [F.col(f"`{c}`") for c in job.id_columns]
-    columns += [F.when(~blank, F.col(f"{SCORES}.prediction")).alias("prediction"),
-                F.when(~blank, F.col(f"{SCORES}.probability")).alias("probability"),
-                F.lit(str(model_version)).alias("model_version")]
-    if job.proba_columns:
-        names = output or []
-        columns += [F.when(~blank, F.col(f"{SCORES}.`{c}`")).alias(c)
-                    for c in names if c.startswith(PROBA_PREFIX)]
-    rows = scored.select(F.col(ROW), *columns).orderBy(ROW).drop(ROW)
+    frame = read_source(spark, str(data), fmt).withColumn(ROW, F.monotonically_increasing_id())
+    rows = scored_frame(spark, frame, job, keep=(ROW,)).orderBy(ROW).drop(ROW)
     names = rows.columns
     buffer: list = []
     for row in rows.toLocalIterator(prefetchPartitions=True):
@@ -121,9 +140,131 @@ def score_chunks(spark, data: Path, fmt: CsvFormat, job: Job,
         yield _frame(buffer, names)
 
 
+def scored_frame(spark, frame, job: Job, keep: tuple[str, ...] = ()):
+    """The input DataFrame scored lazily by ``spark_udf``, with the local engine's columns: id
+    columns, prediction, probability, model_version (and proba_<class>). Rows with blank text
+    get a blank prediction and probability, as with the local engine (the blank-text rule of
+    ``textops.data.is_blank``, written in Spark SQL: trim, then empty)."""
+    import mlflow.pyfunc  # heavy: only for this engine
+    from pyspark.sql import functions as F
+
+    text_column, model_version = job.text_column, job.model_version
+    quiet = logging.getLogger("mlflow.pyfunc")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)  # its env_manager="local" advice: this is the environment
+    try:
+        udf = mlflow.pyfunc.spark_udf(spark, job.model_path, env_manager="local")
+    finally:
+        quiet.setLevel(level)
+    output = [f.name for f in udf.returnType.fields] if hasattr(udf, "returnType") else None
+    text = F.coalesce(F.col(f"`{text_column}`"), F.lit(""))
+    blank = F.trim(text) == ""
+    scored = frame.withColumn(SCORES, udf(F.struct(text.alias(text_column))))
+    columns = [F.col(c) for c in keep] + [F.col(f"`{c}`") for c in job.id_columns]
+    columns += [F.when(~blank, F.col(f"{SCORES}.{PREDICTION}")).alias(PREDICTION),
+                F.when(~blank, F.col(f"{SCORES}.{PROBABILITY}")).alias(PROBABILITY),
+                F.lit(str(model_version)).alias(MODEL_VERSION)]
+    if job.proba_columns:
+        names = output or []
+        columns += [F.when(~blank, F.col(f"{SCORES}.`{c}`")).alias(c)
+                    for c in names if c.startswith(PROBA_PREFIX)]
+    return scored.select(*columns)
+
+
+@dataclass(frozen=True)
+class Written:
+    """What a distributed write published: its location and rows (counted by the executors)."""
+
+    location: str
+    rows: int
+    blank: int
+
+
+def write_distributed(spark, scored, output: str, file_format: str,
+                      partition_by: tuple[str, ...] = ()) -> Written:
+    """Write ``scored`` from the executors with Spark's writer into a hidden sibling of
+    ``output`` (dot-prefixed: Spark, Hive and pyarrow readers skip it), then, once the job has
+    committed (``_SUCCESS``), rename it into place (an existing output is replaced). On any
+    failure the sibling is deleted and nothing appears under the output name; after a kill -9
+    only the hidden sibling can remain. The row counts come from reading the committed parts
+    back (one aggregate row to the driver)."""
+    from pyspark.sql import functions as F
+
+    fs = HadoopFs(spark)
+    target = spark_location(output)
+    staging = fs.sibling(target, f".{fs.name(target)}.textops-partial-{uuid.uuid4().hex[:12]}")
+    try:
+        writer = scored.write.mode("errorifexists").format(file_format)
+        if file_format == "csv":
+            writer = writer.option("header", True).option("escape", '"')
+        if partition_by:
+            writer = writer.partitionBy(*partition_by)
+        writer.save(staging)
+        if not fs.exists(f"{staging}/_SUCCESS"):
+            raise EngineUnavailableError(f"the Spark job writing {output} did not commit "
+                                         f"(no _SUCCESS); nothing was published")
+        back = spark.read.format(file_format)
+        if file_format == "csv":
+            back = back.option("header", True).option("escape", '"')
+        counts = back.load(staging).agg(F.count(F.lit(1)), F.count(PREDICTION)).first()
+        fs.replace(staging, target)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            spark.sparkContext.cancelAllJobs()
+        with contextlib.suppress(Exception):
+            fs.delete(staging)
+        raise
+    return Written(target, int(counts[0]), int(counts[0]) - int(counts[1]))
+
+
+class HadoopFs:
+    """The few Hadoop FileSystem calls the commit needs, made from the driver (metadata only):
+    the same code for file://, hdfs://, s3a:// and abfss:// outputs."""
+
+    def __init__(self, spark) -> None:
+        self._jvm = spark.sparkContext._jvm
+        self._conf = spark.sparkContext._jsc.hadoopConfiguration()
+
+    def _path(self, location: str):
+        return self._jvm.org.apache.hadoop.fs.Path(location)
+
+    def _fs(self, location: str):
+        return self._path(location).getFileSystem(self._conf)
+
+    def name(self, location: str) -> str:
+        return str(self._path(location).getName())
+
+    def sibling(self, location: str, name: str) -> str:
+        return str(self._jvm.org.apache.hadoop.fs.Path(self._path(location).getParent(), name).toUri())
+
+    def exists(self, location: str) -> bool:
+        return bool(self._fs(location).exists(self._path(location)))
+
+    def delete(self, location: str) -> None:
+        if self.exists(location):
+            self._fs(location).delete(self._path(location), True)
+
+    def replace(self, source: str, target: str) -> None:
+        """Rename ``source`` to ``target``; an existing target is first moved aside, then
+        deleted (a rename on HDFS and local disks; a copy on object stores, see README)."""
+        fs = self._fs(target)
+        old = None
+        if fs.exists(self._path(target)):
+            old = self.sibling(target, f".{self.name(target)}.textops-replaced-{uuid.uuid4().hex[:12]}")
+            if not fs.rename(self._path(target), self._path(old)):
+                raise EngineUnavailableError(f"cannot move the previous {target} aside")
+        if not fs.rename(self._path(source), self._path(target)):
+            if old is not None:
+                fs.rename(self._path(old), self._path(target))
+            raise EngineUnavailableError(f"cannot rename the committed output into {target}")
+        if old is not None:
+            self.delete(old)
+
+
+
 def _frame(rows: list, names: list[str]) -> pd.DataFrame:
     frame = pd.DataFrame.from_records(rows, columns=names)
     for column in names:
-        if column == "probability" or column.startswith(PROBA_PREFIX):
+        if column == PROBABILITY or column.startswith(PROBA_PREFIX):
             frame[column] = frame[column].astype(float)
     return frame
