@@ -340,8 +340,6 @@ def _lost_connection(exc: BaseException) -> bool:
 
 def _server_error_status(exc: BaseException) -> str | None:
     """The HTTP 5xx status a reachable server kept answering with (its database down), if any."""
-    import re
-
     found = re.search(r"too many (5\d\d) error responses", str(exc))
     return found.group(1) if found else None
 
@@ -517,11 +515,6 @@ def start(script: str, build_parser: Callable[[dict[str, Any]], argparse.Argumen
     setup_logging(script, config, quiet=args.quiet)
     quiet_third_party_warnings()
     return config, args
-
-
-def config_path(value: str | os.PathLike[str] | None) -> Path | None:
-    """A configured path (relative ones hang off the project root; "" = none)."""
-    return None if value in (None, "") else cfg.resolve_path(value)
 
 
 # --------------------------------------------------------------------------------------------

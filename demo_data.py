@@ -20,16 +20,7 @@ import config as cfg
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
-from common import (
-    EXIT_CODE_HELP,
-    BadInputError,
-    ExitCode,
-    HelpFormatter,
-    atomic_output,
-    cli_path,
-    run_main,
-    setup_logging,
-)
+from common import BadInputError, ExitCode, atomic_output, cli_path, make_parser, run_main, start
 
 log = logging.getLogger("demo_data")
 
@@ -57,17 +48,17 @@ def load_bbc_news(folder: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def main(argv: list[str] | None = None) -> int:
-    cfg.load_dotenv_file()
-    config = cfg.load_config()
-    parser = argparse.ArgumentParser(prog="demo_data.py", description=__doc__,
-                                     epilog=EXIT_CODE_HELP, formatter_class=HelpFormatter)
+def build_parser(config: dict) -> argparse.ArgumentParser:
+    parser = make_parser("demo_data", config, __doc__)
     parser.add_argument("--out-dir", type=cli_path, default=cfg.resolve_path("data/demo"),
                         help="folder for train.csv and recent.csv")
     parser.add_argument("--recent-share", type=float, default=0.2,
                         help="share of articles kept aside as 'recent' data")
-    args = parser.parse_args(argv)
-    setup_logging("demo_data", config)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    config, args = start("demo_data", build_parser, argv)
 
     articles = load_bbc_news(bbc_news_folder())
     text_col, label_col = config["data"]["text_column"], config["data"]["label_column"]

@@ -34,7 +34,7 @@ _HANDLE = re.compile(r"(?<!\w)@\w+")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
 
 
-class TextColumn(BaseEstimator, TransformerMixin):
+class TextColumn(TransformerMixin, BaseEstimator):
     """Select the text column of a DataFrame and normalise it into a 1-D array of strings.
 
     Accepts a DataFrame (the ``column`` is used), a Series, or a list of strings, so the
@@ -427,7 +427,7 @@ def _code_points(texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return codes, bounds
 
 
-class HashedTfidf(BaseEstimator, TransformerMixin):
+class HashedTfidf(TransformerMixin, BaseEstimator):
     """TF-IDF of word 1..N-grams and of character n-grams within words (scikit-learn's
     ``char_wb``), like two ``TfidfVectorizer`` side by side, but computed by one compiled loop
     over code points and hashed into ``n_buckets`` per family: no vocabulary is built, so
@@ -710,28 +710,36 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
             if self.calibrate:
                 held_out = self._cross_fitted_raw(X, codes, scores) or held_out
         else:
-            model = self._make_model(n_classes)
-            fit_kwargs: dict[str, Any] = {}
-            if eval_set is not None and self.early_stopping_rounds:
-                lookup = {label: i for i, label in enumerate(self.classes_)}
-                y_val = np.asarray(eval_set[1], dtype=object).astype(str)
-                known = np.array([label in lookup for label in y_val])
-                if known.any():
-                    x_val = eval_set[0][known]
-                    val_codes = np.array([lookup[label] for label in y_val[known]])
-                    val_scores = self.linear_.decision_function(x_val) if self.linear_boost else None
-                    fit_kwargs = dict(eval_set=self._pool(x_val, val_codes, val_scores), **stop)
-                    held_out = (x_val, val_codes, val_scores)
-            model.fit(self._pool(X, codes, scores), **fit_kwargs)
-            self.best_iteration_ = int(model.tree_count_)
-            if held_out is not None:
-                held_out = (self._raw(model, held_out[0], held_out[2]), held_out[1])
+            model, held_out = self._fit_on_eval_set(X, codes, scores, eval_set, stop)
         self.model_ = model
         self.n_features_in_ = X.shape[1]
         self.temperature_ = 1.0
         if self.calibrate and held_out is not None and len(held_out[1]):
             self.temperature_ = fit_temperature(*held_out)
         return self
+
+    def _fit_on_eval_set(self, X: Any, codes: np.ndarray, scores: np.ndarray | None,
+                         eval_set: tuple[Any, Any] | None, stop: dict[str, Any]):
+        """Fit on every row, stopping early on ``eval_set`` (its rows of known classes) when
+        given; returns the model and the eval rows' raw scores with their codes (or None)."""
+        model = self._make_model(len(self.classes_))
+        fit_kwargs: dict[str, Any] = {}
+        held_out = None
+        if eval_set is not None and self.early_stopping_rounds:
+            lookup = {label: i for i, label in enumerate(self.classes_)}
+            y_val = np.asarray(eval_set[1], dtype=object).astype(str)
+            known = np.array([label in lookup for label in y_val])
+            if known.any():
+                x_val = eval_set[0][known]
+                val_codes = np.array([lookup[label] for label in y_val[known]])
+                val_scores = self.linear_.decision_function(x_val) if self.linear_boost else None
+                fit_kwargs = dict(eval_set=self._pool(x_val, val_codes, val_scores), **stop)
+                held_out = (x_val, val_codes, val_scores)
+        model.fit(self._pool(X, codes, scores), **fit_kwargs)
+        self.best_iteration_ = int(model.tree_count_)
+        if held_out is not None:
+            held_out = (self._raw(model, held_out[0], held_out[2]), held_out[1])
+        return model, held_out
 
     def _cross_fitted_raw(self, X: Any, codes: np.ndarray,
                           scores: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
@@ -844,6 +852,9 @@ def load_model_folder(folder: str | os.PathLike[str]) -> Any:
     return sio.load(folder / flavor["pickled_model"], trusted=flavor.get("skops_trusted_types", []))
 
 
+# The model's output columns (pyfunc, predict.py), declared once (textops.columns re-exports them).
+PREDICTION = "prediction"  # the arg-max label
+PROBABILITY = "probability"  # its (calibrated) probability
 PROBA_PREFIX = "proba_"  # one output column per class: proba_<class>
 
 
@@ -853,8 +864,8 @@ def predictions_frame(pipeline: Any, frame: pd.DataFrame) -> pd.DataFrame:
     classes = np.asarray(pipeline.classes_).astype(str)
     proba = np.asarray(pipeline.predict_proba(frame), dtype=np.float64)
     best = np.argmax(proba, axis=1)
-    out = pd.DataFrame({"prediction": classes[best],
-                        "probability": proba[np.arange(len(best)), best]})
+    out = pd.DataFrame({PREDICTION: classes[best],
+                        PROBABILITY: proba[np.arange(len(best)), best]})
     for j, label in enumerate(classes):
         out[PROBA_PREFIX + label] = proba[:, j]
     return out

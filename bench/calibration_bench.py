@@ -93,6 +93,46 @@ def fit_isotonic(raw: np.ndarray, codes: np.ndarray):
     return apply
 
 
+def calibrator_rows() -> list[dict]:
+    """Each calibrator fitted on the validation rows of an uncalibrated, not refitted model."""
+    config = with_settings(cfg.load_config(), catboost__calibrate=False)
+    stopwords = modeling.load_stopwords(config["preprocessing"]["stopwords"])
+    results = []
+    for name, parts in (("sms", load("sms")), ("twcs-shift", twcs_time()),
+                        ("banking77", load("banking77"))):
+        x_fit, y_fit, x_mon, y_mon = parts
+        d = config["data"]
+        split = dataio.split_dataset(x_fit["text"], y_fit, "text", d["test_size"],
+                                     d["validation_size"], 42)
+        model, _ = modeling.train_model(modeling.build_pipeline(config, stopwords), split.x_train,
+                                        split.y_train, split.x_val, split.y_val, refit=False)
+        classes = model.classes_
+        raw = {part: np.asarray(model.decision_function(x), dtype=float).reshape(len(x), -1)
+               for part, x in (("val", split.x_val), ("test", split.x_test), ("mon", x_mon))}
+        codes = {"val": label_codes(split.y_val, classes), "test": label_codes(split.y_test, classes),
+                 "mon": label_codes(y_mon, classes)}
+        calibrators = {
+            "none": lambda r: scores_to_proba(r),
+            "temperature": (lambda t: lambda r: scores_to_proba(r / t))(
+                fit_temperature(raw["val"], codes["val"])),
+            "vector": fit_vector(raw["val"], codes["val"]),
+            "isotonic": fit_isotonic(raw["val"], codes["val"]),
+        }
+        for method, calibrate in calibrators.items():
+            test, mon = calibrate(raw["test"]), calibrate(raw["mon"])
+            realized = float(np.mean(mon.argmax(axis=1) == codes["mon"]))
+            row = {"dataset": name, "method": method, "val_rows": len(codes["val"]),
+                   "ece": ece(test, codes["test"]), "brier": brier(test, codes["test"]),
+                   "log_loss": log_loss(test, codes["test"]),
+                   "test_accuracy": float(np.mean(test.argmax(axis=1) == codes["test"])),
+                   "estimate_error": float(mon.max(axis=1).mean()) - realized}
+            results.append(row)
+            print(f"{name:10s} {method:11s} ECE {row['ece']:.4f} Brier {row['brier']:.4f} "
+                  f"log loss {row['log_loss']:.4f} estimate error {row['estimate_error']:+.4f}",
+                  file=sys.stderr, flush=True)
+    return results
+
+
 def refit_rows(config, folds_compared=(0, 3), only=None, seeds=(42,)) -> list[dict]:
     """ECE and estimate error of the refitted model, per source of its temperature (and per
     model seed, to see how much the temperature itself varies)."""
@@ -175,41 +215,7 @@ def main() -> int:
         out.write_text(json.dumps({"machine": f"{os.cpu_count()} cores", "results": rows}, indent=2))
         return 0
     args.json = args.json or ROOT / "bench" / "results" / "calibration.json"
-    config = with_settings(cfg.load_config(), catboost__calibrate=False)
-    stopwords = modeling.load_stopwords(config["preprocessing"]["stopwords"])
-    results = []
-    for name, parts in (("sms", load("sms")), ("twcs-shift", twcs_time()),
-                        ("banking77", load("banking77"))):
-        x_fit, y_fit, x_mon, y_mon = parts
-        d = config["data"]
-        split = dataio.split_dataset(x_fit["text"], y_fit, "text", d["test_size"],
-                                     d["validation_size"], 42)
-        model, _ = modeling.train_model(modeling.build_pipeline(config, stopwords), split.x_train,
-                                        split.y_train, split.x_val, split.y_val, refit=False)
-        classes = model.classes_
-        raw = {part: np.asarray(model.decision_function(x), dtype=float).reshape(len(x), -1)
-               for part, x in (("val", split.x_val), ("test", split.x_test), ("mon", x_mon))}
-        codes = {"val": label_codes(split.y_val, classes), "test": label_codes(split.y_test, classes),
-                 "mon": label_codes(y_mon, classes)}
-        calibrators = {
-            "none": lambda r: scores_to_proba(r),
-            "temperature": (lambda t: lambda r: scores_to_proba(r / t))(
-                fit_temperature(raw["val"], codes["val"])),
-            "vector": fit_vector(raw["val"], codes["val"]),
-            "isotonic": fit_isotonic(raw["val"], codes["val"]),
-        }
-        for method, calibrate in calibrators.items():
-            test, mon = calibrate(raw["test"]), calibrate(raw["mon"])
-            realized = float(np.mean(mon.argmax(axis=1) == codes["mon"]))
-            row = {"dataset": name, "method": method, "val_rows": len(codes["val"]),
-                   "ece": ece(test, codes["test"]), "brier": brier(test, codes["test"]),
-                   "log_loss": log_loss(test, codes["test"]),
-                   "test_accuracy": float(np.mean(test.argmax(axis=1) == codes["test"])),
-                   "estimate_error": float(mon.max(axis=1).mean()) - realized}
-            results.append(row)
-            print(f"{name:10s} {method:11s} ECE {row['ece']:.4f} Brier {row['brier']:.4f} "
-                  f"log loss {row['log_loss']:.4f} estimate error {row['estimate_error']:+.4f}",
-                  file=sys.stderr, flush=True)
+    results = calibrator_rows()
     print("| dataset | calibrator | ECE (test rows) | Brier | log loss | test accuracy | "
           "estimate error (monitored part) |")
     print("|---|---|---|---|---|---|---|")

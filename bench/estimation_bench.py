@@ -84,7 +84,7 @@ def scenario_row(scenario, model, split, x_mon, y_mon, seconds, config, budgets,
     conf = proba.max(axis=1)
     right = (predicted == np.asarray(y_mon).astype(str)).astype(float)
     realized = alerts.performance(Counter(zip(np.asarray(y_mon).astype(str), predicted)))
-    sums = estimation.Expected(threshold=threshold)
+    sums = estimation.EstimateSums(threshold=threshold)
     sums.add(predicted, conf, proba, classes)
     found = estimation.methods(sums, classes)
     metrics = {"accuracy": test_accuracy, "macro_f1": 0.0, "recall_per_class": {}}
@@ -169,7 +169,7 @@ def cost_per_100k(classes=5, rows=100_000, repeats=3):
         times = []
         for _ in range(repeats):
             started = time.perf_counter()
-            sums = estimation.Expected(threshold=th)
+            sums = estimation.EstimateSums(threshold=th)
             for chunk in range(0, rows, 10_000):
                 sums.add(predicted[chunk:chunk + 10_000], conf[chunk:chunk + 10_000],
                          proba[chunk:chunk + 10_000], list(labels))
@@ -286,6 +286,10 @@ def print_tables(rows, cost, promotions, config, budgets):
     print()
     print(f"Cost of folding 100k rows into the sums (5 classes, 10k-row chunks): CBPE alone "
           f"{cost['cbpe']:.3f} s, CBPE + DoC + ATC {cost['cbpe+doc+atc']:.3f} s.")
+    print_sample_and_promotion_tables(rows, promotions, budgets)
+
+
+def print_sample_and_promotion_tables(rows, promotions, budgets):
     print()
     print("| data | labels | stratified: mean abs error | half-width | coverage | random: mean abs "
           "error | half-width | coverage |")

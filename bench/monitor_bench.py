@@ -91,6 +91,14 @@ def main() -> int:
         run("(c) monitor.py, raw texts (scores them)", rows,
             [py, str(ROOT / "monitor.py"), "--data", str(path), "--report", str(work / "r.json"),
              "--html", str(work / "r.html"), "--quiet"])
+    print_table(results)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"cores": os.cpu_count(), "results": results,
+                                     "measured_at": time.strftime("%Y-%m-%d %H:%M")}, indent=2))
+    return 0
+
+
+def print_table(results: list[dict]) -> None:
     print(f"Machine: {os.cpu_count()} cores. Wall time includes process start-up, model / "
           f"reference download, every check, the JSON + HTML reports and the MLflow run.\n")
     print("| rows | run | wall s | rows/s | vs floor | peak memory MB (PSS) |")
@@ -100,10 +108,6 @@ def main() -> int:
         ratio = f"{m['wall_seconds'] / floor['wall_seconds']:.1f}×" if floor and m is not floor else "—"
         print(f"| {m['rows']:,} | {m['run']} | {m['wall_seconds']:.1f} | {m['rows_per_second']:,.0f} | "
               f"{ratio} | {m['peak_rss_mb']:,.0f} |")
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"cores": os.cpu_count(), "results": results,
-                                     "measured_at": time.strftime("%Y-%m-%d %H:%M")}, indent=2))
-    return 0
 
 
 if __name__ == "__main__":

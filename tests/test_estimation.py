@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from textops.monitoring import alerts
-from textops.monitoring.estimation import (Expected, estimate, estimation_alerts, macro_f1, moved,
+from textops.monitoring.estimation import (EstimateSums, estimate, estimation_alerts, macro_f1, moved,
                                            report_estimates)
 from textops.monitoring.stream import StreamSpec, accumulate, proba_classes
 
@@ -27,7 +27,7 @@ def test_the_interval_covers_the_realized_accuracy_of_calibrated_probabilities(c
     for seed in range(200):
         rng = np.random.default_rng(seed)
         proba, truth = calibrated_sample(rng, 2000, classes)
-        sums = Expected()
+        sums = EstimateSums()
         names = [f"c{k}" for k in range(classes)]
         sums.add(np.array(names)[proba.argmax(axis=1)], proba.max(axis=1), proba, names)
         found = estimate(sums, names)
@@ -44,7 +44,7 @@ def test_the_expected_macro_f1_tracks_the_realized_one_on_calibrated_probabiliti
     proba, truth = calibrated_sample(rng, 20_000, 4)
     names = ["a", "b", "c", "d"]
     predicted = np.array(names)[proba.argmax(axis=1)]
-    sums = Expected()
+    sums = EstimateSums()
     sums.add(predicted, proba.max(axis=1), proba, names)
     realized = alerts.performance(Counter(zip(np.array(names)[truth], predicted)))
     found = estimate(sums, names)
@@ -64,7 +64,7 @@ def test_chunks_add_up_to_one_pass_and_a_binary_model_needs_only_the_top_probabi
     proba = rng.dirichlet([1, 1], size=1000)
     names = ["ham", "spam"]
     predicted = np.array(names)[proba.argmax(axis=1)]
-    whole, chunked, top_only = Expected(), Expected(), Expected()
+    whole, chunked, top_only = EstimateSums(), EstimateSums(), EstimateSums()
     whole.add(predicted, proba.max(axis=1), proba, names)
     for part in np.array_split(np.arange(1000), 7):
         chunked.add(predicted[part], proba.max(axis=1)[part], proba[part][:, ::-1], names[::-1])
@@ -76,12 +76,12 @@ def test_chunks_add_up_to_one_pass_and_a_binary_model_needs_only_the_top_probabi
 
 
 def test_without_whole_vectors_a_multiclass_macro_f1_is_unknown_and_the_accuracy_is_not():
-    sums = Expected()
+    sums = EstimateSums()
     sums.add(np.array(["a", "b", "c"]), np.array([0.9, 0.8, np.nan]))
     found = estimate(sums, ["a", "b", "c"])
     assert found["rows"] == 2 and found["accuracy"] == pytest.approx(0.85)
     assert found["macro_f1"] is None
-    assert estimate(Expected(), ["a"]) is None
+    assert estimate(EstimateSums(), ["a"]) is None
 
 
 def test_estimate_alerts_on_the_interval_and_on_the_drop_from_training():
@@ -115,7 +115,7 @@ def reference(accuracy, confidence_mean, calibrated=True):
 
 
 def sums_of(confidences, labels):
-    sums = Expected()
+    sums = EstimateSums()
     sums.add(np.array(labels), np.array(confidences))
     return sums
 

@@ -74,7 +74,7 @@ def _prescored(n: int, version: str = "1") -> pd.DataFrame:
                          "probability": np.full(n, 0.9), "model_version": version})
 
 
-def _write(output: Path, chunks, run=batch.Run()):
+def _write(output: Path, chunks, run=batch.Execution()):
     job = batch.Job("", "text", ("id",), "1", False, 0, format=batch.output_format(output))
     manifest = batch.Manifest("in.csv", 1, 1, "m", "1", 10, {})
     return batch.write_predictions(chunks, output, job, manifest, run, prescored=True)
@@ -104,7 +104,7 @@ def test_a_writer_waits_its_turn_with_lock_wait(tmp_path):
     holder = threading.Thread(target=hold)
     holder.start()
     ready.wait()
-    rows, _ = _write(output, [_prescored(7)], batch.Run(lock_wait=30))
+    rows, _ = _write(output, [_prescored(7)], batch.Execution(lock_wait=30))
     holder.join()
     assert released.is_set() and rows == 7 and len(pd.read_csv(output)) == 7
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from textops.monitoring import estimation, labelling
-from textops.monitoring.estimation import Expected, combine, fit_threshold, methods
+from textops.monitoring.estimation import EstimateSums, combine, fit_threshold, methods
 
 THRESHOLDS = {"min_accuracy": 0.8, "max_relative_drop": 0.1}
 
@@ -37,7 +37,7 @@ def test_atc_on_new_rows_is_the_share_above_the_threshold_and_folds_chunk_by_chu
     t = fit_threshold(test, 0.9)
     tonight = rng.beta(3, 1, 5000)
     labels = np.where(rng.random(5000) < 0.5, "a", "b")
-    whole, chunked = Expected(threshold=t), Expected(threshold=t)
+    whole, chunked = EstimateSums(threshold=t), EstimateSums(threshold=t)
     whole.add(labels, tonight)
     for part in np.array_split(np.arange(5000), 7):
         chunked.add(labels[part], tonight[part])
@@ -50,11 +50,11 @@ def test_atc_on_new_rows_is_the_share_above_the_threshold_and_folds_chunk_by_chu
 
 def test_versions_merge_each_counted_against_its_own_threshold():
     low, high = fit_threshold([0.6, 0.7, 0.8, 0.9], 0.5), fit_threshold([0.9, 0.95, 0.99, 1], 0.5)
-    v1, v2 = Expected(threshold=low), Expected(threshold=high)
+    v1, v2 = EstimateSums(threshold=low), EstimateSums(threshold=high)
     assert (low.value, high.value) == (0.8, 0.99)  # the 2nd highest of 4: half count
     v1.add(np.array(["a"] * 4), np.array([0.65, 0.75, 0.85, 0.95]))  # 2 reach 0.8
     v2.add(np.array(["a"] * 4), np.array([0.65, 0.75, 0.85, 0.95]))  # none reaches 0.99
-    total = Expected()
+    total = EstimateSums()
     total.merge(v1)
     total.merge(v2)
     assert methods(total, ["a", "b"])["atc"]["accuracy"] == pytest.approx(2 / 8)
@@ -69,7 +69,7 @@ def test_old_versions_get_a_threshold_from_their_reference_sample_or_say_they_ca
     assert "sampled test confidences" in t.source
     assert t.right(np.array(sample)).mean() == pytest.approx(0.93, abs=1e-3)
     assert estimation.threshold_from_reference(None) is None
-    sums = Expected()
+    sums = EstimateSums()
     sums.add(np.array(["a", "b"]), np.array([0.9, 0.8]))
     estimated, _ = estimation.report_estimates({"3": sums}, {}, {"3": None}, None, THRESHOLDS)
     assert estimated["per_version"]["3"]["method"] == "cbpe"

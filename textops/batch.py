@@ -40,7 +40,8 @@ from textops.data import clean_text, is_blank
 from textops.diagnostics import top_tokens
 from textops.locking import exclusive
 from textops.registry import load_pipeline
-from textprep import PROBA_PREFIX, predictions_frame
+from textops.columns import MODEL_VERSION, PREDICTION, PROBA_PREFIX, PROBABILITY, TOP_TOKENS
+from textprep import predictions_frame
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +62,7 @@ class Job:
 
 
 @dataclass(frozen=True)
-class Run:
+class Execution:
     """How to run a job: worker processes (1 = in this process), resume an unfinished run,
     ``on_rows`` called after each written chunk, and an already loaded ``model`` (saves the
     single-process path a second load)."""
@@ -123,30 +124,30 @@ def output_rows(pipeline: Any, chunk: pd.DataFrame, job: Job) -> pd.DataFrame:
     texts = clean_text(chunk[job.text_column])
     scorable = ~is_blank(texts)
     n = len(chunk)
-    columns = ["prediction", "probability"] + [PROBA_PREFIX + c for c in
+    columns = [PREDICTION, PROBABILITY] + [PROBA_PREFIX + c for c in
                                                np.asarray(pipeline.classes_).astype(str)]
-    scores = pd.DataFrame({c: np.full(n, None, dtype=object) if c == "prediction"
+    scores = pd.DataFrame({c: np.full(n, None, dtype=object) if c == PREDICTION
                            else np.full(n, np.nan) for c in columns})
     if scorable.any():  # the same scores the pyfunc flavor serves
         found = predictions_frame(pipeline, pd.DataFrame({job.text_column: texts[scorable].to_numpy()}))
         for c in columns:
             scores.loc[scorable, c] = found[c].to_numpy()
     out = pd.DataFrame({c: chunk[c].to_numpy() for c in job.id_columns})
-    out["prediction"] = scores["prediction"].to_numpy()
-    out["probability"] = scores["probability"].to_numpy()
-    out["model_version"] = str(job.model_version)
+    out[PREDICTION] = scores[PREDICTION].to_numpy()
+    out[PROBABILITY] = scores[PROBABILITY].to_numpy()
+    out[MODEL_VERSION] = str(job.model_version)
     if job.proba_columns:
         for c in columns[2:]:
             out[c] = scores[c].to_numpy()
     if job.explain > 0:
-        out["top_tokens"] = top_tokens(pipeline, pd.DataFrame({job.text_column: texts.to_numpy()}),
-                                       out["prediction"].to_numpy(), job.explain)
+        out[TOP_TOKENS] = top_tokens(pipeline, pd.DataFrame({job.text_column: texts.to_numpy()}),
+                                     out[PREDICTION].to_numpy(), job.explain)
     return out
 
 
 def render_chunk(scored: pd.DataFrame, job: Job, first: bool) -> tuple[bytes, int]:
     """Scored rows as the output format's bytes; also returns the blank-text count."""
-    blank = int(scored["prediction"].isna().sum())
+    blank = int(scored[PREDICTION].isna().sum())
     if job.format == "parquet":
         return arrow_segment(scored), blank
     if job.excel_safe:
@@ -274,7 +275,7 @@ def _proba_in_worker(job: Job, chunk: pd.DataFrame) -> pd.DataFrame:
     return class_probabilities(_worker_model(job), chunk, job)
 
 
-def scored_chunks(chunks: Iterable[pd.DataFrame], job: Job, run: Run = Run()
+def scored_chunks(chunks: Iterable[pd.DataFrame], job: Job, run: Execution = Execution()
                   ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
     """Each chunk with its class probabilities, in input order, scored by ``run.workers`` worker
     processes (monitor.py on raw texts) or in this process."""
@@ -360,7 +361,7 @@ class _Pool:
             yield rows, data, blank
 
 
-def _scorer(job: Job, run: Run, prescored: bool) -> _InProcess | _Pool:
+def _scorer(job: Job, run: Execution, prescored: bool) -> _InProcess | _Pool:
     if prescored:
         return _Prescored(job, None)
     if run.workers <= 1:
@@ -437,7 +438,7 @@ def _finish(partial: Path, output: Path, state: Manifest, fmt: str, inode: int) 
 
 
 def write_predictions(chunks: Iterable[pd.DataFrame], output: Path, job: Job, manifest: Manifest,
-                      run: Run = Run(), prescored: bool = False) -> tuple[int, int]:
+                      run: Execution = Execution(), prescored: bool = False) -> tuple[int, int]:
     """Score every chunk and write ``output`` atomically (.csv, .csv.gz or .parquet, by
     ``job.format``); returns (rows, rows with blank text).
 
@@ -460,7 +461,7 @@ def write_predictions(chunks: Iterable[pd.DataFrame], output: Path, job: Job, ma
 
 
 def _write_locked(chunks: Iterable[pd.DataFrame], output: Path, job: Job, manifest: Manifest,
-                  run: Run, prescored: bool) -> tuple[int, int]:
+                  run: Execution, prescored: bool) -> tuple[int, int]:
     partial, manifest_path = partial_paths(output)
     state = _resume_point(partial, manifest_path, manifest, run.resume)
     blank = 0

@@ -24,6 +24,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 
 import config as cfg
 from common import BadInputError
+from textops.metrics import macro_f1 as metrics_macro_f1
 from textprep import CatBoostText, HashedTfidf, TextColumn
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,7 @@ def _vectorizer(pre: dict[str, Any], tfidf: dict[str, Any], stopwords: Stopwords
     languages. ``tfidf.vectorizer`` = hashed (default): both counted by textprep.HashedTfidf's
     compiled loop; sklearn: two TfidfVectorizers in a FeatureUnion (releases before 2026-11)."""
     char_max = int(tfidf.get("char_ngram_max") or 0)
-    if tfidf.get("vectorizer", "sklearn") == "hashed":
+    if tfidf["vectorizer"] == "hashed":
         return HashedTfidf(
             lowercase=bool(pre["lowercase"]),
             stop_words=tuple(stopwords.words),
@@ -251,8 +252,7 @@ def evaluate(y_true: pd.Series | np.ndarray, y_pred: np.ndarray, proba: np.ndarr
     labels = sorted(set(y_true) | set(y_pred) | set(map(str, classes if classes is not None else [])))
     metrics: dict[str, float] = {
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, average="macro", labels=sorted(set(y_true)),
-                                   zero_division=0)),
+        "macro_f1": metrics_macro_f1(y_true, y_pred),
         "weighted_f1": float(f1_score(y_true, y_pred, average="weighted", zero_division=0)),
     }
     precision, recall, f1, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels,

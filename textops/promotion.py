@@ -17,6 +17,7 @@ import scipy.sparse as sp
 from scipy.stats import binom
 
 from common import BadInputError
+from textops.metrics import macro_f1_from_confusion
 from textops.registry import CHALLENGER, CHAMPION, aliases_of, model_exists
 
 log = logging.getLogger(__name__)
@@ -142,14 +143,6 @@ class PairedTest:
     pvalue: float
 
 
-def _macro_f1(confusion: np.ndarray, present: np.ndarray) -> np.ndarray:
-    """Macro-F1 over the classes present in the truth, for a stack of confusion matrices
-    (..., true, predicted)."""
-    tp = np.diagonal(confusion, axis1=-2, axis2=-1)
-    f1 = 2 * tp / np.maximum(confusion.sum(axis=-1) + confusion.sum(axis=-2), 1e-12)
-    return f1[..., present].mean(axis=-1)
-
-
 def paired_test(metric: str, y_true: Any, new: Any, old: Any, alpha: float = 0.05,
                 resamples: int = 2000, seed: int = 0) -> PairedTest:
     """Exact one-sided McNemar test for accuracy, paired bootstrap for macro-F1; the interval is
@@ -177,7 +170,7 @@ def paired_test(metric: str, y_true: Any, new: Any, old: Any, alpha: float = 0.0
             cells = sp.csr_matrix((np.ones(len(pred)), (np.arange(len(pred)), tt * k + pred)),
                                   shape=(len(pred), k * k))
             confusion = np.asarray((cells.T @ w.T).T)
-            return _macro_f1(confusion.reshape(-1, k, k), present)
+            return macro_f1_from_confusion(confusion.reshape(-1, k, k), present)
 
         boot = scores(weights, aa) - scores(weights, bb)
         difference = float(scores(counts[None, :].astype(float), aa)[0]

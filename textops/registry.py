@@ -166,7 +166,6 @@ class ResolvedModel:
     name: str
     version: str
     run_id: str | None
-    requested: str
 
 
 def resolve_version(client, name: str, ref: str) -> ResolvedModel:
@@ -175,7 +174,7 @@ def resolve_version(client, name: str, ref: str) -> ResolvedModel:
     The alias is resolved once, so a promotion during a long job cannot switch models mid-run.
     """
     found = _find_version(client, name, ref)
-    return ResolvedModel(name, str(found.version), found.run_id, str(ref))
+    return ResolvedModel(name, str(found.version), found.run_id)
 
 
 def _find_version(client, name: str, ref: str):

@@ -3,6 +3,8 @@
 stream     read the data once, in chunks, into bounded counts and samples
 reference  the reference profile saved with each version at training time
 drift      drift statistics against that reference (no labels needed)
+estimation the label-free accuracy estimate (ATC, DoC, CBPE) and its shift-aware interval
+labelling  the stratified sample to label, and the accuracy estimate from it
 alerts     performance from confusion counts, alert rules, the graded verdict
 report     the one-line summary and the self-contained HTML report
 runs       monitoring runs in MLflow (logging them, reading the history)

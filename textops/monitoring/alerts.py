@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from common import ExitCode
+from textops.metrics import macro_f1_from_confusion
 
 VERDICTS = {"healthy": ExitCode.OK, "alert": ExitCode.ALERT, "drift": ExitCode.DRIFT}
 
@@ -24,23 +25,14 @@ def performance(pairs: Counter) -> dict[str, Any]:
     total = sum(pairs.values())
     correct = sum(n for (t, p), n in pairs.items() if t == p)
     truth = Counter()
-    predicted = Counter()
-    for (t, p), n in pairs.items():
+    for (t, _), n in pairs.items():
         truth[t] += n
-        predicted[p] += n
-    f1s, recall = [], {}
-    for label in labels:
-        if not truth[label]:
-            continue  # predicted only: not a class of this batch's truth
-        hit = pairs.get((label, label), 0)
-        prec = hit / predicted[label] if predicted[label] else 0.0
-        rec = hit / truth[label]
-        f1s.append(2 * prec * rec / (prec + rec) if prec + rec else 0.0)
-        recall[label] = rec
+    matrix = np.array([[pairs.get((t, p), 0) for p in labels] for t in labels], dtype=float)
+    recall = {label: pairs.get((label, label), 0) / truth[label] for label in labels if truth[label]}
     return {
         "rows": int(total),
         "accuracy": correct / total if total else 0.0,
-        "macro_f1": float(np.mean(f1s)) if f1s else 0.0,
+        "macro_f1": macro_f1_from_confusion(matrix) if labels else 0.0,
         "recall_per_class": recall,
         "support_per_class": {label: int(truth[label]) for label in labels if truth[label]},
     }

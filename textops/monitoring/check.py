@@ -17,9 +17,10 @@ import numpy as np
 import config as cfg
 from common import BadInputError, atomic_output, refuse_overwriting
 from textops import batch, data, registry
+from textops.columns import MODEL_VERSION, PREDICTION
 from textops.monitoring import alerts, drift, estimation, labelling, report, runs
 from textops.monitoring.reference import load_reference
-from textops.monitoring.stream import (Seen, StreamSpec, accumulate, accumulate_scored,
+from textops.monitoring.stream import (StreamTotals, StreamSpec, accumulate, accumulate_scored,
                                        proba_classes)
 
 log = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ def inspect_input(job: MonitorJob) -> tuple[data.CsvFormat, list[str], StreamSpe
     data.check_readable_file(job.data)
     fmt = data.detect_format(job.data, job.encoding, job.delimiter)
     header = data.read_header(job.data, fmt)
-    recorded = {"prediction", "model_version"} <= set(header)
+    recorded = {PREDICTION, MODEL_VERSION} <= set(header)
     if job.label_required:
         data.require_columns(header, {job.label_column: "--label-column"}, job.data)
     if not recorded:
@@ -181,7 +182,7 @@ def run(job: MonitorJob, config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _score_texts(job: MonitorJob, chunks: Any, spec: StreamSpec, version: str,
-                 threshold_of: Any, collector: Any = None) -> tuple[Seen, Any]:
+                 threshold_of: Any, collector: Any = None) -> tuple[StreamTotals, Any]:
     """Score raw texts as predict.py does: worker processes that each load the model (one per
     core by default), or this process for small inputs; returns the summary and the model when
     it was loaded here."""
@@ -195,12 +196,12 @@ def _score_texts(job: MonitorJob, chunks: Any, spec: StreamSpec, version: str,
         pipeline = batch.load_job_model(model_job) if workers <= 1 else None
         log.info("scoring with %s v%s (requested %r), %d worker(s)", job.model_name, version,
                  job.model, workers)
-        pairs = batch.scored_chunks(chunks, model_job, batch.Run(workers=workers, model=pipeline))
+        pairs = batch.scored_chunks(chunks, model_job, batch.Execution(workers=workers, model=pipeline))
         return accumulate_scored(pairs, spec, threshold_of, collector), pipeline
 
 
 @dataclass
-class _Findings:
+class _CheckFindings:
     alerts: list[str]
     performance: dict[str, Any] | None
     checks: list[drift.Check]
@@ -210,11 +211,11 @@ class _Findings:
     estimate_alerts: list[str] = field(default_factory=list)  # from the label-free estimate
 
 
-def _findings(job: MonitorJob, spec: StreamSpec, seen: Seen, versions: list[str],
-              references: dict[str, Any], pipeline: Any) -> _Findings:
+def _findings(job: MonitorJob, spec: StreamSpec, seen: StreamTotals, versions: list[str],
+              references: dict[str, Any], pipeline: Any) -> _CheckFindings:
     main = seen.main_version
     reference = references[main]
-    found = _Findings([], None, [], "", main if reference else None)
+    found = _CheckFindings([], None, [], "", main if reference else None)
     if spec.has_labels:
         classes = reference["classes"] if reference else sorted(
             {p for pairs in seen.tallies.values() for _, p in pairs})
@@ -283,7 +284,7 @@ def _log_estimate(estimated: dict[str, Any] | None) -> None:
         log.warning(estimated["note"])
 
 
-def _current(job: MonitorJob, spec: StreamSpec, seen: Seen, pipeline: Any) -> drift.Current:
+def _current(job: MonitorJob, spec: StreamSpec, seen: StreamTotals, pipeline: Any) -> drift.Current:
     """What the drift checks compare with the reference (samples, bounded)."""
     main = seen.main_version
     confidence = np.asarray(seen.confidences(main), dtype=float)
@@ -307,7 +308,7 @@ def _try_load(name: str, version: str) -> Any:
         return None
 
 
-def _sample_estimate(found: _Findings, collector: labelling.Collector,
+def _sample_estimate(found: _CheckFindings, collector: labelling.Collector,
                      reference: dict[str, Any] | None, job: MonitorJob) -> None:
     """With a labels file: the night's accuracy from the labelled sample, beside the label-free
     estimate (``estimated.sample``); alerts then come from it, not from the label-free one."""
@@ -358,8 +359,8 @@ def _write_to_label(job: MonitorJob, collector: labelling.Collector,
             "strata": int(rows["stratum"].nunique()) if len(rows) else 0}
 
 
-def _report(job: MonitorJob, spec: StreamSpec, seen: Seen, versions: list[str],
-            found: _Findings, sha256: str) -> dict[str, Any]:
+def _report(job: MonitorJob, spec: StreamSpec, seen: StreamTotals, versions: list[str],
+            found: _CheckFindings, sha256: str) -> dict[str, Any]:
     """The JSON report (also what the HTML page and the MLflow run are made from)."""
     main = seen.main_version
     main_estimate = (found.estimated or {}).get("per_version", {}).get(main)

@@ -224,66 +224,98 @@ class Current:
 
 def compare(reference: dict[str, Any], current: Current, thresholds: dict[str, Any],
             seed: int = 0) -> list[Check]:
-    """Every drift check the data allows, in a fixed order."""
-    checks: list[Check] = []
-    classes = reference["classes"]
+    """Every drift check the data allows, in a fixed order: each check is a function
+    ``(reference, current, thresholds) -> Check | None`` (None: not enough data for it)."""
+    found = [predicted_class_distribution(reference, current, thresholds, seed),
+             confidence_distribution(reference, current, thresholds),
+             text_length_distribution(reference, current, thresholds),
+             out_of_vocabulary_rate(reference, current, thresholds),
+             text_content(reference, current, thresholds, seed)]
+    return [check for check in found if check is not None]
+
+
+def predicted_class_distribution(reference: dict[str, Any], current: Current,
+                                 thresholds: dict[str, Any], seed: int = 0) -> Check:
+    """PSI of the predicted classes' shares, alerting only when chance would not reach it."""
+    classes, expected = reference["classes"], reference["predicted_distribution"]
     total = sum(current.predicted_counts.values()) or 1
     shares = {c: current.predicted_counts.get(c, 0) / total for c in classes}
-    value = psi(reference["predicted_distribution"], shares)
-    p_value = chi_square_pvalue(reference["predicted_distribution"], current.predicted_counts)
-    chance = psi_pvalue(reference["predicted_distribution"], current.predicted_counts, value,
-                        seed=seed)
-    moved = sorted(classes, key=lambda c: -abs(shares[c] - reference["predicted_distribution"][c]))
-    checks.append(Check(
+    value = psi(expected, shares)
+    p_value = chi_square_pvalue(expected, current.predicted_counts)
+    chance = psi_pvalue(expected, current.predicted_counts, value, seed=seed)
+    moved = sorted(classes, key=lambda c: -abs(shares[c] - expected[c]))
+    return Check(
         "predicted_class_distribution", "PSI", value, thresholds["psi_max"],
         value > thresholds["psi_max"] and chance < thresholds["psi_pvalue"],
         f"PSI {value:.3f} (chance p={chance:.2g} for {total} rows; chi-square p={p_value:.2g}); "
-        f"largest change: " + ", ".join(
-            f"{c} {reference['predicted_distribution'][c]:.1%}->{shares[c]:.1%}" for c in moved[:3]),
-        {"chi_square_pvalue": p_value, "psi_pvalue": chance,
-         "reference": reference["predicted_distribution"], "current": shares}))
-    for name, ref_sample, cur, shown in (
-            ("confidence", reference["confidence"]["sample"], current.confidence,
-             lambda v: f"mean {np.mean(v):.3f}"),
-            ("text_length", reference["length"]["sample"], current.lengths,
-             lambda v: f"median {np.median(v):.0f} chars")):
-        if cur is None or len(cur) == 0 or not ref_sample:
-            continue
-        if name == "confidence":  # at the precision predict.py writes, so ties compare alike
-            ref_sample, cur = np.round(ref_sample, CONFIDENCE_DECIMALS), np.round(cur, CONFIDENCE_DECIMALS)
-        d, p = ks(ref_sample, cur)
-        drifted = d > thresholds["ks_max"] and p < thresholds["ks_pvalue"]
-        checks.append(Check(
-            name, "Kolmogorov-Smirnov D", d, thresholds["ks_max"], drifted,
-            f"D {d:.3f} (p={p:.2g}); {shown(ref_sample)} -> {shown(cur)}", {"pvalue": p}))
-    if current.oov is not None and np.isfinite(current.oov).any():
-        before = float(reference["oov_rate"]["mean"])
-        after = float(np.nanmean(current.oov))
-        checks.append(Check(
-            "out_of_vocabulary_rate", "increase of the mean rate", after - before,
-            thresholds["oov_increase_max"], after - before > thresholds["oov_increase_max"],
-            f"{before:.1%} of words unknown to the model at training time, {after:.1%} now",
-            {"reference": before, "current": after}))
+        f"largest change: " + ", ".join(f"{c} {expected[c]:.1%}->{shares[c]:.1%}" for c in moved[:3]),
+        {"chi_square_pvalue": p_value, "psi_pvalue": chance, "reference": expected,
+         "current": shares})
+
+
+def _ks_check(name: str, ref_sample: Any, cur: Any, thresholds: dict[str, Any],
+              shown: Any) -> Check | None:
+    if cur is None or len(cur) == 0 or not ref_sample:
+        return None
+    d, p = ks(ref_sample, cur)
+    return Check(name, "Kolmogorov-Smirnov D", d, thresholds["ks_max"],
+                 d > thresholds["ks_max"] and p < thresholds["ks_pvalue"],
+                 f"D {d:.3f} (p={p:.2g}); {shown(ref_sample)} -> {shown(cur)}", {"pvalue": p})
+
+
+def confidence_distribution(reference: dict[str, Any], current: Current,
+                            thresholds: dict[str, Any]) -> Check | None:
+    """KS test of the top probability, at the precision predict.py writes (ties compare alike)."""
+    ref_sample, cur = reference["confidence"]["sample"], current.confidence
+    if cur is not None and len(cur) and ref_sample:
+        ref_sample = np.round(ref_sample, CONFIDENCE_DECIMALS)
+        cur = np.round(cur, CONFIDENCE_DECIMALS)
+    return _ks_check("confidence", ref_sample, cur, thresholds, lambda v: f"mean {np.mean(v):.3f}")
+
+
+def text_length_distribution(reference: dict[str, Any], current: Current,
+                             thresholds: dict[str, Any]) -> Check | None:
+    """KS test of the texts' lengths in characters."""
+    return _ks_check("text_length", reference["length"]["sample"], current.lengths, thresholds,
+                     lambda v: f"median {np.median(v):.0f} chars")
+
+
+def out_of_vocabulary_rate(reference: dict[str, Any], current: Current,
+                           thresholds: dict[str, Any]) -> Check | None:
+    """The increase of the mean share of words the model did not know at training time."""
+    if current.oov is None or not np.isfinite(current.oov).any():
+        return None
+    before = float(reference["oov_rate"]["mean"])
+    after = float(np.nanmean(current.oov))
+    return Check(
+        "out_of_vocabulary_rate", "increase of the mean rate", after - before,
+        thresholds["oov_increase_max"], after - before > thresholds["oov_increase_max"],
+        f"{before:.1%} of words unknown to the model at training time, {after:.1%} now",
+        {"reference": before, "current": after})
+
+
+def text_content(reference: dict[str, Any], current: Current, thresholds: dict[str, Any],
+                 seed: int = 0) -> Check | None:
+    """A domain classifier telling reference texts from current ones (ROC-AUC), its limit
+    raised to what chance reaches for these sample sizes."""
     minimum = int(thresholds["domain_min_rows"])
-    if current.texts is not None and reference.get("texts"):
-        if len(current.texts) >= minimum and len(reference["texts"]) >= minimum:
-            limit = int(reference.get("text_chars") or 0) or None
-            found = domain_classifier(reference["texts"], [t[:limit] for t in current.texts], seed)
-            floor = auc_significance_floor(len(reference["texts"]), len(current.texts),
-                                           thresholds["domain_pvalue"])
-            limit_auc = max(thresholds["domain_auc_max"], floor)
-            checks.append(Check(
-                "text_content", "domain classifier ROC-AUC", found["auc"], limit_auc,
-                found["auc"] > limit_auc,
-                f"ROC-AUC {found['auc']:.3f} telling {len(reference['texts'])} reference texts "
-                f"from {len(current.texts)} current ones (limit {limit_auc:.3f}); typical now: "
-                + (", ".join(found["current_words"][:8]) or "-"),
-                {"reference_words": found["reference_words"],
-                 "current_words": found["current_words"],
-                 "configured_max": thresholds["domain_auc_max"], "significance_floor": floor}))
-        else:
-            checks.append(Check(
-                "text_content", "domain classifier ROC-AUC", None, thresholds["domain_auc_max"],
-                False, f"skipped: {len(current.texts)} current and {len(reference['texts'])} "
-                       f"reference texts, at least {minimum} of each needed"))
-    return checks
+    if current.texts is None or not reference.get("texts"):
+        return None
+    if len(current.texts) < minimum or len(reference["texts"]) < minimum:
+        return Check(
+            "text_content", "domain classifier ROC-AUC", None, thresholds["domain_auc_max"],
+            False, f"skipped: {len(current.texts)} current and {len(reference['texts'])} "
+                   f"reference texts, at least {minimum} of each needed")
+    limit = int(reference.get("text_chars") or 0) or None
+    found = domain_classifier(reference["texts"], [t[:limit] for t in current.texts], seed)
+    floor = auc_significance_floor(len(reference["texts"]), len(current.texts),
+                                   thresholds["domain_pvalue"])
+    limit_auc = max(thresholds["domain_auc_max"], floor)
+    return Check(
+        "text_content", "domain classifier ROC-AUC", found["auc"], limit_auc,
+        found["auc"] > limit_auc,
+        f"ROC-AUC {found['auc']:.3f} telling {len(reference['texts'])} reference texts "
+        f"from {len(current.texts)} current ones (limit {limit_auc:.3f}); typical now: "
+        + (", ".join(found["current_words"][:8]) or "-"),
+        {"reference_words": found["reference_words"], "current_words": found["current_words"],
+         "configured_max": thresholds["domain_auc_max"], "significance_floor": floor})

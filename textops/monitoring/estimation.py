@@ -33,6 +33,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from textops.metrics import macro_f1_from_confusion
+
 Z90 = 1.6448536269514722  # two-sided 90 % normal quantile
 CONFIDENCE_DECIMALS = 6  # predict.py writes probabilities with 6 decimals: compare alike
 
@@ -94,7 +96,7 @@ def threshold_from_reference(reference: dict[str, Any] | None) -> Threshold | No
 
 
 @dataclass
-class Expected:
+class EstimateSums:
     """Running sums for one model version's estimate: per predicted label, the rows, the sum of
     their top probabilities and of p (1 - p) (the variance of the number right); and, for rows
     whose whole probability vector is known, the expected confusion matrix."""
@@ -154,7 +156,7 @@ class Expected:
             self.atc_confusion = (0.0 if self.atc_confusion is None else self.atc_confusion) + \
                 atc_matrix(proba, right[whole])
 
-    def merge(self, other: "Expected") -> None:
+    def merge(self, other: "EstimateSums") -> None:
         """Add another version's sums (the overall figure; each version's rows were counted
         against its own threshold, so the counts add up)."""
         mine = self.rows
@@ -235,17 +237,12 @@ def _two_class_matrix(by_label: dict[str, np.ndarray], right: dict[str, float],
 
 
 def macro_f1(confusion: np.ndarray) -> float:
-    """Macro-F1 from a (possibly expected, fractional) confusion matrix [true, predicted],
-    over the classes present in the truth, as :func:`alerts.performance` and train.py count it."""
-    hit = np.diag(confusion)
-    truth, predicted = confusion.sum(axis=1), confusion.sum(axis=0)
-    present = truth > 1e-12
-    with np.errstate(invalid="ignore", divide="ignore"):
-        f1 = np.where(present, 2 * hit / (truth + predicted), 0.0)
-    return float(np.mean(f1[present])) if present.any() else 0.0
+    """Macro-F1 from a (possibly expected, fractional) confusion matrix [true, predicted]: the
+    one definition (:mod:`textops.metrics`)."""
+    return float(macro_f1_from_confusion(confusion))
 
 
-def estimate(expected: Expected, classes: Sequence[str]) -> dict[str, Any] | None:
+def estimate(expected: EstimateSums, classes: Sequence[str]) -> dict[str, Any] | None:
     """The estimate: accuracy with its 90 % interval and, when the expected confusion matrix is
     known (whole probability vectors, or a two-class model), macro-F1; None without rows."""
     n = expected.rows
@@ -269,7 +266,7 @@ def _interval(value: float, se: float) -> list[float]:
     return [max(float(value) - half, 0.0), min(float(value) + half, 1.0)]
 
 
-def methods(expected: Expected, classes: Sequence[str]) -> dict[str, dict[str, Any]]:
+def methods(expected: EstimateSums, classes: Sequence[str]) -> dict[str, dict[str, Any]]:
     """Every estimator the sums allow, side by side: ``cbpe`` always; ``atc`` and ``doc`` when
     every row's version has a threshold. Each: accuracy, its 90 % sampling interval (rows, and
     for ATC/DoC the finite test rows their anchor was fitted on), macro-F1 (or None)."""
@@ -393,7 +390,7 @@ def moved(estimated: dict[str, Any] | None, at_training: float | None) -> str:
     return f"estimated accuracy did not move ({figures})"
 
 
-def _classes(reference: dict[str, Any] | None, expected: Expected) -> list[str]:
+def _classes(reference: dict[str, Any] | None, expected: EstimateSums) -> list[str]:
     if reference and reference.get("classes"):
         return [str(c) for c in reference["classes"]]
     return expected.classes or sorted(expected.by_label)
@@ -406,7 +403,7 @@ def _calibrated(reference: dict[str, Any] | None) -> bool | None:
     return reference.get("metrics", {}).get("calibrated", False)
 
 
-def version_estimate(sums: Expected, reference: dict[str, Any] | None,
+def version_estimate(sums: EstimateSums, reference: dict[str, Any] | None,
                      drifted: Sequence[str] = ()) -> dict[str, Any] | None:
     """One version's (or the overall) estimate: the headline and its honest interval, every
     estimator under ``methods``, the threshold used, and what the same headline estimator gave on
@@ -436,7 +433,7 @@ METHOD_NAMES = {"atc": "average thresholded confidence (ATC)",
                 "cbpe": "confidence-based performance estimation (CBPE): mean top probability"}
 
 
-def report_estimates(expected: dict[str, Expected], labelled: dict[str, Expected],
+def report_estimates(expected: dict[str, EstimateSums], labelled: dict[str, EstimateSums],
                      references: dict[str, Any], performance: dict[str, Any] | None,
                      thresholds: dict[str, Any], drifted: Sequence[str] = ()
                      ) -> tuple[dict[str, Any] | None, list[str]]:
@@ -444,7 +441,7 @@ def report_estimates(expected: dict[str, Expected], labelled: dict[str, Expected
     on the labelled rows when there are any) and the alerts it raises. Alerts come from the
     estimate only when no row has a label: realized performance, when known, is the judge."""
     per_version: dict[str, Any] = {}
-    total = Expected()
+    total = EstimateSums()
     for version, sums in expected.items():
         figures = version_estimate(sums, references.get(version), drifted)
         if figures is None:
@@ -489,10 +486,10 @@ def report_estimates(expected: dict[str, Expected], labelled: dict[str, Expected
     return result, alerts
 
 
-def _realized(labelled: dict[str, Expected], references: dict[str, Any],
+def _realized(labelled: dict[str, EstimateSums], references: dict[str, Any],
               performance: dict[str, Any]) -> dict[str, Any]:
     """The estimate on the labelled rows beside the realized figures: how far off it was."""
-    def row(sums: Expected, classes: list[str], realized: dict[str, Any]) -> dict[str, Any]:
+    def row(sums: EstimateSums, classes: list[str], realized: dict[str, Any]) -> dict[str, Any]:
         found = methods(sums, classes)
         figures = combine(found) if found else {}
         acc, f1 = figures.get("accuracy"), figures.get("macro_f1")
@@ -503,9 +500,9 @@ def _realized(labelled: dict[str, Expected], references: dict[str, Any],
                 "macro_f1_error": None if f1 is None else f1 - realized["macro_f1"]}
 
     per_version = {}
-    total = Expected()
+    total = EstimateSums()
     for version, realized in performance["per_version"].items():
-        sums = labelled.get(version, Expected())
+        sums = labelled.get(version, EstimateSums())
         per_version[version] = row(sums, _classes(references.get(version), sums), realized)
         total.merge(sums)
     first = references.get(next(iter(performance["per_version"]), ""), None)

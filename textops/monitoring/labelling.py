@@ -26,6 +26,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from textops.columns import MODEL_VERSION, PREDICTION, PROBABILITY
 from textops.monitoring.estimation import Z90, Threshold
 
 SD_FLOOR = 0.25  # a stratum's assumed error spread is never below this (confident errors hide)
@@ -192,9 +193,9 @@ class Collector:
             records[column] = chunk[column].to_numpy()
         if self.text_column is not None:
             records[self.text_column] = chunk[self.text_column].to_numpy()
-        records["prediction"] = predicted
-        records["probability"] = np.round(np.asarray(confidence, dtype=float), 6)
-        records["model_version"] = versions
+        records[PREDICTION] = predicted
+        records[PROBABILITY] = np.round(np.asarray(confidence, dtype=float), 6)
+        records[MODEL_VERSION] = versions
         self.sampler.add(records.reset_index(drop=True),
                          np.nan_to_num(np.asarray(confidence, dtype=float), nan=0.0))
 

@@ -13,7 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from common import atomic_output
-from textops.monitoring.stream import Seen
+from textops.monitoring.stream import StreamTotals
 
 STATUS_COLOURS = {"healthy": "#1a7f37", "alert": "#cf222e", "drift": "#bf8700"}
 REFERENCE_COLOUR, CURRENT_COLOUR = "#8c959f", "#0969da"
@@ -242,7 +242,7 @@ window.addEventListener("load", function () {{
 """
 
 
-def plots(report: dict[str, Any], reference: dict[str, Any] | None, seen: Seen,
+def plots(report: dict[str, Any], reference: dict[str, Any] | None, seen: StreamTotals,
           history: list[dict[str, Any]]) -> dict[str, str]:
     """Title -> PNG data URI: reference vs current class distribution, confidence and text
     length, and the monitoring history."""

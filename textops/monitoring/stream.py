@@ -12,9 +12,9 @@ import numpy as np
 import pandas as pd
 
 from common import BadInputError
+from textops.columns import MODEL_VERSION, PREDICTION, PROBA_PREFIX, PROBABILITY
 from textops.data import clean_text, is_blank
-from textops.monitoring.estimation import Expected, Threshold
-from textprep import PROBA_PREFIX  # predict.py --proba all: one column per class
+from textops.monitoring.estimation import EstimateSums, Threshold
 
 SAMPLE_VALUES = 50_000  # confidences / text lengths kept for the KS tests
 SAMPLE_TEXTS = 5_000  # texts kept for the out-of-vocabulary rate and the domain classifier
@@ -68,14 +68,14 @@ class StreamSpec:
         wanted = list(self.id_columns) + ([self.text_column] if self.has_text else []) + \
             ([self.label_column] if self.has_labels else [])
         if self.recorded:
-            wanted += ["prediction", "model_version", "probability"]
+            wanted += [PREDICTION, MODEL_VERSION, PROBABILITY]
             wanted += [PROBA_PREFIX + c for c in self.proba_classes]
         present = set(header)
         return [c for c in dict.fromkeys(wanted) if c in present]
 
 
 @dataclass
-class Seen:
+class StreamTotals:
     """Everything kept from the stream: counts, confusion tallies and bounded samples."""
 
     seed: int = 0
@@ -87,8 +87,8 @@ class Seen:
     predicted: dict[str, Counter] = field(default_factory=dict)  # per version
     tallies: dict[str, Counter] = field(default_factory=dict)  # per version: (true, predicted)
     confidence: dict[str, Reservoir] = field(default_factory=dict)  # per version
-    expected: dict[str, Expected] = field(default_factory=dict)  # per version: every row
-    expected_labelled: dict[str, Expected] = field(default_factory=dict)  # rows with a label
+    expected: dict[str, EstimateSums] = field(default_factory=dict)  # per version: every row
+    expected_labelled: dict[str, EstimateSums] = field(default_factory=dict)  # rows with a label
     lengths: Reservoir = None  # type: ignore[assignment]
     texts: Reservoir = None  # type: ignore[assignment]
     # each version's ATC threshold (from its reference profile), asked once per version
@@ -145,16 +145,16 @@ def _predictions(chunk: pd.DataFrame, spec: StreamSpec, blank: np.ndarray | None
                  score: Scorer | None) -> _Predicted:
     """The predictions of one chunk's usable rows: read (recorded) or scored."""
     if spec.recorded:
-        usable = chunk["prediction"].notna().to_numpy()
+        usable = chunk[PREDICTION].notna().to_numpy()
         kept = chunk[usable]
-        confidence = (probabilities(kept["probability"]) if "probability" in kept
+        confidence = (probabilities(kept[PROBABILITY]) if PROBABILITY in kept
                       else np.full(len(kept), np.nan))
-        versions = kept["model_version"].fillna("").astype(str).str.strip().to_numpy()
+        versions = kept[MODEL_VERSION].fillna("").astype(str).str.strip().to_numpy()
         proba = None
         if spec.proba_classes:
             proba = np.column_stack([probabilities(kept[PROBA_PREFIX + c])
                                      for c in spec.proba_classes])
-        return _Predicted(usable, kept["prediction"].astype(str).to_numpy(), confidence,
+        return _Predicted(usable, kept[PREDICTION].astype(str).to_numpy(), confidence,
                           versions, proba, spec.proba_classes)
     usable = ~blank
     kept = chunk[usable]
@@ -171,15 +171,15 @@ def _predictions(chunk: pd.DataFrame, spec: StreamSpec, blank: np.ndarray | None
                       np.full(len(kept), str(spec.version), dtype=object), proba, classes)
 
 
-def _add_expected(table: dict[str, Expected], version: str, found: _Predicted,
+def _add_expected(table: dict[str, EstimateSums], version: str, found: _Predicted,
                   mask: np.ndarray, threshold_of: Callable[[str], Threshold | None]) -> None:
     proba = found.proba[mask] if found.proba is not None else None
     if version not in table:
-        table[version] = Expected(threshold=threshold_of(version))
+        table[version] = EstimateSums(threshold=threshold_of(version))
     table[version].add(found.labels[mask], found.confidence[mask], proba, found.classes or None)
 
 
-def add_chunk(seen: Seen, chunk: pd.DataFrame, spec: StreamSpec, score: Scorer | None) -> None:
+def add_chunk(seen: StreamTotals, chunk: pd.DataFrame, spec: StreamSpec, score: Scorer | None) -> None:
     """Fold one chunk into ``seen``."""
     seen.rows += len(chunk)
     texts = clean_text(chunk[spec.text_column]) if spec.has_text else None
@@ -223,11 +223,11 @@ def add_chunk(seen: Seen, chunk: pd.DataFrame, spec: StreamSpec, score: Scorer |
 
 def accumulate(chunks: Iterable[pd.DataFrame], spec: StreamSpec, score: Scorer | None,
                threshold_of: Callable[[str], Threshold | None] | None = None,
-               collector: Any = None) -> Seen:
-    """Read every chunk once into a bounded :class:`Seen` (``score``: for raw texts;
+               collector: Any = None) -> StreamTotals:
+    """Read every chunk once into a bounded :class:`StreamTotals` (``score``: for raw texts;
     ``threshold_of``: a version's ATC threshold, asked when the version first appears;
     ``collector``: keeps the rows to label)."""
-    seen = Seen(seed=spec.seed, collector=collector)
+    seen = StreamTotals(seed=spec.seed, collector=collector)
     if threshold_of is not None:
         seen.threshold_of = threshold_of
     for chunk in chunks:
@@ -237,10 +237,10 @@ def accumulate(chunks: Iterable[pd.DataFrame], spec: StreamSpec, score: Scorer |
 
 def accumulate_scored(pairs: Iterable[tuple[pd.DataFrame, pd.DataFrame]], spec: StreamSpec,
                       threshold_of: Callable[[str], Threshold | None] | None = None,
-                      collector: Any = None) -> Seen:
+                      collector: Any = None) -> StreamTotals:
     """As :func:`accumulate`, for chunks already scored (e.g. by worker processes): each chunk
     with its class probabilities, indexed like the chunk."""
-    seen = Seen(seed=spec.seed, collector=collector)
+    seen = StreamTotals(seed=spec.seed, collector=collector)
     if threshold_of is not None:
         seen.threshold_of = threshold_of
     for chunk, proba in pairs:
