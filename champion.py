@@ -19,7 +19,7 @@ import sys
 from typing import Any
 
 from common import BadInputError, ExitCode, make_parser, run_main, start
-from textops import promotion, registry
+from textops import promotion, registry, settings
 
 log = logging.getLogger("champion")
 
@@ -44,7 +44,8 @@ def print_history(events: list[dict[str, Any]], name: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     config, args = start("champion", build_parser, argv)
-    name = config["mlflow"]["model_name"]
+    tracking = settings.resolve(config).tracking
+    name = tracking.model_name
     if args.action != "history" and not args.reason.strip():
         raise BadInputError(f"{args.action} needs --reason TEXT: it is recorded with the change")
     if args.action == "set" and not args.version:
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args.reason) > promotion.MAX_REASON:
         raise BadInputError(f"--reason is {len(args.reason)} characters long; at most "
                             f"{promotion.MAX_REASON}: link to the incident instead")
-    client = registry.connect(config)
+    client = registry.connect(tracking)
     if args.action == "history":
         print_history(promotion.alias_history(client, name), name)
         return int(ExitCode.OK)

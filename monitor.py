@@ -36,6 +36,7 @@ import time
 from typing import Any
 
 from common import make_parser, run_main, start
+from textops import settings
 from textops.monitoring import check, report
 
 log = logging.getLogger("monitor")
@@ -68,9 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     if args.label_column is not None:  # asked for explicitly: it must be there
         config["data"]["label_column"] = args.label_column
-    job = check.job_from_config(config, label_required=args.label_column is not None,
-                                label_sample=args.label_sample)
-    result = check.run(job, config)
+    job = check.make_job(settings.resolve(config), label_required=args.label_column is not None,
+                         label_sample=args.label_sample)
+    result = check.run(job)
     for alert in result["alerts"] + result["drift"]["drifted"]:
         log.warning("ALERT %s", alert)
     log.info("monitor finished in %.1f s: %s (%d rows)", time.perf_counter() - started,

@@ -26,7 +26,7 @@ import time
 from typing import Any
 
 from common import ExitCode, make_parser, run_main, start
-from textops import scoring
+from textops import scoring, settings
 
 log = logging.getLogger("predict")
 
@@ -43,12 +43,12 @@ def build_parser(config: dict[str, Any]) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     config, args = start("predict", build_parser, argv)
     started = time.perf_counter()
-    job = scoring.job_from_config(config, args.resume)
-    version, rows, blank = scoring.predict(config, job)
+    job = scoring.make_job(settings.resolve(config), args.resume)
+    version, rows, blank = scoring.predict(job)
     if blank:
         log.warning("%d rows had empty text: their prediction and probability are blank", blank)
     seconds = time.perf_counter() - started
-    name = config["mlflow"]["model_name"]
+    name = job.tracking.model_name
     log.info("wrote %d rows to %s with %s v%s in %.1f s (%.0f rows/s)", rows, job.target or job.output, name,
              version, seconds, rows / max(seconds, 1e-9))
     print(f"{rows} rows scored with {name} v{version} -> {job.target or job.output}")

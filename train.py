@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from common import ExitCode, make_parser, run_main, start
-from textops import training
+from textops import settings, training
 
 log = logging.getLogger("train")
 
@@ -26,11 +26,11 @@ def build_parser(config: dict[str, Any]) -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     config, _ = start("train", build_parser, argv)
     started = time.perf_counter()
-    log.info("train: data=%s text=%s label=%s model=%s", config["train"]["data"],
-             config["data"]["text_column"], config["data"]["label_column"],
-             config["mlflow"]["model_name"])
-    td = training.load_training_data(config)  # input problems: exit 2, before any MLflow run
-    print(training.train(config, td, started))
+    job = training.make_job(settings.resolve(config))
+    log.info("train: data=%s text=%s label=%s model=%s", job.train.data, job.data.text_column,
+             job.data.label_column, job.tracking.model_name)
+    td = training.load_training_data(job)  # input problems: exit 2, before any MLflow run
+    print(training.train(job, td, started))
     log.info("done in %.1f s", time.perf_counter() - started)
     return int(ExitCode.OK)
 

@@ -42,7 +42,7 @@ import config as cfg  # noqa: E402
 from quality_bench import load  # noqa: E402
 from textops import data as dataio  # noqa: E402
 from textops import model as modeling  # noqa: E402
-from textops import promotion  # noqa: E402
+from textops import promotion, settings  # noqa: E402
 from textops.monitoring import alerts, drift, estimation, labelling  # noqa: E402
 from textops.monitoring.reference import build_reference  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -54,7 +54,7 @@ def fit(config, x, y):
     d = config["data"]
     split = dataio.split_dataset(x["text"], y, "text", d["test_size"], d["validation_size"], 42)
     stopwords = modeling.load_stopwords(config["preprocessing"]["stopwords"])
-    model, _ = modeling.train_model(modeling.build_pipeline(config, stopwords), split.x_train,
+    model, _ = modeling.train_model(modeling.build_pipeline(settings.resolve(config).model, stopwords), split.x_train,
                                     split.y_train, split.x_val, split.y_val,
                                     refit=config["train"]["refit"])
     return model, split

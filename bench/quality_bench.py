@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import config as cfg  # noqa: E402
-from textops import diagnostics, registry  # noqa: E402
+from textops import diagnostics, registry, settings  # noqa: E402
 from textops import data as dataio  # noqa: E402
 from textops import model as modeling  # noqa: E402
 from textprep import CatBoostText, TextColumn  # noqa: E402
@@ -77,7 +77,7 @@ def fit_textops(config, x_fit, y_fit, hold_out_test: bool):
     split = dataio.split_dataset(x_fit["text"], y_fit, "text", test_size, data["validation_size"],
                                  data["random_seed"])
     stopwords = modeling.load_stopwords(config["preprocessing"]["stopwords"])
-    model, _ = modeling.train_model(modeling.build_pipeline(config, stopwords), split.x_train,
+    model, _ = modeling.train_model(modeling.build_pipeline(settings.resolve(config).model, stopwords), split.x_train,
                                     split.y_train, split.x_val, split.y_val,
                                     refit=config["train"]["refit"])
     return model
@@ -147,8 +147,9 @@ def main() -> int:
     if args.mlflow:
         import mlflow
 
-        client = registry.connect(config)
-        experiment_id = registry.ensure_experiment(client, config, "textops-benchmark")
+        tracking = settings.resolve(config).tracking
+        client = registry.connect(tracking)
+        experiment_id = registry.ensure_experiment(client, tracking, "textops-benchmark")
         for r in results:
             with mlflow.start_run(experiment_id=experiment_id, run_name=f"{r['dataset']}-{r['model']}"):
                 mlflow.log_params({"dataset": r["dataset"], "model": r["model"]})

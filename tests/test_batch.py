@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import config as cfg
-from textops import batch, registry, spark
+from textops import batch, registry, settings, spark
 from textops import data as dataio
 from textops import model as modeling
 from common import BadInputError
@@ -24,7 +24,7 @@ def saved_model(tmp_path_factory):
     config = cfg.load_config({})
     config["catboost"].update(iterations=30, cv_folds=3)
     config["tfidf"].update(max_features=2000, char_max_features=2000)
-    pipe = modeling.build_pipeline(config, modeling.load_stopwords("english"))
+    pipe = modeling.build_pipeline(settings.resolve(config).model, modeling.load_stopwords("english"))
     modeling.fit_pipeline(pipe, frame[["text"]], frame["inbound"])
     path = tmp_path_factory.mktemp("model") / "model"
     mlflow.sklearn.save_model(pipe, str(path), serialization_format="skops",
@@ -157,13 +157,12 @@ def test_spark_gets_its_own_names_for_python_codecs():
 # ------------------------------------------------------------------------------------------
 # predict.py's options for the Spark engine: where the executors write, and what is refused
 # ------------------------------------------------------------------------------------------
-def _predict_job(**settings):
-    import config as cfg
+def _predict_job(**predict):
     from textops import scoring
 
     config = cfg.load_config({})
-    config["predict"].update(settings)
-    return scoring.job_from_config(config, resume=False)
+    config["predict"].update(predict)
+    return scoring.make_job(settings.resolve(config), resume=False)
 
 
 @pytest.mark.parametrize("output, distributed", [

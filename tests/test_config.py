@@ -161,3 +161,22 @@ def test_a_sigterm_swallowed_by_a_finalizer_is_quiet_and_still_stops_the_job(mon
     assert "Traceback" not in capsys.readouterr().err
     with pytest.raises(common.Interrupted, match="signal 15"):
         common.raise_if_interrupted()
+
+
+def test_every_setting_is_a_typed_field_of_its_sections_settings_object():
+    """textops.settings mirrors CONFIG field for field, with CONFIG's types (no defaults of its
+    own): the library reads typed, frozen objects, never the dict."""
+    import dataclasses
+
+    from textops import settings
+
+    assert set(settings.SECTIONS) == set(cfg.CONFIG)
+    for section, kind in settings.SECTIONS.items():
+        declared = {key: type(s.default).__name__ for key, s in cfg.CONFIG[section].items()}
+        fields = {f.name: f.type for f in dataclasses.fields(kind)}
+        assert fields == declared, section
+        assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(kind))
+    resolved = settings.resolve(cfg.load_config({"TEXTOPS_TFIDF_MAX_DF": "1"}))
+    assert resolved.tfidf.max_df == 1.0 and isinstance(resolved.tfidf.max_df, float)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        resolved.tfidf.max_df = 0.5

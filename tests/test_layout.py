@@ -68,3 +68,20 @@ def test_the_module_shipped_inside_models_imports_nothing_from_the_project():
     imported |= {(n.module or "").split(".")[0] for n in ast.walk(tree)
                  if isinstance(n, ast.ImportFrom)}
     assert not imported & {"config", "common", "textops"}
+
+
+def test_below_the_entry_points_nothing_reads_the_configuration_dict():
+    """Settings are resolved once (textops.settings.resolve, called by the entry points): the
+    library takes typed job objects, so no module under textops/ (but settings.py) and not
+    textprep.py indexes a config dict or takes one."""
+    readers = []
+    for path in sorted((PROJECT_ROOT / "textops").rglob("*.py")) + [PROJECT_ROOT / "textprep.py"]:
+        if path.name == "settings.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and \
+                    node.value.id == "config":
+                readers.append(f"{path.name}:{node.lineno}")
+            if isinstance(node, ast.arg) and node.arg == "config":
+                readers.append(f"{path.name}:{node.lineno} (parameter)")
+    assert not readers, readers

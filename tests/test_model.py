@@ -11,11 +11,16 @@ import pytest
 
 import config as cfg
 from textops import data as dataio
-from textops import batch, diagnostics, registry, tuning
+from textops import batch, diagnostics, registry, settings, tuning
 from textops import model as modeling
 from common import BadInputError
 from conftest import PROJECT_ROOT, shared
 from textprep import CatBoostText, TextColumn
+
+
+def spec(config):
+    """The model settings of a configuration dict, as train.py resolves them."""
+    return settings.resolve(config).model
 
 
 def small_config(**catboost):
@@ -42,7 +47,7 @@ def banking():
 @pytest.fixture(scope="module")
 def binary_model(twcs):
     x, y = twcs
-    pipe = modeling.build_pipeline(small_config(), modeling.load_stopwords("english"))
+    pipe = modeling.build_pipeline(spec(small_config()), modeling.load_stopwords("english"))
     return modeling.fit_pipeline(pipe, x.iloc[:1200], y.iloc[:1200], x.iloc[1200:], y.iloc[1200:])
 
 
@@ -93,7 +98,7 @@ def test_binary_pipeline_one_prediction_per_row_in_training_spelling(binary_mode
 
 def test_multiclass_pipeline_on_banking77(banking):
     x, y = banking
-    pipe = modeling.build_pipeline(small_config(iterations=20), modeling.load_stopwords("none"))
+    pipe = modeling.build_pipeline(spec(small_config(iterations=20)), modeling.load_stopwords("none"))
     modeling.fit_pipeline(pipe, x, y)
     pred, proba = modeling.predict_with_proba(pipe, x.head(50))
     assert proba.shape == (50, 77) and pred.shape == (50,)
@@ -102,7 +107,7 @@ def test_multiclass_pipeline_on_banking77(banking):
 
 def test_plain_catboost_without_linear_boost_still_works(twcs):
     x, y = twcs
-    pipe = modeling.build_pipeline(small_config(linear_boost=False), modeling.load_stopwords("none"))
+    pipe = modeling.build_pipeline(spec(small_config(linear_boost=False)), modeling.load_stopwords("none"))
     modeling.fit_pipeline(pipe, x.iloc[:800], y.iloc[:800])
     assert pipe.predict(x.iloc[800:810]).shape == (10,)
 
@@ -111,7 +116,7 @@ def test_training_twice_with_the_same_seed_gives_identical_probabilities(twcs):
     x, y = twcs
     runs = []
     for _ in range(2):
-        pipe = modeling.build_pipeline(small_config(), modeling.load_stopwords("english"))
+        pipe = modeling.build_pipeline(spec(small_config()), modeling.load_stopwords("english"))
         modeling.fit_pipeline(pipe, x.iloc[:600], y.iloc[:600], x.iloc[600:700], y.iloc[600:700])
         runs.append(pipe.predict_proba(x.iloc[700:800]))
     np.testing.assert_array_equal(runs[0], runs[1])
@@ -151,7 +156,7 @@ def test_fitted_sklearn_vectorizers_drop_heavy_introspection_state(twcs):
     x, y = twcs
     config = small_config()
     config["tfidf"]["vectorizer"] = "sklearn"
-    pipe = modeling.build_pipeline(config, modeling.load_stopwords("english"))
+    pipe = modeling.build_pipeline(spec(config), modeling.load_stopwords("english"))
     modeling.fit_pipeline(pipe, x.iloc[:600], y.iloc[:600])
     for vectorizer in modeling.vectorizers(pipe):
         assert not hasattr(vectorizer, "stop_words_")
@@ -176,13 +181,13 @@ def test_catboost_text_rejects_a_single_class():
 
 def test_train_model_refits_on_train_and_validation_with_the_chosen_trees(twcs):
     x, y = twcs
-    pipe = modeling.build_pipeline(small_config(), modeling.load_stopwords("none"))
+    pipe = modeling.build_pipeline(spec(small_config()), modeling.load_stopwords("none"))
     final, info = modeling.train_model(pipe, x.iloc[:1000], y.iloc[:1000], x.iloc[1000:1200],
                                        y.iloc[1000:1200], refit=True)
     assert info["refit"] and info["fit_rows"] == 1200
     assert final[-1].model_.tree_count_ == info["best_iteration"] <= 40
     assert final[-1].linear_.coef_.shape[1] == final[-1].n_features_in_
-    same, info = modeling.train_model(modeling.build_pipeline(small_config(), modeling.load_stopwords("none")),
+    same, info = modeling.train_model(modeling.build_pipeline(spec(small_config()), modeling.load_stopwords("none")),
                                       x.iloc[:1000], y.iloc[:1000], x.iloc[1000:1200],
                                       y.iloc[1000:1200], refit=False)
     assert not info["refit"] and info["fit_rows"] == 1000
@@ -212,7 +217,7 @@ def test_leakage_guard_fires_on_raw_twcs_and_not_on_banking77(banking):
         config = small_config()
         config["preprocessing"].update(mask_handles=masks, mask_urls=masks, mask_numbers=masks)
         split = dataio.split_dataset(texts, labels, "text", 0.2, 0.1, seed=0)
-        pipe, _ = modeling.train_model(modeling.build_pipeline(config, modeling.load_stopwords("none")),
+        pipe, _ = modeling.train_model(modeling.build_pipeline(spec(config), modeling.load_stopwords("none")),
                                        split.x_train, split.y_train, split.x_val, split.y_val)
         score = modeling.evaluate(split.y_test, pipe.predict(split.x_test)).metrics["macro_f1"]
         return diagnostics.leakage_check(pipe, split, score, "text")
@@ -228,10 +233,10 @@ def test_leakage_guard_fires_on_raw_twcs_and_not_on_banking77(banking):
 
 
 def test_search_space_sampling_is_seeded_and_starts_with_the_given_config():
-    config = small_config()
-    one = tuning.sample_configs(config, 6, seed=1)
-    two = tuning.sample_configs(config, 6, seed=1)
-    assert one == two and len(one) == 6 and one[0] == config
+    given = spec(small_config())
+    one = tuning.sample_specs(given, 6, seed=1)
+    two = tuning.sample_specs(given, 6, seed=1)
+    assert one == two and len(one) == 6 and one[0] == given
     assert len({tuple(sorted(tuning.trial_params(c).items())) for c in one}) == 6
 
 
@@ -240,7 +245,7 @@ def test_character_ngrams_join_the_word_features(twcs, kind, steps):
     x, y = twcs
     config = small_config()
     config["tfidf"].update(char_ngram_max=4, char_max_features=2000, vectorizer=kind)
-    pipe = modeling.build_pipeline(config, modeling.load_stopwords("none"))
+    pipe = modeling.build_pipeline(spec(config), modeling.load_stopwords("none"))
     modeling.fit_pipeline(pipe, x.iloc[:600], y.iloc[:600])
     names = modeling.feature_names(pipe)
     assert len(names) == pipe[-1].n_features_in_
@@ -257,7 +262,7 @@ def test_out_of_vocabulary_rates_know_the_models_words(twcs, kind):
     x, y = twcs
     config = small_config()
     config["tfidf"]["vectorizer"] = kind
-    pipe = modeling.build_pipeline(config, modeling.load_stopwords("english"))
+    pipe = modeling.build_pipeline(spec(config), modeling.load_stopwords("english"))
     modeling.fit_pipeline(pipe, x.iloc[:600], y.iloc[:600])
     vocabulary, stop_words, preprocess = drift.word_vocabulary(pipe)
     assert "the" in stop_words and preprocess("HeLLo") == "hello"

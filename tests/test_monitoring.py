@@ -14,6 +14,7 @@ import pytest
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 
 import config as cfg
+from textops import settings
 from textops.monitoring import alerts as monitoring
 from textops.monitoring import check, drift, report
 from textops.monitoring.stream import Reservoir, StreamSpec, accumulate
@@ -196,7 +197,7 @@ def test_monitoring_a_registered_model_in_process(tmp_path, monkeypatch, workers
     config["monitor"].update(data=str(PROJECT_ROOT / "tests" / "fixtures" / "legacy_model" /
                                       "inputs.csv"), report=str(tmp_path / "r.json"),
                              html=str(tmp_path / "r.html"), workers=workers, chunk_size=6)
-    result = check.run(check.job_from_config(config, label_required=False), config)
+    result = check.run(check.make_job(settings.resolve(config), label_required=False))
     assert result["status"] == "healthy" and result["model"]["versions"] == ["1"]
     assert result["data"] == {**result["data"], "rows": 20, "rows_checked": 18, "rows_skipped": 2}
     assert "no reference profile" in result["drift"]["note"] and result["performance"] is None
@@ -344,3 +345,23 @@ def test_html_report_renders_in_headless_chromium(monitored, tmp_path):
     subprocess.run(command + [f"--screenshot={shot}", "--window-size=1280,2400", html.as_uri()],
                    capture_output=True, timeout=120, check=True)
     assert shot.stat().st_size > 20_000  # a real picture, not a blank page
+
+
+def test_each_drift_check_is_its_own_function_and_compare_runs_them_in_order():
+    rng = np.random.default_rng(0)
+    reference = {"classes": ["a", "b"], "predicted_distribution": {"a": 0.5, "b": 0.5},
+                 "confidence": {"sample": list(rng.uniform(0.6, 1.0, 500))},
+                 "length": {"sample": list(rng.integers(20, 80, 500))},
+                 "oov_rate": {"mean": 0.05}}
+    current = drift.Current(rows=500, predicted_counts={"a": 250, "b": 250},
+                            confidence=rng.uniform(0.5, 0.7, 500),
+                            lengths=rng.integers(20, 80, 500), oov=np.full(500, 0.06), texts=None)
+    thresholds = {"psi_max": 0.2, "psi_pvalue": 0.01, "ks_max": 0.1, "ks_pvalue": 0.01,
+                  "oov_increase_max": 0.05, "domain_auc_max": 0.7, "domain_pvalue": 0.01,
+                  "domain_min_rows": 50}
+    checks = drift.compare(reference, current, thresholds)
+    assert [c.name for c in checks] == ["predicted_class_distribution", "confidence",
+                                        "text_length", "out_of_vocabulary_rate"]
+    assert [c.drifted for c in checks] == [False, True, False, False]
+    assert drift.confidence_distribution(reference, current, thresholds) == checks[1]
+    assert drift.text_content(reference, current, thresholds) is None  # no texts: not run

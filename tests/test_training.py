@@ -8,14 +8,14 @@ import pytest
 import config as cfg
 from common import BadInputError
 from conftest import shared
-from textops import model, training
+from textops import model, settings, training
 
 
-def twcs_config(path) -> dict:
+def twcs_config(path) -> training.TrainJob:
     config = cfg.load_config({})
     config["train"]["data"] = str(path)
     config["data"]["label_column"] = "inbound"
-    return config
+    return training.make_job(settings.resolve(config))
 
 
 def test_training_data_is_read_cleaned_and_split_before_any_run():

@@ -25,6 +25,7 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 import config as cfg
 from common import BadInputError
 from textops.metrics import macro_f1 as metrics_macro_f1
+from textops.settings import ModelSpec, Preprocessing, Tfidf
 from textprep import CatBoostText, HashedTfidf, TextColumn
 
 log = logging.getLogger(__name__)
@@ -65,46 +66,29 @@ def load_stopwords(language: str) -> Stopwords:
     )
 
 
-def _vectorizer(pre: dict[str, Any], tfidf: dict[str, Any], stopwords: Stopwords):
+def _vectorizer(pre: Preprocessing, tfidf: Tfidf, stopwords: Stopwords):
     """Word 1..N-gram TF-IDF, joined by character n-grams within words (scikit-learn's
     ``char_wb``) when ``tfidf.char_ngram_max`` >= 2: robust to misspellings, hashtags and other
     languages. ``tfidf.vectorizer`` = hashed (default): both counted by textprep.HashedTfidf's
     compiled loop; sklearn: two TfidfVectorizers in a FeatureUnion (releases before 2026-11)."""
-    char_max = int(tfidf.get("char_ngram_max") or 0)
-    if tfidf["vectorizer"] == "hashed":
+    char_max = tfidf.char_ngram_max if tfidf.char_ngram_max >= 2 else 0
+    if tfidf.vectorizer == "hashed":
         return HashedTfidf(
-            lowercase=bool(pre["lowercase"]),
-            stop_words=tuple(stopwords.words),
-            word_ngram_max=int(tfidf["ngram_max"]),
-            char_ngram_max=char_max if char_max >= 2 else 0,
-            min_df=int(tfidf["min_df"]),
-            max_df=float(tfidf["max_df"]),
-            max_features=int(tfidf["max_features"]),
-            char_max_features=int(tfidf["char_max_features"]),
-            sublinear_tf=bool(tfidf["sublinear_tf"]),
-        )
+            lowercase=pre.lowercase, stop_words=tuple(stopwords.words),
+            word_ngram_max=tfidf.ngram_max, char_ngram_max=char_max, min_df=tfidf.min_df,
+            max_df=tfidf.max_df, max_features=tfidf.max_features,
+            char_max_features=tfidf.char_max_features, sublinear_tf=tfidf.sublinear_tf)
     words = TfidfVectorizer(
-        lowercase=bool(pre["lowercase"]),
-        stop_words=list(stopwords.words) or None,
-        ngram_range=(1, int(tfidf["ngram_max"])),
-        min_df=int(tfidf["min_df"]),
-        max_df=float(tfidf["max_df"]),
-        max_features=int(tfidf["max_features"]) or None,
-        sublinear_tf=bool(tfidf["sublinear_tf"]),
-        dtype=np.float32,
-    )
-    if char_max < 2:
+        lowercase=pre.lowercase, stop_words=list(stopwords.words) or None,
+        ngram_range=(1, tfidf.ngram_max), min_df=tfidf.min_df, max_df=tfidf.max_df,
+        max_features=tfidf.max_features or None, sublinear_tf=tfidf.sublinear_tf,
+        dtype=np.float32)
+    if not char_max:
         return words
     chars = TfidfVectorizer(
-        analyzer="char_wb",
-        lowercase=bool(pre["lowercase"]),
-        ngram_range=(2, char_max),
-        min_df=int(tfidf["min_df"]),
-        max_df=float(tfidf["max_df"]),
-        max_features=int(tfidf["char_max_features"]) or None,
-        sublinear_tf=bool(tfidf["sublinear_tf"]),
-        dtype=np.float32,
-    )
+        analyzer="char_wb", lowercase=pre.lowercase, ngram_range=(2, char_max),
+        min_df=tfidf.min_df, max_df=tfidf.max_df, max_features=tfidf.char_max_features or None,
+        sublinear_tf=tfidf.sublinear_tf, dtype=np.float32)
     return FeatureUnion([("word", words), ("char", chars)])
 
 
@@ -129,33 +113,21 @@ def feature_names(pipeline: Pipeline) -> np.ndarray:
     return np.concatenate(names)
 
 
-def build_pipeline(config: dict[str, Any], stopwords: Stopwords) -> Pipeline:
-    """TextColumn -> TF-IDF -> CatBoost. Works on a DataFrame with the text column, as pyfunc
-    passes it, and gives one prediction per row."""
-    pre, tfidf, cb = config["preprocessing"], config["tfidf"], config["catboost"]
+def build_pipeline(spec: ModelSpec, stopwords: Stopwords) -> Pipeline:
+    """TextColumn -> TF-IDF -> CatBoost, each step built from its settings. Works on a
+    DataFrame with the text column, as pyfunc passes it, and gives one prediction per row."""
+    pre, cb = spec.preprocessing, spec.catboost
     return Pipeline([
         ("text", TextColumn(
-            column=config["data"]["text_column"],
-            mask_urls=bool(pre["mask_urls"]),
-            mask_handles=bool(pre["mask_handles"]),
-            mask_numbers=bool(pre["mask_numbers"]),
-            max_chars=int(pre["max_chars"]) or None,
-        )),
-        ("tfidf", _vectorizer(pre, tfidf, stopwords)),
+            column=spec.text_column, mask_urls=pre.mask_urls, mask_handles=pre.mask_handles,
+            mask_numbers=pre.mask_numbers, max_chars=pre.max_chars or None)),
+        ("tfidf", _vectorizer(pre, spec.tfidf, stopwords)),
         ("clf", CatBoostText(
-            iterations=int(cb["iterations"]),
-            learning_rate=cb["learning_rate"],
-            depth=int(cb["depth"]),
-            border_count=int(cb["border_count"]),
-            early_stopping_rounds=int(cb["early_stopping_rounds"]) or None,
-            thread_count=int(cb["thread_count"]),
-            random_seed=int(config["data"]["random_seed"]),
-            linear_boost=bool(cb["linear_boost"]),
-            linear_c=float(cb["linear_c"]),
-            cv_folds=int(cb["cv_folds"]),
-            calibrate=bool(cb["calibrate"]),
-            calibration_folds=int(cb["calibration_folds"]),
-        )),
+            iterations=cb.iterations, learning_rate=cb.learning_rate, depth=cb.depth,
+            border_count=cb.border_count, early_stopping_rounds=cb.early_stopping_rounds or None,
+            thread_count=cb.thread_count, random_seed=spec.seed, linear_boost=cb.linear_boost,
+            linear_c=cb.linear_c, cv_folds=cb.cv_folds, calibrate=cb.calibrate,
+            calibration_folds=cb.calibration_folds)),
     ])
 
 

@@ -26,6 +26,7 @@ import textprep
 from common import (ModelNotFoundError, TrackingUnavailableError, add_secret, first_line,
                     uri_password)
 from common import redact as common_redact
+from textops.settings import Tracking
 
 log = logging.getLogger(__name__)
 
@@ -41,22 +42,11 @@ TRUSTED_TYPES = (
 TEXTPREP_PATH = cfg.PROJECT_ROOT / "textprep.py"
 
 
-def tracking_uri(config: dict[str, Any]) -> str:
-    uri = str(config["mlflow"]["tracking_uri"] or "").strip()
-    if uri:
-        return uri
-    return "sqlite:///" + str(cfg.resolve_path(config["mlflow"]["sqlite_path"]))
-
-
 def redact(uri: str) -> str:
     """``uri`` fit for logs and messages: a password in it (``http://user:pw@host``) is masked,
     however it is spelled (``@``, ``/``, ``:`` or percent escapes inside it, token only)."""
     add_secret(uri_password(str(uri)))
     return common_redact(str(uri))
-
-
-def is_embedded(config: dict[str, Any]) -> bool:
-    return not str(config["mlflow"]["tracking_uri"] or "").strip()
 
 
 def _check_server(uri: str, timeout: float) -> None:
@@ -93,16 +83,16 @@ def _check_server(uri: str, timeout: float) -> None:
         )
 
 
-def connect(config: dict[str, Any]):
+def connect(tracking: Tracking):
     """Point MLflow at the configured store and return an ``MlflowClient``.
 
     Fails within ``connect_timeout`` seconds, with exit code 4, when a server is unreachable.
     """
-    timeout = float(config["mlflow"]["connect_timeout"])
+    timeout = tracking.connect_timeout
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(int(timeout * 3), 30)))
-    uri = tracking_uri(config)
+    uri = tracking.uri
     add_secret(uri_password(uri))  # --tracking-uri too, not only the environment's
     if uri.startswith(("http://", "https://")):
         _check_server(uri, timeout)
@@ -121,7 +111,7 @@ def connect(config: dict[str, Any]):
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def ensure_experiment(client, config: dict[str, Any], name: str) -> str:
+def ensure_experiment(client, tracking: Tracking, name: str) -> str:
     """Experiment id for ``name``, creating it; local stores keep artifacts in
     TEXTOPS_MLFLOW_ARTIFACT_ROOT (default: mlartifacts/ in the project)."""
     from mlflow.exceptions import MlflowException  # heavy: lazy
@@ -132,11 +122,11 @@ def ensure_experiment(client, config: dict[str, Any], name: str) -> str:
             client.restore_experiment(experiment.experiment_id)
         return experiment.experiment_id
     location = None
-    if not tracking_uri(config).startswith(("http://", "https://", "databricks")):
+    if not tracking.uri.startswith(("http://", "https://", "databricks")):
         # A local store (the embedded one or another SQLite file): artifacts go to the
         # configured folder, never to ./mlruns of whatever directory the job started in.
         slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
-        location = (cfg.resolve_path(config["mlflow"]["artifact_root"]) / slug).as_uri()
+        location = (tracking.artifact_root / slug).as_uri()
     try:
         return client.create_experiment(name, artifact_location=location)
     except MlflowException:  # created concurrently by another job

@@ -11,7 +11,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from tqdm import tqdm
 
@@ -19,6 +19,7 @@ import config as cfg
 from common import BadInputError, refuse_overwriting
 from textops import batch, data, locking, registry, spark
 from textops.columns import MODEL_VERSION, OUTPUT_COLUMNS, PREDICTION
+from textops.settings import Settings, Tracking, columns
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +29,11 @@ PROGRESS_EVERY_SECONDS = 10.0
 
 @dataclass(frozen=True)
 class PredictJob:
-    """One predict.py run, resolved from the configuration and flags."""
+    """One predict.py run, resolved from the settings and flags."""
 
     data: Path
     output: Path
-    model: str
+    model: str  # alias, 'latest' or version
     id_columns: tuple[str, ...]
     chunk_size: int
     proba_all: bool
@@ -42,42 +43,40 @@ class PredictJob:
     spark_master: str
     resume: bool
     output_format: str
-    lock_wait: float = 0.0
-    excel_safe: bool = False
+    lock_wait: float
+    excel_safe: bool
+    text_column: str
+    encoding: str
+    delimiter: str
+    tracking: Tracking
     # --engine spark: where Spark reads and writes (a local path as given, or a Hadoop-FS URI)
-    source: str = ""
-    target: str = ""
-    distributed: bool = False  # the executors write a folder of parts (else one local file)
-    spark_format: str = "parquet"
-    partition_by: tuple[str, ...] = ()
+    source: str
+    target: str
+    distributed: bool  # the executors write a folder of parts (else one local file)
+    spark_format: str
+    partition_by: tuple[str, ...]
 
 
-def _columns(value: Any) -> tuple[str, ...]:
-    return tuple(c.strip() for c in str(value or "").split(",") if c.strip())
-
-
-def job_from_config(config: dict[str, Any], resume: bool) -> PredictJob:
+def make_job(settings: Settings, resume: bool) -> PredictJob:
     """The run's options, validated (BadInputError names the flag to fix)."""
-    p = config["predict"]
-    if not p["data"] or not p["output"]:
+    p = settings.predict
+    if not p.data or not p.output:
         raise BadInputError("no input or output given; pass --data PATH and --output PATH")
-    uris = {flag: str(p[key]) for flag, key in (("--data", "data"), ("--output", "output"))
-            if spark.is_uri(str(p[key]))}
-    if uris and p["engine"] != "spark":
+    uris = {flag: value for flag, value in (("--data", p.data), ("--output", p.output))
+            if spark.is_uri(value)}
+    if uris and p.engine != "spark":
         raise BadInputError(f"{' and '.join(uris)} {', '.join(uris.values())} is a Hadoop-FS URI, "
                             "which only Spark reads and writes; add --engine spark")
-    data_path = cfg.resolve_path(p["data"]) if "--data" not in uris else Path(p["data"])
-    output = cfg.resolve_path(p["output"]) if "--output" not in uris else Path(p["output"])
-    id_columns = _columns(p["id_columns"])
+    data_path = cfg.resolve_path(p.data) if "--data" not in uris else Path(p.data)
+    output = cfg.resolve_path(p.output) if "--output" not in uris else Path(p.output)
+    id_columns = columns(p.id_columns)
     clash = RESERVED_COLUMNS & set(id_columns)
     if clash:
         raise BadInputError(f"id column(s) {sorted(clash)} clash with output columns; rename them")
-    if int(p["chunk_size"]) < 1:
-        raise BadInputError(f"--chunk-size must be positive, got {p['chunk_size']}")
     output_format = batch.output_format(output)
-    distributed = p["engine"] == "spark" and ("--output" in uris or output_format not in
-                                              ("csv", "csv.gz"))
-    partition_by = _columns(p["partition_by"])
+    distributed = p.engine == "spark" and ("--output" in uris or output_format not in
+                                           ("csv", "csv.gz"))
+    partition_by = columns(p.partition_by)
     if partition_by and not distributed:
         raise BadInputError("--partition-by needs --engine spark and an output folder or URI")
     unknown = [c for c in partition_by if c not in (*id_columns, PREDICTION, MODEL_VERSION)]
@@ -88,19 +87,19 @@ def job_from_config(config: dict[str, Any], resume: bool) -> PredictJob:
         raise BadInputError(f"output {output.name} has an unsupported extension; use .csv, "
                             f".csv.gz (gzip-compressed) or .parquet (or --engine spark to "
                             f"write a folder of parts)")
-    if p["engine"] == "spark":
-        if resume or p["explain"]:
+    if p.engine == "spark":
+        if resume or p.explain:
             raise BadInputError("--resume and --explain work with --engine local only")
         spark.require_pyspark()
     refuse_overwriting({"--data": data_path}, {"--output": output})
-    workers = int(p["workers"]) if int(p["workers"]) > 0 else (os.cpu_count() or 1)
-    return PredictJob(data_path, output, str(p["model"]), id_columns, int(p["chunk_size"]),
-                      p["proba"] == "all", workers, int(p["explain"]), p["engine"],
-                      p["spark_master"], resume, output_format or p["spark_format"],
-                      float(p["lock_wait"]), bool(p["excel_safe"]),
-                      source=uris.get("--data", str(data_path)),
-                      target=uris.get("--output", str(output)), distributed=distributed,
-                      spark_format=str(p["spark_format"]), partition_by=partition_by)
+    d = settings.data
+    return PredictJob(
+        data_path, output, p.model, id_columns, p.chunk_size, p.proba == "all",
+        p.workers if p.workers > 0 else (os.cpu_count() or 1), p.explain, p.engine,
+        p.spark_master, resume, output_format or p.spark_format, p.lock_wait, p.excel_safe,
+        d.text_column, d.encoding, d.delimiter, settings.tracking,
+        source=uris.get("--data", str(data_path)), target=uris.get("--output", str(output)),
+        distributed=distributed, spark_format=p.spark_format, partition_by=partition_by)
 
 
 def progress_reporter() -> tuple[Callable[[int], None], Callable[[], None]]:
@@ -121,16 +120,16 @@ def progress_reporter() -> tuple[Callable[[int], None], Callable[[], None]]:
     return update, lambda: None
 
 
-def predict(config: dict[str, Any], job: PredictJob) -> tuple[str, int, int]:
+def predict(job: PredictJob) -> tuple[str, int, int]:
     """Score the file; returns (model version, rows written, rows with blank text)."""
-    text_col, name = config["data"]["text_column"], config["mlflow"]["model_name"]
+    text_col, name = job.text_column, job.tracking.model_name
     log.info("predict: data=%s output=%s model=%s@%s", job.source or job.data,
              job.target or job.output, name, job.model)
     if job.distributed:
-        return _distributed(config, job)
+        return _distributed(job)
     # Input problems are reported before the model is even looked up.
     data.check_readable_file(job.data)
-    fmt = data.detect_format(job.data, config["data"]["encoding"], config["data"]["delimiter"])
+    fmt = data.detect_format(job.data, job.encoding, job.delimiter)
     if job.engine == "spark" and fmt.container not in ("csv", "parquet") and \
             not job.data.name.lower().endswith((".gz", ".bz2", ".xz", ".zst")):
         raise BadInputError(f"{job.data} is {fmt.container}-compressed without the matching "
@@ -139,7 +138,7 @@ def predict(config: dict[str, Any], job: PredictJob) -> tuple[str, int, int]:
     header = data.read_header(job.data, fmt)
     data.require_columns(header, {text_col: "--text-column",
                                   **{c: "--id-columns" for c in job.id_columns}}, job.data)
-    client = registry.connect(config)
+    client = registry.connect(job.tracking)
     version = registry.resolve_version(client, name, job.model)
     stat = job.data.stat()
     manifest = batch.Manifest(
@@ -176,15 +175,15 @@ def predict(config: dict[str, Any], job: PredictJob) -> tuple[str, int, int]:
     return version.version, rows, blank
 
 
-def _distributed(config: dict[str, Any], job: PredictJob) -> tuple[str, int, int]:
+def _distributed(job: PredictJob) -> tuple[str, int, int]:
     """``--engine spark`` into a folder or URI: the executors read, score and write; the
     driver only plans the job, commits it and counts the rows. A local input is checked first
     as for the local engine (format, columns) before the registry is touched."""
-    text_col, name = config["data"]["text_column"], config["mlflow"]["model_name"]
+    text_col, name = job.text_column, job.tracking.model_name
     fmt = None
     if not spark.is_uri(job.source):
         data.check_readable_file(job.data)
-        fmt = data.detect_format(job.data, config["data"]["encoding"], config["data"]["delimiter"])
+        fmt = data.detect_format(job.data, job.encoding, job.delimiter)
         if fmt.container not in ("csv", "parquet") and \
                 not job.data.name.lower().endswith((".gz", ".bz2", ".xz", ".zst")):
             raise BadInputError(f"{job.data} is {fmt.container}-compressed without the matching "
@@ -193,7 +192,7 @@ def _distributed(config: dict[str, Any], job: PredictJob) -> tuple[str, int, int
         data.require_columns(data.read_header(job.data, fmt),
                              {text_col: "--text-column", **{c: "--id-columns" for c in job.id_columns}},
                              job.data)
-    client = registry.connect(config)
+    client = registry.connect(job.tracking)
     version = registry.resolve_version(client, name, job.model)
     with tempfile.TemporaryDirectory(prefix="textops-model-") as tmp:
         batch_job = batch.Job(registry.download_model(name, version.version, tmp), text_col,

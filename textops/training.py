@@ -7,7 +7,7 @@ import json
 import logging
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -21,10 +21,32 @@ from textops.calibration import calibration_metrics, save_reliability_diagram
 from textops.locking import exclusive
 from textops.monitoring.reference import (REFERENCE_PATH, build_reference, load_reference,
                                          write_reference)
+from textops.settings import (DataSettings, ModelSpec, PromotionSettings, Settings, Tracking,
+                              TrainSettings)
 
 log = logging.getLogger(__name__)
 
-PARAM_SECTIONS = ("data", "preprocessing", "tfidf", "catboost", "promotion")
+TRAIN_PARAMS = ("refit", "baseline", "leakage_check", "max_fit_rows", "sample_rows")
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """One train.py run: what it reads, how it splits, what it fits, where it logs."""
+
+    data_path: Path
+    data: DataSettings  # columns, encoding, split sizes, seed
+    model: ModelSpec
+    train: TrainSettings
+    promotion: PromotionSettings
+    tracking: Tracking
+    reference_texts: int  # texts kept in the monitoring reference profile
+
+
+def make_job(settings: Settings) -> TrainJob:
+    """The run's job, from the resolved settings."""
+    return TrainJob(cfg.resolve_path(settings.train.data), settings.data, settings.model,
+                    settings.train, settings.promotion, settings.tracking,
+                    settings.monitor.reference_texts)
 
 
 @dataclass
@@ -52,40 +74,39 @@ class Fitted:
     calibration: dict[str, float] = field(default_factory=dict)  # calibration.* on the test rows
 
 
-def load_training_data(config: dict[str, Any]) -> TrainingData:
+def load_training_data(job: TrainJob) -> TrainingData:
     """Read, clean, validate and split the training CSV (raises BadInputError with the fix)."""
-    d = config["data"]
-    path = cfg.resolve_path(config["train"]["data"])
-    text_col, label_col = d["text_column"], d["label_column"]
+    d, path = job.data, job.data_path
+    text_col, label_col = d.text_column, d.label_column
     if text_col == label_col:
         raise BadInputError(f"the text and the label column are both {text_col!r}; pass "
                             f"--text-column and --label-column with two different columns")
-    frame = data.read_table(path, d["encoding"], d["delimiter"], usecols=[text_col, label_col])
+    frame = data.read_table(path, d.encoding, d.delimiter, usecols=[text_col, label_col])
     rows = data.prepare_labelled(frame, text_col, label_col, path)
     if rows.dropped_blank_text or rows.dropped_missing_label:
         log.warning("dropped %d rows with empty text and %d rows with a missing label",
                     rows.dropped_blank_text, rows.dropped_missing_label)
     for canonical, others in rows.label_merges.items():
         log.warning("label spellings %s merged into %r", others, canonical)
-    data.validate_for_split(rows.labels, label_col, d["test_size"], d["validation_size"])
+    data.validate_for_split(rows.labels, label_col, d.test_size, d.validation_size)
     classes = rows.labels.nunique()
-    if classes > int(config["train"]["max_classes"]):
+    if classes > job.train.max_classes:
         raise BadInputError(
             f"label column {label_col!r} has {classes} classes, more than "
-            f"TEXTOPS_TRAIN_MAX_CLASSES={config['train']['max_classes']} (memory grows with classes "
+            f"TEXTOPS_TRAIN_MAX_CLASSES={job.train.max_classes} (memory grows with classes "
             f"x features): check --label-column, merge rare classes, or raise the limit")
-    split = data.split_dataset(rows.texts, rows.labels, text_col, d["test_size"],
-                               d["validation_size"], d["random_seed"])
+    split = data.split_dataset(rows.texts, rows.labels, text_col, d.test_size,
+                               d.validation_size, d.random_seed)
     log.info("rows: %d usable, split %s, %d classes", len(rows.labels), split.sizes,
              len(rows.class_counts))
-    stopwords = model.load_stopwords(config["preprocessing"]["stopwords"])
+    stopwords = model.load_stopwords(job.model.preprocessing.stopwords)
     log.info("stop words: %s, %d words, from %s", stopwords.language, len(stopwords.words),
              stopwords.source)
-    fit_split = split.bounded(int(config["train"]["max_fit_rows"]), int(d["random_seed"]))
+    fit_split = split.bounded(job.train.max_fit_rows, d.random_seed)
     if fit_split is not split:
         log.info("fitting on a seeded per-class sample of %d of the %d training + validation rows "
                  "(TEXTOPS_TRAIN_MAX_FIT_ROWS=%d; test rows all kept)",
-                 _fit_rows(fit_split), _fit_rows(split), config["train"]["max_fit_rows"])
+                 _fit_rows(fit_split), _fit_rows(split), job.train.max_fit_rows)
     return TrainingData(path, data.file_sha256(path), rows, split, stopwords, fit_split)
 
 
@@ -93,24 +114,24 @@ def _fit_rows(split: data.Split) -> int:
     return split.sizes["train"] + split.sizes["validation"]
 
 
-def train(config: dict[str, Any], td: TrainingData, started: float) -> str:
+def train(job: TrainJob, td: TrainingData, started: float) -> str:
     """Hold the model's lock, then train in one MLflow run; returns the one-line decision."""
-    name = config["mlflow"]["model_name"]
-    lock = cfg.resolve_path(config["train"]["lock_dir"]) / f"train-{name}.lock"
-    with exclusive(lock, float(config["train"]["lock_wait"]), "train.py of this model"):
-        client = registry.connect(config)  # fails fast (exit 4) when the store is unreachable
-        same_task = check_same_task(client, name, td, config["data"]["label_column"],
-                                    config["train"]["allow_new_classes"])
-        experiment_id = registry.ensure_experiment(client, config, config["mlflow"]["experiment"])
+    name = job.tracking.model_name
+    lock = cfg.resolve_path(job.train.lock_dir) / f"train-{name}.lock"
+    with exclusive(lock, job.train.lock_wait, "train.py of this model"):
+        client = registry.connect(job.tracking)  # fails fast (exit 4) when the store is unreachable
+        same_task = check_same_task(client, name, td, job.data.label_column,
+                                    job.train.allow_new_classes)
+        experiment_id = registry.ensure_experiment(client, job.tracking, job.tracking.experiment)
         import mlflow  # heavy: after the input checks and the lock
 
         run = mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{td.path.stem}")
         log.info("MLflow run %s in %s", run.info.run_id,
-                 registry.redact(registry.tracking_uri(config)))
+                 registry.redact(job.tracking.uri))
         try:
             if same_task:
                 mlflow.set_tag("textops.new_classes_reason", same_task)
-            decision = train_in_run(config, client, td)
+            decision = train_in_run(job, client, td)
         except BaseException as exc:
             status = "KILLED" if isinstance(exc, (KeyboardInterrupt, Interrupted)) else "FAILED"
             mlflow.set_tag("textops.error", redact(f"{type(exc).__name__}: {exc}")[:5000])
@@ -185,42 +206,43 @@ def _few(values: list[str], limit: int = 5) -> str:
     return (shown + f", ... {len(values) - limit} more" if len(values) > limit else shown) or "none"
 
 
-def flat_params(config: dict[str, Any]) -> dict[str, Any]:
-    params = {f"{s}.{k}": v for s in PARAM_SECTIONS for k, v in config[s].items()}
-    params.update({f"train.{k}": config["train"][k] for k in
-                   ("refit", "baseline", "leakage_check", "max_fit_rows", "sample_rows")})
-    return params
+def flat_params(job: TrainJob) -> dict[str, Any]:
+    """The run's settings as MLflow params (``section.key``), in CONFIG's order."""
+    return {**{f"data.{k}": v for k, v in asdict(job.data).items()}, **job.model.params(),
+            **{f"promotion.{k}": v for k, v in asdict(job.promotion).items()},
+            **{f"train.{k}": getattr(job.train, k) for k in TRAIN_PARAMS}}
 
 
-def train_in_run(config: dict[str, Any], client: Any, td: TrainingData) -> str:
+def train_in_run(job: TrainJob, client: Any, td: TrainingData) -> str:
     """Inside the active run: fit, evaluate, log, register, describe, promote."""
     import mlflow  # heavy (~1.5 s): lazy, for a fast --help and lean workers
 
-    name = config["mlflow"]["model_name"]
-    metric = config["promotion"]["metric"]
-    _log_inputs(config, td)
-    if config["train"]["tune"]:
-        config = tuning.tune(config, td.fit_split)
-        mlflow.log_params({f"tuned.{k}": v for k, v in tuning.trial_params(config).items()})
-        td.stopwords = model.load_stopwords(config["preprocessing"]["stopwords"])
-    fitted = fit_and_evaluate(config, td)
-    quality_tags = baseline_and_leakage(config, fitted.pipeline, td.fit_split,
+    name = job.tracking.model_name
+    metric = job.promotion.metric
+    _log_inputs(job, td)
+    if job.train.tune:
+        job = replace(job, model=tuning.tune(job.model, td.fit_split, job.train.tune_trials,
+                                             job.train.tune_minutes))
+        mlflow.log_params({f"tuned.{k}": v for k, v in tuning.trial_params(job.model).items()})
+        td.stopwords = model.load_stopwords(job.model.preprocessing.stopwords)
+    fitted = fit_and_evaluate(job, td)
+    quality_tags = baseline_and_leakage(job, fitted.pipeline, td.fit_split,
                                         fitted.evaluation.metrics["macro_f1"])
-    _log_artifacts(config, td, fitted)
+    _log_artifacts(job, td, fitted)
     champion_version, champion_score, champion_pred = _champion_on_test_rows(client, name, metric,
                                                                             td.split)
     raise_if_interrupted()  # nothing registered yet: a swallowed SIGTERM still stops here
     info = registry.log_and_register(fitted.pipeline, name, td.split.x_test.head(5).reset_index(drop=True))
     version = str(info.registered_model_version)
     score = fitted.evaluation.metrics[metric]
-    p = config["promotion"]
-    threshold, alpha = float(p["threshold"]), float(p["alpha"])
+    p = job.promotion
+    threshold, alpha = p.threshold, p.alpha
     test = None
     if champion_pred is not None and alpha > 0:
         test = promotion.paired_test(metric, td.split.y_test, fitted.y_pred, champion_pred, alpha,
-                                     seed=int(config["data"]["random_seed"]))
+                                     seed=job.data.random_seed)
     decision = promotion.decide_promotion(metric, score, threshold, champion_version,
-                                          champion_score, test, alpha, float(p["min_gain"]))
+                                          champion_score, test, alpha, p.min_gain)
     raise_if_interrupted()
     promotion.move_alias(client, name, decision.alias, version, decision.reason,
                          promotion.actor("train.py"))
@@ -233,7 +255,7 @@ def train_in_run(config: dict[str, Any], client: Any, td: TrainingData) -> str:
         "textops.previous_champion": champion_version or "",
         "textops.champion_score": "" if champion_score is None else f"{champion_score:.6f}",
         "textops.data_sha256": td.sha256,
-        "textops.label_column": config["data"]["label_column"],
+        "textops.label_column": job.data.label_column,
         "textops.classes": json.dumps(sorted(td.rows.class_counts), ensure_ascii=False)[:5000],
         **_test_tags(test),
         "textops.reference": REFERENCE_PATH,
@@ -242,7 +264,7 @@ def train_in_run(config: dict[str, Any], client: Any, td: TrainingData) -> str:
     for key, value in tags.items():
         client.set_model_version_tag(name, version, key, value)
     mlflow.set_tags({**tags, "textops.model_version": version})
-    registry.describe(client, name, version, model_card(config, td, fitted, tags))
+    registry.describe(client, name, version, model_card(job, td, fitted, tags))
     log.info("v%s -> @%s: %s", version, decision.alias, decision.reason)
     return f"{name} v{version} -> @{decision.alias}: {decision.reason}"
 
@@ -257,10 +279,10 @@ def _test_tags(test: promotion.PairedTest | None) -> dict[str, str]:
             "textops.promotion_interval": f"[{test.interval[0]:.6f}, {test.interval[1]:.6f}]"}
 
 
-def _log_inputs(config: dict[str, Any], td: TrainingData) -> None:
+def _log_inputs(job: TrainJob, td: TrainingData) -> None:
     import mlflow  # heavy (~1.5 s): lazy, for a fast --help and lean workers
 
-    mlflow.log_params(flat_params(config))
+    mlflow.log_params(flat_params(job))
     mlflow.log_params({
         "data.path": str(td.path),
         "data.sha256": td.sha256,
@@ -272,19 +294,19 @@ def _log_inputs(config: dict[str, Any], td: TrainingData) -> None:
         "data.rows_fit_sample": _fit_rows(td.fit_split),
         "stopwords.source": td.stopwords.source,
         "stopwords.count": len(td.stopwords.words),
-        "model_name": config["mlflow"]["model_name"],
+        "model_name": job.tracking.model_name,
     })
 
 
-def fit_and_evaluate(config: dict[str, Any], td: TrainingData) -> Fitted:
+def fit_and_evaluate(job: TrainJob, td: TrainingData) -> Fitted:
     """Fit the pipeline as configured and measure it on the test rows (logged)."""
     import mlflow  # heavy (~1.5 s): lazy, for a fast --help and lean workers
 
     split = td.fit_split
     with Stopwatch() as fit_time:
         pipeline, info = model.train_model(
-            model.build_pipeline(config, td.stopwords), split.x_train, split.y_train,
-            split.x_val, split.y_val, refit=bool(config["train"]["refit"]))
+            model.build_pipeline(job.model, td.stopwords), split.x_train, split.y_train,
+            split.x_val, split.y_val, refit=job.train.refit)
     clf = pipeline[-1]
     log.info("fitted in %.1f s (%d features, %d trees chosen by early stopping, final fit on %d "
              "rows)", fit_time.seconds, clf.n_features_in_, info["best_iteration"],
@@ -311,15 +333,15 @@ def fit_and_evaluate(config: dict[str, Any], td: TrainingData) -> Fitted:
     return Fitted(pipeline, info, evaluation, y_pred, proba, fit_time.seconds, calibration)
 
 
-def baseline_and_leakage(config: dict[str, Any], pipeline: Any, split: data.Split,
+def baseline_and_leakage(job: TrainJob, pipeline: Any, split: data.Split,
                          macro_f1: float) -> dict[str, str]:
     """Log the linear baseline's test metrics and the leakage probes; returns tags to set."""
     tags: dict[str, str] = {}
-    text_col = config["data"]["text_column"]
-    seed, sample = int(config["data"]["random_seed"]), int(config["train"]["sample_rows"])
-    if config["train"]["baseline"]:  # fitted on the model's own (bounded) rows
+    text_col = job.data.text_column
+    seed, sample = job.data.random_seed, job.train.sample_rows
+    if job.train.baseline:  # fitted on the model's own (bounded) rows
         tags.update(_baseline(text_col, split, macro_f1))
-    if config["train"]["leakage_check"]:
+    if job.train.leakage_check:
         try:
             tags.update(_leakage(pipeline, split, macro_f1, text_col, seed, sample))
         except ValueError as exc:  # e.g. no identifier or word at all: the model still stands
@@ -369,9 +391,9 @@ def _leakage(pipeline: Any, split: data.Split, macro_f1: float, text_col: str, s
     return {"textops.leakage_warning": " | ".join(report.reasons) if report.suspicious else "none"}
 
 
-def reference_profile(config: dict[str, Any], fitted: Fitted, split: data.Split) -> dict[str, Any]:
+def reference_profile(job: TrainJob, fitted: Fitted, split: data.Split) -> dict[str, Any]:
     """What monitor.py compares new data with: the test split's profile."""
-    text_col = config["data"]["text_column"]
+    text_col = job.data.text_column
     report = fitted.evaluation.report
     metrics = {
         "accuracy": fitted.evaluation.metrics["accuracy"],
@@ -386,22 +408,22 @@ def reference_profile(config: dict[str, Any], fitted: Fitted, split: data.Split)
         reference = build_reference(
             fitted.pipeline, data.clean_text(split.x_test[text_col]).tolist(), fitted.y_pred,
             np.max(fitted.proba, axis=1), split.training_rows()[1], metrics,
-            text_sample=int(config["monitor"]["reference_texts"]),
-            seed=int(config["data"]["random_seed"]), oov_rows=int(config["train"]["sample_rows"]))
+            text_sample=job.reference_texts, seed=job.data.random_seed,
+            oov_rows=job.train.sample_rows)
     log.info("reference profile for monitoring: %d test rows, %d texts kept (%.1f s)",
              reference["rows"], len(reference["texts"]), took.seconds)
     return reference
 
 
-def _log_artifacts(config: dict[str, Any], td: TrainingData, fitted: Fitted) -> None:
+def _log_artifacts(job: TrainJob, td: TrainingData, fitted: Fitted) -> None:
     """Token importance, confusion matrix, reports, data profile, stop words, reference."""
     import mlflow  # heavy (~1.5 s): lazy, for a fast --help and lean workers
 
-    name, split, evaluation = config["mlflow"]["model_name"], td.split, fitted.evaluation
+    name, split, evaluation = job.tracking.model_name, td.split, fitted.evaluation
     with tempfile.TemporaryDirectory(prefix="textops-") as tmp:
         folder = Path(tmp)
-        rows = td.fit_split.bounded(int(config["train"]["sample_rows"]),
-                                    int(config["data"]["random_seed"])).training_rows()[0]
+        rows = td.fit_split.bounded(job.train.sample_rows,
+                                    job.data.random_seed).training_rows()[0]
         diagnostics.token_importance(fitted.pipeline, rows).to_csv(
             folder / "token_importance.csv", index=False)
         mlflow.log_param("token_importance.rows", len(rows))
@@ -420,7 +442,7 @@ def _log_artifacts(config: dict[str, Any], td: TrainingData, fitted: Fitted) -> 
         }
         (folder / "data_profile.json").write_text(json.dumps(profile, indent=2, ensure_ascii=False))
         (folder / "stopwords.txt").write_text("\n".join(td.stopwords.words) + "\n", encoding="utf-8")
-        write_reference(reference_profile(config, fitted, split), folder)
+        write_reference(reference_profile(job, fitted, split), folder)
         mlflow.log_artifacts(str(folder))
 
 
@@ -445,17 +467,17 @@ def _champion_on_test_rows(client: Any, name: str, metric: str, split: data.Spli
     return champion_version, score, predicted
 
 
-def model_card(config: dict[str, Any], td: TrainingData, fitted: Fitted,
+def model_card(job: TrainJob, td: TrainingData, fitted: Fitted,
                tags: dict[str, str]) -> registry.ModelCard:
     """What the MLflow UI shows on the registered model's and the version's pages."""
-    d = config["data"]
+    d = job.data
     counts = td.rows.class_counts
     classes = ", ".join(f"{c} ({n})" for c, n in list(counts.items())[:20])
     if len(counts) > 20:
         classes += f", ... {len(counts) - 20} more"
     model_text = (
-        f"Classifies the text column `{d['text_column']}` into the label column "
-        f"`{d['label_column']}`: {len(counts)} classes. TF-IDF + CatBoost pipeline trained by "
+        f"Classifies the text column `{d.text_column}` into the label column "
+        f"`{d.label_column}`: {len(counts)} classes. TF-IDF + CatBoost pipeline trained by "
         f"textops' train.py; score it with predict.py, `mlflow.pyfunc` or `mlflow models serve` "
         f"(columns: prediction, probability, proba_<class>).\n\n"
         f"Latest training data: {td.path.name} ({len(td.rows.labels)} usable rows; classes: "

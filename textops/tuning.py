@@ -1,7 +1,6 @@
 """``train.py --tune``: a seeded random search over model settings, bounded by trials and time."""
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from typing import Any
@@ -11,6 +10,7 @@ import numpy as np
 from common import BadInputError, Stopwatch
 from textops import model
 from textops.data import Split
+from textops.settings import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -25,56 +25,54 @@ SEARCH_SPACE: dict[tuple[str, str], list[Any]] = {
 }
 
 
-def sample_configs(config: dict[str, Any], trials: int, seed: int) -> list[dict[str, Any]]:
-    """``trials`` configurations: the given one first, then seeded random draws from
+def sample_specs(spec: ModelSpec, trials: int, seed: int) -> list[ModelSpec]:
+    """``trials`` model settings: the given ones first, then seeded random draws from
     SEARCH_SPACE (no repeats)."""
     rng = np.random.default_rng(seed)
-    seen: set[tuple] = set()
-    out: list[dict[str, Any]] = []
-
-    def key(c: dict[str, Any]) -> tuple:
-        return tuple(c[s][k] for s, k in SEARCH_SPACE)
-
-    seen.add(key(config))
-    out.append(copy.deepcopy(config))
+    out: list[ModelSpec] = [spec]
+    seen = {_key(spec)}
     attempts = 0
     while len(out) < trials and attempts < trials * 50:
         attempts += 1
-        candidate = copy.deepcopy(config)
+        candidate = spec
         for (section, name), values in SEARCH_SPACE.items():
             value = values[int(rng.integers(len(values)))]
-            candidate[section][name] = config[section][name] if value == "<configured>" else value
-        if key(candidate) not in seen:
-            seen.add(key(candidate))
+            if value != "<configured>":
+                candidate = candidate.with_setting(section, name, value)
+        if _key(candidate) not in seen:
+            seen.add(_key(candidate))
             out.append(candidate)
     return out
 
 
-def trial_params(config: dict[str, Any]) -> dict[str, Any]:
-    return {f"{s}.{k}": config[s][k] for s, k in SEARCH_SPACE}
+def _key(spec: ModelSpec) -> tuple:
+    return tuple(trial_params(spec).values())
+
+
+def trial_params(spec: ModelSpec) -> dict[str, Any]:
+    return {f"{s}.{k}": getattr(getattr(spec, s), k) for s, k in SEARCH_SPACE}
 
 
 
-def tune(config: dict[str, Any], split: Split) -> dict[str, Any]:
-    """Seeded random search; each trial is a nested MLflow run scored on the validation rows.
-    Returns the best configuration."""
+def tune(spec: ModelSpec, split: Split, trials: int, minutes: float) -> ModelSpec:
+    """Seeded random search over at most ``trials`` settings and ``minutes``; each trial is a
+    nested MLflow run scored on the validation rows. Returns the best model settings."""
     import mlflow  # heavy: only when tuning inside a run
 
     if split.x_val is None:
         raise BadInputError("--tune needs validation rows; set a validation size above 0")
-    trials = sample_configs(config, max(1, int(config["train"]["tune_trials"])),
-                            int(config["data"]["random_seed"]))
-    deadline = time.monotonic() + 60 * float(config["train"]["tune_minutes"])
-    best, best_score = config, -1.0
+    candidates = sample_specs(spec, max(1, trials), spec.seed)
+    deadline = time.monotonic() + 60 * minutes
+    best, best_score = spec, -1.0
     experiment_id = mlflow.active_run().info.experiment_id
-    for i, candidate in enumerate(trials):
+    for i, candidate in enumerate(candidates):
         if i and time.monotonic() > deadline:
             log.info("tuning: time budget spent after %d trials", i)
             break
         with mlflow.start_run(experiment_id=experiment_id, run_name=f"trial-{i}", nested=True):
             mlflow.log_params(trial_params(candidate))
             with Stopwatch() as took:
-                words = model.load_stopwords(candidate["preprocessing"]["stopwords"])
+                words = model.load_stopwords(candidate.preprocessing.stopwords)
                 pipe = model.build_pipeline(candidate, words)
                 model.fit_pipeline(pipe, split.x_train, split.y_train, split.x_val, split.y_val)
                 score = model.evaluate(split.y_val, pipe.predict(split.x_val)).metrics["macro_f1"]

@@ -18,6 +18,7 @@ import config as cfg
 from common import BadInputError, atomic_output, refuse_overwriting
 from textops import batch, data, registry
 from textops.columns import MODEL_VERSION, PREDICTION
+from textops.settings import Settings, Tracking, columns
 from textops.monitoring import alerts, drift, estimation, labelling, report, runs
 from textops.monitoring.reference import load_reference
 from textops.monitoring.stream import (StreamTotals, StreamSpec, accumulate, accumulate_scored,
@@ -46,49 +47,49 @@ class MonitorJob:
     chunk_size: int
     encoding: str
     delimiter: str
-    thresholds: dict[str, Any]
-    seed: int = 42
-    domain_sample: int = 1000
-    history_runs: int = 30
-    workers: int = 0  # processes scoring raw texts; 0 = automatic
-    pool_min_bytes: int = 2_000_000  # automatic: smaller inputs are scored in this process
-    id_columns: tuple[str, ...] = ()  # identify rows in to_label.csv and --labels
-    label_sample: int = 200  # rows to label written when drift fires or estimators disagree
-    label_sample_forced: int | None = None  # --label-sample N: written every run
-    to_label: Path | None = None
-    labels: Path | None = None  # the rows to label, labelled
+    thresholds: dict[str, Any]  # the alert rules' settings, also written into the report
+    seed: int
+    domain_sample: int
+    history_runs: int
+    workers: int  # processes scoring raw texts; 0 = automatic
+    id_columns: tuple[str, ...]  # identify rows in to_label.csv and --labels
+    label_sample: int  # rows to label written when drift fires or estimators disagree
+    label_sample_forced: int | None  # --label-sample N: written every run
+    to_label: Path | None
+    labels: Path | None  # the rows to label, labelled
+    tracking: Tracking
 
 
-def job_from_config(config: dict[str, Any], label_required: bool,
-                    label_sample: int | None = None) -> MonitorJob:
-    m = config["monitor"]
-    if not m["data"]:
+# workers = 0 (automatic): inputs smaller than this are scored in this process
+POOL_MIN_BYTES = 2_000_000
+
+
+def make_job(settings: Settings, label_required: bool,
+             label_sample: int | None = None) -> MonitorJob:
+    """The run's options, validated (BadInputError names the flag to fix)."""
+    m, d = settings.monitor, settings.data
+    if not m.data:
         raise BadInputError("no input given; pass --data PATH")
-    if int(m["chunk_size"]) < 1:
-        raise BadInputError(f"--chunk-size must be positive, got {m['chunk_size']}")
-    data_path, report_path = cfg.resolve_path(m["data"]), cfg.resolve_path(m["report"])
-    html = cfg.resolve_path(m["html"]) if m["html"] else None
-    to_label = cfg.resolve_path(m["to_label"]) if m["to_label"] else None
-    labels = cfg.resolve_path(m["labels"]) if m["labels"] else None
+    data_path, report_path = cfg.resolve_path(m.data), cfg.resolve_path(m.report)
+    html = cfg.resolve_path(m.html) if m.html else None
+    to_label = cfg.resolve_path(m.to_label) if m.to_label else None
+    labels = cfg.resolve_path(m.labels) if m.labels else None
     if label_sample is not None and label_sample < 1:
         raise BadInputError(f"--label-sample must be at least 1, got {label_sample}")
     if label_sample is not None and to_label is None:
         raise BadInputError("--label-sample needs a --to-label path")
     refuse_overwriting({"--data": data_path, "--labels": labels},
                        {"--report": report_path, "--html": html, "--to-label": to_label})
+    tracking = settings.tracking
     return MonitorJob(
-        data=data_path, report=report_path, html=html,
-        model_name=config["mlflow"]["model_name"], model=str(m["model"]),
-        text_column=config["data"]["text_column"], label_column=config["data"]["label_column"],
-        label_required=label_required, experiment=config["mlflow"]["monitor_experiment"],
-        chunk_size=int(m["chunk_size"]), encoding=config["data"]["encoding"],
-        delimiter=config["data"]["delimiter"], thresholds={k: m[k] for k in THRESHOLDS},
-        seed=int(config["data"]["random_seed"]), domain_sample=int(m["domain_sample"]),
-        history_runs=int(m["history_runs"]),
-        workers=max(int(m["workers"]), 0),
-        id_columns=tuple(c.strip() for c in str(m["id_columns"] or "").split(",") if c.strip()),
-        label_sample=int(m["label_sample"]), label_sample_forced=label_sample,
-        to_label=to_label, labels=labels)
+        data=data_path, report=report_path, html=html, model_name=tracking.model_name,
+        model=m.model, text_column=d.text_column, label_column=d.label_column,
+        label_required=label_required, experiment=tracking.monitor_experiment,
+        chunk_size=m.chunk_size, encoding=d.encoding, delimiter=d.delimiter,
+        thresholds={k: getattr(m, k) for k in THRESHOLDS}, seed=d.random_seed,
+        domain_sample=m.domain_sample, history_runs=m.history_runs, workers=max(m.workers, 0),
+        id_columns=columns(m.id_columns), label_sample=m.label_sample,
+        label_sample_forced=label_sample, to_label=to_label, labels=labels, tracking=tracking)
 
 
 def inspect_input(job: MonitorJob) -> tuple[data.CsvFormat, list[str], StreamSpec]:
@@ -121,7 +122,7 @@ def read_labels_file(job: MonitorJob) -> labelling.Labels | None:
         raise BadInputError(f"--labels {job.labels}: {exc}") from None
 
 
-def run(job: MonitorJob, config: dict[str, Any]) -> dict[str, Any]:
+def run(job: MonitorJob) -> dict[str, Any]:
     """Check the data; write the JSON and HTML reports and log the run; returns the report."""
     fmt, header, spec = inspect_input(job)
     labels = read_labels_file(job)
@@ -129,7 +130,7 @@ def run(job: MonitorJob, config: dict[str, Any]) -> dict[str, Any]:
     log.info("monitor: data=%s mode=%s, %s", job.data,
              "recorded predictions" if spec.recorded else f"score with {job.model_name}@{job.model}",
              f"labels in {job.label_column!r}" if spec.has_labels else "no labels (drift only)")
-    client = registry.connect(config)
+    client = registry.connect(job.tracking)
     chunks = data.iter_table(job.data, fmt, job.chunk_size, spec.columns(header))
     pipeline = None
     cache: dict[str, Any] = {}
@@ -169,7 +170,7 @@ def run(job: MonitorJob, config: dict[str, Any]) -> dict[str, Any]:
     found = _findings(job, spec, seen, versions, references, pipeline)
     _sample_estimate(found, collector, references[seen.main_version], job)
     result = _report(job, spec, seen, versions, found, sha256)
-    experiment_id = registry.ensure_experiment(client, config, job.experiment)
+    experiment_id = registry.ensure_experiment(client, job.tracking, job.experiment)
     result["to_label"] = _write_to_label(job, collector, result)
     with atomic_output(job.report, "w", encoding="utf-8") as handle:
         json.dump(result, handle, indent=2, ensure_ascii=False)
@@ -188,7 +189,7 @@ def _score_texts(job: MonitorJob, chunks: Any, spec: StreamSpec, version: str,
     it was loaded here."""
     workers = job.workers
     if workers == 0:  # automatic: one per core, unless the input is small
-        small = job.data.stat().st_size < job.pool_min_bytes
+        small = job.data.stat().st_size < POOL_MIN_BYTES
         workers = 1 if small else (os.cpu_count() or 1)
     with tempfile.TemporaryDirectory(prefix="textops-model-") as tmp:
         model_job = batch.Job(registry.download_model(job.model_name, version, tmp),

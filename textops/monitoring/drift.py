@@ -255,7 +255,7 @@ def predicted_class_distribution(reference: dict[str, Any], current: Current,
 
 def _ks_check(name: str, ref_sample: Any, cur: Any, thresholds: dict[str, Any],
               shown: Any) -> Check | None:
-    if cur is None or len(cur) == 0 or not ref_sample:
+    if cur is None or len(cur) == 0 or ref_sample is None or len(ref_sample) == 0:
         return None
     d, p = ks(ref_sample, cur)
     return Check(name, "Kolmogorov-Smirnov D", d, thresholds["ks_max"],
@@ -267,7 +267,7 @@ def confidence_distribution(reference: dict[str, Any], current: Current,
                             thresholds: dict[str, Any]) -> Check | None:
     """KS test of the top probability, at the precision predict.py writes (ties compare alike)."""
     ref_sample, cur = reference["confidence"]["sample"], current.confidence
-    if cur is not None and len(cur) and ref_sample:
+    if cur is not None and len(cur) and ref_sample is not None and len(ref_sample):
         ref_sample = np.round(ref_sample, CONFIDENCE_DECIMALS)
         cur = np.round(cur, CONFIDENCE_DECIMALS)
     return _ks_check("confidence", ref_sample, cur, thresholds, lambda v: f"mean {np.mean(v):.3f}")
