@@ -72,13 +72,13 @@ def main(argv: list[str] | None = None) -> int:
     job = check.make_job(settings.resolve(config), label_required=args.label_column is not None,
                          label_sample=args.label_sample)
     result = check.run(job)
-    for alert in result["alerts"] + result["drift"]["drifted"]:
+    for alert in result.all_alerts:
         log.warning("ALERT %s", alert)
     log.info("monitor finished in %.1f s: %s (%d rows)", time.perf_counter() - started,
-             result["status"], result["data"]["rows"])
+             result.status, result.data.rows)
     print(report.summary(result) + f" (report {job.report}" +
           (f", {job.html})" if job.html else ")"))
-    return int(result["exit_code"])
+    return int(result.exit_code)
 
 
 if __name__ == "__main__":

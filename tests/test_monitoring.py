@@ -162,16 +162,21 @@ def test_evaluating_versions_aligns_label_spellings_and_checks_each_version():
 def test_html_report_shows_a_dash_not_nan_for_unknown_training_metrics():
     stats = {"rows": 10, "accuracy": 0.9, "macro_f1": 0.8, "recall_per_class": {},
              "support_per_class": {}}
-    result = {"status": "healthy", "exit_code": 0, "alerts": [], "checked_at": "now",
-              "data": {"rows": 10, "path": "x.csv"},
-              "model": {"name": "m", "versions": ["1", "2"], "source": "@champion"},
-              "performance": {"overall": stats, "per_version": {
-                  "1": {**stats, "reference": {"accuracy": 0.95, "macro_f1": 0.9}},
-                  "2": {**stats, "reference": {}}}},
-              "drift": {"checks": [], "drifted": [], "note": "n"}}
+    from dataclasses import replace
+
+    from textops.monitoring.result import DataSummary, DriftSummary, ModelSummary, MonitorReport
+
+    result = MonitorReport(
+        status="healthy", exit_code=0, alerts=[], checked_at="now",
+        data=DataSummary("x.csv", "0" * 64, 10, 10, 0),
+        model=ModelSummary("m", ["1", "2"], "@champion"), thresholds={},
+        performance={"overall": stats, "per_version": {
+            "1": {**stats, "reference": {"accuracy": 0.95, "macro_f1": 0.9}},
+            "2": {**stats, "reference": {}}}},
+        estimated=None, drift=DriftSummary(None, 10, [], [], "n"))
     page = report.render(result, {})
     assert "nan" not in page.lower() and "0.9500" in page and "&ndash;" in page
-    single = dict(result, performance={"overall": stats, "per_version": {
+    single = replace(result, performance={"overall": stats, "per_version": {
         "1": {**stats, "reference": {"accuracy": 0.95, "macro_f1": 0.9}}}})
     assert report.render(single, {}).count("0.9500") == 2  # the overall row shows it too
 
@@ -198,10 +203,13 @@ def test_monitoring_a_registered_model_in_process(tmp_path, monkeypatch, workers
                                       "inputs.csv"), report=str(tmp_path / "r.json"),
                              html=str(tmp_path / "r.html"), workers=workers, chunk_size=6)
     result = check.run(check.make_job(settings.resolve(config), label_required=False))
-    assert result["status"] == "healthy" and result["model"]["versions"] == ["1"]
-    assert result["data"] == {**result["data"], "rows": 20, "rows_checked": 18, "rows_skipped": 2}
-    assert "no reference profile" in result["drift"]["note"] and result["performance"] is None
-    assert json.loads((tmp_path / "r.json").read_text())["status"] == "healthy"
+    assert result.status == "healthy" and result.model.versions == ["1"]
+    assert (result.data.rows, result.data.rows_checked, result.data.rows_skipped) == (20, 18, 2)
+    assert "no reference profile" in result.drift.note and result.performance is None
+    written = json.loads((tmp_path / "r.json").read_text())
+    assert written == json.loads(json.dumps(result.to_dict())) and written["status"] == "healthy"
+    assert list(written) == ["status", "exit_code", "alerts", "checked_at", "data", "model",
+                             "thresholds", "performance", "estimated", "drift", "to_label"]
     assert "HEALTHY" in (tmp_path / "r.html").read_text()
     [run] = client.search_runs([client.get_experiment_by_name("textops-monitoring").experiment_id])
     assert run.data.tags["textops.model_version"] == "1" and run.data.metrics["rows"] == 20

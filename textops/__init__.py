@@ -1,8 +1,10 @@
 """textops' libraries, one module per stage; the scripts at the project root are thin entry points.
 
+settings    the configuration resolved once into typed, frozen objects (read by the entry points)
 data        reading, validating and splitting labelled tables (the blank-text rule)
 formats     what an input file is (CSV, compressed CSV, Parquet file or folder), its SHA-256
 model       stop words, the TF-IDF + CatBoost pipeline, training, evaluation
+metrics     the one macro-F1
 diagnostics the linear baseline, token importance, leakage guard, per-row explanations
 tuning      seeded random search over model settings
 training    what train.py does: fit, evaluate, log, register, promote

@@ -21,6 +21,7 @@ from textops.columns import MODEL_VERSION, PREDICTION
 from textops.settings import Settings, Tracking, columns
 from textops.monitoring import alerts, drift, estimation, labelling, report, runs
 from textops.monitoring.reference import load_reference
+from textops.monitoring.result import DataSummary, DriftSummary, ModelSummary, MonitorReport
 from textops.monitoring.stream import (StreamTotals, StreamSpec, accumulate, accumulate_scored,
                                        proba_classes)
 
@@ -122,7 +123,7 @@ def read_labels_file(job: MonitorJob) -> labelling.Labels | None:
         raise BadInputError(f"--labels {job.labels}: {exc}") from None
 
 
-def run(job: MonitorJob) -> dict[str, Any]:
+def run(job: MonitorJob) -> MonitorReport:
     """Check the data; write the JSON and HTML reports and log the run; returns the report."""
     fmt, header, spec = inspect_input(job)
     labels = read_labels_file(job)
@@ -171,9 +172,9 @@ def run(job: MonitorJob) -> dict[str, Any]:
     _sample_estimate(found, collector, references[seen.main_version], job)
     result = _report(job, spec, seen, versions, found, sha256)
     experiment_id = registry.ensure_experiment(client, job.tracking, job.experiment)
-    result["to_label"] = _write_to_label(job, collector, result)
+    result = result.with_to_label(_write_to_label(job, collector, result))
     with atomic_output(job.report, "w", encoding="utf-8") as handle:
-        json.dump(result, handle, indent=2, ensure_ascii=False)
+        json.dump(result.to_dict(), handle, indent=2, ensure_ascii=False)
     if job.html is not None:
         points = runs.history(client, experiment_id, job.model_name, job.history_runs, result)
         report.write_html(job.html, result,
@@ -339,13 +340,13 @@ def _sample_estimate(found: _CheckFindings, collector: labelling.Collector,
 
 
 def _write_to_label(job: MonitorJob, collector: labelling.Collector,
-                    result: dict[str, Any]) -> dict[str, Any] | None:
+                    result: MonitorReport) -> dict[str, Any] | None:
     """Write the rows to label when asked (--label-sample N) or when tonight's estimate is not
     to be trusted alone (drift, or estimators that disagree)."""
-    estimated = result.get("estimated") or {}
+    estimated = result.estimated or {}
     if job.label_sample_forced:
         why = f"--label-sample {job.label_sample_forced}"
-    elif job.label_sample and (estimated.get("label_a_sample") or result["drift"]["drifted"]):
+    elif job.label_sample and (estimated.get("label_a_sample") or result.drift.drifted):
         why = estimated.get("trust") or "drift"
     else:
         return None
@@ -361,27 +362,19 @@ def _write_to_label(job: MonitorJob, collector: labelling.Collector,
 
 
 def _report(job: MonitorJob, spec: StreamSpec, seen: StreamTotals, versions: list[str],
-            found: _CheckFindings, sha256: str) -> dict[str, Any]:
-    """The JSON report (also what the HTML page and the MLflow run are made from)."""
+            found: _CheckFindings, sha256: str) -> MonitorReport:
+    """The report (the JSON, the HTML page and the MLflow run are made from it)."""
     main = seen.main_version
     main_estimate = (found.estimated or {}).get("per_version", {}).get(main)
     movement = estimation.moved(main_estimate, (main_estimate or {}).get("at_training"))
     drifted = [f"drift: {c.name}: {c.detail}; {movement}" for c in found.checks if c.drifted]
     status = alerts.verdict(found.alerts, drifted)
-    return {
-        "status": status,
-        "exit_code": int(alerts.VERDICTS[status]),
-        "alerts": found.alerts,
-        "checked_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "data": {"path": str(job.data), "sha256": sha256,
-                 "rows": seen.rows, "rows_checked": seen.scored, "rows_skipped": seen.skipped},
-        "model": {"name": job.model_name, "versions": versions,
-                  "source": "recorded predictions" if spec.recorded else f"@{job.model}"},
-        "thresholds": job.thresholds,
-        "performance": found.performance,
-        "estimated": found.estimated,
-        "drift": {"reference_version": found.reference_version,
-                  "rows_of_reference_version": seen.versions[main],
-                  "checks": [c.to_dict() for c in found.checks],
-                  "drifted": drifted, "note": found.note},
-    }
+    return MonitorReport(
+        status=status, exit_code=int(alerts.VERDICTS[status]), alerts=found.alerts,
+        checked_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        data=DataSummary(str(job.data), sha256, seen.rows, seen.scored, seen.skipped),
+        model=ModelSummary(job.model_name, versions,
+                           "recorded predictions" if spec.recorded else f"@{job.model}"),
+        thresholds=job.thresholds, performance=found.performance, estimated=found.estimated,
+        drift=DriftSummary(found.reference_version, seen.versions[main], list(found.checks),
+                           drifted, found.note))

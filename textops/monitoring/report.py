@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from common import atomic_output
+from textops.monitoring.result import MonitorReport
 from textops.monitoring.stream import StreamTotals
 
 STATUS_COLOURS = {"healthy": "#1a7f37", "alert": "#cf222e", "drift": "#bf8700"}
@@ -96,33 +97,33 @@ def _words(words: Sequence[str]) -> str:
     return " ".join(f"<code>{_e(w)}</code>" for w in words) or "&ndash;"
 
 
-def _drift_html(report: dict[str, Any]) -> str:
+def _drift_html(report: MonitorReport) -> str:
     """The drift table and the words typical of each side."""
     rows = []
-    for check in report["drift"]["checks"]:
-        value = "&ndash;" if check["value"] is None else f"{check['value']:.3f}"
-        verdict = ("skipped" if check["value"] is None else "DRIFT" if check["drifted"] else "ok")
+    for check in report.drift.checks:
+        value = "&ndash;" if check.value is None else f"{check.value:.3f}"
+        verdict = ("skipped" if check.value is None else "DRIFT" if check.drifted else "ok")
         css = {"DRIFT": "bad", "ok": "good"}.get(verdict, "muted")
-        rows.append(f"<tr><td>{_e(check['name'])}</td><td>{_e(check['method'])}</td>"
-                    f"<td class='num'>{value}</td><td class='num'>{check['threshold']:g}</td>"
-                    f"<td class='{css}'>{verdict}</td><td>{_e(check['detail'])}</td></tr>")
+        rows.append(f"<tr><td>{_e(check.name)}</td><td>{_e(check.method)}</td>"
+                    f"<td class='num'>{value}</td><td class='num'>{check.threshold:g}</td>"
+                    f"<td class='{css}'>{verdict}</td><td>{_e(check.detail)}</td></tr>")
     drift_table = ("<table><tr><th>check</th><th>method</th><th>value</th><th>threshold</th>"
                    "<th>verdict</th><th>detail</th></tr>" + "".join(rows) + "</table>"
-                   if rows else f"<p class='muted'>{_e(report['drift'].get('note', 'no drift checks'))}</p>")
-    content = next((c for c in report["drift"]["checks"]
-                    if c["name"] == "text_content" and c["value"] is not None), None)
+                   if rows else f"<p class='muted'>{_e(report.drift.note or 'no drift checks')}</p>")
+    content = next((c for c in report.drift.checks
+                    if c.name == "text_content" and c.value is not None), None)
     if not content:
         return drift_table
     return drift_table + (
         "<h2>Typical words</h2><table><tr><th>more typical of the reference</th>"
         "<th>more typical of the current data</th></tr><tr>"
-        f"<td>{_words(content['extra']['reference_words'])}</td>"
-        f"<td>{_words(content['extra']['current_words'])}</td></tr></table>")
+        f"<td>{_words(content.extra['reference_words'])}</td>"
+        f"<td>{_words(content.extra['current_words'])}</td></tr></table>")
 
 
-def _performance_html(report: dict[str, Any]) -> str:
+def _performance_html(report: MonitorReport) -> str:
     """Performance overall and per version, beside the training-time test metrics."""
-    perf = report.get("performance")
+    perf = report.performance
     if not perf:
         return "<h2>Performance</h2><p class='muted'>no labels in the input: drift checks only</p>"
     prow = []
@@ -142,9 +143,9 @@ def _performance_html(report: dict[str, Any]) -> str:
             "<th>test macro-F1 at training</th></tr>" + "".join(prow) + "</table>")
 
 
-def _estimated_html(report: dict[str, Any]) -> str:
+def _estimated_html(report: MonitorReport) -> str:
     """Performance estimated from the probabilities, beside the realized figures when known."""
-    est = report.get("estimated")
+    est = report.estimated
     if not est:
         return ""
     realized = est.get("realized") or {}
@@ -180,7 +181,7 @@ def _estimated_html(report: dict[str, Any]) -> str:
                        f"({low:.4f}&ndash;{high:.4f}, 90%) from {sample['labelled_rows']:,} "
                        f"labelled rows of {sample['rows']:,}; the label-free estimate was "
                        f"{sample['gap']:+.4f} off. Alerts use the sample.</p>")
-    to_label = report.get("to_label")
+    to_label = report.to_label
     if to_label:
         sample_html += (f"<p>{to_label['rows']} rows to label were written to "
                         f"<code>{_e(to_label['path'])}</code> ({_e(to_label['why'])}); label "
@@ -195,20 +196,20 @@ def _estimated_html(report: dict[str, Any]) -> str:
             "catch it.</p>")
 
 
-def render(report: dict[str, Any], figures: dict[str, str]) -> str:
+def render(report: MonitorReport, figures: dict[str, str]) -> str:
     """The whole page. ``figures``: title -> PNG data URI."""
-    status = report["status"]
+    status = report.status
     colour = STATUS_COLOURS.get(status, "#57606a")
     drift_table = _drift_html(report)
     perf_html = _performance_html(report)
-    alerts = "".join(f"<li>{_e(a)}</li>" for a in report["alerts"] + report["drift"]["drifted"])
+    alerts = "".join(f"<li>{_e(a)}</li>" for a in report.all_alerts)
     images = "".join(f"<figure><img alt='{_e(t)}' src='{uri}'><figcaption>{_e(t)}</figcaption></figure>"
                      for t, uri in figures.items())
-    model = report["model"]
+    model, data = report.model, report.data
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
-<title>textops monitor: {_e(model['name'])} {_e(status)}</title>
+<title>textops monitor: {_e(model.name)} {_e(status)}</title>
 <style>
 body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 72rem; color: #1f2328; padding: 0 1rem; }}
 .status {{ display: inline-block; padding: .3rem .8rem; border-radius: 1rem; color: #fff; background: {colour}; font-weight: 600; }}
@@ -220,10 +221,10 @@ figure {{ display: inline-block; margin: 0 1rem 1rem 0; }} img {{ max-width: 100
 code {{ background: #f6f8fa; padding: 0 .25rem; border-radius: .2rem; }}
 </style></head>
 <body data-status="{_e(status)}">
-<h1>{_e(model['name'])} <span class="status" id="status">{_e(status.upper())}</span></h1>
-<p>Checked {_e(report['checked_at'])} &middot; model versions {_e(', '.join('v' + v for v in model['versions']))}
-({_e(model['source'])}) &middot; {report['data']['rows']:,} rows from <code>{_e(report['data']['path'])}</code>
-&middot; exit code {report['exit_code']}</p>
+<h1>{_e(model.name)} <span class="status" id="status">{_e(status.upper())}</span></h1>
+<p>Checked {_e(report.checked_at)} &middot; model versions {_e(', '.join('v' + v for v in model.versions))}
+({_e(model.source)}) &middot; {data.rows:,} rows from <code>{_e(data.path)}</code>
+&middot; exit code {report.exit_code}</p>
 {'<h2>Alerts</h2><ul>' + alerts + '</ul>' if alerts else '<p class="good">No alerts.</p>'}
 <h2>Drift</h2>
 {drift_table}
@@ -242,13 +243,13 @@ window.addEventListener("load", function () {{
 """
 
 
-def plots(report: dict[str, Any], reference: dict[str, Any] | None, seen: StreamTotals,
+def plots(report: MonitorReport, reference: dict[str, Any] | None, seen: StreamTotals,
           history: list[dict[str, Any]]) -> dict[str, str]:
     """Title -> PNG data URI: reference vs current class distribution, confidence and text
     length, and the monitoring history."""
     out = {}
     if reference:
-        version = report["drift"]["reference_version"]
+        version = report.drift.reference_version
         predicted = seen.predicted.get(version, Counter())
         total = sum(predicted.values()) or 1
         out["Predicted class distribution"] = class_plot(
@@ -271,35 +272,35 @@ def plots(report: dict[str, Any], reference: dict[str, Any] | None, seen: Stream
     return out
 
 
-def write_html(path: Path, report: dict[str, Any], figures: dict[str, str]) -> None:
+def write_html(path: Path, report: MonitorReport, figures: dict[str, str]) -> None:
     with atomic_output(path, "w", encoding="utf-8") as handle:
         handle.write(render(report, figures))
 
 
-def summary(report: dict[str, Any]) -> str:
+def summary(report: MonitorReport) -> str:
     """The one line monitor.py prints: status, versions, performance, drifted checks, alerts."""
-    parts = [f"{report['status'].upper()}: {report['model']['name']} "
-             + ",".join(f"v{v}" for v in report["model"]["versions"])]
-    if report["performance"]:
-        overall = report["performance"]["overall"]
+    parts = [f"{report.status.upper()}: {report.model.name} "
+             + ",".join(f"v{v}" for v in report.model.versions)]
+    if report.performance:
+        overall = report.performance["overall"]
         parts.append(f"accuracy {overall['accuracy']:.4f} macro-F1 {overall['macro_f1']:.4f} on "
                      f"{overall['rows']} labelled rows")
-    estimated = report.get("estimated")
-    if estimated and estimated.get("sample") and not report["performance"]:
+    estimated = report.estimated
+    if estimated and estimated.get("sample") and not report.performance:
         sample = estimated["sample"]
         low, high = sample["accuracy_interval"]
         parts.append(f"accuracy {sample['accuracy']:.4f} ({low:.4f}-{high:.4f}) from "
                      f"{sample['labelled_rows']} labelled sample rows of {sample['rows']}")
-    elif estimated and not report["performance"]:
+    elif estimated and not report.performance:
         low, high = estimated["accuracy_interval"]
         name = str(estimated.get("method", "")).split("(")[-1].rstrip(")")[:6] or "estimated"
         parts.append(f"estimated accuracy {estimated['accuracy']:.4f} ({name}, {low:.4f}-"
                      f"{high:.4f}) on {estimated['rows']} rows without labels")
         if estimated.get("label_a_sample"):
             parts.append(estimated["trust"])
-    checks = report["drift"]["checks"]
+    checks = report.drift.checks
     if checks:
-        parts.append("drift in " + (", ".join(c["name"] for c in checks if c["drifted"]) or "none")
-                     + f" of {sum(c['value'] is not None for c in checks)} checks")
-    parts += report["alerts"]
+        parts.append("drift in " + (", ".join(c.name for c in checks if c.drifted) or "none")
+                     + f" of {sum(c.value is not None for c in checks)} checks")
+    parts += report.alerts
     return "; ".join(parts)

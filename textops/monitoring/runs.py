@@ -7,11 +7,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from textops.monitoring.result import MonitorReport
+
 log = logging.getLogger(__name__)
 
 
 def history(client: Any, experiment_id: str, name: str, limit: int,
-            report: dict[str, Any]) -> list[dict[str, Any]]:
+            report: MonitorReport) -> list[dict[str, Any]]:
     """Earlier monitoring runs of this model (oldest first), plus this one."""
     points = []
     try:
@@ -27,28 +29,28 @@ def history(client: Any, experiment_id: str, name: str, limit: int,
                        "estimated.accuracy": metrics.get("estimated.accuracy"),
                        "drift.text_content": metrics.get("drift.text_content")})
     now: dict[str, Any] = {"time": datetime.now(timezone.utc)}
-    if report.get("estimated"):
-        now["estimated.accuracy"] = report["estimated"]["accuracy"]
-    if report["performance"]:
-        now.update(accuracy=report["performance"]["overall"]["accuracy"],
-                   macro_f1=report["performance"]["overall"]["macro_f1"])
-    for check in report["drift"]["checks"]:
-        if check["name"] == "text_content":
-            now["drift.text_content"] = check["value"]
+    if report.estimated:
+        now["estimated.accuracy"] = report.estimated["accuracy"]
+    if report.performance:
+        now.update(accuracy=report.performance["overall"]["accuracy"],
+                   macro_f1=report.performance["overall"]["macro_f1"])
+    for check in report.drift.checks:
+        if check.name == "text_content":
+            now["drift.text_content"] = check.value
     return points + [now]
 
 
-def run_metrics(report: dict[str, Any]) -> dict[str, float]:
+def run_metrics(report: MonitorReport) -> dict[str, float]:
     """The figures charted over time in the MLflow UI."""
-    metrics = {"rows": report["data"]["rows"], "alerts": len(report["alerts"]),
-               "drift_alerts": len(report["drift"]["drifted"])}
-    if report["performance"]:
-        overall = report["performance"]["overall"]
+    metrics = {"rows": report.data.rows, "alerts": len(report.alerts),
+               "drift_alerts": len(report.drift.drifted)}
+    if report.performance:
+        overall = report.performance["overall"]
         metrics.update(accuracy=overall["accuracy"], macro_f1=overall["macro_f1"])
-        for v, stats in report["performance"]["per_version"].items():
+        for v, stats in report.performance["per_version"].items():
             metrics[f"v{v}.accuracy"] = stats["accuracy"]
             metrics[f"v{v}.macro_f1"] = stats["macro_f1"]
-    estimated = report.get("estimated")
+    estimated = report.estimated
     if estimated:
         metrics["estimated.accuracy"] = estimated["accuracy"]
         if estimated["macro_f1"] is not None:
@@ -66,27 +68,27 @@ def run_metrics(report: dict[str, Any]) -> dict[str, float]:
         if sample:
             metrics["sample.accuracy"] = sample["accuracy"]
             metrics["sample.gap"] = sample["gap"]
-    for check in report["drift"]["checks"]:
-        if check["value"] is not None:
-            metrics[f"drift.{check['name']}"] = check["value"]
+    for check in report.drift.checks:
+        if check.value is not None:
+            metrics[f"drift.{check.name}"] = check.value
     return metrics
 
 
-def log_run(experiment_id: str, report: dict[str, Any], artifacts: list[Path]) -> None:
+def log_run(experiment_id: str, report: MonitorReport, artifacts: list[Path]) -> None:
     """One run in the monitoring experiment, tagged with the model and its versions."""
     import mlflow  # heavy: imported when the run is logged
 
     with mlflow.start_run(experiment_id=experiment_id, run_name="monitor"):
         mlflow.set_tags({
-            "textops.model_name": report["model"]["name"],
-            "textops.model_version": ",".join(report["model"]["versions"]),
-            "textops.status": report["status"],
-            "textops.alerts": " | ".join(report["alerts"] + report["drift"]["drifted"])[:5000],
+            "textops.model_name": report.model.name,
+            "textops.model_version": ",".join(report.model.versions),
+            "textops.status": report.status,
+            "textops.alerts": " | ".join(report.all_alerts)[:5000],
         })
         mlflow.log_params({
-            "data.path": report["data"]["path"],
-            "data.sha256": report["data"]["sha256"],
-            **{f"threshold.{k}": v for k, v in report["thresholds"].items()},
+            "data.path": report.data.path,
+            "data.sha256": report.data.sha256,
+            **{f"threshold.{k}": v for k, v in report.thresholds.items()},
         })
         mlflow.log_metrics(run_metrics(report))
         for path in artifacts:
