@@ -59,6 +59,8 @@ class TrainingData:
     split: data.Split
     stopwords: model.Stopwords
     fit_split: data.Split  # ``split`` with its training + validation rows cut to max_fit_rows
+    probes: data.Split  # ``fit_split`` cut to sample_rows (and its test rows too): drawn once for
+    #                     the leakage probes and the token importance
 
 
 @dataclass
@@ -107,7 +109,9 @@ def load_training_data(job: TrainJob) -> TrainingData:
         log.info("fitting on a seeded per-class sample of %d of the %d training + validation rows "
                  "(TEXTOPS_TRAIN_MAX_FIT_ROWS=%d; test rows all kept)",
                  _fit_rows(fit_split), _fit_rows(split), job.train.max_fit_rows)
-    return TrainingData(path, data.file_sha256(path), rows, split, stopwords, fit_split)
+    probes = fit_split.bounded(job.train.sample_rows, d.random_seed,
+                               test_limit=job.train.sample_rows)
+    return TrainingData(path, data.file_sha256(path), rows, split, stopwords, fit_split, probes)
 
 
 def _fit_rows(split: data.Split) -> int:
@@ -226,7 +230,7 @@ def train_in_run(job: TrainJob, client: Any, td: TrainingData) -> str:
         mlflow.log_params({f"tuned.{k}": v for k, v in tuning.trial_params(job.model).items()})
         td.stopwords = model.load_stopwords(job.model.preprocessing.stopwords)
     fitted = fit_and_evaluate(job, td)
-    quality_tags = baseline_and_leakage(job, fitted.pipeline, td.fit_split,
+    quality_tags = baseline_and_leakage(job, fitted.pipeline, td,
                                         fitted.evaluation.metrics["macro_f1"])
     _log_artifacts(job, td, fitted)
     champion_version, champion_score, champion_pred = _champion_on_test_rows(client, name, metric,
@@ -333,17 +337,16 @@ def fit_and_evaluate(job: TrainJob, td: TrainingData) -> Fitted:
     return Fitted(pipeline, info, evaluation, y_pred, proba, fit_time.seconds, calibration)
 
 
-def baseline_and_leakage(job: TrainJob, pipeline: Any, split: data.Split,
+def baseline_and_leakage(job: TrainJob, pipeline: Any, td: TrainingData,
                          macro_f1: float) -> dict[str, str]:
     """Log the linear baseline's test metrics and the leakage probes; returns tags to set."""
     tags: dict[str, str] = {}
     text_col = job.data.text_column
-    seed, sample = job.data.random_seed, job.train.sample_rows
     if job.train.baseline:  # fitted on the model's own (bounded) rows
-        tags.update(_baseline(text_col, split, macro_f1))
+        tags.update(_baseline(text_col, td.fit_split, macro_f1))
     if job.train.leakage_check:
         try:
-            tags.update(_leakage(pipeline, split, macro_f1, text_col, seed, sample))
+            tags.update(_leakage(pipeline, td.probes, macro_f1, text_col, job.data.random_seed))
         except ValueError as exc:  # e.g. no identifier or word at all: the model still stands
             log.warning("leakage check skipped: %s", first_line(exc))
             tags["textops.leakage_warning"] = f"not run: {first_line(exc)}"
@@ -373,12 +376,11 @@ def _baseline(text_col: str, split: data.Split, macro_f1: float) -> dict[str, st
     return {"textops.baseline_macro_f1": f"{base['macro_f1']:.6f}"}
 
 
-def _leakage(pipeline: Any, split: data.Split, macro_f1: float, text_col: str, seed: int,
-             sample: int) -> dict[str, str]:
-    """The leakage probes on bounded samples, logged; returns the warning tag."""
+def _leakage(pipeline: Any, probes: data.Split, macro_f1: float, text_col: str,
+             seed: int) -> dict[str, str]:
+    """The leakage probes on the bounded samples, logged; returns the warning tag."""
     import mlflow  # heavy (~1.5 s): lazy, for a fast --help and lean workers
 
-    probes = split.bounded(sample, seed, test_limit=sample)
     with Stopwatch() as took:
         report = diagnostics.leakage_check(pipeline, probes, macro_f1, text_col, seed=seed)
     log.info("leakage probes on %d training and %d test rows (%.1f s)",
@@ -422,8 +424,7 @@ def _log_artifacts(job: TrainJob, td: TrainingData, fitted: Fitted) -> None:
     name, split, evaluation = job.tracking.model_name, td.split, fitted.evaluation
     with tempfile.TemporaryDirectory(prefix="textops-") as tmp:
         folder = Path(tmp)
-        rows = td.fit_split.bounded(job.train.sample_rows,
-                                    job.data.random_seed).training_rows()[0]
+        rows = td.probes.training_rows()[0]
         diagnostics.token_importance(fitted.pipeline, rows).to_csv(
             folder / "token_importance.csv", index=False)
         mlflow.log_param("token_importance.rows", len(rows))

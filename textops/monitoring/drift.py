@@ -298,7 +298,7 @@ def text_content(reference: dict[str, Any], current: Current, thresholds: dict[s
                  seed: int = 0) -> Check | None:
     """A domain classifier telling reference texts from current ones (ROC-AUC), its limit
     raised to what chance reaches for these sample sizes."""
-    minimum = int(thresholds["domain_min_rows"])
+    minimum = thresholds["domain_min_rows"]
     if current.texts is None or not reference.get("texts"):
         return None
     if len(current.texts) < minimum or len(reference["texts"]) < minimum:
