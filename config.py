@@ -90,7 +90,6 @@ def not_blank(value: str) -> str | None:
     return "must not be empty" if not str(value).strip() else None
 
 
-S = Setting
 COMMON = ("train", "predict", "monitor", "champion")
 
 SECTION_HELP = {
@@ -108,215 +107,215 @@ SECTION_HELP = {
 
 CONFIG: dict[str, dict[str, Setting]] = {
     "data": {
-        "text_column": S("text", "column holding the text", "--text-column", COMMON),
-        "label_column": S("label", "column holding the class label (twcs: inbound)",
-                          "--label-column", ("train",)),
-        "encoding": S("utf-8", "input file encoding; a UTF-8/UTF-16 byte-order mark wins",
-                      "--encoding", COMMON),
-        "delimiter": S(",", "input field delimiter, e.g. ',' or '\\t' (tab)", "--delimiter",
-                       COMMON),
-        "test_size": S(0.2, "share of rows held out for test metrics and promotion",
-                       "--test-size", ("train",), low=0.01, high=0.9),
-        "validation_size": S(0.1, "share of rows for early stopping; 0 disables it",
-                             "--validation-size", ("train",), low=0.0, high=0.9),
-        "random_seed": S(42, "random seed for the split and the model", "--seed", ("train",), low=0, high=2**31 - 1),
+        "text_column": Setting("text", "column holding the text", "--text-column", COMMON),
+        "label_column": Setting("label", "column holding the class label (twcs: inbound)",
+                                "--label-column", ("train",)),
+        "encoding": Setting("utf-8", "input file encoding; a UTF-8/UTF-16 byte-order mark wins",
+                            "--encoding", COMMON),
+        "delimiter": Setting(",", "input field delimiter, e.g. ',' or '\\t' (tab)", "--delimiter",
+                             COMMON),
+        "test_size": Setting(0.2, "share of rows held out for test metrics and promotion",
+                             "--test-size", ("train",), low=0.01, high=0.9),
+        "validation_size": Setting(0.1, "share of rows for early stopping; 0 disables it",
+                                   "--validation-size", ("train",), low=0.0, high=0.9),
+        "random_seed": Setting(42, "random seed for the split and the model", "--seed", ("train",), low=0, high=2**31 - 1),
     },
     "preprocessing": {
-        "lowercase": S(True, "lowercase the text before TF-IDF"),
-        "stopwords": S("english", "stop word language (NLTK corpus if installed, else the list "
-                                  "in nltk_data/), or 'none'", "--stopwords", ("train",)),
-        "mask_urls": S(False, "replace URLs with a placeholder token"),
-        "mask_handles": S(False, "replace @user handles with a placeholder token"),
-        "mask_numbers": S(False, "replace digit runs with a placeholder token"),
-        "max_chars": S(100_000, "longer texts are cut there, in training and scoring (a 10 MB "
-                                "cell is a broken row)", low=1),
+        "lowercase": Setting(True, "lowercase the text before TF-IDF"),
+        "stopwords": Setting("english", "stop word language (NLTK corpus if installed, else the list "
+                                        "in nltk_data/), or 'none'", "--stopwords", ("train",)),
+        "mask_urls": Setting(False, "replace URLs with a placeholder token"),
+        "mask_handles": Setting(False, "replace @user handles with a placeholder token"),
+        "mask_numbers": Setting(False, "replace digit runs with a placeholder token"),
+        "max_chars": Setting(100_000, "longer texts are cut there, in training and scoring (a 10 MB "
+                                      "cell is a broken row)", low=1),
     },
     "tfidf": {
-        "vectorizer": S("hashed", "hashed: word and character n-grams counted by a compiled loop "
-                                  "and hashed into columns (fast, memory bounded); sklearn: "
-                                  "scikit-learn TfidfVectorizer vocabularies (earlier releases)",
-                        choices=("hashed", "sklearn")),
-        "ngram_max": S(2, "word n-grams from 1 to this", low=1, high=5),
-        "min_df": S(2, "minimum number of texts an n-gram appears in", low=1),
-        "max_df": S(1.0, "maximum share of texts an n-gram appears in", low=0.01, high=1.0),
-        "max_features": S(50000, "word n-gram columns (the most frequent are kept)",
-                          "--max-features", ("train",), low=1),
-        "sublinear_tf": S(True, "1 + log(term frequency)"),
-        "char_ngram_max": S(5, ">= 2 adds character 2..N-grams (within words) beside the word "
-                               "n-grams; 0 = words only", low=0, high=8),
-        "char_max_features": S(100000, "character n-gram columns (the most frequent are kept)", low=1),
+        "vectorizer": Setting("hashed", "hashed: word and character n-grams counted by a compiled loop "
+                                        "and hashed into columns (fast, memory bounded); sklearn: "
+                                        "scikit-learn TfidfVectorizer vocabularies (earlier releases)",
+                              choices=("hashed", "sklearn")),
+        "ngram_max": Setting(2, "word n-grams from 1 to this", low=1, high=5),
+        "min_df": Setting(2, "minimum number of texts an n-gram appears in", low=1),
+        "max_df": Setting(1.0, "maximum share of texts an n-gram appears in", low=0.01, high=1.0),
+        "max_features": Setting(50000, "word n-gram columns (the most frequent are kept)",
+                                "--max-features", ("train",), low=1),
+        "sublinear_tf": Setting(True, "1 + log(term frequency)"),
+        "char_ngram_max": Setting(5, ">= 2 adds character 2..N-grams (within words) beside the word "
+                                     "n-grams; 0 = words only", low=0, high=8),
+        "char_max_features": Setting(100000, "character n-gram columns (the most frequent are kept)", low=1),
     },
     "catboost": {
-        "linear_boost": S(True, "boost from a logistic regression's out-of-fold logits (false = "
-                                "CatBoost on the raw TF-IDF columns, slow with many classes)"),
-        "linear_c": S(10.0, "inverse regularisation of that logistic regression", low=1e-6),
-        "cv_folds": S(5, "folds for its out-of-fold logits", low=2, high=20),
-        "calibrate": S(True, "temperature-scale the probabilities (the labels predicted do not "
-                             "change); needs validation_size > 0"),
-        "calibration_folds": S(3, "after the refit, fit the temperature on these many cross-fitted "
-                                  "copies of the final trees (rows each copy did not see); 0 = on "
-                                  "the early-stopping rows, as earlier releases did",
-                               low=0, high=10, rule=folds_or_off),
-        "iterations": S(300, "maximum CatBoost iterations (trees)", "--iterations", ("train",), low=1),
-        "learning_rate": S(0.1, "CatBoost learning rate", low=1e-6, high=1.0),
-        "depth": S(4, "tree depth", low=1, high=16),
-        "border_count": S(32, "feature quantisation borders", low=1, high=65535),
-        "early_stopping_rounds": S(30, "stop after this many rounds without improvement", low=1),
-        "thread_count": S(-1, "CatBoost threads; -1 = all cores", low=-1),
+        "linear_boost": Setting(True, "boost from a logistic regression's out-of-fold logits (false = "
+                                      "CatBoost on the raw TF-IDF columns, slow with many classes)"),
+        "linear_c": Setting(10.0, "inverse regularisation of that logistic regression", low=1e-6),
+        "cv_folds": Setting(5, "folds for its out-of-fold logits", low=2, high=20),
+        "calibrate": Setting(True, "temperature-scale the probabilities (the labels predicted do not "
+                                   "change); needs validation_size > 0"),
+        "calibration_folds": Setting(3, "after the refit, fit the temperature on these many cross-fitted "
+                                        "copies of the final trees (rows each copy did not see); 0 = on "
+                                        "the early-stopping rows, as earlier releases did",
+                                     low=0, high=10, rule=folds_or_off),
+        "iterations": Setting(300, "maximum CatBoost iterations (trees)", "--iterations", ("train",), low=1),
+        "learning_rate": Setting(0.1, "CatBoost learning rate", low=1e-6, high=1.0),
+        "depth": Setting(4, "tree depth", low=1, high=16),
+        "border_count": Setting(32, "feature quantisation borders", low=1, high=65535),
+        "early_stopping_rounds": Setting(30, "stop after this many rounds without improvement", low=1),
+        "thread_count": Setting(-1, "CatBoost threads; -1 = all cores", low=-1),
     },
     "mlflow": {
-        "tracking_uri": S("", "MLflow tracking URI; empty = embedded SQLite store in the project",
-                          "--tracking-uri", COMMON, env="MLFLOW_TRACKING_URI"),
-        "sqlite_path": S("mlflow.db", "database of the embedded store", path=True),
-        "artifact_root": S("mlartifacts", "artifact folder of local stores (the embedded one, or a "
-                                          "sqlite:/// tracking URI); a server keeps its own",
-                           path=True),
-        "experiment": S("textops", "MLflow experiment for training runs", "--experiment",
-                        ("train",), rule=not_blank),
-        "monitor_experiment": S("textops-monitoring", "MLflow experiment for monitoring runs",
-                                "--experiment", ("monitor",), rule=not_blank),
-        "model_name": S("textops-classifier", "registered model name in the MLflow registry",
-                        "--model-name", COMMON, rule=model_name_problem),
-        "connect_timeout": S(10.0, "seconds to wait for a tracking server before giving up "
-                                   "(exit 4)", low=0.1),
+        "tracking_uri": Setting("", "MLflow tracking URI; empty = embedded SQLite store in the project",
+                                "--tracking-uri", COMMON, env="MLFLOW_TRACKING_URI"),
+        "sqlite_path": Setting("mlflow.db", "database of the embedded store", path=True),
+        "artifact_root": Setting("mlartifacts", "artifact folder of local stores (the embedded one, or a "
+                                                "sqlite:/// tracking URI); a server keeps its own",
+                                 path=True),
+        "experiment": Setting("textops", "MLflow experiment for training runs", "--experiment",
+                              ("train",), rule=not_blank),
+        "monitor_experiment": Setting("textops-monitoring", "MLflow experiment for monitoring runs",
+                                      "--experiment", ("monitor",), rule=not_blank),
+        "model_name": Setting("textops-classifier", "registered model name in the MLflow registry",
+                              "--model-name", COMMON, rule=model_name_problem),
+        "connect_timeout": Setting(10.0, "seconds to wait for a tracking server before giving up "
+                                         "(exit 4)", low=0.1),
     },
     "promotion": {
-        "metric": S("macro_f1", "test metric used for promotion", "--metric", ("train",),
-                    choices=("accuracy", "macro_f1")),
-        "threshold": S(0.7, "minimum test metric for @champion", "--threshold", ("train",), low=0.0, high=1.0),
-        "alpha": S(0.05, "a new model replaces the champion only if it is better on the same "
-                         "test rows at this significance level (exact McNemar for accuracy, "
-                         "paired bootstrap for macro-F1); 0 = any margin, as before",
-                   "--alpha", ("train",), low=0.0, high=0.5),
-        "min_gain": S(0.0, "and only if it is better by at least this much", "--min-gain",
-                      ("train",), low=0.0, high=1.0),
+        "metric": Setting("macro_f1", "test metric used for promotion", "--metric", ("train",),
+                          choices=("accuracy", "macro_f1")),
+        "threshold": Setting(0.7, "minimum test metric for @champion", "--threshold", ("train",), low=0.0, high=1.0),
+        "alpha": Setting(0.05, "a new model replaces the champion only if it is better on the same "
+                               "test rows at this significance level (exact McNemar for accuracy, "
+                               "paired bootstrap for macro-F1); 0 = any margin, as before",
+                         "--alpha", ("train",), low=0.0, high=0.5),
+        "min_gain": Setting(0.0, "and only if it is better by at least this much", "--min-gain",
+                            ("train",), low=0.0, high=1.0),
     },
     "train": {
-        "data": S("data/demo/train.csv", "labelled training data: CSV (plain or gzip/bzip2/xz/zstd), "
-                                          "Parquet file or folder of Parquet parts", "--data",
-                  path=True),
-        "refit": S(True, "refit on training + validation rows once early stopping has chosen the "
-                         "number of trees (test rows are never trained on)"),
-        "baseline": S(True, "also fit TF-IDF + LogisticRegression and log its test metrics",
-                      "--baseline"),
-        "leakage_check": S(True, "warn when a few tokens or identifiers carry the score",
-                           "--leakage-check"),
-        "max_fit_rows": S(300_000, "the model is fitted on at most this many training + "
-                                   "validation rows, a seeded per-class sample (test rows are "
-                                   "always all scored); bounds memory and time; 0 = all rows",
-                          "--max-fit-rows", metavar="ROWS", low=0),
-        "sample_rows": S(50_000, "rows sampled (seeded) for the leakage probes, token importance "
-                                 "and the monitoring reference profile", metavar="ROWS", low=100),
-        "tune": S(False, "random search over TF-IDF/CatBoost settings first (nested MLflow runs, "
-                         "chosen on the validation rows); the best is registered", "--tune"),
-        "tune_trials": S(12, "maximum configurations tried by --tune", "--tune-trials", low=1),
-        "tune_minutes": S(15.0, "time budget of --tune; no new trial starts after it",
-                          "--tune-minutes", low=0.0),
-        "max_classes": S(500, "refuse training data with more classes than this, before any "
-                              "work (the linear step's memory grows with classes x features)",
-                         low=2),
-        "allow_new_classes": S("", "replace a champion trained on other classes or another label "
-                                   "column, and record this reason (otherwise refused, exit 2)",
-                               "--allow-new-classes", metavar="REASON"),
-        "lock_dir": S(".locks", "folder of the train-<model>.lock files (one training per model "
-                                "at a time)", path=True),
-        "lock_wait": S(0.0, "when another train.py of the same model is running, wait this long "
-                            "for it, then skip with exit 5", "--lock-wait", metavar="SECONDS", low=0.0),
+        "data": Setting("data/demo/train.csv", "labelled training data: CSV (plain or gzip/bzip2/xz/zstd), "
+                                                "Parquet file or folder of Parquet parts", "--data",
+                        path=True),
+        "refit": Setting(True, "refit on training + validation rows once early stopping has chosen the "
+                               "number of trees (test rows are never trained on)"),
+        "baseline": Setting(True, "also fit TF-IDF + LogisticRegression and log its test metrics",
+                            "--baseline"),
+        "leakage_check": Setting(True, "warn when a few tokens or identifiers carry the score",
+                                 "--leakage-check"),
+        "max_fit_rows": Setting(300_000, "the model is fitted on at most this many training + "
+                                         "validation rows, a seeded per-class sample (test rows are "
+                                         "always all scored); bounds memory and time; 0 = all rows",
+                                "--max-fit-rows", metavar="ROWS", low=0),
+        "sample_rows": Setting(50_000, "rows sampled (seeded) for the leakage probes, token importance "
+                                       "and the monitoring reference profile", metavar="ROWS", low=100),
+        "tune": Setting(False, "random search over TF-IDF/CatBoost settings first (nested MLflow runs, "
+                               "chosen on the validation rows); the best is registered", "--tune"),
+        "tune_trials": Setting(12, "maximum configurations tried by --tune", "--tune-trials", low=1),
+        "tune_minutes": Setting(15.0, "time budget of --tune; no new trial starts after it",
+                                "--tune-minutes", low=0.0),
+        "max_classes": Setting(500, "refuse training data with more classes than this, before any "
+                                    "work (the linear step's memory grows with classes x features)",
+                               low=2),
+        "allow_new_classes": Setting("", "replace a champion trained on other classes or another label "
+                                         "column, and record this reason (otherwise refused, exit 2)",
+                                     "--allow-new-classes", metavar="REASON"),
+        "lock_dir": Setting(".locks", "folder of the train-<model>.lock files (one training per model "
+                                      "at a time)", path=True),
+        "lock_wait": Setting(0.0, "when another train.py of the same model is running, wait this long "
+                                  "for it, then skip with exit 5", "--lock-wait", metavar="SECONDS", low=0.0),
     },
     "predict": {
-        "data": S("data/demo/recent.csv", "data to score: CSV (plain or compressed), Parquet file or "
-                                           "folder of Parquet parts", "--data", path=True),
-        "output": S("data/predictions.csv", "output file, written atomically; its extension picks "
-                                            "the format: .csv, .csv.gz or .parquet (--engine spark: "
-                                            "a folder or Hadoop-FS URI written by the executors, "
-                                            "unless .csv or .csv.gz)", "--output", path=True),
-        "model": S("champion", "model to use: an alias (champion, challenger), 'latest' (newest "
-                               "version) or a version number", "--model"),
-        "chunk_size": S(10000, "rows read and scored at a time (10k keeps a worker near 400 MB)",
-                        "--chunk-size", low=1),
-        "workers": S(0, "worker processes scoring chunks in parallel; 0 = one per core",
-                     "--workers", low=0),
-        "id_columns": S("", "comma-separated input columns copied to the output", "--id-columns"),
-        "proba": S("best", "best: the probability of the predicted label; all: also one "
-                           "proba_<class> column per class", "--proba", choices=("best", "all")),
-        "explain": S(0, "add a top_tokens column: the N tokens pushing most towards each row's "
-                        "prediction; 0 = off", "--explain", metavar="N", low=0),
-        "engine": S("local", "local: worker processes on this machine; spark: "
-                             "mlflow.pyfunc.spark_udf on a Spark session (pip install -r "
-                             "requirements-spark.txt; no --resume or --explain)", "--engine",
-                    choices=("local", "spark")),
-        "spark_master": S("local[*]", "Spark master URL for --engine spark", "--spark-master"),
-        "spark_format": S("parquet", "--engine spark writing a folder or URI: the parts' format "
-                                     "(written by the executors, committed with _SUCCESS)",
-                          "--spark-format", choices=("parquet", "csv")),
-        "partition_by": S("", "--engine spark writing a folder or URI: comma-separated output "
-                              "columns (id columns, prediction, model_version) to partition the "
-                              "folder by (COL=value/ subfolders)", "--partition-by"),
-        "excel_safe": S(False, "CSV output: prefix text cells starting with =, +, -, @, tab or CR "
-                               "with a ' so a spreadsheet shows them instead of running them as "
-                               "formulas (off: the data stays byte-true)", "--excel-safe"),
-        "lock_wait": S(0.0, "when another predict.py is writing the same output, wait this long "
-                            "for it, then skip with exit 5", "--lock-wait", metavar="SECONDS", low=0.0),
+        "data": Setting("data/demo/recent.csv", "data to score: CSV (plain or compressed), Parquet file or "
+                                                 "folder of Parquet parts", "--data", path=True),
+        "output": Setting("data/predictions.csv", "output file, written atomically; its extension picks "
+                                                  "the format: .csv, .csv.gz or .parquet (--engine spark: "
+                                                  "a folder or Hadoop-FS URI written by the executors, "
+                                                  "unless .csv or .csv.gz)", "--output", path=True),
+        "model": Setting("champion", "model to use: an alias (champion, challenger), 'latest' (newest "
+                                     "version) or a version number", "--model"),
+        "chunk_size": Setting(10000, "rows read and scored at a time (10k keeps a worker near 400 MB)",
+                              "--chunk-size", low=1),
+        "workers": Setting(0, "worker processes scoring chunks in parallel; 0 = one per core",
+                           "--workers", low=0),
+        "id_columns": Setting("", "comma-separated input columns copied to the output", "--id-columns"),
+        "proba": Setting("best", "best: the probability of the predicted label; all: also one "
+                                 "proba_<class> column per class", "--proba", choices=("best", "all")),
+        "explain": Setting(0, "add a top_tokens column: the N tokens pushing most towards each row's "
+                              "prediction; 0 = off", "--explain", metavar="N", low=0),
+        "engine": Setting("local", "local: worker processes on this machine; spark: "
+                                   "mlflow.pyfunc.spark_udf on a Spark session (pip install -r "
+                                   "requirements-spark.txt; no --resume or --explain)", "--engine",
+                          choices=("local", "spark")),
+        "spark_master": Setting("local[*]", "Spark master URL for --engine spark", "--spark-master"),
+        "spark_format": Setting("parquet", "--engine spark writing a folder or URI: the parts' format "
+                                           "(written by the executors, committed with _SUCCESS)",
+                                "--spark-format", choices=("parquet", "csv")),
+        "partition_by": Setting("", "--engine spark writing a folder or URI: comma-separated output "
+                                    "columns (id columns, prediction, model_version) to partition the "
+                                    "folder by (COL=value/ subfolders)", "--partition-by"),
+        "excel_safe": Setting(False, "CSV output: prefix text cells starting with =, +, -, @, tab or CR "
+                                     "with a ' so a spreadsheet shows them instead of running them as "
+                                     "formulas (off: the data stays byte-true)", "--excel-safe"),
+        "lock_wait": Setting(0.0, "when another predict.py is writing the same output, wait this long "
+                                  "for it, then skip with exit 5", "--lock-wait", metavar="SECONDS", low=0.0),
     },
     "monitor": {
-        "data": S("data/demo/recent.csv", "texts, or predict.py output (CSV, compressed CSV or "
-                                          "Parquet); with labels or without", "--data",
-                  path=True),
-        "model": S("champion", "model to score raw texts with: alias, 'latest' or version; "
-                               "ignored for predictions files", "--model"),
-        "report": S("reports/monitor.json", "JSON report path, replaced atomically", "--report",
-                    path=True),
-        "html": S("reports/monitor.html", "HTML report path, replaced atomically; empty = none",
-                  "--html", path=True),
-        "chunk_size": S(10000, "rows read and scored at a time", "--chunk-size", low=1),
-        "workers": S(0, "worker processes scoring raw texts, as predict.py's; 0 = one per core "
-                        "(but inputs under 2 MB are scored in this process)", "--workers", low=0),
-        "min_accuracy": S(0.8, "performance alert below this accuracy (without labels: when the "
-                                "whole 90-percent interval of the estimated accuracy is below it)",
-                          "--min-accuracy", low=0.0, high=1.0),
-        "min_macro_f1": S(0.7, "performance alert below this macro-F1", "--min-macro-f1", low=0.0, high=1.0),
-        "max_relative_drop": S(0.10, "performance alert when accuracy or macro-F1 (without labels: "
-                                     "the estimated accuracy) is this fraction below the "
-                                     "version's test metrics at training time",
-                               "--max-relative-drop", low=0.0, high=1.0),
-        "min_class_recall": S(0.5, "performance alert when a class with enough labelled rows has "
-                                   "a lower recall", "--min-class-recall", low=0.0, high=1.0),
-        "min_class_support": S(20, "labelled rows a class needs for its recall to be checked", low=1),
-        "psi_max": S(0.2, "drift: predicted-class distribution PSI above this", "--psi-max", low=0.0),
-        "psi_pvalue": S(0.01, "... and only when rows drawn from the reference distribution reach "
-                              "that PSI by chance less often than this (2 rows never drift)",
-                        low=0.0, high=1.0),
-        "ks_max": S(0.1, "drift: confidence / text length Kolmogorov-Smirnov D above this (and p "
-                         "below monitor.ks_pvalue)", "--ks-max", low=0.0, high=1.0),
-        "ks_pvalue": S(0.01, "... and its p-value below this", low=0.0, high=1.0),
-        "oov_increase_max": S(0.10, "drift: out-of-vocabulary rate rising by more than this "
-                                    "(absolute)", "--oov-increase-max", low=0.0, high=1.0),
-        "domain_auc_max": S(0.55, "drift: text-content domain classifier ROC-AUC above this",
-                            "--domain-auc-max", low=0.5, high=1.0),
-        "domain_pvalue": S(0.001, "... and only when chance would exceed that AUC less often than "
-                                  "this, for the sample sizes at hand", low=0.0, high=1.0),
-        "domain_sample": S(1000, "current texts sampled for the domain classifier", low=10),
-        "domain_min_rows": S(200, "fewer texts on either side: the text-content check is skipped", low=10),
-        "reference_texts": S(1000, "test texts kept in each version's reference profile (0 = "
-                                   "none: no text-content check)", low=0),
-        "id_columns": S("", "comma-separated columns that identify a row in to_label.csv and in "
-                            "--labels (empty: the row's number in --data)", "--id-columns"),
-        "label_sample": S(200, "rows to label written to --to-label when drift fires or the "
-                               "estimators disagree (0 = never; --label-sample N: every run)",
-                          low=0, high=100_000),
-        "to_label": S("reports/to_label.csv", "where the rows to label are written (a stratified "
-                                              "sample with inclusion weights and an empty label "
-                                              "column)", "--to-label", path=True),
-        "labels": S("", "the rows to label, labelled: the night's accuracy is estimated from them "
-                        "(stratified, unbiased, with a 90-percent interval) and alerts use it",
-                    "--labels", path=True),
-        "history_runs": S(30, "earlier monitoring runs charted in the HTML report", low=0),
+        "data": Setting("data/demo/recent.csv", "texts, or predict.py output (CSV, compressed CSV or "
+                                                "Parquet); with labels or without", "--data",
+                        path=True),
+        "model": Setting("champion", "model to score raw texts with: alias, 'latest' or version; "
+                                     "ignored for predictions files", "--model"),
+        "report": Setting("reports/monitor.json", "JSON report path, replaced atomically", "--report",
+                          path=True),
+        "html": Setting("reports/monitor.html", "HTML report path, replaced atomically; empty = none",
+                        "--html", path=True),
+        "chunk_size": Setting(10000, "rows read and scored at a time", "--chunk-size", low=1),
+        "workers": Setting(0, "worker processes scoring raw texts, as predict.py's; 0 = one per core "
+                              "(but inputs under 2 MB are scored in this process)", "--workers", low=0),
+        "min_accuracy": Setting(0.8, "performance alert below this accuracy (without labels: when the "
+                                      "whole 90-percent interval of the estimated accuracy is below it)",
+                                "--min-accuracy", low=0.0, high=1.0),
+        "min_macro_f1": Setting(0.7, "performance alert below this macro-F1", "--min-macro-f1", low=0.0, high=1.0),
+        "max_relative_drop": Setting(0.10, "performance alert when accuracy or macro-F1 (without labels: "
+                                           "the estimated accuracy) is this fraction below the "
+                                           "version's test metrics at training time",
+                                     "--max-relative-drop", low=0.0, high=1.0),
+        "min_class_recall": Setting(0.5, "performance alert when a class with enough labelled rows has "
+                                         "a lower recall", "--min-class-recall", low=0.0, high=1.0),
+        "min_class_support": Setting(20, "labelled rows a class needs for its recall to be checked", low=1),
+        "psi_max": Setting(0.2, "drift: predicted-class distribution PSI above this", "--psi-max", low=0.0),
+        "psi_pvalue": Setting(0.01, "... and only when rows drawn from the reference distribution reach "
+                                    "that PSI by chance less often than this (2 rows never drift)",
+                              low=0.0, high=1.0),
+        "ks_max": Setting(0.1, "drift: confidence / text length Kolmogorov-Smirnov D above this (and p "
+                               "below monitor.ks_pvalue)", "--ks-max", low=0.0, high=1.0),
+        "ks_pvalue": Setting(0.01, "... and its p-value below this", low=0.0, high=1.0),
+        "oov_increase_max": Setting(0.10, "drift: out-of-vocabulary rate rising by more than this "
+                                          "(absolute)", "--oov-increase-max", low=0.0, high=1.0),
+        "domain_auc_max": Setting(0.55, "drift: text-content domain classifier ROC-AUC above this",
+                                  "--domain-auc-max", low=0.5, high=1.0),
+        "domain_pvalue": Setting(0.001, "... and only when chance would exceed that AUC less often than "
+                                        "this, for the sample sizes at hand", low=0.0, high=1.0),
+        "domain_sample": Setting(1000, "current texts sampled for the domain classifier", low=10),
+        "domain_min_rows": Setting(200, "fewer texts on either side: the text-content check is skipped", low=10),
+        "reference_texts": Setting(1000, "test texts kept in each version's reference profile (0 = "
+                                         "none: no text-content check)", low=0),
+        "id_columns": Setting("", "comma-separated columns that identify a row in to_label.csv and in "
+                                  "--labels (empty: the row's number in --data)", "--id-columns"),
+        "label_sample": Setting(200, "rows to label written to --to-label when drift fires or the "
+                                     "estimators disagree (0 = never; --label-sample N: every run)",
+                                low=0, high=100_000),
+        "to_label": Setting("reports/to_label.csv", "where the rows to label are written (a stratified "
+                                                    "sample with inclusion weights and an empty label "
+                                                    "column)", "--to-label", path=True),
+        "labels": Setting("", "the rows to label, labelled: the night's accuracy is estimated from them "
+                              "(stratified, unbiased, with a 90-percent interval) and alerts use it",
+                          "--labels", path=True),
+        "history_runs": Setting(30, "earlier monitoring runs charted in the HTML report", low=0),
     },
     "logging": {
-        "dir": S("logs", "folder of the rotating log files", path=True),
-        "level": S("INFO", "log level: DEBUG, INFO, WARNING, ERROR"),
-        "max_bytes": S(5_000_000, "size at which a log file is rotated", low=0),
-        "backup_count": S(5, "rotated log files kept", low=0),
+        "dir": Setting("logs", "folder of the rotating log files", path=True),
+        "level": Setting("INFO", "log level: DEBUG, INFO, WARNING, ERROR"),
+        "max_bytes": Setting(5_000_000, "size at which a log file is rotated", low=0),
+        "backup_count": Setting(5, "rotated log files kept", low=0),
     },
 }
 
