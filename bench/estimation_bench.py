@@ -43,6 +43,7 @@ from quality_bench import load  # noqa: E402
 from textops import data as dataio  # noqa: E402
 from textops import model as modeling  # noqa: E402
 from textops import promotion, settings  # noqa: E402
+from textops.settings import Thresholds  # noqa: E402
 from textops.monitoring import alerts, drift, estimation, labelling  # noqa: E402
 from textops.monitoring.reference import build_reference  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -96,7 +97,7 @@ def scenario_row(scenario, model, split, x_mon, y_mon, seconds, config, budgets,
                             lengths=np.array([len(str(t)) for t in x_mon["text"]], dtype=float),
                             oov=None,
                             texts=[texts[i] for i in drift.sample_indices(len(texts), 1000)])
-    thresholds = config["monitor"]
+    thresholds = Thresholds.of(settings.resolve(config).monitor)
     checks = drift.compare(reference, current, thresholds, seed=0)
     drifted = [c.name for c in checks if c.drifted]
     labelled = {}
@@ -140,18 +141,18 @@ def evaluate(row, config):
     """The headline, its interval and the alerts, from a row's stored estimator figures (so
     the combination rule can be judged again without refitting: --from-json)."""
     found = row["methods"]
+    thresholds = Thresholds.of(settings.resolve(config).monitor)
     combined = estimation.combine(found, row["drifted"], row["threshold"]["accuracy"])
     realized = row["realized_accuracy"]
     low, high = combined["accuracy_interval"]
-    fired = estimation.estimation_alerts(combined, row["test_accuracy"], config["monitor"],
-                                         "overall")
+    fired = estimation.estimation_alerts(combined, row["test_accuracy"], thresholds, "overall")
     per_method = {}
     for name, figures in found.items():
         m_low, m_high = figures["accuracy_interval"]
         per_method[name] = {"error": figures["accuracy"] - realized,
                             "inside": bool(m_low <= realized <= m_high),
                             "alert": bool(estimation.estimation_alerts(
-                                figures, row["test_accuracy"], config["monitor"], "x"))}
+                                figures, row["test_accuracy"], thresholds, "x"))}
     return {"combined": combined, "error": combined["accuracy"] - realized,
             "inside": bool(low <= realized <= high), "alert": bool(fired),
             "drop": 1 - realized / row["test_accuracy"], "methods": per_method}

@@ -6,12 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from textops.settings import Thresholds
 from textops.monitoring import alerts
 from textops.monitoring.estimation import (EstimateSums, estimate, estimation_alerts, macro_f1, moved,
                                            report_estimates)
 from textops.monitoring.stream import StreamSpec, accumulate, proba_classes
 
-THRESHOLDS = {"min_accuracy": 0.8, "max_relative_drop": 0.05}
+THRESHOLDS = Thresholds.defaults(min_accuracy=0.8, max_relative_drop=0.05)
 
 
 def calibrated_sample(rng, rows, classes):

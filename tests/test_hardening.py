@@ -323,13 +323,14 @@ def test_recorded_probabilities_outside_0_1_or_not_numbers_are_refused(values):
 
 def test_labels_none_of_which_the_model_knows_are_a_format_mismatch():
     from textops.monitoring import alerts
+    from textops.settings import Thresholds
 
     _, perf = alerts.evaluate_versions({"1": Counter({("0.0", "0"): 5, ("1.0", "1"): 5})}, {},
-                                       ["0", "1"], cfg.load_config({})["monitor"], 0)
+                                       ["0", "1"], Thresholds.defaults(), 0)
     with pytest.raises(BadInputError, match="none of the labels"):
         check._refuse_foreign_labels(perf, ["0", "1"], "label")
     _, some = alerts.evaluate_versions({"1": Counter({("0", "0"): 5, ("2", "1"): 5})}, {},
-                                       ["0", "1"], cfg.load_config({})["monitor"], 0)
+                                       ["0", "1"], Thresholds.defaults(), 0)
     check._refuse_foreign_labels(some, ["0", "1"], "label")  # one unknown class: an error count
 
 

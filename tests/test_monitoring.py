@@ -15,6 +15,7 @@ from sklearn.metrics import accuracy_score, f1_score, recall_score
 
 import config as cfg
 from textops import settings
+from textops.settings import Thresholds
 from textops.monitoring import alerts as monitoring
 from textops.monitoring import check, drift, report
 from textops.monitoring.stream import Reservoir, StreamSpec, accumulate
@@ -55,8 +56,8 @@ def test_a_predicted_class_absent_from_a_labelled_batch_raises_no_false_alert():
         ["a"] * 50 + ["b"] * 48, ["a"] * 48 + ["c"] * 2 + ["b"] * 48, average="macro",
         labels=["a", "b"]))
     reference = {"accuracy": 0.98, "macro_f1": 0.98}
-    thresholds = {"min_accuracy": 0.8, "min_macro_f1": 0.7, "max_relative_drop": 0.1,
-                  "min_class_recall": 0.5, "min_class_support": 20}
+    thresholds = Thresholds.defaults(min_accuracy=0.8, min_macro_f1=0.7, max_relative_drop=0.1,
+                                     min_class_recall=0.5, min_class_support=20)
     assert monitoring.performance_alerts(got, reference, thresholds, "overall") == []
 
 
@@ -97,8 +98,8 @@ def test_domain_classifier_tells_domains_apart_and_names_their_words():
 
 
 def test_performance_alerts_absolute_relative_and_per_class():
-    thresholds = {"min_accuracy": 0.5, "min_macro_f1": 0.5, "max_relative_drop": 0.1,
-                  "min_class_recall": 0.6, "min_class_support": 20}
+    thresholds = Thresholds.defaults(min_accuracy=0.5, min_macro_f1=0.5, max_relative_drop=0.1,
+                                     min_class_recall=0.6, min_class_support=20)
     healthy = {"accuracy": 0.95, "macro_f1": 0.94, "recall_per_class": {"a": 0.9, "b": 0.95},
                "support_per_class": {"a": 50, "b": 50}}
     assert monitoring.performance_alerts(healthy, {"accuracy": 0.96, "macro_f1": 0.95},
@@ -147,8 +148,8 @@ def test_evaluating_versions_aligns_label_spellings_and_checks_each_version():
     tallies = {"1": Counter({("true", "True"): 90, ("false", "False"): 10}),
                "2": Counter({("TRUE", "False"): 40, ("false", "False"): 60})}
     references = {"1": {"metrics": {"accuracy": 0.99, "macro_f1": 0.98}}, "2": None}
-    thresholds = {"min_accuracy": 0.8, "min_macro_f1": 0.5, "max_relative_drop": 0.1,
-                  "min_class_recall": 0.5, "min_class_support": 20}
+    thresholds = Thresholds.defaults(min_accuracy=0.8, min_macro_f1=0.5, max_relative_drop=0.1,
+                                     min_class_recall=0.5, min_class_support=20)
     found, perf = monitoring.evaluate_versions(tallies, references, ["False", "True"],
                                                thresholds, rows_without_label=3)
     assert perf["per_version"]["1"]["accuracy"] == 1.0
@@ -169,7 +170,7 @@ def test_html_report_shows_a_dash_not_nan_for_unknown_training_metrics():
     result = MonitorReport(
         status="healthy", exit_code=0, alerts=[], checked_at="now",
         data=DataSummary("x.csv", "0" * 64, 10, 10, 0),
-        model=ModelSummary("m", ["1", "2"], "@champion"), thresholds={},
+        model=ModelSummary("m", ["1", "2"], "@champion"), thresholds=Thresholds.defaults(),
         performance={"overall": stats, "per_version": {
             "1": {**stats, "reference": {"accuracy": 0.95, "macro_f1": 0.9}},
             "2": {**stats, "reference": {}}}},
@@ -364,9 +365,9 @@ def test_each_drift_check_is_its_own_function_and_compare_runs_them_in_order():
     current = drift.Current(rows=500, predicted_counts={"a": 250, "b": 250},
                             confidence=rng.uniform(0.5, 0.7, 500),
                             lengths=rng.integers(20, 80, 500), oov=np.full(500, 0.06), texts=None)
-    thresholds = {"psi_max": 0.2, "psi_pvalue": 0.01, "ks_max": 0.1, "ks_pvalue": 0.01,
-                  "oov_increase_max": 0.05, "domain_auc_max": 0.7, "domain_pvalue": 0.01,
-                  "domain_min_rows": 50}
+    thresholds = Thresholds.defaults(psi_max=0.2, psi_pvalue=0.01, ks_max=0.1, ks_pvalue=0.01,
+                                     oov_increase_max=0.05, domain_auc_max=0.7,
+                                     domain_pvalue=0.01, domain_min_rows=50)
     checks = drift.compare(reference, current, thresholds)
     assert [c.name for c in checks] == ["predicted_class_distribution", "confidence",
                                         "text_length", "out_of_vocabulary_rate"]

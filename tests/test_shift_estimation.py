@@ -6,10 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from textops.settings import Thresholds
 from textops.monitoring import estimation, labelling
 from textops.monitoring.estimation import EstimateSums, combine, fit_threshold, methods
 
-THRESHOLDS = {"min_accuracy": 0.8, "max_relative_drop": 0.1}
+THRESHOLDS = Thresholds.defaults(min_accuracy=0.8, max_relative_drop=0.1)
 
 
 # ------------------------------------------------------------------------------------------

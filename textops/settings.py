@@ -175,6 +175,39 @@ class LoggingSettings:
 
 
 @dataclass(frozen=True)
+class Thresholds:
+    """monitor.py's alert rules: the subset of CONFIG['monitor'] the checks compare with (and
+    the report's ``thresholds`` object)."""
+
+    min_accuracy: float
+    min_macro_f1: float
+    max_relative_drop: float
+    min_class_recall: float
+    min_class_support: int
+    psi_max: float
+    psi_pvalue: float
+    ks_max: float
+    ks_pvalue: float
+    oov_increase_max: float
+    domain_auc_max: float
+    domain_pvalue: float
+    domain_min_rows: int
+
+    @classmethod
+    def of(cls, monitor: "MonitorSettings") -> "Thresholds":
+        return cls(**{f.name: getattr(monitor, f.name) for f in fields(cls)})
+
+    @classmethod
+    def defaults(cls, **changes: Any) -> "Thresholds":
+        """CONFIG's defaults, with ``changes`` (for benchmarks and tests)."""
+        return cls(**{f.name: changes.get(f.name, cfg.CONFIG["monitor"][f.name].default)
+                      for f in fields(cls)})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
 class Tracking:
     """Where runs and models go: the tracking/registry URI (the embedded SQLite store inside
     the project when none is configured), the artifact folder of local stores, the names."""

@@ -10,6 +10,7 @@ import numpy as np
 
 from common import ExitCode
 from textops.metrics import macro_f1_from_confusion
+from textops.settings import Thresholds
 
 VERDICTS = {"healthy": ExitCode.OK, "alert": ExitCode.ALERT, "drift": ExitCode.DRIFT}
 
@@ -39,26 +40,26 @@ def performance(pairs: Counter) -> dict[str, Any]:
 
 
 def performance_alerts(metrics: dict[str, Any], reference: dict[str, Any] | None,
-                       thresholds: dict[str, Any], scope: str) -> list[str]:
+                       thresholds: Thresholds, scope: str) -> list[str]:
     """Alert messages: absolute thresholds, relative drop from the version's own test metrics,
     and per-class recall (classes with enough labelled rows)."""
     alerts = []
-    for key, label, minimum in (("accuracy", "accuracy", thresholds["min_accuracy"]),
-                                ("macro_f1", "macro-F1", thresholds["min_macro_f1"])):
+    for key, label, minimum in (("accuracy", "accuracy", thresholds.min_accuracy),
+                                ("macro_f1", "macro-F1", thresholds.min_macro_f1)):
         value = metrics[key]
         if value < minimum:
             alerts.append(f"{scope}: {label} {value:.4f} < {minimum:.4f}")
         before = (reference or {}).get(key)
-        if before and value < before * (1 - thresholds["max_relative_drop"]):
+        if before and value < before * (1 - thresholds.max_relative_drop):
             alerts.append(f"{scope}: {label} {value:.4f} is {1 - value / before:.0%} below its "
                           f"training-time test {label} {before:.4f} (max drop "
-                          f"{thresholds['max_relative_drop']:.0%})")
+                          f"{thresholds.max_relative_drop:.0%})")
     weak = [(label, rec) for label, rec in metrics["recall_per_class"].items()
-            if metrics["support_per_class"].get(label, 0) >= thresholds["min_class_support"]
-            and rec < thresholds["min_class_recall"]]
+            if metrics["support_per_class"].get(label, 0) >= thresholds.min_class_support
+            and rec < thresholds.min_class_recall]
     if weak:
         shown = ", ".join(f"{label} {rec:.2f}" for label, rec in sorted(weak, key=lambda x: x[1])[:5])
-        alerts.append(f"{scope}: recall below {thresholds['min_class_recall']:.2f} for "
+        alerts.append(f"{scope}: recall below {thresholds.min_class_recall:.2f} for "
                       f"{len(weak)} class(es): {shown}")
     return alerts
 
@@ -86,7 +87,7 @@ def training_metrics(reference: dict[str, Any] | None) -> dict[str, float]:
 
 
 def evaluate_versions(tallies: dict[str, Counter], references: dict[str, Any],
-                      classes: list[str], thresholds: dict[str, Any],
+                      classes: list[str], thresholds: Thresholds,
                       rows_without_label: int) -> tuple[list[str], dict[str, Any] | None]:
     """Performance overall and per model version (``tallies``: version -> confusion counts),
     and the alerts it raises; (alerts, None) when no row had a label.

@@ -18,7 +18,7 @@ import config as cfg
 from common import BadInputError, atomic_output, refuse_overwriting
 from textops import batch, data, registry
 from textops.columns import MODEL_VERSION, PREDICTION
-from textops.settings import Settings, Tracking, columns
+from textops.settings import Settings, Thresholds, Tracking, columns
 from textops.monitoring import alerts, drift, estimation, labelling, report, runs
 from textops.monitoring.reference import load_reference
 from textops.monitoring.result import DataSummary, DriftSummary, ModelSummary, MonitorReport
@@ -26,11 +26,6 @@ from textops.monitoring.stream import (StreamTotals, StreamSpec, accumulate, acc
                                        proba_classes)
 
 log = logging.getLogger(__name__)
-
-THRESHOLDS = ("min_accuracy", "min_macro_f1", "max_relative_drop", "min_class_recall",
-              "min_class_support", "psi_max", "psi_pvalue", "ks_max", "ks_pvalue",
-              "oov_increase_max", "domain_auc_max", "domain_pvalue", "domain_min_rows")
-
 
 @dataclass(frozen=True)
 class MonitorJob:
@@ -48,7 +43,7 @@ class MonitorJob:
     chunk_size: int
     encoding: str
     delimiter: str
-    thresholds: dict[str, Any]  # the alert rules' settings, also written into the report
+    thresholds: Thresholds  # the alert rules, also written into the report
     seed: int
     domain_sample: int
     history_runs: int
@@ -87,7 +82,7 @@ def make_job(settings: Settings, label_required: bool,
         model=m.model, text_column=d.text_column, label_column=d.label_column,
         label_required=label_required, experiment=tracking.monitor_experiment,
         chunk_size=m.chunk_size, encoding=d.encoding, delimiter=d.delimiter,
-        thresholds={k: getattr(m, k) for k in THRESHOLDS}, seed=d.random_seed,
+        thresholds=Thresholds.of(m), seed=d.random_seed,
         domain_sample=m.domain_sample, history_runs=m.history_runs, workers=max(m.workers, 0),
         id_columns=columns(m.id_columns), label_sample=m.label_sample,
         label_sample_forced=label_sample, to_label=to_label, labels=labels, tracking=tracking)

@@ -34,6 +34,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from textops.model import vectorizers
+from textops.settings import Thresholds
 
 CONFIDENCE_DECIMALS = 6  # predict.py writes probabilities with 6 decimals
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default token pattern
@@ -222,7 +223,7 @@ class Current:
     texts: list[str] | None  # a sample for the domain classifier
 
 
-def compare(reference: dict[str, Any], current: Current, thresholds: dict[str, Any],
+def compare(reference: dict[str, Any], current: Current, thresholds: Thresholds,
             seed: int = 0) -> list[Check]:
     """Every drift check the data allows, in a fixed order: each check is a function
     ``(reference, current, thresholds) -> Check | None`` (None: not enough data for it)."""
@@ -235,7 +236,7 @@ def compare(reference: dict[str, Any], current: Current, thresholds: dict[str, A
 
 
 def predicted_class_distribution(reference: dict[str, Any], current: Current,
-                                 thresholds: dict[str, Any], seed: int = 0) -> Check:
+                                 thresholds: Thresholds, seed: int = 0) -> Check:
     """PSI of the predicted classes' shares, alerting only when chance would not reach it."""
     classes, expected = reference["classes"], reference["predicted_distribution"]
     total = sum(current.predicted_counts.values()) or 1
@@ -245,26 +246,26 @@ def predicted_class_distribution(reference: dict[str, Any], current: Current,
     chance = psi_pvalue(expected, current.predicted_counts, value, seed=seed)
     moved = sorted(classes, key=lambda c: -abs(shares[c] - expected[c]))
     return Check(
-        "predicted_class_distribution", "PSI", value, thresholds["psi_max"],
-        value > thresholds["psi_max"] and chance < thresholds["psi_pvalue"],
+        "predicted_class_distribution", "PSI", value, thresholds.psi_max,
+        value > thresholds.psi_max and chance < thresholds.psi_pvalue,
         f"PSI {value:.3f} (chance p={chance:.2g} for {total} rows; chi-square p={p_value:.2g}); "
         f"largest change: " + ", ".join(f"{c} {expected[c]:.1%}->{shares[c]:.1%}" for c in moved[:3]),
         {"chi_square_pvalue": p_value, "psi_pvalue": chance, "reference": expected,
          "current": shares})
 
 
-def _ks_check(name: str, ref_sample: Any, cur: Any, thresholds: dict[str, Any],
+def _ks_check(name: str, ref_sample: Any, cur: Any, thresholds: Thresholds,
               shown: Any) -> Check | None:
     if cur is None or len(cur) == 0 or ref_sample is None or len(ref_sample) == 0:
         return None
     d, p = ks(ref_sample, cur)
-    return Check(name, "Kolmogorov-Smirnov D", d, thresholds["ks_max"],
-                 d > thresholds["ks_max"] and p < thresholds["ks_pvalue"],
+    return Check(name, "Kolmogorov-Smirnov D", d, thresholds.ks_max,
+                 d > thresholds.ks_max and p < thresholds.ks_pvalue,
                  f"D {d:.3f} (p={p:.2g}); {shown(ref_sample)} -> {shown(cur)}", {"pvalue": p})
 
 
 def confidence_distribution(reference: dict[str, Any], current: Current,
-                            thresholds: dict[str, Any]) -> Check | None:
+                            thresholds: Thresholds) -> Check | None:
     """KS test of the top probability, at the precision predict.py writes (ties compare alike)."""
     ref_sample, cur = reference["confidence"]["sample"], current.confidence
     if cur is not None and len(cur) and ref_sample is not None and len(ref_sample):
@@ -274,14 +275,14 @@ def confidence_distribution(reference: dict[str, Any], current: Current,
 
 
 def text_length_distribution(reference: dict[str, Any], current: Current,
-                             thresholds: dict[str, Any]) -> Check | None:
+                             thresholds: Thresholds) -> Check | None:
     """KS test of the texts' lengths in characters."""
     return _ks_check("text_length", reference["length"]["sample"], current.lengths, thresholds,
                      lambda v: f"median {np.median(v):.0f} chars")
 
 
 def out_of_vocabulary_rate(reference: dict[str, Any], current: Current,
-                           thresholds: dict[str, Any]) -> Check | None:
+                           thresholds: Thresholds) -> Check | None:
     """The increase of the mean share of words the model did not know at training time."""
     if current.oov is None or not np.isfinite(current.oov).any():
         return None
@@ -289,28 +290,28 @@ def out_of_vocabulary_rate(reference: dict[str, Any], current: Current,
     after = float(np.nanmean(current.oov))
     return Check(
         "out_of_vocabulary_rate", "increase of the mean rate", after - before,
-        thresholds["oov_increase_max"], after - before > thresholds["oov_increase_max"],
+        thresholds.oov_increase_max, after - before > thresholds.oov_increase_max,
         f"{before:.1%} of words unknown to the model at training time, {after:.1%} now",
         {"reference": before, "current": after})
 
 
-def text_content(reference: dict[str, Any], current: Current, thresholds: dict[str, Any],
+def text_content(reference: dict[str, Any], current: Current, thresholds: Thresholds,
                  seed: int = 0) -> Check | None:
     """A domain classifier telling reference texts from current ones (ROC-AUC), its limit
     raised to what chance reaches for these sample sizes."""
-    minimum = thresholds["domain_min_rows"]
+    minimum = thresholds.domain_min_rows
     if current.texts is None or not reference.get("texts"):
         return None
     if len(current.texts) < minimum or len(reference["texts"]) < minimum:
         return Check(
-            "text_content", "domain classifier ROC-AUC", None, thresholds["domain_auc_max"],
+            "text_content", "domain classifier ROC-AUC", None, thresholds.domain_auc_max,
             False, f"skipped: {len(current.texts)} current and {len(reference['texts'])} "
                    f"reference texts, at least {minimum} of each needed")
     limit = int(reference.get("text_chars") or 0) or None
     found = domain_classifier(reference["texts"], [t[:limit] for t in current.texts], seed)
     floor = auc_significance_floor(len(reference["texts"]), len(current.texts),
-                                   thresholds["domain_pvalue"])
-    limit_auc = max(thresholds["domain_auc_max"], floor)
+                                   thresholds.domain_pvalue)
+    limit_auc = max(thresholds.domain_auc_max, floor)
     return Check(
         "text_content", "domain classifier ROC-AUC", found["auc"], limit_auc,
         found["auc"] > limit_auc,
@@ -318,4 +319,4 @@ def text_content(reference: dict[str, Any], current: Current, thresholds: dict[s
         f"from {len(current.texts)} current ones (limit {limit_auc:.3f}); typical now: "
         + (", ".join(found["current_words"][:8]) or "-"),
         {"reference_words": found["reference_words"], "current_words": found["current_words"],
-         "configured_max": thresholds["domain_auc_max"], "significance_floor": floor})
+         "configured_max": thresholds.domain_auc_max, "significance_floor": floor})

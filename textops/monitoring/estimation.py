@@ -34,6 +34,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from textops.metrics import macro_f1_from_confusion
+from textops.settings import Thresholds
 
 Z90 = 1.6448536269514722  # two-sided 90 % normal quantile
 CONFIDENCE_DECIMALS = 6  # predict.py writes probabilities with 6 decimals: compare alike
@@ -345,7 +346,7 @@ def combine(found: dict[str, dict[str, Any]], drifted: Sequence[str] = (),
 
 
 def estimation_alerts(estimated: dict[str, Any], reference_accuracy: float | None,
-                      thresholds: dict[str, Any], scope: str, basis: str = "no labels"
+                      thresholds: Thresholds, scope: str, basis: str = "no labels"
                       ) -> list[str]:
     """Exit-1 alerts from an estimate: its whole 90 % interval below ``min_accuracy``, or the
     estimate more than ``max_relative_drop`` below the version's training-time test accuracy.
@@ -358,10 +359,10 @@ def estimation_alerts(estimated: dict[str, Any], reference_accuracy: float | Non
     if decision != value:  # after drift: the honest interval's centre decides
         shown += f"; drift-adjusted {decision:.4f}"
         value = decision
-    minimum = thresholds["min_accuracy"]
+    minimum = thresholds.min_accuracy
     if high < minimum:
         alerts.append(f"{scope}: estimated accuracy ({shown}) < {minimum:.4f}")
-    drop = thresholds["max_relative_drop"]
+    drop = thresholds.max_relative_drop
     if reference_accuracy and value < reference_accuracy * (1 - drop):
         alerts.append(f"{scope}: estimated accuracy ({shown}) is "
                       f"{1 - value / reference_accuracy:.0%} below its training-time test "
@@ -435,7 +436,7 @@ METHOD_NAMES = {"atc": "average thresholded confidence (ATC)",
 
 def report_estimates(expected: dict[str, EstimateSums], labelled: dict[str, EstimateSums],
                      references: dict[str, Any], performance: dict[str, Any] | None,
-                     thresholds: dict[str, Any], drifted: Sequence[str] = ()
+                     thresholds: Thresholds, drifted: Sequence[str] = ()
                      ) -> tuple[dict[str, Any] | None, list[str]]:
     """The report's ``estimated`` object (overall and per version; beside the realized figures
     on the labelled rows when there are any) and the alerts it raises. Alerts come from the

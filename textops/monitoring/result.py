@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from textops.monitoring.drift import Check
+from textops.settings import Thresholds
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class MonitorReport:
     checked_at: str
     data: DataSummary
     model: ModelSummary
-    thresholds: dict[str, Any]
+    thresholds: Thresholds
     performance: dict[str, Any] | None  # figures on labelled rows: overall, per_version, ...
     estimated: dict[str, Any] | None  # the label-free estimate (and the labelled sample's)
     drift: DriftSummary
@@ -75,6 +76,6 @@ class MonitorReport:
         """The JSON report."""
         return {"status": self.status, "exit_code": self.exit_code, "alerts": list(self.alerts),
                 "checked_at": self.checked_at, "data": asdict(self.data),
-                "model": asdict(self.model), "thresholds": dict(self.thresholds),
+                "model": asdict(self.model), "thresholds": self.thresholds.to_dict(),
                 "performance": self.performance, "estimated": self.estimated,
                 "drift": self.drift.to_dict(), "to_label": self.to_label}

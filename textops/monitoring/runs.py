@@ -88,7 +88,7 @@ def log_run(experiment_id: str, report: MonitorReport, artifacts: list[Path]) ->
         mlflow.log_params({
             "data.path": report.data.path,
             "data.sha256": report.data.sha256,
-            **{f"threshold.{k}": v for k, v in report.thresholds.items()},
+            **{f"threshold.{k}": v for k, v in report.thresholds.to_dict().items()},
         })
         mlflow.log_metrics(run_metrics(report))
         for path in artifacts:
