@@ -141,12 +141,14 @@ def refit_rows(config, folds_compared=(0, 3), only=None, seeds=(42,)) -> list[di
 
     from shifts import SCENARIOS
 
-    rows, models = [], {}
+    rows, models, parts = [], {}, {}
     for scenario, seed, folds in ((s, seed, f) for s in SCENARIOS for seed in seeds
                                   for f in folds_compared):
         if scenario.concept or (only and scenario.name not in only):
             continue
-        x_fit, y_fit, x_mon, y_mon = scenario.build()
+        if scenario.name not in parts:  # read and split once, not once per seed and source
+            parts[scenario.name] = scenario.build()
+        x_fit, y_fit, x_mon, y_mon = parts[scenario.name]
         key = (scenario.model or scenario.name, folds, seed)
         if key not in models:
             started = time.perf_counter()

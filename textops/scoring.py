@@ -127,17 +127,7 @@ def predict(job: PredictJob) -> tuple[str, int, int]:
              job.target or job.output, name, job.model)
     if job.distributed:
         return _distributed(job)
-    # Input problems are reported before the model is even looked up.
-    data.check_readable_file(job.data)
-    fmt = data.detect_format(job.data, job.encoding, job.delimiter)
-    if job.engine == "spark" and fmt.container not in ("csv", "parquet") and \
-            not job.data.name.lower().endswith((".gz", ".bz2", ".xz", ".zst")):
-        raise BadInputError(f"{job.data} is {fmt.container}-compressed without the matching "
-                            f"extension, which Spark needs to read it; rename it (e.g. "
-                            f"{job.data.name}.gz) or use --engine local")
-    header = data.read_header(job.data, fmt)
-    data.require_columns(header, {text_col: "--text-column",
-                                  **{c: "--id-columns" for c in job.id_columns}}, job.data)
+    fmt = _checked_input(job)  # input problems before the model is even looked up
     client = registry.connect(job.tracking)
     version = registry.resolve_version(client, name, job.model)
     stat = job.data.stat()
@@ -166,7 +156,7 @@ def predict(job: PredictJob) -> tuple[str, int, int]:
                 rows, blank = batch.write_predictions(
                     chunks, job.output, batch_job, manifest,
                     batch.Execution(workers=job.workers, resume=job.resume, on_rows=update,
-                              lock_wait=job.lock_wait))
+                                    lock_wait=job.lock_wait))
         finally:
             close()
     seconds = time.perf_counter() - started
@@ -175,23 +165,31 @@ def predict(job: PredictJob) -> tuple[str, int, int]:
     return version.version, rows, blank
 
 
+def _input_columns(job: PredictJob) -> dict[str, str]:
+    """The input columns the run needs, each with the flag that names it."""
+    return {job.text_column: "--text-column", **{c: "--id-columns" for c in job.id_columns}}
+
+
+def _checked_input(job: PredictJob) -> data.CsvFormat:
+    """A local input, checked as every engine needs it (readable, its format, its columns);
+    Spark also needs a compressed CSV to carry its extension."""
+    data.check_readable_file(job.data)
+    fmt = data.detect_format(job.data, job.encoding, job.delimiter)
+    if job.engine == "spark" and fmt.container not in ("csv", "parquet") and \
+            not job.data.name.lower().endswith((".gz", ".bz2", ".xz", ".zst")):
+        raise BadInputError(f"{job.data} is {fmt.container}-compressed without the matching "
+                            f"extension, which Spark needs to read it; rename it (e.g. "
+                            f"{job.data.name}.gz) or use --engine local")
+    data.require_columns(data.read_header(job.data, fmt), _input_columns(job), job.data)
+    return fmt
+
+
 def _distributed(job: PredictJob) -> tuple[str, int, int]:
     """``--engine spark`` into a folder or URI: the executors read, score and write; the
     driver only plans the job, commits it and counts the rows. A local input is checked first
     as for the local engine (format, columns) before the registry is touched."""
     text_col, name = job.text_column, job.tracking.model_name
-    fmt = None
-    if not spark.is_uri(job.source):
-        data.check_readable_file(job.data)
-        fmt = data.detect_format(job.data, job.encoding, job.delimiter)
-        if fmt.container not in ("csv", "parquet") and \
-                not job.data.name.lower().endswith((".gz", ".bz2", ".xz", ".zst")):
-            raise BadInputError(f"{job.data} is {fmt.container}-compressed without the matching "
-                                f"extension, which Spark needs to read it; rename it (e.g. "
-                                f"{job.data.name}.gz) or use --engine local")
-        data.require_columns(data.read_header(job.data, fmt),
-                             {text_col: "--text-column", **{c: "--id-columns" for c in job.id_columns}},
-                             job.data)
+    fmt = None if spark.is_uri(job.source) else _checked_input(job)  # a URI: Spark checks it
     client = registry.connect(job.tracking)
     version = registry.resolve_version(client, name, job.model)
     with tempfile.TemporaryDirectory(prefix="textops-model-") as tmp:
@@ -205,9 +203,7 @@ def _distributed(job: PredictJob) -> tuple[str, int, int]:
         session = spark.spark_session(job.spark_master)
         try:
             frame = spark.read_source(session, job.source, fmt)
-            spark.require_input_columns(frame, {text_col: "--text-column",
-                                                **{c: "--id-columns" for c in job.id_columns}},
-                                        job.source)
+            spark.require_input_columns(frame, _input_columns(job), job.source)
             scored = spark.scored_frame(session, frame, batch_job)
             with _output_lock(job):
                 written = spark.write_distributed(session, scored, job.target, job.spark_format,

@@ -7,7 +7,7 @@ One dataclass per CONFIG section, its fields named and typed as CONFIG declares 
 keeps the two in step); defaults live only in CONFIG."""
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields, make_dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -174,37 +174,33 @@ class LoggingSettings:
     backup_count: int
 
 
-@dataclass(frozen=True)
-class Thresholds:
-    """monitor.py's alert rules: the subset of CONFIG['monitor'] the checks compare with (and
-    the report's ``thresholds`` object)."""
+# The monitor settings that are alert rules, in the report's order (their types: MonitorSettings').
+THRESHOLD_SETTINGS = ("min_accuracy", "min_macro_f1", "max_relative_drop", "min_class_recall",
+                      "min_class_support", "psi_max", "psi_pvalue", "ks_max", "ks_pvalue",
+                      "oov_increase_max", "domain_auc_max", "domain_pvalue", "domain_min_rows")
 
-    min_accuracy: float
-    min_macro_f1: float
-    max_relative_drop: float
-    min_class_recall: float
-    min_class_support: int
-    psi_max: float
-    psi_pvalue: float
-    ks_max: float
-    ks_pvalue: float
-    oov_increase_max: float
-    domain_auc_max: float
-    domain_pvalue: float
-    domain_min_rows: int
+
+class _ThresholdRules:
+    @classmethod
+    def of(cls, monitor: MonitorSettings) -> Any:
+        return cls(**{name: getattr(monitor, name) for name in THRESHOLD_SETTINGS})
 
     @classmethod
-    def of(cls, monitor: "MonitorSettings") -> "Thresholds":
-        return cls(**{f.name: getattr(monitor, f.name) for f in fields(cls)})
-
-    @classmethod
-    def defaults(cls, **changes: Any) -> "Thresholds":
+    def defaults(cls, **changes: Any) -> Any:
         """CONFIG's defaults, with ``changes`` (for benchmarks and tests)."""
-        return cls(**{f.name: changes.get(f.name, cfg.CONFIG["monitor"][f.name].default)
-                      for f in fields(cls)})
+        return cls(**{name: changes.get(name, cfg.CONFIG["monitor"][name].default)
+                      for name in THRESHOLD_SETTINGS})
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        return {name: getattr(self, name) for name in THRESHOLD_SETTINGS}
+
+
+Thresholds = make_dataclass(
+    "Thresholds", [(name, MonitorSettings.__annotations__[name]) for name in THRESHOLD_SETTINGS],
+    bases=(_ThresholdRules,), frozen=True)
+Thresholds.__module__ = __name__
+Thresholds.__doc__ = ("monitor.py's alert rules: the THRESHOLD_SETTINGS of MonitorSettings, with "
+                      "their types (and the report's ``thresholds`` object).")
 
 
 @dataclass(frozen=True)
