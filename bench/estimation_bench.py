@@ -46,6 +46,7 @@ from textops import promotion, settings  # noqa: E402
 from textops.settings import Thresholds  # noqa: E402
 from textops.monitoring import alerts, drift, estimation, labelling  # noqa: E402
 from textops.monitoring.reference import build_reference  # noqa: E402
+from textops.monitoring.result import Figures  # noqa: E402
 import pandas as pd  # noqa: E402
 from shifts import SCENARIOS  # noqa: E402
 
@@ -115,23 +116,23 @@ def scenario_row(scenario, model, split, x_mon, y_mon, seconds, config, budgets,
                                                       replace=False)
             simple.append(labelling.stratified_accuracy(right[pick], np.zeros(len(pick)),
                                                         np.full(len(pick), len(right))))
-        labelled[budget] = {kind: _sample_summary(rows, realized["accuracy"])
+        labelled[budget] = {kind: _sample_summary(rows, realized.accuracy)
                             for kind, rows in (("stratified", strat), ("random", simple))}
     return {"scenario": scenario.name, "shifted": scenario.shifted, "what": scenario.what,
             "concept": scenario.concept,
             "train_rows": len(split.y_train) + len(split.y_val), "test_rows": len(y_test),
             "monitored_rows": len(predicted), "classes": len(classes), "train_seconds": seconds,
             "test_accuracy": test_accuracy, "threshold": threshold.to_dict(),
-            "realized_accuracy": realized["accuracy"], "realized_macro_f1": realized["macro_f1"],
-            "methods": found, "drift": {c.name: {"value": c.value, "drifted": c.drifted}
+            "realized_accuracy": realized.accuracy, "realized_macro_f1": realized.macro_f1,
+            "methods": {name: f.to_dict() for name, f in found.items()}, "drift": {c.name: {"value": c.value, "drifted": c.drifted}
                                         for c in checks},
             "drifted": drifted, "labelled": labelled}
 
 
 def _sample_summary(rows, truth):
-    errors = [r["accuracy"] - truth for r in rows]
-    half = [(r["accuracy_interval"][1] - r["accuracy_interval"][0]) / 2 for r in rows]
-    inside = [r["accuracy_interval"][0] <= truth <= r["accuracy_interval"][1] for r in rows]
+    errors = [r.accuracy - truth for r in rows]
+    half = [(r.accuracy_interval[1] - r.accuracy_interval[0]) / 2 for r in rows]
+    inside = [r.accuracy_interval[0] <= truth <= r.accuracy_interval[1] for r in rows]
     return {"mean_abs_error": float(np.mean(np.abs(errors))), "mean_error": float(np.mean(errors)),
             "half_width": float(np.mean(half)), "coverage": float(np.mean(inside)),
             "seeds": len(rows)}
@@ -140,20 +141,22 @@ def _sample_summary(rows, truth):
 def evaluate(row, config):
     """The headline, its interval and the alerts, from a row's stored estimator figures (so
     the combination rule can be judged again without refitting: --from-json)."""
-    found = row["methods"]
+    found = {name: Figures(f["accuracy"], tuple(f["accuracy_interval"]), f["macro_f1"], f["rows"])
+             for name, f in row["methods"].items()}
     thresholds = Thresholds.of(settings.resolve(config).monitor)
     combined = estimation.combine(found, row["drifted"], row["threshold"]["accuracy"])
     realized = row["realized_accuracy"]
-    low, high = combined["accuracy_interval"]
+    low, high = combined.accuracy_interval
     fired = estimation.estimation_alerts(combined, row["test_accuracy"], thresholds, "overall")
     per_method = {}
     for name, figures in found.items():
-        m_low, m_high = figures["accuracy_interval"]
-        per_method[name] = {"error": figures["accuracy"] - realized,
+        m_low, m_high = figures.accuracy_interval
+        alone = estimation.combine({name: figures})  # the estimator on its own, no drift rule
+        per_method[name] = {"error": figures.accuracy - realized,
                             "inside": bool(m_low <= realized <= m_high),
                             "alert": bool(estimation.estimation_alerts(
-                                figures, row["test_accuracy"], thresholds, "x"))}
-    return {"combined": combined, "error": combined["accuracy"] - realized,
+                                alone, row["test_accuracy"], thresholds, "x"))}
+    return {"combined": combined, "error": combined.accuracy - realized,
             "inside": bool(low <= realized <= high), "alert": bool(fired),
             "drop": 1 - realized / row["test_accuracy"], "methods": per_method}
 
@@ -253,12 +256,12 @@ def print_tables(rows, cost, promotions, config, budgets):
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r, j in table:
         m = r["methods"]
-        low, high = j["combined"]["accuracy_interval"]
+        low, high = j["combined"].accuracy_interval
         print(f"| {r['scenario']} | {'yes' if r['shifted'] else 'no'} | {r['monitored_rows']:,} | "
               f"{r['realized_accuracy']:.4f} ({j['drop']:+.1%}) | "
               + " | ".join(f"{m[k]['accuracy'] - r['realized_accuracy']:+.4f}" if k in m else "-"
                            for k in ("cbpe", "doc", "atc"))
-              + f" | {j['combined']['accuracy']:.4f} ({low:.4f}-{high:.4f}) | "
+              + f" | {j['combined'].accuracy:.4f} ({low:.4f}-{high:.4f}) | "
               f"{'yes' if j['inside'] else '**no**'} | {', '.join(r['drifted']) or '-'} | "
               f"{'**exit 1**' if j['alert'] else '-'} |")
     print()

@@ -1,6 +1,8 @@
 """Performance estimated without labels (CBPE): the estimator against closed-form cases, its
 running sums, the alert rules and the report object."""
+import json
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -8,8 +10,10 @@ import pytest
 
 from textops.settings import Thresholds
 from textops.monitoring import alerts
-from textops.monitoring.estimation import (EstimateSums, estimate, estimation_alerts, macro_f1, moved,
-                                           report_estimates)
+from textops.monitoring.estimation import (Combined, EstimateSums, estimate, estimation_alerts,
+                                           macro_f1, moved, report_estimates)
+from textops.monitoring.labelling import stratified_accuracy
+from textops.monitoring.result import Performance, PerformanceReport
 from textops.monitoring.stream import StreamSpec, accumulate, proba_classes
 
 THRESHOLDS = Thresholds.defaults(min_accuracy=0.8, max_relative_drop=0.05)
@@ -33,7 +37,7 @@ def test_the_interval_covers_the_realized_accuracy_of_calibrated_probabilities(c
         sums.add(np.array(names)[proba.argmax(axis=1)], proba.max(axis=1), proba, names)
         found = estimate(sums, names)
         realized = np.mean(proba.argmax(axis=1) == truth)
-        low, high = found["accuracy_interval"]
+        low, high = found.accuracy_interval
         covered += low <= realized <= high
         widths.append(high - low)
     assert 0.85 * 200 <= covered <= 0.97 * 200  # a 90 % interval: neither too narrow nor too wide
@@ -49,15 +53,15 @@ def test_the_expected_macro_f1_tracks_the_realized_one_on_calibrated_probabiliti
     sums.add(predicted, proba.max(axis=1), proba, names)
     realized = alerts.performance(Counter(zip(np.array(names)[truth], predicted)))
     found = estimate(sums, names)
-    assert found["macro_f1"] == pytest.approx(realized["macro_f1"], abs=0.01)
-    assert found["accuracy"] == pytest.approx(realized["accuracy"], abs=0.01)
+    assert found.macro_f1 == pytest.approx(realized.macro_f1, abs=0.01)
+    assert found.accuracy == pytest.approx(realized.accuracy, abs=0.01)
 
 
 def test_macro_f1_of_a_counted_matrix_is_the_labelled_rule():
     pairs = Counter({("a", "a"): 50, ("a", "b"): 10, ("b", "b"): 30, ("c", "a"): 5})
     labels = ["a", "b", "c"]
     matrix = np.array([[pairs[(t, p)] for p in labels] for t in labels], dtype=float)
-    assert macro_f1(matrix) == pytest.approx(alerts.performance(pairs)["macro_f1"])
+    assert macro_f1(matrix) == pytest.approx(alerts.performance(pairs).macro_f1)
 
 
 def test_chunks_add_up_to_one_pass_and_a_binary_model_needs_only_the_top_probability():
@@ -71,27 +75,27 @@ def test_chunks_add_up_to_one_pass_and_a_binary_model_needs_only_the_top_probabi
         chunked.add(predicted[part], proba.max(axis=1)[part], proba[part][:, ::-1], names[::-1])
     top_only.add(predicted, proba.max(axis=1))
     a, b, c = (estimate(e, names) for e in (whole, chunked, top_only))
-    assert a["accuracy"] == pytest.approx(b["accuracy"]) == pytest.approx(c["accuracy"])
-    assert a["macro_f1"] == pytest.approx(b["macro_f1"]) == pytest.approx(c["macro_f1"])
-    assert a["accuracy_interval"] == pytest.approx(c["accuracy_interval"])
+    assert a.accuracy == pytest.approx(b.accuracy) == pytest.approx(c.accuracy)
+    assert a.macro_f1 == pytest.approx(b.macro_f1) == pytest.approx(c.macro_f1)
+    assert a.accuracy_interval == pytest.approx(c.accuracy_interval)
 
 
 def test_without_whole_vectors_a_multiclass_macro_f1_is_unknown_and_the_accuracy_is_not():
     sums = EstimateSums()
     sums.add(np.array(["a", "b", "c"]), np.array([0.9, 0.8, np.nan]))
     found = estimate(sums, ["a", "b", "c"])
-    assert found["rows"] == 2 and found["accuracy"] == pytest.approx(0.85)
-    assert found["macro_f1"] is None
+    assert found.rows == 2 and found.accuracy == pytest.approx(0.85)
+    assert found.macro_f1 is None
     assert estimate(EstimateSums(), ["a"]) is None
 
 
 def test_estimate_alerts_on_the_interval_and_on_the_drop_from_training():
     def figures(accuracy, half):
-        return {"accuracy": accuracy, "accuracy_interval": [accuracy - half, accuracy + half]}
+        return Combined("atc", accuracy, (accuracy - half, accuracy + half), None, 0.0, "",
+                        accuracy, False)
 
     assert estimation_alerts(figures(0.95, 0.01), 0.96, THRESHOLDS, "overall") == []
-    [low] = estimation_alerts({**figures(0.75, 0.02), "estimator": "ATC"}, None, THRESHOLDS,
-                              "overall")
+    [low] = estimation_alerts(figures(0.75, 0.02), None, THRESHOLDS, "overall")
     assert low == ("overall: estimated accuracy (ATC 0.7500, 90% interval 0.7300-0.7700, no "
                    "labels) < 0.8000")
     assert estimation_alerts(figures(0.79, 0.02), None, THRESHOLDS, "overall") == []  # could be 0.81
@@ -101,7 +105,8 @@ def test_estimate_alerts_on_the_interval_and_on_the_drop_from_training():
 
 def test_a_move_is_beyond_the_interval_and_at_least_one_point():
     def figures(accuracy, half=0.001):
-        return {"accuracy": accuracy, "accuracy_interval": [accuracy - half, accuracy + half]}
+        return Combined("atc", accuracy, (accuracy - half, accuracy + half), None, 0.0, "",
+                        accuracy, False)
 
     assert moved(figures(0.90), 0.95).startswith("estimated accuracy fell with it (0.9000 vs 0.9500")
     assert moved(figures(0.945), 0.95).startswith("estimated accuracy did not move")
@@ -125,21 +130,22 @@ def test_the_report_object_alerts_only_without_labels_and_names_uncalibrated_ver
     expected = {"1": sums_of([0.7] * 100, ["a"] * 100), "2": sums_of([0.99] * 50, ["b"] * 50)}
     references = {"1": reference(0.95, 0.95, calibrated=False), "2": reference(0.97, 0.97)}
     found, raised = report_estimates(expected, {}, references, None, THRESHOLDS)
-    assert found["rows"] == 150 and found["accuracy"] == pytest.approx((70 + 49.5) / 150)
-    assert set(found["per_version"]) == {"1", "2"} and found["realized"] is None
-    assert found["per_version"]["1"]["training_accuracy"] == 0.95
-    assert found["per_version"]["1"]["macro_f1"] is not None  # two classes: from the top prob.
-    assert "v1 has uncalibrated probabilities" in found["note"]
+    assert found.overall.rows == 150 and found.overall.accuracy == pytest.approx((70 + 49.5) / 150)
+    assert set(found.per_version) == {"1", "2"} and found.realized is None
+    assert found.per_version["1"].training_accuracy == 0.95
+    assert found.per_version["1"].macro_f1 is not None  # two classes: from the top prob.
+    assert "v1 has uncalibrated probabilities" in found.note
     # overall 0.797 could still be >= 0.8 (interval up to 0.848); v1 alone cannot, and fell
     assert [a.split(":")[0] for a in raised] == ["model v1", "model v1"]
 
-    performance = {"overall": {"rows": 100, "accuracy": 0.72, "macro_f1": 0.5},
-                   "per_version": {"1": {"rows": 100, "accuracy": 0.72, "macro_f1": 0.5}}}
+    figures = Performance(rows=100, accuracy=0.72, macro_f1=0.5, recall_per_class={},
+                          support_per_class={})
+    performance = PerformanceReport(figures, {"1": figures}, [], 0)
     labelled = {"1": sums_of([0.7] * 100, ["a"] * 100)}
     found, raised = report_estimates(expected, labelled, references, performance, THRESHOLDS)
     assert raised == []  # labels known: realized performance is the judge
-    assert found["realized"]["accuracy_error"] == pytest.approx(0.70 - 0.72)
-    assert found["realized"]["per_version"]["1"]["estimated_accuracy"] == pytest.approx(0.7)
+    assert found.realized.accuracy_error == pytest.approx(0.70 - 0.72)
+    assert found.realized.per_version["1"].estimated_accuracy == pytest.approx(0.7)
 
 
 def test_predictions_files_give_whole_vectors_through_their_proba_columns():
@@ -156,5 +162,39 @@ def test_predictions_files_give_whole_vectors_through_their_proba_columns():
     assert sums.rows == 3 and sums.confusion_rows == 3
     np.testing.assert_allclose(sums.confusion[:, 0], [0.6, 0.3, 0.1])  # the row predicted x
     found = estimate(sums, ["x", "y", "z"])
-    assert found["accuracy"] == pytest.approx((0.6 + 0.5 + 0.9) / 3)
-    assert found["macro_f1"] is not None
+    assert found.accuracy == pytest.approx((0.6 + 0.5 + 0.9) / 3)
+    assert found.macro_f1 is not None
+
+
+def test_the_estimate_objects_write_the_json_of_earlier_releases_key_for_key():
+    """monitor.py's ``estimated`` and ``performance`` objects keep their keys and order (the
+    typed objects of issue 19 changed how they are built, not what is written)."""
+    expected = {"1": sums_of([0.7] * 100, ["a"] * 100)}
+    references = {"1": reference(0.95, 0.95)}
+    figures = Performance(rows=100, accuracy=0.72, macro_f1=0.5, recall_per_class={"a": 0.72},
+                          support_per_class={"a": 100})
+    performance = PerformanceReport(figures, {"1": replace(figures, reference={})}, [], 3)
+    found, _ = report_estimates(expected, expected, references, performance, THRESHOLDS)
+    sample = stratified_accuracy(np.r_[np.ones(9), 0.0], np.zeros(10), np.full(10, 100))
+    written = json.loads(json.dumps(replace(found, sample=replace(
+        sample, label_free_accuracy=found.overall.accuracy)).to_dict()))
+    head = ["accuracy", "accuracy_interval", "macro_f1", "rows", "method", "estimator",
+            "training_accuracy", "at_training", "calibrated", "spread", "trust", "label_a_sample",
+            "decision_accuracy", "methods", "threshold"]
+    assert list(written) == head + ["per_version", "realized", "note", "sample"]
+    assert list(written["per_version"]["1"]) == head
+    assert written["method"].startswith("confidence-based") and written["estimator"] == "CBPE"
+    assert list(written["methods"]["cbpe"]) == ["accuracy", "accuracy_interval", "macro_f1", "rows"]
+    realized = ["rows", "accuracy", "macro_f1", "estimated_accuracy", "estimated_macro_f1",
+                "accuracy_error", "macro_f1_error"]
+    assert list(written["realized"]) == realized + ["per_version"]
+    assert list(written["realized"]["per_version"]["1"]) == realized
+    assert list(written["sample"]) == ["accuracy", "accuracy_interval", "labelled_rows", "rows",
+                                       "strata", "method", "estimator", "label_free_accuracy",
+                                       "gap"]
+    assert written["sample"]["gap"] == pytest.approx(0.7 - 0.9)
+    assert list(performance.to_dict()) == ["overall", "per_version", "unknown_labels",
+                                           "rows_without_label"]
+    assert list(performance.to_dict()["per_version"]["1"]) == [
+        "rows", "accuracy", "macro_f1", "recall_per_class", "support_per_class", "reference"]
+    assert "reference" not in performance.to_dict()["overall"]

@@ -20,7 +20,7 @@ def test_it_is_scikit_learns_macro_f1_over_the_classes_in_the_truth(seed):
     expected = f1_score(y_true, y_pred, average="macro", labels=sorted(set(y_true)), zero_division=0)
     assert metrics.macro_f1(y_true, y_pred) == pytest.approx(expected, abs=1e-12)
     pairs = Counter(zip(y_true, y_pred))
-    assert alerts.performance(pairs)["macro_f1"] == pytest.approx(expected, abs=1e-12)
+    assert alerts.performance(pairs).macro_f1 == pytest.approx(expected, abs=1e-12)
     classes, counts = metrics.confusion(y_true, y_pred)
     assert estimation.macro_f1(counts) == pytest.approx(expected, abs=1e-12)
 

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 from collections import Counter
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,8 @@ from textops import settings
 from textops.settings import Thresholds
 from textops.monitoring import alerts as monitoring
 from textops.monitoring import check, drift, report
+from textops.monitoring.result import (DataSummary, DriftSummary, ModelSummary, MonitorReport,
+                                       Performance, PerformanceReport)
 from textops.monitoring.stream import Reservoir, StreamSpec, accumulate
 from conftest import copy_project, registry, run_script, shared
 
@@ -38,21 +41,21 @@ def test_performance_from_confusion_counts_matches_scikit_learn():
     y_true = rng.choice(["a", "b", "c"], 500, p=[0.6, 0.3, 0.1])
     y_pred = np.where(rng.random(500) < 0.7, y_true, rng.choice(["a", "b", "d"], 500))
     got = monitoring.performance(Counter(zip(y_true, y_pred)))
-    assert got["rows"] == 500
-    assert got["accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))
-    assert got["macro_f1"] == pytest.approx(f1_score(y_true, y_pred, average="macro",
+    assert got.rows == 500
+    assert got.accuracy == pytest.approx(accuracy_score(y_true, y_pred))
+    assert got.macro_f1 == pytest.approx(f1_score(y_true, y_pred, average="macro",
                                                      labels=sorted(set(y_true)), zero_division=0))
     for label in ("a", "b", "c"):
-        assert got["recall_per_class"][label] == pytest.approx(
+        assert got.recall_per_class[label] == pytest.approx(
             recall_score(y_true, y_pred, labels=[label], average="macro", zero_division=0))
-    assert "d" not in got["recall_per_class"]  # never a true label: no recall to speak of
+    assert "d" not in got.recall_per_class  # never a true label: no recall to speak of
 
 
 def test_a_predicted_class_absent_from_a_labelled_batch_raises_no_false_alert():
     """Macro-F1 has one definition: over the classes in the truth, as at training (issue 19)."""
     pairs = Counter({("a", "a"): 48, ("a", "c"): 2, ("b", "b"): 48})  # "c": predicted only
     got = monitoring.performance(pairs)
-    assert got["macro_f1"] == pytest.approx(f1_score(
+    assert got.macro_f1 == pytest.approx(f1_score(
         ["a"] * 50 + ["b"] * 48, ["a"] * 48 + ["c"] * 2 + ["b"] * 48, average="macro",
         labels=["a", "b"]))
     reference = {"accuracy": 0.98, "macro_f1": 0.98}
@@ -100,14 +103,15 @@ def test_domain_classifier_tells_domains_apart_and_names_their_words():
 def test_performance_alerts_absolute_relative_and_per_class():
     thresholds = Thresholds.defaults(min_accuracy=0.5, min_macro_f1=0.5, max_relative_drop=0.1,
                                      min_class_recall=0.6, min_class_support=20)
-    healthy = {"accuracy": 0.95, "macro_f1": 0.94, "recall_per_class": {"a": 0.9, "b": 0.95},
-               "support_per_class": {"a": 50, "b": 50}}
+    healthy = Performance(rows=100, accuracy=0.95, macro_f1=0.94,
+                          recall_per_class={"a": 0.9, "b": 0.95},
+                          support_per_class={"a": 50, "b": 50})
     assert monitoring.performance_alerts(healthy, {"accuracy": 0.96, "macro_f1": 0.95},
                                          thresholds, "overall") == []
-    slipped = dict(healthy, accuracy=0.80)  # above 0.5, but 17% below the test accuracy
+    slipped = replace(healthy, accuracy=0.80)  # above 0.5, but 17% below the test accuracy
     assert any("below its training-time" in a for a in monitoring.performance_alerts(
         slipped, {"accuracy": 0.96}, thresholds, "overall"))
-    weak = dict(healthy, recall_per_class={"a": 0.3, "b": 0.95, "c": 0.1},
+    weak = replace(healthy, recall_per_class={"a": 0.3, "b": 0.95, "c": 0.1},
                 support_per_class={"a": 50, "b": 50, "c": 5})  # c: too few rows to judge
     [alert] = monitoring.performance_alerts(weak, None, thresholds, "v3")
     assert "1 class(es): a 0.30" in alert
@@ -152,33 +156,28 @@ def test_evaluating_versions_aligns_label_spellings_and_checks_each_version():
                                      min_class_recall=0.5, min_class_support=20)
     found, perf = monitoring.evaluate_versions(tallies, references, ["False", "True"],
                                                thresholds, rows_without_label=3)
-    assert perf["per_version"]["1"]["accuracy"] == 1.0
-    assert perf["per_version"]["2"]["accuracy"] == 0.6 and perf["unknown_labels"] == []
-    assert perf["per_version"]["1"]["reference"] == {"accuracy": 0.99, "macro_f1": 0.98}
+    assert perf.per_version["1"].accuracy == 1.0
+    assert perf.per_version["2"].accuracy == 0.6 and perf.unknown_labels == []
+    assert perf.per_version["1"].reference == {"accuracy": 0.99, "macro_f1": 0.98}
     assert any(a.startswith("model v2: accuracy 0.6000 < 0.8000") for a in found)
     assert not any(a.startswith("model v1") for a in found)
     assert monitoring.evaluate_versions({}, {}, [], thresholds, 0) == ([], None)
 
 
 def test_html_report_shows_a_dash_not_nan_for_unknown_training_metrics():
-    stats = {"rows": 10, "accuracy": 0.9, "macro_f1": 0.8, "recall_per_class": {},
-             "support_per_class": {}}
-    from dataclasses import replace
-
-    from textops.monitoring.result import DataSummary, DriftSummary, ModelSummary, MonitorReport
-
+    stats = Performance(rows=10, accuracy=0.9, macro_f1=0.8, recall_per_class={},
+                        support_per_class={})
+    known = replace(stats, reference={"accuracy": 0.95, "macro_f1": 0.9})
     result = MonitorReport(
         status="healthy", exit_code=0, alerts=[], checked_at="now",
         data=DataSummary("x.csv", "0" * 64, 10, 10, 0),
         model=ModelSummary("m", ["1", "2"], "@champion"), thresholds=Thresholds.defaults(),
-        performance={"overall": stats, "per_version": {
-            "1": {**stats, "reference": {"accuracy": 0.95, "macro_f1": 0.9}},
-            "2": {**stats, "reference": {}}}},
+        performance=PerformanceReport(stats, {"1": known, "2": replace(stats, reference={})},
+                                      [], 0),
         estimated=None, drift=DriftSummary(None, 10, [], [], "n"))
     page = report.render(result, {})
     assert "nan" not in page.lower() and "0.9500" in page and "&ndash;" in page
-    single = replace(result, performance={"overall": stats, "per_version": {
-        "1": {**stats, "reference": {"accuracy": 0.95, "macro_f1": 0.9}}}})
+    single = replace(result, performance=PerformanceReport(stats, {"1": known}, [], 0))
     assert report.render(single, {}).count("0.9500") == 2  # the overall row shows it too
 
 

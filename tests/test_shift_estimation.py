@@ -9,6 +9,7 @@ import pytest
 from textops.settings import Thresholds
 from textops.monitoring import estimation, labelling
 from textops.monitoring.estimation import EstimateSums, combine, fit_threshold, methods
+from textops.monitoring.result import Figures
 
 THRESHOLDS = Thresholds.defaults(min_accuracy=0.8, max_relative_drop=0.1)
 
@@ -44,8 +45,8 @@ def test_atc_on_new_rows_is_the_share_above_the_threshold_and_folds_chunk_by_chu
         chunked.add(labels[part], tonight[part])
     expected = float(np.mean(t.right(tonight)))
     for sums in (whole, chunked):
-        assert methods(sums, ["a", "b"])["atc"]["accuracy"] == pytest.approx(expected)
-    doc = methods(whole, ["a", "b"])["doc"]["accuracy"]
+        assert methods(sums, ["a", "b"])["atc"].accuracy == pytest.approx(expected)
+    doc = methods(whole, ["a", "b"])["doc"].accuracy
     assert doc == pytest.approx(0.9 + tonight.mean() - t.confidence_mean)
 
 
@@ -58,7 +59,7 @@ def test_versions_merge_each_counted_against_its_own_threshold():
     total = EstimateSums()
     total.merge(v1)
     total.merge(v2)
-    assert methods(total, ["a", "b"])["atc"]["accuracy"] == pytest.approx(2 / 8)
+    assert methods(total, ["a", "b"])["atc"].accuracy == pytest.approx(2 / 8)
 
 
 def test_old_versions_get_a_threshold_from_their_reference_sample_or_say_they_cannot():
@@ -73,34 +74,34 @@ def test_old_versions_get_a_threshold_from_their_reference_sample_or_say_they_ca
     sums = EstimateSums()
     sums.add(np.array(["a", "b"]), np.array([0.9, 0.8]))
     estimated, _ = estimation.report_estimates({"3": sums}, {}, {"3": None}, None, THRESHOLDS)
-    assert estimated["per_version"]["3"]["method"] == "cbpe"
-    assert "no reference profile" in estimated["note"]
+    assert estimated.per_version["3"].method == "cbpe"
+    assert "no reference profile" in estimated.note
 
 
 # ------------------------------------------------------------------------------------------
 # The interval and the alert decision
 # ------------------------------------------------------------------------------------------
 def _found(cbpe, atc, doc, half=0.005):
-    return {name: {"accuracy": v, "accuracy_interval": [v - half, v + half], "macro_f1": None}
+    return {name: Figures(v, (v - half, v + half), None, 1000)
             for name, v in (("cbpe", cbpe), ("atc", atc), ("doc", doc))}
 
 
 def test_without_drift_the_interval_spans_the_estimators_and_the_headline_is_atc():
     found = combine(_found(0.95, 0.94, 0.96))
-    assert found["method"] == "atc" and found["accuracy"] == 0.94
-    assert found["accuracy_interval"] == pytest.approx([0.935, 0.965])
-    assert found["decision_accuracy"] == 0.94 and "trust it" not in found["trust"]
+    assert found.method == "atc" and found.accuracy == 0.94
+    assert found.accuracy_interval == pytest.approx([0.935, 0.965])
+    assert found.decision_accuracy == 0.94 and "trust it" not in found.trust
     agree = combine(_found(0.95, 0.951, 0.949))
-    assert agree["trust"].endswith("trust it") and not agree["label_a_sample"]
+    assert agree.trust.endswith("trust it") and not agree.label_a_sample
 
 
 def test_after_drift_the_interval_reaches_below_by_the_fall_and_the_centre_decides():
     found = combine(_found(0.95, 0.90, 0.95), drifted=["text_content"], anchor=0.98)
     low = 0.90 - estimation.SHIFT_FALLS * 0.08 - estimation.DRIFT_MARGIN
-    assert found["accuracy_interval"] == pytest.approx([low, 0.955])
-    assert found["decision_accuracy"] == pytest.approx((low + 0.955) / 2)
-    assert "after text_content drift" in found["trust"] and "label a sample" in found["trust"]
-    alerts = estimation.estimation_alerts({**found, "estimator": "ATC"}, 0.98, THRESHOLDS, "all")
+    assert found.accuracy_interval == pytest.approx([low, 0.955])
+    assert found.decision_accuracy == pytest.approx((low + 0.955) / 2)
+    assert "after text_content drift" in found.trust and "label a sample" in found.trust
+    alerts = estimation.estimation_alerts(found, 0.98, THRESHOLDS, "all")
     assert alerts and "drift-adjusted" in alerts[0] and "ATC 0.9000" in alerts[0]
 
 
@@ -137,9 +138,9 @@ def test_the_sample_estimate_is_unbiased_and_its_interval_covers_at_its_level():
     truth = right.mean()
     edges = labelling.strata_edges(confidence[:2000], fit_threshold(confidence[:2000], 0.85))
     found = [_draw(confidence, right, 200, seed, edges)[1] for seed in range(300)]
-    estimates = np.array([f["accuracy"] for f in found])
+    estimates = np.array([f.accuracy for f in found])
     assert abs(estimates.mean() - truth) < 3 * estimates.std() / np.sqrt(len(estimates))
-    inside = np.mean([f["accuracy_interval"][0] <= truth <= f["accuracy_interval"][1]
+    inside = np.mean([f.accuracy_interval[0] <= truth <= f.accuracy_interval[1]
                       for f in found])
     assert 0.85 <= inside <= 0.98, inside
 
@@ -158,10 +159,10 @@ def test_the_sample_is_reproducible_weighted_and_sized_to_the_budget():
 def test_a_simple_random_sample_is_the_one_stratum_case():
     right = np.r_[np.ones(180), np.zeros(20)]
     found = labelling.stratified_accuracy(right, np.zeros(200), np.full(200, 10_000))
-    assert found["accuracy"] == pytest.approx(0.9)
+    assert found.accuracy == pytest.approx(0.9)
     rate = (180 + labelling.SMOOTH) / (200 + 2 * labelling.SMOOTH)
     half = estimation.Z90 * np.sqrt(rate * (1 - rate) * 200 / 199 / 200 * (1 - 200 / 10_000))
-    assert found["accuracy_interval"] == pytest.approx([0.9 - half, 0.9 + half])
+    assert found.accuracy_interval == pytest.approx([0.9 - half, 0.9 + half])
 
 
 def test_a_labels_file_needs_its_keys_labels_and_design_columns():

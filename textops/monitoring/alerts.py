@@ -4,18 +4,20 @@ in ``common.EXIT_CODES``)."""
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from common import ExitCode
 from textops.metrics import macro_f1_from_confusion
+from textops.monitoring.result import Performance, PerformanceReport
 from textops.settings import Thresholds
 
 VERDICTS = {"healthy": ExitCode.OK, "alert": ExitCode.ALERT, "drift": ExitCode.DRIFT}
 
 
-def performance(pairs: Counter) -> dict[str, Any]:
+def performance(pairs: Counter) -> Performance:
     """Accuracy, macro-F1 and per-class recall and support, from confusion counts.
 
     Macro-F1 averages over the classes present in the truth, as train.py's test metrics and the
@@ -30,23 +32,20 @@ def performance(pairs: Counter) -> dict[str, Any]:
         truth[t] += n
     matrix = np.array([[pairs.get((t, p), 0) for p in labels] for t in labels], dtype=float)
     recall = {label: pairs.get((label, label), 0) / truth[label] for label in labels if truth[label]}
-    return {
-        "rows": int(total),
-        "accuracy": correct / total if total else 0.0,
-        "macro_f1": macro_f1_from_confusion(matrix) if labels else 0.0,
-        "recall_per_class": recall,
-        "support_per_class": {label: int(truth[label]) for label in labels if truth[label]},
-    }
+    return Performance(
+        rows=int(total), accuracy=correct / total if total else 0.0,
+        macro_f1=macro_f1_from_confusion(matrix) if labels else 0.0, recall_per_class=recall,
+        support_per_class={label: int(truth[label]) for label in labels if truth[label]})
 
 
-def performance_alerts(metrics: dict[str, Any], reference: dict[str, Any] | None,
+def performance_alerts(metrics: Performance, reference: dict[str, Any] | None,
                        thresholds: Thresholds, scope: str) -> list[str]:
     """Alert messages: absolute thresholds, relative drop from the version's own test metrics,
     and per-class recall (classes with enough labelled rows)."""
     alerts = []
     for key, label, minimum in (("accuracy", "accuracy", thresholds.min_accuracy),
                                 ("macro_f1", "macro-F1", thresholds.min_macro_f1)):
-        value = metrics[key]
+        value = getattr(metrics, key)
         if value < minimum:
             alerts.append(f"{scope}: {label} {value:.4f} < {minimum:.4f}")
         before = (reference or {}).get(key)
@@ -54,8 +53,8 @@ def performance_alerts(metrics: dict[str, Any], reference: dict[str, Any] | None
             alerts.append(f"{scope}: {label} {value:.4f} is {1 - value / before:.0%} below its "
                           f"training-time test {label} {before:.4f} (max drop "
                           f"{thresholds.max_relative_drop:.0%})")
-    weak = [(label, rec) for label, rec in metrics["recall_per_class"].items()
-            if metrics["support_per_class"].get(label, 0) >= thresholds.min_class_support
+    weak = [(label, rec) for label, rec in metrics.recall_per_class.items()
+            if metrics.support_per_class.get(label, 0) >= thresholds.min_class_support
             and rec < thresholds.min_class_recall]
     if weak:
         shown = ", ".join(f"{label} {rec:.2f}" for label, rec in sorted(weak, key=lambda x: x[1])[:5])
@@ -88,7 +87,7 @@ def training_metrics(reference: dict[str, Any] | None) -> dict[str, float]:
 
 def evaluate_versions(tallies: dict[str, Counter], references: dict[str, Any],
                       classes: list[str], thresholds: Thresholds,
-                      rows_without_label: int) -> tuple[list[str], dict[str, Any] | None]:
+                      rows_without_label: int) -> tuple[list[str], PerformanceReport | None]:
     """Performance overall and per model version (``tallies``: version -> confusion counts),
     and the alerts it raises; (alerts, None) when no row had a label.
 
@@ -96,23 +95,23 @@ def evaluate_versions(tallies: dict[str, Counter], references: dict[str, Any],
     metrics; with several, each version is also checked on its own rows.
     """
     overall_pairs: Counter = Counter()
-    per_version: dict[str, Any] = {}
+    per_version: dict[str, Performance] = {}
     for version, pairs in tallies.items():
         if not pairs:
             continue
         aligned = align_labels(pairs, classes)
         overall_pairs.update(aligned)
-        per_version[version] = performance(aligned)
-        per_version[version]["reference"] = training_metrics(references.get(version))
+        per_version[version] = replace(performance(aligned),
+                                       reference=training_metrics(references.get(version)))
     if not overall_pairs:
         return [], None
-    overall = performance(overall_pairs)
+    found = PerformanceReport(performance(overall_pairs), per_version,
+                              sorted({t for t, _ in overall_pairs} - set(classes)),
+                              rows_without_label)
     single = len(per_version) == 1
-    alerts = performance_alerts(overall, next(iter(per_version.values()))["reference"]
-                                if single else None, thresholds, "overall")
+    alerts = performance_alerts(found.overall, found.overall_reference if single else None,
+                                thresholds, "overall")
     if not single:
         for version, stats in per_version.items():
-            alerts += performance_alerts(stats, stats["reference"], thresholds, f"model v{version}")
-    unknown = sorted({t for t, _ in overall_pairs} - set(classes))
-    return alerts, {"overall": overall, "per_version": per_version, "unknown_labels": unknown,
-                    "rows_without_label": rows_without_label}
+            alerts += performance_alerts(stats, stats.reference, thresholds, f"model v{version}")
+    return alerts, found

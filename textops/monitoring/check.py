@@ -21,7 +21,8 @@ from textops.columns import MODEL_VERSION, PREDICTION
 from textops.settings import Settings, Thresholds, Tracking, columns
 from textops.monitoring import alerts, drift, estimation, labelling, report, runs
 from textops.monitoring.reference import load_reference
-from textops.monitoring.result import DataSummary, DriftSummary, ModelSummary, MonitorReport
+from textops.monitoring.result import (DataSummary, DriftSummary, EstimateReport, ModelSummary,
+                                       MonitorReport, PerformanceReport)
 from textops.monitoring.stream import (StreamTotals, StreamSpec, accumulate, accumulate_scored,
                                        proba_classes)
 
@@ -200,11 +201,11 @@ def _score_texts(job: MonitorJob, chunks: Any, spec: StreamSpec, version: str,
 @dataclass
 class _CheckFindings:
     alerts: list[str]
-    performance: dict[str, Any] | None
+    performance: PerformanceReport | None
     checks: list[drift.Check]
     note: str
     reference_version: str | None = None
-    estimated: dict[str, Any] | None = None  # performance estimated from the probabilities
+    estimated: EstimateReport | None = None  # performance estimated from the probabilities
     estimate_alerts: list[str] = field(default_factory=list)  # from the label-free estimate
 
 
@@ -222,9 +223,9 @@ def _findings(job: MonitorJob, spec: StreamSpec, seen: StreamTotals, versions: l
         _refuse_foreign_labels(found.performance, classes, job.label_column)
         if found.performance is None:
             log.warning("no row has a label in %r: drift only", job.label_column)
-        elif found.performance["unknown_labels"]:
+        elif found.performance.unknown_labels:
             log.warning("labels the model does not know (always errors): %s",
-                        found.performance["unknown_labels"][:20])
+                        found.performance.unknown_labels[:20])
     if reference is None:
         found.note = (f"v{main} has no reference profile (trained before textops saved one): "
                       f"drift not checked; retrain to get one")
@@ -247,14 +248,14 @@ def _findings(job: MonitorJob, spec: StreamSpec, seen: StreamTotals, versions: l
     return found
 
 
-def _refuse_foreign_labels(performance: dict[str, Any] | None, classes: list[str],
+def _refuse_foreign_labels(performance: PerformanceReport | None, classes: list[str],
                            label_column: str) -> None:
     """Labels none of which is a class of the model are a format mismatch (``0.0``/``1.0``
     against a model of ``0``/``1``, or the wrong column), not a performance drop: exit 2."""
-    if not performance or not performance["unknown_labels"]:
+    if not performance or not performance.unknown_labels:
         return
-    truth = set(performance["overall"]["support_per_class"])
-    if truth and truth <= set(performance["unknown_labels"]):
+    truth = set(performance.overall.support_per_class)
+    if truth and truth <= set(performance.unknown_labels):
         raise BadInputError(
             f"none of the labels in {label_column!r} is a class of the model (found "
             f"{', '.join(map(repr, sorted(truth)[:5]))}; the model's classes: "
@@ -262,23 +263,23 @@ def _refuse_foreign_labels(performance: dict[str, Any] | None, classes: list[str
             f"labels are spelled")
 
 
-def _log_estimate(estimated: dict[str, Any] | None) -> None:
+def _log_estimate(estimated: EstimateReport | None) -> None:
     if estimated is None:
         log.info("performance not estimated: no probability in the input")
         return
-    low, high = estimated["accuracy_interval"]
+    overall = estimated.overall
+    low, high = overall.accuracy_interval
     log.info("estimated accuracy %.4f (%s; 90%% interval %.4f-%.4f) on %d rows, macro-F1 %s; %s",
-             estimated["accuracy"], estimated["method"].split(" (")[0], low, high,
-             estimated["rows"],
-             "unknown" if estimated["macro_f1"] is None else f"{estimated['macro_f1']:.4f}",
-             estimated["trust"])
-    realized = estimated["realized"]
-    if realized and realized["estimated_accuracy"] is not None:
+             overall.accuracy, estimated.method_name.split(" (")[0], low, high, overall.rows,
+             "unknown" if overall.macro_f1 is None else f"{overall.macro_f1:.4f}",
+             overall.trust)
+    realized = estimated.realized
+    if realized and realized.estimated_accuracy is not None:
         log.info("on the %d labelled rows: estimated accuracy %.4f, realized %.4f (error %+.4f)",
-                 realized["rows"], realized["estimated_accuracy"], realized["accuracy"],
-                 realized["accuracy_error"])
-    if estimated["note"]:
-        log.warning(estimated["note"])
+                 realized.rows, realized.estimated_accuracy, realized.accuracy,
+                 realized.accuracy_error)
+    if estimated.note:
+        log.warning(estimated.note)
 
 
 def _current(job: MonitorJob, spec: StreamSpec, seen: StreamTotals, pipeline: Any) -> drift.Current:
@@ -320,29 +321,27 @@ def _sample_estimate(found: _CheckFindings, collector: labelling.Collector,
     if sample is None or found.estimated is None:
         found.alerts += found.estimate_alerts
         return
-    label_free = found.estimated["accuracy"]
-    sample["label_free_accuracy"] = label_free
-    sample["gap"] = label_free - sample["accuracy"]
-    found.estimated["sample"] = sample
-    low, high = sample["accuracy_interval"]
+    sample = replace(sample, label_free_accuracy=found.estimated.overall.accuracy)
+    found.estimated = replace(found.estimated, sample=sample)
+    low, high = sample.accuracy_interval
     log.info("labelled sample: accuracy %.4f (90%% interval %.4f-%.4f) from %d labelled rows; "
-             "the label-free estimate was %+.4f off", sample["accuracy"], low, high,
-             sample["labelled_rows"], sample["gap"])
+             "the label-free estimate was %+.4f off", sample.accuracy, low, high,
+             sample.labelled_rows, sample.gap)
     if found.performance is None:  # the labelled sample is the judge tonight
         found.alerts += estimation.estimation_alerts(
-            sample, found.estimated.get("training_accuracy"), job.thresholds, "overall",
-            f"{sample['labelled_rows']} labelled rows")
+            sample, found.estimated.overall.training_accuracy, job.thresholds, "overall",
+            f"{sample.labelled_rows} labelled rows")
 
 
 def _write_to_label(job: MonitorJob, collector: labelling.Collector,
                     result: MonitorReport) -> dict[str, Any] | None:
     """Write the rows to label when asked (--label-sample N) or when tonight's estimate is not
     to be trusted alone (drift, or estimators that disagree)."""
-    estimated = result.estimated or {}
+    estimated = result.estimated.overall if result.estimated else None
     if job.label_sample_forced:
         why = f"--label-sample {job.label_sample_forced}"
-    elif job.label_sample and (estimated.get("label_a_sample") or result.drift.drifted):
-        why = estimated.get("trust") or "drift"
+    elif job.label_sample and ((estimated and estimated.label_a_sample) or result.drift.drifted):
+        why = (estimated.trust if estimated else "") or "drift"
     else:
         return None
     if job.to_label is None or collector.sampler is None:
@@ -360,8 +359,8 @@ def _report(job: MonitorJob, spec: StreamSpec, seen: StreamTotals, versions: lis
             found: _CheckFindings, sha256: str) -> MonitorReport:
     """The report (the JSON, the HTML page and the MLflow run are made from it)."""
     main = seen.main_version
-    main_estimate = (found.estimated or {}).get("per_version", {}).get(main)
-    movement = estimation.moved(main_estimate, (main_estimate or {}).get("at_training"))
+    main_estimate = found.estimated.per_version.get(main) if found.estimated else None
+    movement = estimation.moved(main_estimate, main_estimate.at_training if main_estimate else None)
     drifted = [f"drift: {c.name}: {c.detail}; {movement}" for c in found.checks if c.drifted]
     status = alerts.verdict(found.alerts, drifted)
     return MonitorReport(

@@ -28,12 +28,14 @@ folded chunk by chunk like the rest of monitor.py's summary.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Sequence, Union
 
 import numpy as np
 
 from textops.metrics import macro_f1_from_confusion
+from textops.monitoring.result import (EstimateReport, Figures, Interval, PerformanceReport,
+                                       Realized, SampleEstimate, VersionEstimate)
 from textops.settings import Thresholds
 
 Z90 = 1.6448536269514722  # two-sided 90 % normal quantile
@@ -243,7 +245,7 @@ def macro_f1(confusion: np.ndarray) -> float:
     return float(macro_f1_from_confusion(confusion))
 
 
-def estimate(expected: EstimateSums, classes: Sequence[str]) -> dict[str, Any] | None:
+def estimate(expected: EstimateSums, classes: Sequence[str]) -> Figures | None:
     """The estimate: accuracy with its 90 % interval and, when the expected confusion matrix is
     known (whole probability vectors, or a two-class model), macro-F1; None without rows."""
     n = expected.rows
@@ -254,20 +256,16 @@ def estimate(expected: EstimateSums, classes: Sequence[str]) -> dict[str, Any] |
     accuracy = float(right / n)
     half = float(Z90 * np.sqrt(variance) / n)
     matrix = expected.expected_confusion(classes)
-    return {
-        "accuracy": accuracy,
-        "accuracy_interval": [max(accuracy - half, 0.0), min(accuracy + half, 1.0)],
-        "macro_f1": macro_f1(matrix) if matrix is not None else None,
-        "rows": n,
-    }
+    return Figures(accuracy, (max(accuracy - half, 0.0), min(accuracy + half, 1.0)),
+                   macro_f1(matrix) if matrix is not None else None, n)
 
 
-def _interval(value: float, se: float) -> list[float]:
+def _interval(value: float, se: float) -> Interval:
     half = Z90 * float(se)
-    return [max(float(value) - half, 0.0), min(float(value) + half, 1.0)]
+    return (max(float(value) - half, 0.0), min(float(value) + half, 1.0))
 
 
-def methods(expected: EstimateSums, classes: Sequence[str]) -> dict[str, dict[str, Any]]:
+def methods(expected: EstimateSums, classes: Sequence[str]) -> dict[str, Figures]:
     """Every estimator the sums allow, side by side: ``cbpe`` always; ``atc`` and ``doc`` when
     every row's version has a threshold. Each: accuracy, its 90 % sampling interval (rows, and
     for ATC/DoC the finite test rows their anchor was fitted on), macro-F1 (or None)."""
@@ -286,16 +284,14 @@ def methods(expected: EstimateSums, classes: Sequence[str]) -> dict[str, dict[st
         matrix = expected.atc_confusion
     elif len(classes) == 2 and set(expected.by_label) <= set(classes):
         matrix = _two_class_matrix(expected.by_label, expected.atc_by_label, classes)
-    found["atc"] = {"accuracy": atc, "accuracy_interval": _interval(atc, np.sqrt(
-        atc * (1 - atc) / n + anchor)), "macro_f1": macro_f1(matrix) if matrix is not None else None,
-        "rows": n}
+    found["atc"] = Figures(atc, _interval(atc, np.sqrt(atc * (1 - atc) / n + anchor)),
+                           macro_f1(matrix) if matrix is not None else None, n)
     total = sum(v[1] for v in expected.by_label.values())
     squares = total - sum(v[2] for v in expected.by_label.values())  # sum of p^2
     mean = total / n
     variance = max(squares / n - mean ** 2, 0.0)
     doc = float(np.clip(mean + expected.doc_shift / n, 0.0, 1.0))
-    found["doc"] = {"accuracy": doc, "accuracy_interval": _interval(doc, np.sqrt(
-        variance / n + anchor)), "macro_f1": None, "rows": n}
+    found["doc"] = Figures(doc, _interval(doc, np.sqrt(variance / n + anchor)), None, n)
     return found
 
 
@@ -310,8 +306,26 @@ SHIFT_FALLS = 1.5
 DRIFT_MARGIN = 0.05
 
 
-def combine(found: dict[str, dict[str, Any]], drifted: Sequence[str] = (),
-            anchor: float | None = None) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Combined:
+    """The headline estimate of one scope and its interval honest about shift."""
+
+    method: str  # the headline estimator: atc, doc or cbpe
+    accuracy: float
+    accuracy_interval: Interval
+    macro_f1: float | None
+    spread: float
+    trust: str
+    decision_accuracy: float
+    label_a_sample: bool
+
+    @property
+    def estimator(self) -> str:
+        return self.method.upper()
+
+
+def combine(found: dict[str, Figures], drifted: Sequence[str] = (),
+            anchor: float | None = None) -> Combined:
     """The headline estimate and an interval honest about shift.
 
     The headline is ATC (CBPE for versions without a threshold). The interval covers every
@@ -322,14 +336,14 @@ def combine(found: dict[str, dict[str, Any]], drifted: Sequence[str] = (),
     """
     name = next(m for m in HEADLINE_ORDER if m in found)
     head = found[name]
-    values = [f["accuracy"] for f in found.values()]
+    values = [f.accuracy for f in found.values()]
     spread = max(values) - min(values)
-    low = min(f["accuracy_interval"][0] for f in found.values())
-    high = max(f["accuracy_interval"][1] for f in found.values())
-    decision = head["accuracy"]
+    low = min(f.accuracy_interval[0] for f in found.values())
+    high = max(f.accuracy_interval[1] for f in found.values())
+    decision = head.accuracy
     if drifted:
-        fall = max((anchor or 0.0) - head["accuracy"], 0.0) if anchor is not None else 0.0
-        low = min(low, head["accuracy"] - SHIFT_FALLS * fall - DRIFT_MARGIN)
+        fall = max((anchor or 0.0) - head.accuracy, 0.0) if anchor is not None else 0.0
+        low = min(low, head.accuracy - SHIFT_FALLS * fall - DRIFT_MARGIN)
         decision = (max(low, 0.0) + high) / 2
     low = max(low, 0.0)
     where = f" after {', '.join(drifted)} drift" if drifted else ""
@@ -340,22 +354,23 @@ def combine(found: dict[str, dict[str, Any]], drifted: Sequence[str] = (),
         trust += f": accuracy could be anywhere in {low:.2f}-{high:.2f}; label a sample"
     else:
         trust = f"estimators agree (within {spread:.2f}) and nothing drifted: trust it"
-    return {"method": name, "accuracy": head["accuracy"], "accuracy_interval": [low, high],
-            "macro_f1": head["macro_f1"], "spread": spread, "trust": trust,
-            "decision_accuracy": decision, "label_a_sample": bool(spread > DISAGREE or drifted)}
+    return Combined(name, head.accuracy, (low, high), head.macro_f1, spread, trust, decision,
+                    bool(spread > DISAGREE or drifted))
 
 
-def estimation_alerts(estimated: dict[str, Any], reference_accuracy: float | None,
+Judged = Union[Combined, VersionEstimate, SampleEstimate]  # what estimation_alerts can judge
+
+
+def estimation_alerts(estimated: Judged, reference_accuracy: float | None,
                       thresholds: Thresholds, scope: str, basis: str = "no labels"
                       ) -> list[str]:
     """Exit-1 alerts from an estimate: its whole 90 % interval below ``min_accuracy``, or the
     estimate more than ``max_relative_drop`` below the version's training-time test accuracy.
     The line names the estimator and its interval (``basis``: what it rests on)."""
     alerts = []
-    value, (low, high) = estimated["accuracy"], estimated["accuracy_interval"]
-    name = estimated.get("estimator") or "estimate"
-    shown = f"{name} {value:.4f}, 90% interval {low:.4f}-{high:.4f}, {basis}"
-    decision = estimated.get("decision_accuracy", value)
+    value, (low, high) = estimated.accuracy, estimated.accuracy_interval
+    shown = f"{estimated.estimator} {value:.4f}, 90% interval {low:.4f}-{high:.4f}, {basis}"
+    decision = estimated.decision_accuracy
     if decision != value:  # after drift: the honest interval's centre decides
         shown += f"; drift-adjusted {decision:.4f}"
         value = decision
@@ -373,15 +388,15 @@ def estimation_alerts(estimated: dict[str, Any], reference_accuracy: float | Non
 MOVE_MIN = 0.01  # one accuracy point: smaller moves are not called a move, however many rows
 
 
-def moved(estimated: dict[str, Any] | None, at_training: float | None) -> str:
+def moved(estimated: VersionEstimate | None, at_training: float | None) -> str:
     """Whether the estimated accuracy moved from the same estimate on the version's test rows at
     training (the reference's mean confidence: the same estimator, so any calibration bias
     cancels) by more than its interval's half-width and at least MOVE_MIN: the words appended to
     each drift alert."""
     if not estimated or at_training is None:
         return "estimated accuracy unknown"
-    low, high = estimated["accuracy_interval"]
-    value = estimated["accuracy"]
+    low, high = estimated.accuracy_interval
+    value = estimated.accuracy
     margin = max((high - low) / 2, MOVE_MIN)
     figures = f"{value:.4f} vs {at_training:.4f} on the test rows at training"
     if value < at_training - margin:
@@ -405,7 +420,7 @@ def _calibrated(reference: dict[str, Any] | None) -> bool | None:
 
 
 def version_estimate(sums: EstimateSums, reference: dict[str, Any] | None,
-                     drifted: Sequence[str] = ()) -> dict[str, Any] | None:
+                     drifted: Sequence[str] = ()) -> VersionEstimate | None:
     """One version's (or the overall) estimate: the headline and its honest interval, every
     estimator under ``methods``, the threshold used, and what the same headline estimator gave on
     the test rows at training (``at_training``: ATC's is the test accuracy by construction)."""
@@ -416,32 +431,25 @@ def version_estimate(sums: EstimateSums, reference: dict[str, Any] | None,
     combined = combine(found, drifted, sums.threshold.accuracy if sums.threshold else None)
     metrics = (reference or {}).get("metrics", {})
     test_confidence = ((reference or {}).get("confidence") or {}).get("mean")
-    at_training = (sums.threshold.accuracy if combined["method"] == "atc" and sums.threshold
+    at_training = (sums.threshold.accuracy if combined.method == "atc" and sums.threshold
                    else test_confidence)
-    return {**{k: combined[k] for k in ("accuracy", "accuracy_interval", "macro_f1")},
-            "rows": sums.rows, "method": combined["method"],
-            "estimator": combined["method"].upper(),
-            "training_accuracy": metrics.get("accuracy"), "at_training": at_training,
-            "calibrated": _calibrated(reference), "spread": combined["spread"],
-            "trust": combined["trust"], "label_a_sample": combined["label_a_sample"],
-            "decision_accuracy": combined["decision_accuracy"],
-            "methods": found,
-            "threshold": sums.threshold.to_dict() if sums.threshold else None}
-
-
-METHOD_NAMES = {"atc": "average thresholded confidence (ATC)",
-                "doc": "difference of confidences (DoC)",
-                "cbpe": "confidence-based performance estimation (CBPE): mean top probability"}
+    return VersionEstimate(
+        accuracy=combined.accuracy, accuracy_interval=combined.accuracy_interval,
+        macro_f1=combined.macro_f1, rows=sums.rows, method=combined.method,
+        training_accuracy=metrics.get("accuracy"), at_training=at_training,
+        calibrated=_calibrated(reference), spread=combined.spread, trust=combined.trust,
+        label_a_sample=combined.label_a_sample, decision_accuracy=combined.decision_accuracy,
+        methods=found, threshold=sums.threshold)
 
 
 def report_estimates(expected: dict[str, EstimateSums], labelled: dict[str, EstimateSums],
-                     references: dict[str, Any], performance: dict[str, Any] | None,
+                     references: dict[str, Any], performance: PerformanceReport | None,
                      thresholds: Thresholds, drifted: Sequence[str] = ()
-                     ) -> tuple[dict[str, Any] | None, list[str]]:
-    """The report's ``estimated`` object (overall and per version; beside the realized figures
-    on the labelled rows when there are any) and the alerts it raises. Alerts come from the
-    estimate only when no row has a label: realized performance, when known, is the judge."""
-    per_version: dict[str, Any] = {}
+                     ) -> tuple[EstimateReport | None, list[str]]:
+    """The report's ``estimated`` (overall and per version; beside the realized figures on the
+    labelled rows when there are any) and the alerts it raises. Alerts come from the estimate
+    only when no row has a label: realized performance, when known, is the judge."""
+    per_version: dict[str, VersionEstimate] = {}
     total = EstimateSums()
     for version, sums in expected.items():
         figures = version_estimate(sums, references.get(version), drifted)
@@ -455,57 +463,58 @@ def report_estimates(expected: dict[str, EstimateSums], labelled: dict[str, Esti
     only = next(iter(per_version.values()))
     overall = version_estimate(total, references.get(next(iter(per_version))), drifted)
     if single:
-        overall.update(training_accuracy=only["training_accuracy"], at_training=only["at_training"])
+        overall = replace(overall, training_accuracy=only.training_accuracy,
+                          at_training=only.at_training)
     else:
-        overall.update(training_accuracy=None, at_training=None, calibrated=None)
-    notes = []
-    uncalibrated = [v for v, f in per_version.items() if f["calibrated"] is False]
-    if uncalibrated:
-        notes.append(f"{', '.join('v' + v for v in uncalibrated)} has uncalibrated probabilities "
-                     f"(trained before textops calibrated them, or with catboost.calibrate off): "
-                     f"its CBPE estimate may be off; retrain to calibrate")
-    anchorless = [v for v, f in per_version.items() if f["threshold"] is None]
-    if anchorless:
-        notes.append(f"{', '.join('v' + v for v in anchorless)} has no reference profile, so no "
-                     f"ATC threshold: its estimate is CBPE only")
-    older = [v for v, f in per_version.items()
-             if f["threshold"] and f["threshold"]["source"] != "test rows at training"]
-    if older:
-        notes.append(f"{', '.join('v' + v for v in older)}: ATC threshold fitted on the reference "
-                     f"profile's sampled test confidences (trained before thresholds were stored)")
-    result = {**overall, "per_version": per_version, "realized": None,
-              "method": METHOD_NAMES[overall["method"]], "note": "; ".join(notes)}
+        overall = replace(overall, training_accuracy=None, at_training=None, calibrated=None)
+    realized = _realized(labelled, references, performance) if performance else None
+    result = EstimateReport(overall, per_version, realized, _notes(per_version))
     if performance:
-        result["realized"] = _realized(labelled, references, performance)
         return result, []
-    alerts = estimation_alerts(overall, only["training_accuracy"] if single else None,
-                               thresholds, "overall")
+    alerts = estimation_alerts(overall, overall.training_accuracy, thresholds, "overall")
     if not single:
         for version, figures in per_version.items():
-            alerts += estimation_alerts(figures, figures["training_accuracy"], thresholds,
+            alerts += estimation_alerts(figures, figures.training_accuracy, thresholds,
                                         f"model v{version}")
     return result, alerts
 
 
+def _notes(per_version: dict[str, VersionEstimate]) -> str:
+    """What the reader should know about how the versions' estimates were made."""
+    notes = []
+    uncalibrated = [v for v, f in per_version.items() if f.calibrated is False]
+    if uncalibrated:
+        notes.append(f"{', '.join('v' + v for v in uncalibrated)} has uncalibrated probabilities "
+                     f"(trained before textops calibrated them, or with catboost.calibrate off): "
+                     f"its CBPE estimate may be off; retrain to calibrate")
+    anchorless = [v for v, f in per_version.items() if f.threshold is None]
+    if anchorless:
+        notes.append(f"{', '.join('v' + v for v in anchorless)} has no reference profile, so no "
+                     f"ATC threshold: its estimate is CBPE only")
+    older = [v for v, f in per_version.items()
+             if f.threshold and f.threshold.source != "test rows at training"]
+    if older:
+        notes.append(f"{', '.join('v' + v for v in older)}: ATC threshold fitted on the reference "
+                     f"profile's sampled test confidences (trained before thresholds were stored)")
+    return "; ".join(notes)
+
+
 def _realized(labelled: dict[str, EstimateSums], references: dict[str, Any],
-              performance: dict[str, Any]) -> dict[str, Any]:
+              performance: PerformanceReport) -> Realized:
     """The estimate on the labelled rows beside the realized figures: how far off it was."""
-    def row(sums: EstimateSums, classes: list[str], realized: dict[str, Any]) -> dict[str, Any]:
+    def row(sums: EstimateSums, classes: list[str], realized: Any,
+            per_version: dict[str, Realized] | None = None) -> Realized:
         found = methods(sums, classes)
-        figures = combine(found) if found else {}
-        acc, f1 = figures.get("accuracy"), figures.get("macro_f1")
-        return {"rows": realized["rows"], "accuracy": realized["accuracy"],
-                "macro_f1": realized["macro_f1"], "estimated_accuracy": acc,
-                "estimated_macro_f1": f1,
-                "accuracy_error": None if acc is None else acc - realized["accuracy"],
-                "macro_f1_error": None if f1 is None else f1 - realized["macro_f1"]}
+        figures = combine(found) if found else None
+        return Realized(realized.rows, realized.accuracy, realized.macro_f1,
+                        figures.accuracy if figures else None,
+                        figures.macro_f1 if figures else None, per_version)
 
     per_version = {}
     total = EstimateSums()
-    for version, realized in performance["per_version"].items():
+    for version, realized in performance.per_version.items():
         sums = labelled.get(version, EstimateSums())
         per_version[version] = row(sums, _classes(references.get(version), sums), realized)
         total.merge(sums)
-    first = references.get(next(iter(performance["per_version"]), ""), None)
-    return {**row(total, _classes(first, total), performance["overall"]),
-            "per_version": per_version}
+    first = references.get(next(iter(performance.per_version), ""), None)
+    return row(total, _classes(first, total), performance.overall, per_version)

@@ -28,6 +28,7 @@ import pandas as pd
 
 from textops.columns import MODEL_VERSION, PREDICTION, PROBABILITY
 from textops.monitoring.estimation import Z90, Threshold
+from textops.monitoring.result import SampleEstimate
 
 SD_FLOOR = 0.25  # a stratum's assumed error spread is never below this (confident errors hide)
 MIN_PER_STRATUM = 2  # labelled rows a non-empty stratum gets at least (for its variance)
@@ -120,7 +121,7 @@ class Sampler:
 
 
 def stratified_accuracy(right: np.ndarray, stratum: np.ndarray,
-                        stratum_rows: np.ndarray) -> dict[str, Any]:
+                        stratum_rows: np.ndarray) -> SampleEstimate:
     """The stratified estimate of the accuracy of all rows from labelled rows: each with whether
     the prediction was right, its stratum and its stratum's size. Unbiased whatever the
     allocation; the interval is 90 %."""
@@ -141,11 +142,8 @@ def stratified_accuracy(right: np.ndarray, stratum: np.ndarray,
         sample_variance = rate * (1 - rate) * (n / (n - 1) if n > 1 else 1.0)
         variance += share ** 2 * sample_variance / n * max(1 - n / size, 0.0)
     half = Z90 * float(np.sqrt(variance))
-    return {"accuracy": estimate, "accuracy_interval": [max(estimate - half, 0.0),
-                                                         min(estimate + half, 1.0)],
-            "labelled_rows": int(len(right)), "rows": int(total), "strata": len(sizes),
-            "method": "stratified sample (Horvitz-Thompson), 90 % interval",
-            "estimator": "labelled sample"}
+    return SampleEstimate(estimate, (max(estimate - half, 0.0), min(estimate + half, 1.0)),
+                          labelled_rows=int(len(right)), rows=int(total), strata=len(sizes))
 
 
 def row_keys(chunk: pd.DataFrame, id_columns: Sequence[str]) -> pd.Series:
@@ -205,7 +203,7 @@ class Collector:
         drawn[label_column] = ""
         return drawn
 
-    def sample_estimate(self, align: Any) -> dict[str, Any] | None:
+    def sample_estimate(self, align: Any) -> SampleEstimate | None:
         """The night's accuracy from the labels file (``align``: a label spelled as the model
         spells it); None without one."""
         if self.labels is None:

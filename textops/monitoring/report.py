@@ -127,15 +127,13 @@ def _performance_html(report: MonitorReport) -> str:
     if not perf:
         return "<h2>Performance</h2><p class='muted'>no labels in the input: drift checks only</p>"
     prow = []
-    versions = list(perf["per_version"].values())
-    for scope, stats in [("overall", perf["overall"])] + [
-            (f"v{v}", s) for v, s in perf["per_version"].items()]:
+    for scope, stats in [("overall", perf.overall)] + [
+            (f"v{v}", s) for v, s in perf.per_version.items()]:
         # overall: the training-time metrics of the only version, when there is one
-        ref = stats.get("reference") or (versions[0].get("reference", {})
-                                         if scope == "overall" and len(versions) == 1 else {})
+        ref = stats.reference or (perf.overall_reference if scope == "overall" else {})
         prow.append(
-            f"<tr><td>{_e(scope)}</td><td class='num'>{stats['rows']:,}</td>"
-            f"<td class='num'>{stats['accuracy']:.4f}</td><td class='num'>{stats['macro_f1']:.4f}</td>"
+            f"<tr><td>{_e(scope)}</td><td class='num'>{stats.rows:,}</td>"
+            f"<td class='num'>{stats.accuracy:.4f}</td><td class='num'>{stats.macro_f1:.4f}</td>"
             f"<td class='num'>{_number(ref.get('accuracy'))}</td>"
             f"<td class='num'>{_number(ref.get('macro_f1'))}</td></tr>")
     return ("<h2>Performance on labelled rows</h2><table><tr><th>scope</th><th>rows</th>"
@@ -148,45 +146,44 @@ def _estimated_html(report: MonitorReport) -> str:
     est = report.estimated
     if not est:
         return ""
-    realized = est.get("realized") or {}
-    real_versions = realized.get("per_version", {})
+    realized = est.realized
+    real_versions = (realized.per_version or {}) if realized else {}
     rows = []
-    for scope, figures, real in [("overall", est, realized)] + [
-            (f"v{v}", f, real_versions.get(v, {})) for v, f in est["per_version"].items()]:
-        low, high = figures["accuracy_interval"]
+    for scope, figures, real in [("overall", est.overall, realized)] + [
+            (f"v{v}", f, real_versions.get(v)) for v, f in est.per_version.items()]:
+        low, high = figures.accuracy_interval
         rows.append(
-            f"<tr><td>{_e(scope)}</td><td class='num'>{figures['rows']:,}</td>"
-            f"<td class='num'>{figures['accuracy']:.4f}</td>"
+            f"<tr><td>{_e(scope)}</td><td class='num'>{figures.rows:,}</td>"
+            f"<td class='num'>{figures.accuracy:.4f}</td>"
             f"<td class='num'>{low:.4f}&ndash;{high:.4f}</td>"
-            f"<td class='num'>{_number(figures['macro_f1'])}</td>"
-            f"<td class='num'>{_number(figures.get('training_accuracy'))}</td>"
-            f"<td class='num'>{_number(real.get('accuracy'))}</td>"
-            f"<td class='num'>{_number(real.get('accuracy_error'))}</td></tr>")
-    note = f"<p class='muted'>{_e(est['note'])}</p>" if est.get("note") else ""
-    trust = f"<p><strong>How far to trust it tonight:</strong> {_e(est['trust'])}</p>" \
-        if est.get("trust") else ""
-    methods = est.get("methods") or {}
+            f"<td class='num'>{_number(figures.macro_f1)}</td>"
+            f"<td class='num'>{_number(figures.training_accuracy)}</td>"
+            f"<td class='num'>{_number(real.accuracy if real else None)}</td>"
+            f"<td class='num'>{_number(real.accuracy_error if real else None)}</td></tr>")
+    note = f"<p class='muted'>{_e(est.note)}</p>" if est.note else ""
+    trust = f"<p><strong>How far to trust it tonight:</strong> {_e(est.overall.trust)}</p>" \
+        if est.overall.trust else ""
     side = "".join(
-        f"<tr><td>{_e(name.upper())}</td><td class='num'>{m['accuracy']:.4f}</td>"
-        f"<td class='num'>{m['accuracy_interval'][0]:.4f}&ndash;{m['accuracy_interval'][1]:.4f}"
-        f"</td><td class='num'>{_number(m.get('macro_f1'))}</td></tr>"
-        for name, m in methods.items())
+        f"<tr><td>{_e(name.upper())}</td><td class='num'>{m.accuracy:.4f}</td>"
+        f"<td class='num'>{m.accuracy_interval[0]:.4f}&ndash;{m.accuracy_interval[1]:.4f}"
+        f"</td><td class='num'>{_number(m.macro_f1)}</td></tr>"
+        for name, m in est.overall.methods.items())
     side_html = ("<table><tr><th>estimator (overall)</th><th>accuracy</th><th>sampling interval"
                  "</th><th>macro-F1</th></tr>" + side + "</table>") if side else ""
-    sample = est.get("sample")
+    sample = est.sample
     sample_html = ""
     if sample:
-        low, high = sample["accuracy_interval"]
-        sample_html = (f"<p><strong>Labelled sample:</strong> accuracy {sample['accuracy']:.4f} "
-                       f"({low:.4f}&ndash;{high:.4f}, 90%) from {sample['labelled_rows']:,} "
-                       f"labelled rows of {sample['rows']:,}; the label-free estimate was "
-                       f"{sample['gap']:+.4f} off. Alerts use the sample.</p>")
+        low, high = sample.accuracy_interval
+        sample_html = (f"<p><strong>Labelled sample:</strong> accuracy {sample.accuracy:.4f} "
+                       f"({low:.4f}&ndash;{high:.4f}, 90%) from {sample.labelled_rows:,} "
+                       f"labelled rows of {sample.rows:,}; the label-free estimate was "
+                       f"{sample.gap:+.4f} off. Alerts use the sample.</p>")
     to_label = report.to_label
     if to_label:
         sample_html += (f"<p>{to_label['rows']} rows to label were written to "
                         f"<code>{_e(to_label['path'])}</code> ({_e(to_label['why'])}); label "
                         f"them and rerun with <code>--labels</code>.</p>")
-    return (f"<h2>Estimated performance (no labels; headline: {_e(est['method'])})</h2>"
+    return (f"<h2>Estimated performance (no labels; headline: {_e(est.method_name)})</h2>"
             + trust + "<table><tr><th>scope</th><th>rows</th><th>estimated accuracy</th>"
             "<th>90% interval (honest about shift)</th><th>estimated macro-F1</th><th>test "
             "accuracy at training</th><th>realized accuracy (labelled rows)</th><th>error of the "
@@ -282,22 +279,23 @@ def summary(report: MonitorReport) -> str:
     parts = [f"{report.status.upper()}: {report.model.name} "
              + ",".join(f"v{v}" for v in report.model.versions)]
     if report.performance:
-        overall = report.performance["overall"]
-        parts.append(f"accuracy {overall['accuracy']:.4f} macro-F1 {overall['macro_f1']:.4f} on "
-                     f"{overall['rows']} labelled rows")
+        overall = report.performance.overall
+        parts.append(f"accuracy {overall.accuracy:.4f} macro-F1 {overall.macro_f1:.4f} on "
+                     f"{overall.rows} labelled rows")
     estimated = report.estimated
-    if estimated and estimated.get("sample") and not report.performance:
-        sample = estimated["sample"]
-        low, high = sample["accuracy_interval"]
-        parts.append(f"accuracy {sample['accuracy']:.4f} ({low:.4f}-{high:.4f}) from "
-                     f"{sample['labelled_rows']} labelled sample rows of {sample['rows']}")
+    if estimated and estimated.sample and not report.performance:
+        sample = estimated.sample
+        low, high = sample.accuracy_interval
+        parts.append(f"accuracy {sample.accuracy:.4f} ({low:.4f}-{high:.4f}) from "
+                     f"{sample.labelled_rows} labelled sample rows of {sample.rows}")
     elif estimated and not report.performance:
-        low, high = estimated["accuracy_interval"]
-        name = str(estimated.get("method", "")).split("(")[-1].rstrip(")")[:6] or "estimated"
-        parts.append(f"estimated accuracy {estimated['accuracy']:.4f} ({name}, {low:.4f}-"
-                     f"{high:.4f}) on {estimated['rows']} rows without labels")
-        if estimated.get("label_a_sample"):
-            parts.append(estimated["trust"])
+        head = estimated.overall
+        low, high = head.accuracy_interval
+        name = estimated.method_name.split("(")[-1].rstrip(")")[:6] or "estimated"
+        parts.append(f"estimated accuracy {head.accuracy:.4f} ({name}, {low:.4f}-"
+                     f"{high:.4f}) on {head.rows} rows without labels")
+        if head.label_a_sample:
+            parts.append(head.trust)
     checks = report.drift.checks
     if checks:
         parts.append("drift in " + (", ".join(c.name for c in checks if c.drifted) or "none")

@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from textops.monitoring.result import MonitorReport
+from textops.monitoring.result import EstimateReport, MonitorReport
 
 log = logging.getLogger(__name__)
 
@@ -30,10 +30,10 @@ def history(client: Any, experiment_id: str, name: str, limit: int,
                        "drift.text_content": metrics.get("drift.text_content")})
     now: dict[str, Any] = {"time": datetime.now(timezone.utc)}
     if report.estimated:
-        now["estimated.accuracy"] = report.estimated["accuracy"]
+        now["estimated.accuracy"] = report.estimated.overall.accuracy
     if report.performance:
-        now.update(accuracy=report.performance["overall"]["accuracy"],
-                   macro_f1=report.performance["overall"]["macro_f1"])
+        now.update(accuracy=report.performance.overall.accuracy,
+                   macro_f1=report.performance.overall.macro_f1)
     for check in report.drift.checks:
         if check.name == "text_content":
             now["drift.text_content"] = check.value
@@ -45,29 +45,13 @@ def run_metrics(report: MonitorReport) -> dict[str, float]:
     metrics = {"rows": report.data.rows, "alerts": len(report.alerts),
                "drift_alerts": len(report.drift.drifted)}
     if report.performance:
-        overall = report.performance["overall"]
-        metrics.update(accuracy=overall["accuracy"], macro_f1=overall["macro_f1"])
-        for v, stats in report.performance["per_version"].items():
-            metrics[f"v{v}.accuracy"] = stats["accuracy"]
-            metrics[f"v{v}.macro_f1"] = stats["macro_f1"]
-    estimated = report.estimated
-    if estimated:
-        metrics["estimated.accuracy"] = estimated["accuracy"]
-        if estimated["macro_f1"] is not None:
-            metrics["estimated.macro_f1"] = estimated["macro_f1"]
-        for v, figures in estimated["per_version"].items():
-            metrics[f"v{v}.estimated.accuracy"] = figures["accuracy"]
-        low, high = estimated["accuracy_interval"]
-        metrics.update({"estimated.accuracy_low": low, "estimated.accuracy_high": high})
-        for name, figures in (estimated.get("methods") or {}).items():
-            metrics[f"estimated.{name}.accuracy"] = figures["accuracy"]
-        realized = estimated["realized"]
-        if realized and realized["accuracy_error"] is not None:
-            metrics["estimated.accuracy_error"] = realized["accuracy_error"]
-        sample = estimated.get("sample")
-        if sample:
-            metrics["sample.accuracy"] = sample["accuracy"]
-            metrics["sample.gap"] = sample["gap"]
+        overall = report.performance.overall
+        metrics.update(accuracy=overall.accuracy, macro_f1=overall.macro_f1)
+        for v, stats in report.performance.per_version.items():
+            metrics[f"v{v}.accuracy"] = stats.accuracy
+            metrics[f"v{v}.macro_f1"] = stats.macro_f1
+    if report.estimated:
+        metrics.update(_estimate_metrics(report.estimated))
     for check in report.drift.checks:
         if check.value is not None:
             metrics[f"drift.{check.name}"] = check.value
@@ -93,3 +77,24 @@ def log_run(experiment_id: str, report: MonitorReport, artifacts: list[Path]) ->
         mlflow.log_metrics(run_metrics(report))
         for path in artifacts:
             mlflow.log_artifact(str(path))
+
+
+def _estimate_metrics(estimated: EstimateReport) -> dict[str, float]:
+    """The label-free estimate's figures (and the labelled sample's) as run metrics."""
+    overall = estimated.overall
+    low, high = overall.accuracy_interval
+    metrics = {"estimated.accuracy": overall.accuracy}
+    if overall.macro_f1 is not None:
+        metrics["estimated.macro_f1"] = overall.macro_f1
+    for v, figures in estimated.per_version.items():
+        metrics[f"v{v}.estimated.accuracy"] = figures.accuracy
+    metrics.update({"estimated.accuracy_low": low, "estimated.accuracy_high": high})
+    for name, figures in overall.methods.items():
+        metrics[f"estimated.{name}.accuracy"] = figures.accuracy
+    realized = estimated.realized
+    if realized and realized.accuracy_error is not None:
+        metrics["estimated.accuracy_error"] = realized.accuracy_error
+    if estimated.sample:
+        metrics["sample.accuracy"] = estimated.sample.accuracy
+        metrics["sample.gap"] = estimated.sample.gap
+    return metrics
