@@ -858,14 +858,20 @@ PROBABILITY = "probability"  # its (calibrated) probability
 PROBA_PREFIX = "proba_"  # one output column per class: proba_<class>
 
 
-def predictions_frame(pipeline: Any, frame: pd.DataFrame) -> pd.DataFrame:
-    """One row per input row: ``prediction`` (label), ``probability`` (of that label) and one
-    ``proba_<class>`` column per class, in the order of ``pipeline.classes_``."""
-    classes = np.asarray(pipeline.classes_).astype(str)
-    proba = np.asarray(pipeline.predict_proba(frame), dtype=np.float64)
+def top_class(proba: np.ndarray, classes: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The prediction rule, once: each row's arg-max class (as text) and its probability."""
     best = np.argmax(proba, axis=1)
-    out = pd.DataFrame({PREDICTION: classes[best],
-                        PROBABILITY: proba[np.arange(len(best)), best]})
+    return np.asarray(classes).astype(str)[best], proba[np.arange(len(best)), best]
+
+
+def predictions_frame(pipeline: Any, texts: Any) -> pd.DataFrame:
+    """One row per input row: ``prediction`` (label), ``probability`` (of that label) and one
+    ``proba_<class>`` column per class, in the order of ``pipeline.classes_``. ``texts``: what
+    the pipeline takes (a frame holding its text column, a Series or a list of texts)."""
+    classes = np.asarray(pipeline.classes_).astype(str)
+    proba = np.asarray(pipeline.predict_proba(texts), dtype=np.float64)
+    labels, probability = top_class(proba, classes)
+    out = pd.DataFrame({PREDICTION: labels, PROBABILITY: probability})
     for j, label in enumerate(classes):
         out[PROBA_PREFIX + label] = proba[:, j]
     return out

@@ -41,7 +41,7 @@ from textops.diagnostics import top_tokens
 from textops.locking import exclusive
 from textops.registry import load_pipeline
 from textops.columns import MODEL_VERSION, PREDICTION, PROBA_PREFIX, PROBABILITY, TOP_TOKENS
-from textprep import predictions_frame
+from textprep import top_class
 
 log = logging.getLogger(__name__)
 
@@ -119,29 +119,27 @@ def output_rows(pipeline: Any, chunk: pd.DataFrame, job: Job) -> pd.DataFrame:
     ``probability`` (of that label), ``model_version``, optionally ``proba_<class>`` and
     ``top_tokens`` (the ``explain`` tokens contributing most to the prediction).
     Rows whose text is blank are kept with a blank prediction and probability: the model is not
-    asked to guess from nothing.
+    asked to guess from nothing. Labels and probabilities follow the pyfunc flavor's rule
+    (``textprep.top_class``).
     """
     texts = clean_text(chunk[job.text_column])
     scorable = ~is_blank(texts)
-    n = len(chunk)
-    columns = [PREDICTION, PROBABILITY] + [PROBA_PREFIX + c for c in
-                                               np.asarray(pipeline.classes_).astype(str)]
-    scores = pd.DataFrame({c: np.full(n, None, dtype=object) if c == PREDICTION
-                           else np.full(n, np.nan) for c in columns})
-    if scorable.any():  # the same scores the pyfunc flavor serves
-        found = predictions_frame(pipeline, pd.DataFrame({job.text_column: texts[scorable].to_numpy()}))
-        for c in columns:
-            scores.loc[scorable, c] = found[c].to_numpy()
+    classes = np.asarray(pipeline.classes_).astype(str)
+    prediction = np.full(len(chunk), None, dtype=object)
+    probability = np.full(len(chunk), np.nan)
+    proba = np.full((len(chunk), len(classes)), np.nan)
+    if scorable.any():  # the texts go to the pipeline as they are (its first step reads them)
+        proba[scorable] = np.asarray(pipeline.predict_proba(texts[scorable]), dtype=np.float64)
+        prediction[scorable], probability[scorable] = top_class(proba[scorable], classes)
     out = pd.DataFrame({c: chunk[c].to_numpy() for c in job.id_columns})
-    out[PREDICTION] = scores[PREDICTION].to_numpy()
-    out[PROBABILITY] = scores[PROBABILITY].to_numpy()
+    out[PREDICTION] = prediction
+    out[PROBABILITY] = probability
     out[MODEL_VERSION] = str(job.model_version)
     if job.proba_columns:
-        for c in columns[2:]:
-            out[c] = scores[c].to_numpy()
+        for j, c in enumerate(classes):
+            out[PROBA_PREFIX + c] = proba[:, j]
     if job.explain > 0:
-        out[TOP_TOKENS] = top_tokens(pipeline, pd.DataFrame({job.text_column: texts.to_numpy()}),
-                                     out[PREDICTION].to_numpy(), job.explain)
+        out[TOP_TOKENS] = top_tokens(pipeline, texts, prediction, job.explain)
     return out
 
 
@@ -264,28 +262,30 @@ def _score_in_worker(job: Job, chunk: pd.DataFrame, first: bool) -> tuple[bytes,
     return render_chunk(output_rows(_worker_model(job), chunk, job), job, first)
 
 
-def class_probabilities(model: Any, chunk: pd.DataFrame, job: Job) -> pd.DataFrame:
-    """Every row's probability of each class (columns: the model's classes as text), indexed
-    like ``chunk``."""
-    proba = model.predict_proba(chunk[[job.text_column]])
-    return pd.DataFrame(proba, index=chunk.index, columns=[str(c) for c in model.classes_])
+def class_probabilities(model: Any, texts: pd.Series) -> pd.DataFrame:
+    """Each text's probability of each class (columns: the model's classes as text), indexed
+    like ``texts``."""
+    proba = model.predict_proba(texts)
+    return pd.DataFrame(proba, index=texts.index, columns=[str(c) for c in model.classes_])
 
 
-def _proba_in_worker(job: Job, chunk: pd.DataFrame) -> pd.DataFrame:
-    return class_probabilities(_worker_model(job), chunk, job)
+def _proba_in_worker(job: Job, texts: pd.Series) -> pd.DataFrame:
+    return class_probabilities(_worker_model(job), texts)
 
 
 def scored_chunks(chunks: Iterable[pd.DataFrame], job: Job, run: Execution = Execution()
                   ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
-    """Each chunk with its class probabilities, in input order, scored by ``run.workers`` worker
-    processes (monitor.py on raw texts) or in this process."""
+    """Each chunk with the class probabilities of its texts, in input order, scored by
+    ``run.workers`` worker processes (monitor.py on raw texts; only the text column travels to
+    them) or in this process."""
     if run.workers <= 1:
         model = run.model if run.model is not None else load_job_model(job)
         for chunk in chunks:
-            yield chunk, class_probabilities(model, chunk, job)
+            yield chunk, class_probabilities(model, chunk[job.text_column])
         return
     with _Pool(job, run.workers) as pool:
-        yield from pool.ordered(_proba_in_worker, ((chunk, (chunk,)) for chunk in chunks))
+        yield from pool.ordered(_proba_in_worker,
+                                ((chunk, (chunk[job.text_column],)) for chunk in chunks))
 
 
 # --------------------------------------------------------------------------------------------

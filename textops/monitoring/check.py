@@ -119,6 +119,28 @@ def read_labels_file(job: MonitorJob) -> labelling.Labels | None:
         raise BadInputError(f"--labels {job.labels}: {exc}") from None
 
 
+class References:
+    """Each model version's reference profile, read from the registry once, and what the
+    estimator (ATC's threshold) and the label sampler (its strata) take from it."""
+
+    def __init__(self, client: Any, model_name: str):
+        self.client, self.model_name = client, model_name
+        self.profiles: dict[str, dict[str, Any] | None] = {}
+
+    def of(self, version: str) -> dict[str, Any] | None:
+        if version not in self.profiles:
+            self.profiles[version] = load_reference(self.client, self.model_name, version)
+        return self.profiles[version]
+
+    def threshold(self, version: str) -> estimation.Threshold | None:
+        return estimation.threshold_from_reference(self.of(version))
+
+    def strata_edges(self, version: str) -> list[float]:
+        reference = self.of(version) or {}
+        return labelling.strata_edges((reference.get("confidence") or {}).get("sample") or [],
+                                      self.threshold(version))
+
+
 def run(job: MonitorJob) -> MonitorReport:
     """Check the data; write the JSON and HTML reports and log the run; returns the report."""
     fmt, header, spec = inspect_input(job)
@@ -128,44 +150,24 @@ def run(job: MonitorJob) -> MonitorReport:
              "recorded predictions" if spec.recorded else f"score with {job.model_name}@{job.model}",
              f"labels in {job.label_column!r}" if spec.has_labels else "no labels (drift only)")
     client = registry.connect(job.tracking)
-    chunks = data.iter_table(job.data, fmt, job.chunk_size, spec.columns(header))
-    pipeline = None
-    cache: dict[str, Any] = {}
-
-    def reference_of(version: str) -> dict[str, Any] | None:
-        if version not in cache:
-            cache[version] = load_reference(client, job.model_name, version)
-        return cache[version]
-
-    def threshold_of(version: str) -> estimation.Threshold | None:
-        return estimation.threshold_from_reference(reference_of(version))
-
-    def edges_for(version: str) -> list[float]:
-        reference = reference_of(version) or {}
-        return labelling.strata_edges((reference.get("confidence") or {}).get("sample") or [],
-                                      threshold_of(version))
-
+    references = References(client, job.model_name)
     budget = job.label_sample_forced or (job.label_sample if job.to_label else 0)
     collector = labelling.Collector(budget, job.seed + int(sha256[:8], 16), job.id_columns,
-                                    job.text_column if spec.has_text else None, edges_for, labels)
+                                    job.text_column if spec.has_text else None,
+                                    references.strata_edges, labels)
+    chunks = data.iter_table(job.data, fmt, job.chunk_size, spec.columns(header))
+    pipeline = None
     if spec.recorded:
-        seen = accumulate(chunks, spec, None, threshold_of, collector)
+        seen = accumulate(chunks, spec, None, references.threshold, collector)
     else:
         resolved = registry.resolve_version(client, job.model_name, job.model)
         spec = replace(spec, version=resolved.version)
-        seen, pipeline = _score_texts(job, chunks, spec, resolved.version, threshold_of,
+        seen, pipeline = _score_texts(job, chunks, spec, resolved.version, references.threshold,
                                       collector)
-    if seen.scored == 0:
-        raise BadInputError(f"{job.data} has no rows with a text or prediction to check; check "
-                            f"--text-column (and the file's content)")
-    if seen.skipped:
-        log.warning("skipped %d rows with an empty text/prediction", seen.skipped)
-    versions = sorted(seen.versions, key=lambda v: (len(v), v))
-    if spec.recorded:
-        registry.require_versions(client, job.model_name, versions, "the model_version column")
-    references = {v: reference_of(v) for v in versions}
-    found = _findings(job, spec, seen, versions, references, pipeline)
-    _sample_estimate(found, collector, references[seen.main_version], job)
+    versions = _versions_seen(job, client, spec, seen)
+    profiles = {v: references.of(v) for v in versions}
+    found = _findings(job, spec, seen, versions, profiles, pipeline)
+    _sample_estimate(found, collector, profiles[seen.main_version], job)
     result = _report(job, spec, seen, versions, found, sha256)
     experiment_id = registry.ensure_experiment(client, job.tracking, job.experiment)
     result = result.with_to_label(_write_to_label(job, collector, result))
@@ -174,9 +176,24 @@ def run(job: MonitorJob) -> MonitorReport:
     if job.html is not None:
         points = runs.history(client, experiment_id, job.model_name, job.history_runs, result)
         report.write_html(job.html, result,
-                          report.plots(result, references[seen.main_version], seen, points))
+                          report.plots(result, profiles[seen.main_version], seen, points))
     runs.log_run(experiment_id, result, [job.report] + ([job.html] if job.html else []))
     return result
+
+
+def _versions_seen(job: MonitorJob, client: Any, spec: StreamSpec, seen: StreamTotals
+                   ) -> list[str]:
+    """The model versions that scored the rows (refused when none did, or when a recorded
+    version is not in the registry)."""
+    if seen.scored == 0:
+        raise BadInputError(f"{job.data} has no rows with a text or prediction to check; check "
+                            f"--text-column (and the file's content)")
+    if seen.skipped:
+        log.warning("skipped %d rows with an empty text/prediction", seen.skipped)
+    versions = sorted(seen.versions, key=lambda v: (len(v), v))
+    if spec.recorded:
+        registry.require_versions(client, job.model_name, versions, "the model_version column")
+    return versions
 
 
 def _score_texts(job: MonitorJob, chunks: Any, spec: StreamSpec, version: str,

@@ -15,12 +15,13 @@ from common import BadInputError
 from textops.columns import MODEL_VERSION, PREDICTION, PROBA_PREFIX, PROBABILITY
 from textops.data import clean_text, is_blank
 from textops.monitoring.estimation import EstimateSums, Threshold
+from textprep import top_class
 
 SAMPLE_VALUES = 50_000  # confidences / text lengths kept for the KS tests
 SAMPLE_TEXTS = 5_000  # texts kept for the out-of-vocabulary rate and the domain classifier
 
 # Scores a frame of non-blank texts: its class probabilities (columns: the model's classes).
-Scorer = Callable[[pd.DataFrame], pd.DataFrame]
+Scorer = Callable[[pd.Series], pd.DataFrame]  # texts -> class probabilities, indexed alike
 
 
 class Reservoir:
@@ -141,8 +142,8 @@ class _Predicted:
     classes: tuple[str, ...] = ()
 
 
-def _predictions(chunk: pd.DataFrame, spec: StreamSpec, blank: np.ndarray | None,
-                 score: Scorer | None) -> _Predicted:
+def _predictions(chunk: pd.DataFrame, spec: StreamSpec, texts: pd.Series | None,
+                 blank: np.ndarray | None, score: Scorer | None) -> _Predicted:
     """The predictions of one chunk's usable rows: read (recorded) or scored."""
     if spec.recorded:
         usable = chunk[PREDICTION].notna().to_numpy()
@@ -157,13 +158,12 @@ def _predictions(chunk: pd.DataFrame, spec: StreamSpec, blank: np.ndarray | None
         return _Predicted(usable, kept[PREDICTION].astype(str).to_numpy(), confidence,
                           versions, proba, spec.proba_classes)
     usable = ~blank
-    kept = chunk[usable]
+    kept = texts[usable]
     if len(kept):
-        frame = score(kept[[spec.text_column]])
+        frame = score(kept)
         proba = frame.to_numpy(dtype=float)
         classes = tuple(str(c) for c in frame.columns)
-        labels = np.asarray(classes, dtype=object)[proba.argmax(axis=1)].astype(str)
-        confidence = proba.max(axis=1)
+        labels, confidence = top_class(proba, classes)
     else:
         proba, classes = None, ()
         labels, confidence = np.array([], dtype=str), np.array([])
@@ -184,7 +184,7 @@ def add_chunk(seen: StreamTotals, chunk: pd.DataFrame, spec: StreamSpec, score: 
     seen.rows += len(chunk)
     texts = clean_text(chunk[spec.text_column]) if spec.has_text else None
     blank = is_blank(texts) if spec.has_text else None
-    found = _predictions(chunk, spec, blank, score)
+    found = _predictions(chunk, spec, texts, blank, score)
     usable, predicted, confidence, versions = (found.usable, found.labels, found.confidence,
                                                found.versions)
     seen.skipped += int((~usable).sum())
@@ -244,5 +244,5 @@ def accumulate_scored(pairs: Iterable[tuple[pd.DataFrame, pd.DataFrame]], spec: 
     if threshold_of is not None:
         seen.threshold_of = threshold_of
     for chunk, proba in pairs:
-        add_chunk(seen, chunk, spec, lambda frame: proba.loc[frame.index])
+        add_chunk(seen, chunk, spec, lambda texts: proba.loc[texts.index])
     return seen
