@@ -96,8 +96,9 @@ def parquet_parts(folder: Path) -> list[Path]:
     other hidden files left out), walking Hive partition folders (``column=value/``).
     FormatError for a folder a Spark job did not commit (part files or checksums but no
     ``_SUCCESS``) and for one with no part at all."""
-    names = sorted(p.name for p in folder.iterdir())
-    parts = _data_files(folder)
+    entries = sorted(folder.iterdir(), key=lambda p: p.name)  # listed once
+    names = [p.name for p in entries]
+    parts = _data_files(entries)
     spark_like = any(n.startswith("part-") or n.endswith(".crc") for n in names)
     if spark_like and "_SUCCESS" not in names:
         raise FormatError(f"{folder} looks like a Spark job's output but has no _SUCCESS file: "
@@ -108,13 +109,14 @@ def parquet_parts(folder: Path) -> list[Path]:
     return parts
 
 
-def _data_files(folder: Path) -> list[Path]:
+def _data_files(entries: list[Path]) -> list[Path]:
+    """The data files among a folder's ``entries`` (name order), partition folders walked."""
     found = []
-    for entry in sorted(folder.iterdir(), key=lambda p: p.name):
+    for entry in entries:
         if entry.name.startswith(("_", ".")) or entry.name.endswith(".crc"):
             continue
         if entry.is_dir() and "=" in entry.name:  # a Hive partition: column=value/
-            found += _data_files(entry)
+            found += _data_files(sorted(entry.iterdir(), key=lambda p: p.name))
         elif not entry.is_dir():
             found.append(entry)
     return found
