@@ -1,7 +1,9 @@
-"""Models registered by the previous release keep loading and scoring the same.
+"""Models registered by earlier releases keep loading and scoring the same.
 
-The fixture in tests/fixtures/legacy_model/ is a model version exactly as the previous release
-logged it (see its README); these tests register it in a fresh store and score it today.
+Each fixture is a model version exactly as its release logged it (see their READMEs):
+tests/fixtures/legacy_model/ (an early release, scikit-learn TF-IDF) and
+tests/fixtures/release_model/ (the release before textprep became a package: hashed TF-IDF and
+CatBoostText). These tests register one in a fresh store and score it today.
 """
 from __future__ import annotations
 
@@ -15,23 +17,28 @@ import pytest
 
 from conftest import PROJECT_ROOT, clean_env, registry, run_script
 
-FIXTURE = PROJECT_ROOT / "tests" / "fixtures" / "legacy_model"
+FIXTURES = PROJECT_ROOT / "tests" / "fixtures"
 MODEL = "textops-classifier"
 
 
-def read_inputs() -> pd.DataFrame:
-    return pd.read_csv(FIXTURE / "inputs.csv", dtype=str, keep_default_na=False, na_values=[""])
+def read_inputs(fixture: Path) -> pd.DataFrame:
+    return pd.read_csv(fixture / "inputs.csv", dtype=str, keep_default_na=False, na_values=[""])
 
 
-def expected() -> dict:
-    return json.loads((FIXTURE / "expected_proba.json").read_text())
+def expected(fixture: Path) -> dict:
+    return json.loads((fixture / "expected_proba.json").read_text())
+
+
+@pytest.fixture(params=["legacy_model", "release_model"])
+def fixture(request) -> Path:
+    return FIXTURES / request.param
 
 
 @pytest.fixture
-def legacy_store(project: Path) -> Path:
-    """A project whose embedded registry holds the legacy model as version 1 (@champion)."""
+def legacy_store(project: Path, fixture: Path) -> Path:
+    """A project whose embedded registry holds the fixture's model as version 1 (@champion)."""
     source = project / "legacy-model"
-    shutil.copytree(FIXTURE / "model", source)
+    shutil.copytree(fixture / "model", source)
     client = registry(project)
     client.create_registered_model(MODEL)
     client.create_model_version(MODEL, source=str(source))
@@ -40,16 +47,18 @@ def legacy_store(project: Path) -> Path:
 
 
 @pytest.mark.slow
-def test_predict_py_scores_a_legacy_model_byte_for_byte_as_its_release_did(legacy_store, tmp_path):
+def test_predict_py_scores_a_legacy_model_byte_for_byte_as_its_release_did(legacy_store, fixture,
+                                                                          tmp_path):
     out = tmp_path / "scored.csv"
-    result = run_script(legacy_store, "predict.py", "--data", FIXTURE / "inputs.csv", "--output",
+    result = run_script(legacy_store, "predict.py", "--data", fixture / "inputs.csv", "--output",
                         out, "--id-columns", "id", "--proba", "all", "--model", "1",
                         env=clean_env())
     assert result.returncode == 0, result.stderr
-    assert out.read_bytes() == (FIXTURE / "expected_predict.csv").read_bytes()
+    assert out.read_bytes() == (fixture / "expected_predict.csv").read_bytes()
 
 
-def test_the_registry_loader_and_pyfunc_give_the_legacy_probabilities(legacy_store, monkeypatch):
+def test_the_registry_loader_and_pyfunc_give_the_legacy_probabilities(legacy_store, fixture,
+                                                                      monkeypatch):
     import mlflow
 
     from textops import registry as reg
@@ -58,8 +67,8 @@ def test_the_registry_loader_and_pyfunc_give_the_legacy_probabilities(legacy_sto
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    want = expected()
-    frame = read_inputs()
+    want = expected(fixture)
+    frame = read_inputs(fixture)
     frame = frame[frame["text"].fillna("").str.strip() != ""]
     pipeline = reg.load_pipeline(MODEL, "1")
     assert [str(c) for c in pipeline.classes_] == want["classes"]
