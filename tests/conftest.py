@@ -35,13 +35,14 @@ def shared(*parts: str) -> Path:
 
 
 def copy_project(root: Path) -> Path:
-    """A fresh copy of the project at ``root``: its scripts, the textops package and the shipped
-    stop words; no .env, no registry, no logs."""
+    """A fresh copy of the project at ``root``: its scripts, the textops and textprep packages and
+    the shipped stop words; no .env, no registry, no logs."""
     root.mkdir(parents=True)
     for module in PROJECT_ROOT.glob("*.py"):
         shutil.copy2(module, root / module.name)
-    shutil.copytree(PROJECT_ROOT / "textops", root / "textops",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    for package in ("textops", "textprep"):
+        shutil.copytree(PROJECT_ROOT / package, root / package,
+                        ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copytree(PROJECT_ROOT / "nltk_data", root / "nltk_data")
     return root
 

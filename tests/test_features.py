@@ -9,6 +9,7 @@ import pytest
 from sklearn.feature_extraction.text import TfidfVectorizer
 
 import textprep
+from textprep import ngrams
 
 TEXTS = [
     "@AppleSupport my iPhone won't charge!! https://t.co/xYz 2nd time",
@@ -26,10 +27,10 @@ STOP = frozenset({"the", "on", "and"})
 
 def counted(text: str, n_buckets: int = 2 ** 20) -> tuple[Counter, Counter]:
     """The compiled loop's (bucket -> count) for one text, words and characters."""
-    codes, bounds = textprep._code_points([text])
-    word, space = textprep._tables()
-    stop = np.array(sorted(textprep._fnv(map(ord, w)) for w in STOP), dtype=np.uint64)
-    w_ptr, w_idx, w_cnt, c_ptr, c_idx, c_cnt = textprep._kernel()(
+    codes, bounds = ngrams._code_points([text])
+    word, space = ngrams._tables()
+    stop = np.array(sorted(ngrams._fnv(map(ord, w)) for w in STOP), dtype=np.uint64)
+    w_ptr, w_idx, w_cnt, c_ptr, c_idx, c_cnt = ngrams._kernel()(
         codes, bounds, word, space, stop, 2, 2, 5, n_buckets)
     return Counter(dict(zip(w_idx.tolist(), w_cnt.tolist()))), \
         Counter(dict(zip(c_idx.tolist(), c_cnt.tolist())))
@@ -49,7 +50,7 @@ def test_the_definition_is_scikit_learns_word_and_char_wb_analyzers(text):
 def test_the_compiled_loop_counts_exactly_what_the_definition_says(text):
     text = text.lower()
     words, chars = textprep.reference_ngrams(text, 2, 2, 5, STOP)
-    bucket = lambda key: textprep._finalize(key) & (2 ** 20 - 1)  # noqa: E731
+    bucket = lambda key: ngrams._finalize(key) & (2 ** 20 - 1)  # noqa: E731
     got_words, got_chars = counted(text)
     assert got_words == Counter(bucket(k) for _, k in words)
     assert got_chars == Counter(bucket(k) for _, k in chars)
@@ -59,8 +60,8 @@ def test_the_compiled_loop_counts_exactly_what_the_definition_says(text):
 @pytest.mark.parametrize("low, high", [(2, 5), (3, 3), (1, 4), (6, 8)])
 def test_column_names_hash_the_character_ngrams_of_the_definition(text, low, high):
     for word in text.lower().split():
-        assert sorted(textprep._char_ngrams_fast(word, low, high)) == \
-            sorted(textprep._char_ngrams(word, low, high))
+        assert sorted(ngrams._char_ngrams_fast(word, low, high)) == \
+            sorted(ngrams._char_ngrams(word, low, high))
 
 
 def test_columns_are_named_by_their_most_frequent_ngram_and_the_names_survive_skops():

@@ -14,8 +14,14 @@ ENTRY_POINTS = {"train.py", "predict.py", "monitor.py", "champion.py", "demo_dat
 LAZY_ALLOWED = ("mlflow", "catboost", "pyspark", "matplotlib", "nltk", "numba")
 
 
+def shipped() -> list[Path]:
+    """The textprep package: what travels inside every logged model."""
+    return sorted((PROJECT_ROOT / "textprep").rglob("*.py"))
+
+
 def sources() -> list[Path]:
-    return sorted(PROJECT_ROOT.glob("*.py")) + sorted((PROJECT_ROOT / "textops").rglob("*.py"))
+    return (sorted(PROJECT_ROOT.glob("*.py")) + sorted((PROJECT_ROOT / "textops").rglob("*.py"))
+            + shipped())
 
 
 def sources_and_benchmarks() -> list[Path]:
@@ -32,8 +38,10 @@ def functions(path: Path):
 def test_the_top_level_holds_the_scripts_and_at_most_eight_python_files():
     top = {p.name for p in PROJECT_ROOT.glob("*.py")}
     assert ENTRY_POINTS <= top
-    assert top <= ENTRY_POINTS | {"common.py", "config.py", "textprep.py"}, top
+    assert top <= ENTRY_POINTS | {"common.py", "config.py"}, top
     assert len(top) <= 8
+    packages = {p.parent.name for p in PROJECT_ROOT.glob("*/__init__.py")}
+    assert packages == {"textops", "textprep"}, packages
 
 
 @pytest.mark.parametrize("path", sources_and_benchmarks(),
@@ -61,8 +69,9 @@ def test_imports_are_at_the_top_except_heavy_optional_ones(path):
                     f"{path.name}:{node.name} imports {name} inside a function")
 
 
-def test_the_module_shipped_inside_models_imports_nothing_from_the_project():
-    tree = ast.parse((PROJECT_ROOT / "textprep.py").read_text(encoding="utf-8"))
+@pytest.mark.parametrize("path", shipped(), ids=lambda p: str(p.relative_to(PROJECT_ROOT)))
+def test_the_package_shipped_inside_models_imports_nothing_from_the_project(path):
+    tree = ast.parse(path.read_text(encoding="utf-8"))
     imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
                 for a in n.names}
     imported |= {(n.module or "").split(".")[0] for n in ast.walk(tree)
@@ -72,10 +81,10 @@ def test_the_module_shipped_inside_models_imports_nothing_from_the_project():
 
 def test_below_the_entry_points_nothing_reads_the_configuration_dict():
     """Settings are resolved once (textops.settings.resolve, called by the entry points): the
-    library takes typed job objects, so no module under textops/ (but settings.py) and not
-    textprep.py indexes a config dict or takes one."""
+    library takes typed job objects, so no module under textops/ (but settings.py) or textprep/
+    indexes a config dict or takes one."""
     readers = []
-    for path in sorted((PROJECT_ROOT / "textops").rglob("*.py")) + [PROJECT_ROOT / "textprep.py"]:
+    for path in sorted((PROJECT_ROOT / "textops").rglob("*.py")) + shipped():
         if path.name == "settings.py":
             continue
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
@@ -85,3 +94,21 @@ def test_below_the_entry_points_nothing_reads_the_configuration_dict():
             if isinstance(node, ast.arg) and node.arg == "config":
                 readers.append(f"{path.name}:{node.lineno} (parameter)")
     assert not readers, readers
+
+
+def test_saved_models_name_the_estimators_textprep_dot_class_as_the_one_module_did():
+    """textprep became a package (issue 19): the classes a saved model names keep their old,
+    stable name ``textprep.<Class>`` (skops files, MLmodel trusted types, pickles), so models
+    saved before and after the split resolve the same way."""
+    import pickle
+
+    import textprep
+    from textops.registry import TRUSTED_TYPES
+
+    for name in ("TextColumn", "HashedTfidf", "CatBoostText", "PyfuncModel", "UnsafeModelError"):
+        cls = getattr(textprep, name)
+        assert f"{cls.__module__}.{cls.__qualname__}" == f"textprep.{name}"
+    assert {t for t in TRUSTED_TYPES if t.startswith("textprep.")} == {
+        "textprep.CatBoostText", "textprep.HashedTfidf", "textprep.TextColumn"}
+    assert b"textprep.text" not in pickle.dumps(textprep.TextColumn(column="body"))
+    assert callable(textprep._load_pyfunc)  # the python_function flavor's loader_module

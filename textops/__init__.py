@@ -18,6 +18,7 @@ spark       predict.py --engine spark (mlflow.pyfunc.spark_udf, written by the e
 locking     one train.py per model, one predict.py per output, at a time
 monitoring  monitor.py: stream, reference, drift, estimation, labelling, alerts, report
 
-The estimators that travel inside every logged model live in the top-level ``textprep.py``, whose
-name must never change: registered models import it by that name.
+The estimators that travel inside every logged model live in the top-level ``textprep`` package,
+whose name (and its classes' ``textprep.<Class>`` names) must never change: registered models
+import them by those names.
 """

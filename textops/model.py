@@ -1,6 +1,6 @@
 """The model: TF-IDF + CatBoost in one scikit-learn Pipeline, its training and its evaluation.
 
-The estimators themselves live in the top-level ``textprep.py`` (shipped inside every model)."""
+The estimators themselves live in the top-level ``textprep`` package (shipped inside every model)."""
 from __future__ import annotations
 
 import logging

@@ -39,7 +39,7 @@ TRUSTED_TYPES = (
     "textprep.HashedTfidf",
     "textprep.TextColumn",
 )
-TEXTPREP_PATH = cfg.PROJECT_ROOT / "textprep.py"
+TEXTPREP_PATH = cfg.PROJECT_ROOT / "textprep"  # the package, shipped as the model's code
 
 
 def redact(uri: str) -> str:

@@ -6,7 +6,8 @@ drift      drift statistics against that reference (no labels needed)
 estimation the label-free accuracy estimate (ATC, DoC, CBPE) and its shift-aware interval
 labelling  the stratified sample to label, and the accuracy estimate from it
 alerts     performance from confusion counts, alert rules, the graded verdict
-result     the typed report (MonitorReport and its parts; to_dict() is the JSON)
+result     the typed report: MonitorReport, its performance, estimate and drift parts
+           (to_dict() is the JSON)
 report     the one-line summary and the self-contained HTML report
 runs       monitoring runs in MLflow (logging them, reading the history)
 check      the whole check, step by step, as monitor.py runs it

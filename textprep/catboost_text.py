@@ -1,0 +1,243 @@
+"""CatBoostText: CatBoost on TF-IDF features boosted from a linear model's scores, with its
+probabilities calibrated by temperature scaling."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from joblib import parallel_config
+from scipy.optimize import minimize_scalar
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.utils.validation import check_is_fitted
+
+class CatBoostText(ClassifierMixin, BaseEstimator):
+    """CatBoost on TF-IDF features, boosted from a linear model's scores.
+
+    With ``linear_boost=True`` (the default) a multinomial logistic regression is fitted on the
+    sparse TF-IDF matrix; its out-of-fold logits are CatBoost's features *and* its starting point
+    (CatBoost ``baseline``), so the trees learn corrections to a strong linear text model instead
+    of rediscovering it from 20k sparse columns (much faster, especially with many classes).
+    With ``linear_boost=False`` CatBoost fits the TF-IDF matrix directly.
+
+    ``classes_`` keeps the labels in the training data's spelling; ``predict`` returns a 1-D array
+    of them and is always the arg-max of ``predict_proba``. ``fit`` takes an optional
+    ``eval_set=(X, y)`` for early stopping.
+    """
+
+    calibrate = False  # models saved before calibration existed have neither it nor temperature_
+    calibration_folds = 0  # nor this: their temperature (if any) came from the probe's rows
+
+    def __init__(self, iterations: int = 300, learning_rate: float | None = 0.1, depth: int = 4,
+                 border_count: int = 32, early_stopping_rounds: int | None = 30,
+                 thread_count: int = -1, random_seed: int = 0, linear_boost: bool = True,
+                 linear_c: float = 10.0, cv_folds: int = 5, calibrate: bool = True,
+                 calibration_folds: int = 3):
+        self.iterations = iterations
+        self.learning_rate = learning_rate
+        self.depth = depth
+        self.border_count = border_count
+        self.early_stopping_rounds = early_stopping_rounds
+        self.thread_count = thread_count
+        self.random_seed = random_seed
+        self.linear_boost = linear_boost
+        self.linear_c = linear_c
+        self.cv_folds = cv_folds
+        self.calibrate = calibrate
+        self.calibration_folds = calibration_folds
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _make_model(self, n_classes: int):
+        from catboost import CatBoostClassifier  # heavy: only when fitting or scoring
+
+        return CatBoostClassifier(
+            iterations=self.iterations,
+            learning_rate=self.learning_rate,
+            depth=self.depth,
+            border_count=self.border_count,
+            loss_function="Logloss" if n_classes == 2 else "MultiClass",
+            thread_count=self.thread_count,
+            random_seed=self.random_seed,
+            allow_writing_files=False,
+            verbose=0,
+        )
+
+    def _make_linear(self):
+        return LogisticRegression(C=self.linear_c, max_iter=2000)
+
+    @staticmethod
+    def _as_matrix(scores: np.ndarray) -> np.ndarray:
+        return scores.reshape(len(scores), -1)
+
+    def _out_of_fold_scores(self, X: Any, codes: np.ndarray) -> np.ndarray:
+        folds = max(2, min(int(self.cv_folds), int(np.bincount(codes).min())))
+        n_jobs = (os.cpu_count() or 1) if self.thread_count == -1 else max(1, int(self.thread_count))
+        if n_jobs > 1 and fold_copy_bytes(X, folds) * n_jobs > PARALLEL_FOLDS_MAX_BYTES:
+            n_jobs = 1  # one fold at a time: its copy of X is the fit's memory peak
+        cv = StratifiedKFold(folds, shuffle=True, random_state=self.random_seed)
+        # Threads, not processes: the folds share X instead of each receiving a copy (the
+        # solver spends its time in numpy/scipy, which release the GIL: measured as fast).
+        with parallel_config(backend="threading"):
+            return cross_val_predict(self._make_linear(), X, codes, cv=cv,
+                                     method="decision_function", n_jobs=n_jobs)
+
+    def _pool(self, X: Any, labels: np.ndarray | None = None, linear_scores: np.ndarray | None = None):
+        from catboost import Pool  # heavy: only when fitting or scoring
+
+        if linear_scores is None:
+            return Pool(X, labels)
+        return Pool(self._as_matrix(linear_scores), labels, baseline=self._as_matrix(linear_scores))
+
+    # -- scikit-learn API --------------------------------------------------------------------
+    def fit(self, X: Any, y: Any, eval_set: tuple[Any, Any] | None = None,
+            validation_mask: Any = None) -> "CatBoostText":
+        """Fit on ``X``/``y``. Early stopping (when ``early_stopping_rounds`` is set) uses either
+
+        * ``eval_set=(X_val, y_val)``: separate rows, never trained on; or
+        * ``validation_mask``: a boolean mask of rows of ``X`` to stop on. The trees are first
+          grown on the other rows until the validation loss stops improving, then refitted on
+          all rows with that many trees; the linear model's out-of-fold logits are computed once
+          for all rows, so the validation rows cost no extra fit and no accuracy.
+
+        With ``calibrate``, the temperature is fitted for the model that is kept, on rows it was
+        not fitted on: after a refit, by cross-fitting (``calibration_folds`` copies of the
+        refitted trees, each grown on the other folds, score their own fold); otherwise on the
+        early-stopping rows the kept model never saw.
+        """
+        y = np.asarray(y, dtype=object).astype(str)
+        self.classes_, codes = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError("need at least two classes")
+        scores, held_out = None, None
+        if self.linear_boost:
+            scores = self._as_matrix(self._out_of_fold_scores(X, codes))
+            self.linear_ = self._make_linear().fit(X, codes)
+        n_classes = len(self.classes_)
+        stop = dict(early_stopping_rounds=self.early_stopping_rounds, use_best_model=True)
+        if validation_mask is not None and self.early_stopping_rounds:
+            val = np.asarray(validation_mask, dtype=bool)
+            rows = lambda m: None if scores is None else scores[m]  # noqa: E731
+            probe = self._make_model(n_classes)
+            probe.fit(self._pool(X[~val], codes[~val], rows(~val)),
+                      eval_set=self._pool(X[val], codes[val], rows(val)), **stop)
+            self.best_iteration_ = max(int(probe.tree_count_), 1)
+            held_out = (self._raw(probe, X[val], rows(val)), codes[val])
+            model = self._make_model(n_classes)
+            model.set_params(iterations=self.best_iteration_)
+            model.fit(self._pool(X, codes, scores))
+            if self.calibrate:
+                held_out = self._cross_fitted_raw(X, codes, scores) or held_out
+        else:
+            model, held_out = self._fit_on_eval_set(X, codes, scores, eval_set, stop)
+        self.model_ = model
+        self.n_features_in_ = X.shape[1]
+        self.temperature_ = 1.0
+        if self.calibrate and held_out is not None and len(held_out[1]):
+            self.temperature_ = fit_temperature(*held_out)
+        return self
+
+    def _fit_on_eval_set(self, X: Any, codes: np.ndarray, scores: np.ndarray | None,
+                         eval_set: tuple[Any, Any] | None, stop: dict[str, Any]):
+        """Fit on every row, stopping early on ``eval_set`` (its rows of known classes) when
+        given; returns the model and the eval rows' raw scores with their codes (or None)."""
+        model = self._make_model(len(self.classes_))
+        fit_kwargs: dict[str, Any] = {}
+        held_out = None
+        if eval_set is not None and self.early_stopping_rounds:
+            lookup = {label: i for i, label in enumerate(self.classes_)}
+            y_val = np.asarray(eval_set[1], dtype=object).astype(str)
+            known = np.array([label in lookup for label in y_val])
+            if known.any():
+                x_val = eval_set[0][known]
+                val_codes = np.array([lookup[label] for label in y_val[known]])
+                val_scores = self.linear_.decision_function(x_val) if self.linear_boost else None
+                fit_kwargs = dict(eval_set=self._pool(x_val, val_codes, val_scores), **stop)
+                held_out = (x_val, val_codes, val_scores)
+        model.fit(self._pool(X, codes, scores), **fit_kwargs)
+        self.best_iteration_ = int(model.tree_count_)
+        if held_out is not None:
+            held_out = (self._raw(model, held_out[0], held_out[2]), held_out[1])
+        return model, held_out
+
+    def _cross_fitted_raw(self, X: Any, codes: np.ndarray,
+                          scores: np.ndarray | None) -> tuple[np.ndarray, np.ndarray] | None:
+        """Raw scores of every row from a copy of the refitted trees (same number of trees)
+        grown without that row's fold: the held-out scores of the model that is kept. The
+        linear logits are already out of fold. None when folds are off or a class is too rare."""
+        folds = min(int(self.calibration_folds), int(np.bincount(codes).min()))
+        if folds < 2:
+            return None
+        raw = np.empty((len(codes), 1 if len(self.classes_) == 2 else len(self.classes_)))
+        cv = StratifiedKFold(folds, shuffle=True, random_state=self.random_seed + 1)
+        for fit_rows, own_rows in cv.split(np.zeros(len(codes)), codes):
+            copy = self._make_model(len(self.classes_))
+            copy.set_params(iterations=self.best_iteration_)
+            copy.fit(self._pool(X[fit_rows], codes[fit_rows],
+                                None if scores is None else scores[fit_rows]))
+            raw[own_rows] = self._raw(copy, X[own_rows],
+                                      None if scores is None else scores[own_rows])
+        return raw, codes
+
+    def _raw(self, model: Any, X: Any, linear: np.ndarray | None) -> np.ndarray:
+        """Raw scores of ``model`` (trees) on ``X``, plus the linear logits when boosting."""
+        if linear is None:
+            return self._as_matrix(model.predict(X, prediction_type="RawFormulaVal",
+                                                 thread_count=self.thread_count))
+        linear = self._as_matrix(linear)
+        trees = model.predict(self._pool(X, linear_scores=linear), prediction_type="RawFormulaVal",
+                              thread_count=self.thread_count)
+        return linear + self._as_matrix(trees)
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Raw scores: the linear logits plus the trees' corrections (one column per class,
+        or one column for binary tasks)."""
+        check_is_fitted(self, "model_")
+        return self._raw(self.model_, X,
+                         self.linear_.decision_function(X) if self.linear_boost else None)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities; calibrated (raw scores divided by ``temperature_``, fitted on
+        held-out rows) for models trained with ``calibrate``. The arg-max, and so ``predict``,
+        is the same with or without calibration."""
+        return scores_to_proba(self.decision_function(X) / getattr(self, "temperature_", 1.0))
+
+    def predict(self, X: Any) -> np.ndarray:
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+def scores_to_proba(raw: np.ndarray) -> np.ndarray:
+    """Probabilities from raw scores: sigmoid of one column (binary), softmax of several."""
+    if raw.shape[1] == 1:
+        positive = 1.0 / (1.0 + np.exp(-raw[:, 0]))
+        return np.column_stack([1.0 - positive, positive])
+    raw = raw - raw.max(axis=1, keepdims=True)
+    exp = np.exp(raw)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def fit_temperature(raw: np.ndarray, codes: np.ndarray) -> float:
+    """Temperature scaling: the T > 0 minimising the log loss of ``scores_to_proba(raw / T)``
+    on held-out rows (one parameter, so it cannot overfit them, and the arg-max never moves)."""
+    rows = np.arange(len(codes))
+
+    def loss(log_t: float) -> float:
+        proba = scores_to_proba(raw / np.exp(log_t))
+        return float(-np.mean(np.log(np.clip(proba[rows, codes], 1e-15, 1.0))))
+
+    return float(np.exp(minimize_scalar(loss, bounds=(-3.0, 3.0), method="bounded").x))
+
+
+# Out-of-fold logits: folds are fitted side by side only while their copies of X (each fold's
+# training rows, converted to float64 by the solver) stay below this; above it, one at a time.
+# Measured on 300k tweet-like rows (2 cores): peak 2.85 -> 2.42 GiB, fit 42 -> 53 s.
+PARALLEL_FOLDS_MAX_BYTES = 1 << 30
+
+
+def fold_copy_bytes(X: Any, folds: int) -> int:
+    """Bytes of one fold's float64 copy of its training rows of ``X``."""
+    stored = X.nnz if sp.issparse(X) else int(np.prod(X.shape))
+    per_value = 12 if sp.issparse(X) else 8  # sparse: value + column index
+    return int(stored * per_value * (folds - 1) / folds)
