@@ -14,6 +14,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.utils.validation import check_is_fitted
 
+
 class CatBoostText(ClassifierMixin, BaseEstimator):
     """CatBoost on TF-IDF features, boosted from a linear model's scores.
 

@@ -13,6 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 from textprep.ngrams import (_KERNEL, _WORD_RUN, _char_ngrams_fast, _code_points, _finalize,
                              _fnv, _kernel, _tables, _word_ngrams)
 
+
 class HashedTfidf(TransformerMixin, BaseEstimator):
     """TF-IDF of word 1..N-grams and of character n-grams within words (scikit-learn's
     ``char_wb``), like two ``TfidfVectorizer`` side by side, but computed by one compiled loop
