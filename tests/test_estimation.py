@@ -13,6 +13,7 @@ from textops.monitoring import alerts
 from textops.monitoring.estimation import (Combined, EstimateSums, estimate, estimation_alerts,
                                            macro_f1, moved, report_estimates)
 from textops.monitoring.labelling import stratified_accuracy
+from textops.monitoring.profile import ReferenceProfile
 from textops.monitoring.result import Performance, PerformanceReport
 from textops.monitoring.stream import StreamSpec, accumulate, proba_classes
 
@@ -116,8 +117,9 @@ def test_a_move_is_beyond_the_interval_and_at_least_one_point():
 
 
 def reference(accuracy, confidence_mean, calibrated=True):
-    return {"classes": ["a", "b"], "confidence": {"mean": confidence_mean},
-            "metrics": {"accuracy": accuracy, "macro_f1": accuracy, "calibrated": calibrated}}
+    return ReferenceProfile.from_dict(
+        {"classes": ["a", "b"], "confidence": {"mean": confidence_mean},
+         "metrics": {"accuracy": accuracy, "macro_f1": accuracy, "calibrated": calibrated}})
 
 
 def sums_of(confidences, labels):

@@ -18,7 +18,8 @@ import config as cfg
 from textops import settings
 from textops.settings import Thresholds
 from textops.monitoring import alerts as monitoring
-from textops.monitoring import check, drift, report
+from textops.monitoring import check, drift, estimation, report
+from textops.monitoring.profile import ReferenceProfile
 from textops.monitoring.result import (DataSummary, DriftSummary, ModelSummary, MonitorReport,
                                        Performance, PerformanceReport)
 from textops.monitoring.stream import Reservoir, StreamSpec, accumulate
@@ -151,7 +152,8 @@ def test_stream_scores_raw_texts_and_skips_blank_ones():
 def test_evaluating_versions_aligns_label_spellings_and_checks_each_version():
     tallies = {"1": Counter({("true", "True"): 90, ("false", "False"): 10}),
                "2": Counter({("TRUE", "False"): 40, ("false", "False"): 60})}
-    references = {"1": {"metrics": {"accuracy": 0.99, "macro_f1": 0.98}}, "2": None}
+    references = {"1": ReferenceProfile.from_dict({"metrics": {"accuracy": 0.99, "macro_f1": 0.98}}),
+                  "2": None}
     thresholds = Thresholds.defaults(min_accuracy=0.8, min_macro_f1=0.5, max_relative_drop=0.1,
                                      min_class_recall=0.5, min_class_support=20)
     found, perf = monitoring.evaluate_versions(tallies, references, ["False", "True"],
@@ -258,6 +260,12 @@ def test_reference_profile_is_saved_with_the_version(monitored):
     assert 0 < reference["oov_rate"]["mean"] < 0.5
     assert len(reference["texts"]) == reference["rows"] > 500
     assert len(reference["confidence"]["sample"]) == reference["rows"]
+    profile = ReferenceProfile.from_dict(reference)  # what monitor.py reads back
+    assert profile.classes == reference["classes"] and profile.calibrated
+    assert profile.confidence_sample == reference["confidence"]["sample"]
+    assert profile.length_sample == reference["length"]["sample"]
+    assert profile.texts == reference["texts"] and profile.text_chars == reference["text_chars"]
+    assert profile.atc == reference["atc"] and profile.accuracy == reference["metrics"]["accuracy"]
 
 
 @pytest.mark.slow
@@ -357,10 +365,10 @@ def test_html_report_renders_in_headless_chromium(monitored, tmp_path):
 
 def test_each_drift_check_is_its_own_function_and_compare_runs_them_in_order():
     rng = np.random.default_rng(0)
-    reference = {"classes": ["a", "b"], "predicted_distribution": {"a": 0.5, "b": 0.5},
-                 "confidence": {"sample": list(rng.uniform(0.6, 1.0, 500))},
-                 "length": {"sample": list(rng.integers(20, 80, 500))},
-                 "oov_rate": {"mean": 0.05}}
+    reference = ReferenceProfile.from_dict(
+        {"classes": ["a", "b"], "predicted_distribution": {"a": 0.5, "b": 0.5},
+         "confidence": {"sample": list(rng.uniform(0.6, 1.0, 500))},
+         "length": {"sample": list(rng.integers(20, 80, 500))}, "oov_rate": {"mean": 0.05}})
     current = drift.Current(rows=500, predicted_counts={"a": 250, "b": 250},
                             confidence=rng.uniform(0.5, 0.7, 500),
                             lengths=rng.integers(20, 80, 500), oov=np.full(500, 0.06), texts=None)
@@ -373,3 +381,25 @@ def test_each_drift_check_is_its_own_function_and_compare_runs_them_in_order():
     assert [c.drifted for c in checks] == [False, True, False, False]
     assert drift.confidence_distribution(reference, current, thresholds) == checks[1]
     assert drift.text_content(reference, current, thresholds) is None  # no texts: not run
+
+
+def test_a_reference_profile_of_an_earlier_release_reads_with_its_missing_parts_empty():
+    """Profiles saved before the ATC threshold, the text sample and the calibration flag were
+    stored: the drift checks they allow still run, the threshold comes from the sample."""
+    rng = np.random.default_rng(1)
+    sample = list(rng.beta(6, 1, 800))
+    old = ReferenceProfile.from_dict(
+        {"format": 1, "classes": ["a", "b"], "predicted_distribution": {"a": 0.4, "b": 0.6},
+         "metrics": {"accuracy": 0.9, "macro_f1": 0.88}, "confidence": {"mean": 0.85,
+                                                                        "sample": sample},
+         "length": {"sample": list(rng.integers(20, 80, 800))}, "oov_rate": {"mean": 0.1}})
+    assert (old.atc, old.texts, old.text_chars, old.calibrated) == (None, [], None, False)
+    assert old.test_metrics == {"accuracy": 0.9, "macro_f1": 0.88}
+    current = drift.Current(rows=800, predicted_counts={"a": 320, "b": 480},
+                            confidence=np.array(sample), lengths=rng.integers(20, 80, 800),
+                            oov=None, texts=["some text"] * 800)
+    names = [c.name for c in drift.compare(old, current, Thresholds.defaults())]
+    assert names == ["predicted_class_distribution", "confidence", "text_length"]
+    assert "sampled test confidences" in estimation.threshold_from_reference(old).source
+    empty = ReferenceProfile.from_dict({})
+    assert (empty.classes, empty.oov_rate, empty.accuracy) == ([], None, None)

@@ -9,6 +9,7 @@ import pytest
 from textops.settings import Thresholds
 from textops.monitoring import estimation, labelling
 from textops.monitoring.estimation import EstimateSums, combine, fit_threshold, methods
+from textops.monitoring.profile import ReferenceProfile
 from textops.monitoring.result import Figures
 
 THRESHOLDS = Thresholds.defaults(min_accuracy=0.8, max_relative_drop=0.1)
@@ -67,7 +68,7 @@ def test_old_versions_get_a_threshold_from_their_reference_sample_or_say_they_ca
     sample = rng.beta(6, 1, 2000).tolist()
     old = {"metrics": {"accuracy": 0.93}, "confidence": {"mean": float(np.mean(sample)),
                                                          "sample": sample}}
-    t = estimation.threshold_from_reference(old)
+    t = estimation.threshold_from_reference(ReferenceProfile.from_dict(old))
     assert "sampled test confidences" in t.source
     assert t.right(np.array(sample)).mean() == pytest.approx(0.93, abs=1e-3)
     assert estimation.threshold_from_reference(None) is None

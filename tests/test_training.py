@@ -2,6 +2,8 @@
 MLflow UI shows (the full flow runs as a subprocess in test_e2e.py)."""
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -9,6 +11,7 @@ import config as cfg
 from common import BadInputError
 from conftest import shared
 from textops import model, settings, training
+from textops.monitoring.profile import ReferenceProfile
 
 
 def twcs_config(path) -> training.TrainJob:
@@ -47,3 +50,14 @@ def test_the_model_card_says_what_is_classified_and_how_the_version_fared():
     for needle in ("accuracy 0.9500", "macro-F1 0.9400", "baseline macro-F1 0.9100",
                    "@champion", "Leakage check: none", td.sha256[:12]):
         assert needle in card.version, needle
+
+
+def test_a_versions_task_comes_from_its_tags_else_its_reference_profile(monkeypatch):
+    """Versions of this release carry their classes in tags; earlier ones are read from their
+    reference profile (the typed one monitor.py reads) before falling back to the model."""
+    tags = {"1": {"textops.classes": '["a", "b"]', "textops.label_column": "label"}, "2": {}}
+    client = SimpleNamespace(get_model_version=lambda name, v: SimpleNamespace(tags=tags[v]))
+    monkeypatch.setattr(training, "load_reference", lambda client, name, version:
+                        ReferenceProfile.from_dict({"classes": [0, 1, 2]}))
+    assert training.version_task(client, "m", "1") == training.Task(["a", "b"], "label")
+    assert training.version_task(client, "m", "2") == training.Task(["0", "1", "2"], None)

@@ -196,8 +196,8 @@ def version_task(client: Any, name: str, version: str) -> Task:
     except (KeyError, ValueError, TypeError):
         pass
     reference = load_reference(client, name, version)
-    if reference and reference.get("classes"):
-        return Task([str(c) for c in reference["classes"]], label_column)
+    if reference and reference.classes:
+        return Task(list(reference.classes), label_column)
     try:
         return Task([str(c) for c in registry.load_pipeline(name, version).classes_], label_column)
     except Exception as exc:  # noqa: BLE001 - a broken champion must not block training

@@ -2,6 +2,7 @@
 
 stream     read the data once, in chunks, into bounded counts and samples
 reference  the reference profile saved with each version at training time
+profile    the reference profile as read back, typed (missing parts of older ones: empty)
 drift      drift statistics against that reference (no labels needed)
 estimation the label-free accuracy estimate (ATC, DoC, CBPE) and its shift-aware interval
 labelling  the stratified sample to label, and the accuracy estimate from it

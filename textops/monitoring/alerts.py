@@ -11,6 +11,7 @@ import numpy as np
 
 from common import ExitCode
 from textops.metrics import macro_f1_from_confusion
+from textops.monitoring.profile import ReferenceProfile
 from textops.monitoring.result import Performance, PerformanceReport
 from textops.settings import Thresholds
 
@@ -79,13 +80,7 @@ def align_labels(pairs: Counter, classes: list[str]) -> Counter:
     return aligned
 
 
-def training_metrics(reference: dict[str, Any] | None) -> dict[str, float]:
-    """A version's test metrics at training time, from its reference profile."""
-    metrics = (reference or {}).get("metrics", {})
-    return {k: metrics[k] for k in ("accuracy", "macro_f1") if k in metrics}
-
-
-def evaluate_versions(tallies: dict[str, Counter], references: dict[str, Any],
+def evaluate_versions(tallies: dict[str, Counter], references: dict[str, ReferenceProfile | None],
                       classes: list[str], thresholds: Thresholds,
                       rows_without_label: int) -> tuple[list[str], PerformanceReport | None]:
     """Performance overall and per model version (``tallies``: version -> confusion counts),
@@ -102,7 +97,7 @@ def evaluate_versions(tallies: dict[str, Counter], references: dict[str, Any],
         aligned = align_labels(pairs, classes)
         overall_pairs.update(aligned)
         per_version[version] = replace(performance(aligned),
-                                       reference=training_metrics(references.get(version)))
+                                       reference=_test_metrics(references.get(version)))
     if not overall_pairs:
         return [], None
     found = PerformanceReport(performance(overall_pairs), per_version,
@@ -115,3 +110,8 @@ def evaluate_versions(tallies: dict[str, Counter], references: dict[str, Any],
         for version, stats in per_version.items():
             alerts += performance_alerts(stats, stats.reference, thresholds, f"model v{version}")
     return alerts, found
+
+
+def _test_metrics(reference: ReferenceProfile | None) -> dict[str, float]:
+    """A version's test metrics at training time (none without a reference profile)."""
+    return reference.test_metrics if reference else {}

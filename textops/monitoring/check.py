@@ -20,6 +20,7 @@ from textops import batch, data, registry
 from textops.columns import MODEL_VERSION, PREDICTION
 from textops.settings import Settings, Thresholds, Tracking, columns
 from textops.monitoring import alerts, drift, estimation, labelling, report, runs
+from textops.monitoring.profile import ReferenceProfile
 from textops.monitoring.reference import load_reference
 from textops.monitoring.result import (DataSummary, DriftSummary, EstimateReport, ModelSummary,
                                        MonitorReport, PerformanceReport)
@@ -125,9 +126,9 @@ class References:
 
     def __init__(self, client: Any, model_name: str):
         self.client, self.model_name = client, model_name
-        self.profiles: dict[str, dict[str, Any] | None] = {}
+        self.profiles: dict[str, ReferenceProfile | None] = {}
 
-    def of(self, version: str) -> dict[str, Any] | None:
+    def of(self, version: str) -> ReferenceProfile | None:
         if version not in self.profiles:
             self.profiles[version] = load_reference(self.client, self.model_name, version)
         return self.profiles[version]
@@ -136,8 +137,8 @@ class References:
         return estimation.threshold_from_reference(self.of(version))
 
     def strata_edges(self, version: str) -> list[float]:
-        reference = self.of(version) or {}
-        return labelling.strata_edges((reference.get("confidence") or {}).get("sample") or [],
+        reference = self.of(version)
+        return labelling.strata_edges(reference.confidence_sample if reference else [],
                                       self.threshold(version))
 
 
@@ -227,12 +228,12 @@ class _CheckFindings:
 
 
 def _findings(job: MonitorJob, spec: StreamSpec, seen: StreamTotals, versions: list[str],
-              references: dict[str, Any], pipeline: Any) -> _CheckFindings:
+              references: dict[str, ReferenceProfile | None], pipeline: Any) -> _CheckFindings:
     main = seen.main_version
     reference = references[main]
     found = _CheckFindings([], None, [], "", main if reference else None)
     if spec.has_labels:
-        classes = reference["classes"] if reference else sorted(
+        classes = reference.classes if reference else sorted(
             {p for pairs in seen.tallies.values() for _, p in pairs})
         found.alerts, found.performance = alerts.evaluate_versions(
             {v: seen.tallies.get(v) for v in versions}, references, classes, job.thresholds,
@@ -324,11 +325,10 @@ def _try_load(name: str, version: str) -> Any:
 
 
 def _sample_estimate(found: _CheckFindings, collector: labelling.Collector,
-                     reference: dict[str, Any] | None, job: MonitorJob) -> None:
+                     reference: ReferenceProfile | None, job: MonitorJob) -> None:
     """With a labels file: the night's accuracy from the labelled sample, beside the label-free
     estimate (``estimated.sample``); alerts then come from it, not from the label-free one."""
-    classes = [str(c) for c in (reference or {}).get("classes", [])]
-    by_key = {c.casefold(): c for c in classes}
+    by_key = {c.casefold(): c for c in (reference.classes if reference else [])}
     try:
         sample = collector.sample_estimate(lambda label: by_key.get(label.casefold(), label))
     except ValueError as exc:

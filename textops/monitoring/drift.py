@@ -34,6 +34,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
 from textops.model import vectorizers
+from textops.monitoring.profile import ReferenceProfile
 from textops.settings import Thresholds
 
 CONFIDENCE_DECIMALS = 6  # predict.py writes probabilities with 6 decimals
@@ -223,7 +224,7 @@ class Current:
     texts: list[str] | None  # a sample for the domain classifier
 
 
-def compare(reference: dict[str, Any], current: Current, thresholds: Thresholds,
+def compare(reference: ReferenceProfile, current: Current, thresholds: Thresholds,
             seed: int = 0) -> list[Check]:
     """Every drift check the data allows, in a fixed order: each check is a function
     ``(reference, current, thresholds) -> Check | None`` (None: not enough data for it)."""
@@ -235,10 +236,10 @@ def compare(reference: dict[str, Any], current: Current, thresholds: Thresholds,
     return [check for check in found if check is not None]
 
 
-def predicted_class_distribution(reference: dict[str, Any], current: Current,
+def predicted_class_distribution(reference: ReferenceProfile, current: Current,
                                  thresholds: Thresholds, seed: int = 0) -> Check:
     """PSI of the predicted classes' shares, alerting only when chance would not reach it."""
-    classes, expected = reference["classes"], reference["predicted_distribution"]
+    classes, expected = reference.classes, reference.predicted_distribution
     total = sum(current.predicted_counts.values()) or 1
     shares = {c: current.predicted_counts.get(c, 0) / total for c in classes}
     value = psi(expected, shares)
@@ -264,29 +265,29 @@ def _ks_check(name: str, ref_sample: Any, cur: Any, thresholds: Thresholds,
                  f"D {d:.3f} (p={p:.2g}); {shown(ref_sample)} -> {shown(cur)}", {"pvalue": p})
 
 
-def confidence_distribution(reference: dict[str, Any], current: Current,
+def confidence_distribution(reference: ReferenceProfile, current: Current,
                             thresholds: Thresholds) -> Check | None:
     """KS test of the top probability, at the precision predict.py writes (ties compare alike)."""
-    ref_sample, cur = reference["confidence"]["sample"], current.confidence
+    ref_sample, cur = reference.confidence_sample, current.confidence
     if cur is not None and len(cur) and ref_sample is not None and len(ref_sample):
         ref_sample = np.round(ref_sample, CONFIDENCE_DECIMALS)
         cur = np.round(cur, CONFIDENCE_DECIMALS)
     return _ks_check("confidence", ref_sample, cur, thresholds, lambda v: f"mean {np.mean(v):.3f}")
 
 
-def text_length_distribution(reference: dict[str, Any], current: Current,
+def text_length_distribution(reference: ReferenceProfile, current: Current,
                              thresholds: Thresholds) -> Check | None:
     """KS test of the texts' lengths in characters."""
-    return _ks_check("text_length", reference["length"]["sample"], current.lengths, thresholds,
+    return _ks_check("text_length", reference.length_sample, current.lengths, thresholds,
                      lambda v: f"median {np.median(v):.0f} chars")
 
 
-def out_of_vocabulary_rate(reference: dict[str, Any], current: Current,
+def out_of_vocabulary_rate(reference: ReferenceProfile, current: Current,
                            thresholds: Thresholds) -> Check | None:
     """The increase of the mean share of words the model did not know at training time."""
-    if current.oov is None or not np.isfinite(current.oov).any():
+    if current.oov is None or not np.isfinite(current.oov).any() or reference.oov_rate is None:
         return None
-    before = float(reference["oov_rate"]["mean"])
+    before = reference.oov_rate
     after = float(np.nanmean(current.oov))
     return Check(
         "out_of_vocabulary_rate", "increase of the mean rate", after - before,
@@ -295,27 +296,27 @@ def out_of_vocabulary_rate(reference: dict[str, Any], current: Current,
         {"reference": before, "current": after})
 
 
-def text_content(reference: dict[str, Any], current: Current, thresholds: Thresholds,
+def text_content(reference: ReferenceProfile, current: Current, thresholds: Thresholds,
                  seed: int = 0) -> Check | None:
     """A domain classifier telling reference texts from current ones (ROC-AUC), its limit
     raised to what chance reaches for these sample sizes."""
     minimum = thresholds.domain_min_rows
-    if current.texts is None or not reference.get("texts"):
+    if current.texts is None or not reference.texts:
         return None
-    if len(current.texts) < minimum or len(reference["texts"]) < minimum:
+    if len(current.texts) < minimum or len(reference.texts) < minimum:
         return Check(
             "text_content", "domain classifier ROC-AUC", None, thresholds.domain_auc_max,
-            False, f"skipped: {len(current.texts)} current and {len(reference['texts'])} "
+            False, f"skipped: {len(current.texts)} current and {len(reference.texts)} "
                    f"reference texts, at least {minimum} of each needed")
-    limit = int(reference.get("text_chars") or 0) or None
-    found = domain_classifier(reference["texts"], [t[:limit] for t in current.texts], seed)
-    floor = auc_significance_floor(len(reference["texts"]), len(current.texts),
+    limit = reference.text_chars
+    found = domain_classifier(reference.texts, [t[:limit] for t in current.texts], seed)
+    floor = auc_significance_floor(len(reference.texts), len(current.texts),
                                    thresholds.domain_pvalue)
     limit_auc = max(thresholds.domain_auc_max, floor)
     return Check(
         "text_content", "domain classifier ROC-AUC", found["auc"], limit_auc,
         found["auc"] > limit_auc,
-        f"ROC-AUC {found['auc']:.3f} telling {len(reference['texts'])} reference texts "
+        f"ROC-AUC {found['auc']:.3f} telling {len(reference.texts)} reference texts "
         f"from {len(current.texts)} current ones (limit {limit_auc:.3f}); typical now: "
         + (", ".join(found["current_words"][:8]) or "-"),
         {"reference_words": found["reference_words"], "current_words": found["current_words"],

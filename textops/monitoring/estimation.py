@@ -34,6 +34,7 @@ from typing import Any, Sequence, Union
 import numpy as np
 
 from textops.metrics import macro_f1_from_confusion
+from textops.monitoring.profile import ReferenceProfile
 from textops.monitoring.result import (EstimateReport, Figures, Interval, PerformanceReport,
                                        Realized, SampleEstimate, VersionEstimate)
 from textops.settings import Thresholds
@@ -78,19 +79,18 @@ def fit_threshold(confidence: Sequence[float], accuracy: float,
     return Threshold(value, weight, float(accuracy), float(np.mean(c)), n, source)
 
 
-def threshold_from_reference(reference: dict[str, Any] | None) -> Threshold | None:
+def threshold_from_reference(reference: ReferenceProfile | None) -> Threshold | None:
     """A version's stored threshold; for versions trained before it was stored, one fitted on
     the reference profile's sample of test confidences and its test accuracy; None without a
     reference profile (then ATC and DoC cannot be computed for it)."""
     if not reference:
         return None
-    stored = reference.get("atc")
+    stored = reference.atc
     if stored:
         return Threshold(float(stored["threshold"]), float(stored["tie_weight"]),
                          float(stored["accuracy"]), float(stored["confidence_mean"]),
                          int(stored["rows"]), str(stored.get("source", "test rows at training")))
-    sample = (reference.get("confidence") or {}).get("sample") or []
-    accuracy = (reference.get("metrics") or {}).get("accuracy")
+    sample, accuracy = reference.confidence_sample, reference.accuracy
     if not sample or accuracy is None:
         return None
     return fit_threshold(sample, accuracy, f"the reference profile's {len(sample)} sampled test "
@@ -406,20 +406,18 @@ def moved(estimated: VersionEstimate | None, at_training: float | None) -> str:
     return f"estimated accuracy did not move ({figures})"
 
 
-def _classes(reference: dict[str, Any] | None, expected: EstimateSums) -> list[str]:
-    if reference and reference.get("classes"):
-        return [str(c) for c in reference["classes"]]
+def _classes(reference: ReferenceProfile | None, expected: EstimateSums) -> list[str]:
+    if reference and reference.classes:
+        return list(reference.classes)
     return expected.classes or sorted(expected.by_label)
 
 
-def _calibrated(reference: dict[str, Any] | None) -> bool | None:
+def _calibrated(reference: ReferenceProfile | None) -> bool | None:
     """Whether train.py calibrated the version (recorded in its reference profile since then)."""
-    if not reference:
-        return None
-    return reference.get("metrics", {}).get("calibrated", False)
+    return reference.calibrated if reference else None
 
 
-def version_estimate(sums: EstimateSums, reference: dict[str, Any] | None,
+def version_estimate(sums: EstimateSums, reference: ReferenceProfile | None,
                      drifted: Sequence[str] = ()) -> VersionEstimate | None:
     """One version's (or the overall) estimate: the headline and its honest interval, every
     estimator under ``methods``, the threshold used, and what the same headline estimator gave on
@@ -429,21 +427,21 @@ def version_estimate(sums: EstimateSums, reference: dict[str, Any] | None,
     if not found:
         return None
     combined = combine(found, drifted, sums.threshold.accuracy if sums.threshold else None)
-    metrics = (reference or {}).get("metrics", {})
-    test_confidence = ((reference or {}).get("confidence") or {}).get("mean")
+    test_confidence = reference.confidence_mean if reference else None
     at_training = (sums.threshold.accuracy if combined.method == "atc" and sums.threshold
                    else test_confidence)
     return VersionEstimate(
         accuracy=combined.accuracy, accuracy_interval=combined.accuracy_interval,
         macro_f1=combined.macro_f1, rows=sums.rows, method=combined.method,
-        training_accuracy=metrics.get("accuracy"), at_training=at_training,
+        training_accuracy=reference.accuracy if reference else None, at_training=at_training,
         calibrated=_calibrated(reference), spread=combined.spread, trust=combined.trust,
         label_a_sample=combined.label_a_sample, decision_accuracy=combined.decision_accuracy,
         methods=found, threshold=sums.threshold)
 
 
 def report_estimates(expected: dict[str, EstimateSums], labelled: dict[str, EstimateSums],
-                     references: dict[str, Any], performance: PerformanceReport | None,
+                     references: dict[str, ReferenceProfile | None],
+                     performance: PerformanceReport | None,
                      thresholds: Thresholds, drifted: Sequence[str] = ()
                      ) -> tuple[EstimateReport | None, list[str]]:
     """The report's ``estimated`` (overall and per version; beside the realized figures on the
@@ -499,7 +497,7 @@ def _notes(per_version: dict[str, VersionEstimate]) -> str:
     return "; ".join(notes)
 
 
-def _realized(labelled: dict[str, EstimateSums], references: dict[str, Any],
+def _realized(labelled: dict[str, EstimateSums], references: dict[str, ReferenceProfile | None],
               performance: PerformanceReport) -> Realized:
     """The estimate on the labelled rows beside the realized figures: how far off it was."""
     def row(sums: EstimateSums, classes: list[str], realized: Any,

@@ -13,6 +13,7 @@ import numpy as np
 
 from textops.monitoring.drift import distribution, oov_rates, sample_indices, word_vocabulary
 from textops.monitoring.estimation import fit_threshold
+from textops.monitoring.profile import ReferenceProfile
 
 log = logging.getLogger(__name__)
 
@@ -65,8 +66,9 @@ def write_reference(reference: dict[str, Any], folder: Path) -> Path:
     return path
 
 
-def load_reference(client: Any, name: str, version: str) -> dict[str, Any] | None:
-    """The version's reference profile saved by train.py (None when it has none)."""
+def load_reference(client: Any, name: str, version: str) -> ReferenceProfile | None:
+    """The version's reference profile saved by train.py (None when it has none, or when it
+    cannot be read)."""
     try:
         run_id = client.get_model_version(name, version).run_id
     except Exception as exc:  # noqa: BLE001 - e.g. a version typed by hand in a predictions file
@@ -75,7 +77,7 @@ def load_reference(client: Any, name: str, version: str) -> dict[str, Any] | Non
     with tempfile.TemporaryDirectory(prefix="textops-ref-") as tmp:
         try:
             path = client.download_artifacts(run_id, REFERENCE_PATH, tmp)
-            return json.loads(Path(path).read_text(encoding="utf-8"))
+            return ReferenceProfile.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
         except Exception as exc:  # noqa: BLE001 - older versions have no reference
             log.info("no reference profile for %s v%s: %s", name, version, exc)
             return None

@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from common import atomic_output
+from textops.monitoring.profile import ReferenceProfile
 from textops.monitoring.result import MonitorReport
 from textops.monitoring.stream import StreamTotals
 
@@ -240,7 +241,7 @@ window.addEventListener("load", function () {{
 """
 
 
-def plots(report: MonitorReport, reference: dict[str, Any] | None, seen: StreamTotals,
+def plots(report: MonitorReport, reference: ReferenceProfile | None, seen: StreamTotals,
           history: list[dict[str, Any]]) -> dict[str, str]:
     """Title -> PNG data URI: reference vs current class distribution, confidence and text
     length, and the monitoring history."""
@@ -250,17 +251,17 @@ def plots(report: MonitorReport, reference: dict[str, Any] | None, seen: StreamT
         predicted = seen.predicted.get(version, Counter())
         total = sum(predicted.values()) or 1
         out["Predicted class distribution"] = class_plot(
-            reference["predicted_distribution"],
-            {c: predicted.get(c, 0) / total for c in reference["classes"]})
+            reference.predicted_distribution,
+            {c: predicted.get(c, 0) / total for c in reference.classes})
         confidence = seen.confidences(version)
         if confidence:
             out["Confidence (probability of the predicted label)"] = histogram_plot(
-                reference["confidence"]["sample"], confidence, "Confidence",
+                reference.confidence_sample, confidence, "Confidence",
                 "probability of the predicted label", np.linspace(0, 1, 21))
         if seen.lengths.items:
-            top = max(np.percentile(reference["length"]["sample"], 99), 10)
+            top = max(np.percentile(reference.length_sample, 99), 10)
             out["Text length"] = histogram_plot(
-                reference["length"]["sample"], seen.lengths.items, "Text length",
+                reference.length_sample, seen.lengths.items, "Text length",
                 "characters (longer texts in the last bin)", np.linspace(0, top, 31))
     if sum(1 for h in history if h.get("accuracy") is not None or
            h.get("estimated.accuracy") is not None or

@@ -1,0 +1,59 @@
+"""A model version's reference profile as monitor.py reads it back: the typed view of the
+``reference/reference.json`` that train.py logs with each version
+(:func:`textops.monitoring.reference.build_reference` writes it).
+
+Versions trained by earlier releases saved fewer fields (no ATC threshold, no text sample, no
+``calibrated`` flag): what a stored profile lacks reads as empty or None here, in one place, so
+the drift checks, the estimators and the report need no defaults of their own."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+
+@dataclass(frozen=True)
+class ReferenceProfile:
+    """What a version looked like on its test split at training time."""
+
+    classes: list[str]
+    predicted_distribution: dict[str, float]  # share of each predicted class on the test split
+    metrics: dict[str, Any]  # the test metrics at training (accuracy, macro_f1, calibrated, ...)
+    confidence_mean: float | None = None
+    confidence_sample: list[float] = field(default_factory=list)  # seeded sample, top probability
+    length_sample: list[float] = field(default_factory=list)  # text lengths in characters
+    oov_rate: float | None = None  # mean share of words the model did not know
+    texts: list[str] = field(default_factory=list)  # seeded sample for the text-content check
+    text_chars: int | None = None  # how the sampled texts were cut (current ones are cut alike)
+    atc: dict[str, Any] | None = None  # the stored ATC threshold (estimation.Threshold.to_dict())
+
+    @classmethod
+    def from_dict(cls, stored: Mapping[str, Any]) -> "ReferenceProfile":
+        """The profile from its JSON (any release's): missing parts read as empty."""
+        confidence = stored.get("confidence") or {}
+        oov = (stored.get("oov_rate") or {}).get("mean")
+        return cls(
+            classes=[str(c) for c in stored.get("classes") or []],
+            predicted_distribution=dict(stored.get("predicted_distribution") or {}),
+            metrics=dict(stored.get("metrics") or {}),
+            confidence_mean=confidence.get("mean"),
+            confidence_sample=list(confidence.get("sample") or []),
+            length_sample=list((stored.get("length") or {}).get("sample") or []),
+            oov_rate=None if oov is None else float(oov),
+            texts=list(stored.get("texts") or []),
+            text_chars=int(stored.get("text_chars") or 0) or None,
+            atc=stored.get("atc") or None)
+
+    @property
+    def accuracy(self) -> float | None:
+        """The version's test accuracy at training."""
+        return self.metrics.get("accuracy")
+
+    @property
+    def calibrated(self) -> bool:
+        """Whether train.py calibrated the version's probabilities (not recorded before it did)."""
+        return bool(self.metrics.get("calibrated", False))
+
+    @property
+    def test_metrics(self) -> dict[str, float]:
+        """Accuracy and macro-F1 on the test split at training, those recorded."""
+        return {k: self.metrics[k] for k in ("accuracy", "macro_f1") if k in self.metrics}
