@@ -96,7 +96,9 @@ def test_logged_model_has_signature_input_example_and_safe_serialisation(twcs_pr
     assert [c.name for c in info.signature.inputs.inputs] == ["text"]
     sklearn_flavor = info.flavors["sklearn"]
     assert sklearn_flavor["serialization_format"] == "skops"
-    assert "catboost.core.CatBoostClassifier" in sklearn_flavor["skops_trusted_types"]
+    assert sorted(sklearn_flavor["skops_trusted_types"]) == [  # the names older models record
+        "catboost.core.CatBoostClassifier", "textprep.CatBoostText", "textprep.HashedTfidf",
+        "textprep.TextColumn"]
     assert info.saved_input_example_info is not None
     assert [c.name for c in info.signature.outputs.inputs] == [
         "prediction", "probability", "proba_False", "proba_True"]

@@ -6,7 +6,9 @@ monitor.py, ``mlflow.pyfunc.load_model`` or ``mlflow models serve``), and models
 earlier releases are loaded with today's classes (tests/test_compatibility.py).
 
 One module per job; every name is also importable from ``textprep`` itself, where models
-registered before the package existed (when textprep was one module) find them:
+registered before the package existed (when textprep was one module) find them. The classes a
+saved model names (skops files, their trusted-type lists) declare ``__module__ = "textprep"``,
+so models saved by this release name them ``textprep.<Class>`` too and both resolve alike:
 
 - :mod:`textprep.text`           TextColumn: the text column, normalised and optionally masked
 - :mod:`textprep.ngrams`         hashed n-grams: hash functions, reference and compiled counters
@@ -24,13 +26,6 @@ from textprep.serving import (PREDICTION, PROBA_PREFIX, PROBABILITY, PyfuncModel
                               UnsafeModelError, _load_pyfunc, load_model_folder,
                               predictions_frame, top_class)
 from textprep.text import HANDLE_TOKEN, NUMBER_TOKEN, URL_TOKEN, TextColumn
-
-# The saved models (skops files, their trusted-type lists) name these classes textprep.<Class>,
-# as when textprep was one module: keep that name, so that models saved by this release and by
-# earlier ones resolve the same way.
-for _cls in (TextColumn, HashedTfidf, CatBoostText, PyfuncModel, UnsafeModelError):
-    _cls.__module__ = __name__
-del _cls
 
 __all__ = ["CatBoostText", "HANDLE_TOKEN", "HashedTfidf", "NUMBER_TOKEN", "PARALLEL_FOLDS_MAX_BYTES",
            "PREDICTION", "PROBABILITY", "PROBA_PREFIX", "PyfuncModel", "TextColumn", "URL_TOKEN",

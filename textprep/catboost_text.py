@@ -29,6 +29,8 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
     ``eval_set=(X, y)`` for early stopping.
     """
 
+    __module__ = "textprep"  # its name in saved models, as when textprep was one module
+
     calibrate = False  # models saved before calibration existed have neither it nor temperature_
     calibration_folds = 0  # nor this: their temperature (if any) came from the probe's rows
 

@@ -27,6 +27,8 @@ class HashedTfidf(TransformerMixin, BaseEstimator):
     Each family is L2-normalised on its own, as a FeatureUnion of two vectorizers would be.
     """
 
+    __module__ = "textprep"  # its name in saved models, as when textprep was one module
+
     def __init__(self, lowercase: bool = True, stop_words: tuple[str, ...] = (),
                  word_ngram_max: int = 2, char_ngram_min: int = 2, char_ngram_max: int = 5,
                  min_df: int = 2, max_df: float = 1.0, max_features: int = 20000,

@@ -21,6 +21,8 @@ import yaml
 class UnsafeModelError(ValueError):
     """The model folder is not a skops-serialised sklearn model (e.g. a pickle)."""
 
+    __module__ = "textprep"  # its name in saved models, as when textprep was one module
+
 
 def load_model_folder(folder: str | os.PathLike[str]) -> Any:
     """The one model loader (predict.py, monitor.py, batch workers, pyfunc): a logged MLflow
@@ -70,6 +72,8 @@ def predictions_frame(pipeline: Any, texts: Any) -> pd.DataFrame:
 
 class PyfuncModel:
     """The registered pipeline seen through pyfunc: labels and probabilities in one frame."""
+
+    __module__ = "textprep"  # its name in saved models, as when textprep was one module
 
     def __init__(self, pipeline: Any):
         self.pipeline = pipeline

@@ -27,6 +27,8 @@ class TextColumn(TransformerMixin, BaseEstimator):
     gigabytes of character n-grams).
     """
 
+    __module__ = "textprep"  # its name in saved models, as when textprep was one module
+
     def __init__(self, column: str = "text", mask_urls: bool = False, mask_handles: bool = False,
                  mask_numbers: bool = False, max_chars: int | None = 100_000):
         self.column = column
