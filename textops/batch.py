@@ -129,8 +129,9 @@ def output_rows(pipeline: Any, chunk: pd.DataFrame, job: Job) -> pd.DataFrame:
     probability = np.full(len(chunk), np.nan)
     proba = np.full((len(chunk), len(classes)), np.nan)
     if scorable.any():  # the texts go to the pipeline as they are (its first step reads them)
-        proba[scorable] = np.asarray(pipeline.predict_proba(texts[scorable]), dtype=np.float64)
-        prediction[scorable], probability[scorable] = top_class(proba[scorable], classes)
+        found = np.asarray(pipeline.predict_proba(texts[scorable]), dtype=np.float64)
+        proba[scorable] = found
+        prediction[scorable], probability[scorable] = top_class(found, classes)
     out = pd.DataFrame({c: chunk[c].to_numpy() for c in job.id_columns})
     out[PREDICTION] = prediction
     out[PROBABILITY] = probability

@@ -203,7 +203,7 @@ def _distributed(job: PredictJob) -> tuple[str, int, int]:
         session = spark.spark_session(job.spark_master)
         try:
             frame = spark.read_source(session, job.source, fmt)
-            spark.require_input_columns(frame, _input_columns(job), job.source)
+            data.require_columns(frame.columns, _input_columns(job), job.source)
             scored = spark.scored_frame(session, frame, batch_job)
             with _output_lock(job):
                 written = spark.write_distributed(session, scored, job.target, job.spark_format,

@@ -110,15 +110,6 @@ def read_source(spark, location: str, fmt: CsvFormat | None):
             .csv(spark_location(location)))
 
 
-def require_input_columns(frame, needed: dict[str, str], location: str) -> None:
-    """The schema check of the local engine (one line naming the flag), on Spark's schema."""
-    missing = [f"{column!r} ({flag})" for column, flag in needed.items()
-               if column not in frame.columns]
-    if missing:
-        raise BadInputError(f"{location} has no column {', '.join(missing)}; its columns are "
-                            f"{frame.columns[:20]}")
-
-
 def score_chunks(spark, data: Path, fmt: CsvFormat, job: Job,
                  chunk_size: int) -> Iterator[pd.DataFrame]:
     """The small-data convenience (a single local .csv output): scored chunks of ``chunk_size``
@@ -259,7 +250,6 @@ class HadoopFs:
             raise EngineUnavailableError(f"cannot rename the committed output into {target}")
         if old is not None:
             self.delete(old)
-
 
 
 def _frame(rows: list, names: list[str]) -> pd.DataFrame:

@@ -53,7 +53,6 @@ def trial_params(spec: ModelSpec) -> dict[str, Any]:
     return {f"{s}.{k}": getattr(getattr(spec, s), k) for s, k in SEARCH_SPACE}
 
 
-
 def tune(spec: ModelSpec, split: Split, trials: int, minutes: float) -> ModelSpec:
     """Seeded random search over at most ``trials`` settings and ``minutes``; each trial is a
     nested MLflow run scored on the validation rows. Returns the best model settings."""
@@ -64,6 +63,7 @@ def tune(spec: ModelSpec, split: Split, trials: int, minutes: float) -> ModelSpe
     candidates = sample_specs(spec, max(1, trials), spec.seed)
     deadline = time.monotonic() + 60 * minutes
     best, best_score = spec, -1.0
+    stopwords: dict[str, model.Stopwords] = {}  # at most two lists: read each once
     experiment_id = mlflow.active_run().info.experiment_id
     for i, candidate in enumerate(candidates):
         if i and time.monotonic() > deadline:
@@ -72,8 +72,10 @@ def tune(spec: ModelSpec, split: Split, trials: int, minutes: float) -> ModelSpe
         with mlflow.start_run(experiment_id=experiment_id, run_name=f"trial-{i}", nested=True):
             mlflow.log_params(trial_params(candidate))
             with Stopwatch() as took:
-                words = model.load_stopwords(candidate.preprocessing.stopwords)
-                pipe = model.build_pipeline(candidate, words)
+                language = candidate.preprocessing.stopwords
+                if language not in stopwords:
+                    stopwords[language] = model.load_stopwords(language)
+                pipe = model.build_pipeline(candidate, stopwords[language])
                 model.fit_pipeline(pipe, split.x_train, split.y_train, split.x_val, split.y_val)
                 score = model.evaluate(split.y_val, pipe.predict(split.x_val)).metrics["macro_f1"]
             mlflow.log_metrics({"validation_macro_f1": score, "training_seconds": took.seconds})

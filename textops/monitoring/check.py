@@ -29,6 +29,7 @@ from textops.monitoring.stream import (StreamTotals, StreamSpec, accumulate, acc
 
 log = logging.getLogger(__name__)
 
+
 @dataclass(frozen=True)
 class MonitorJob:
     """One monitor.py run, resolved from the configuration and flags."""
@@ -36,12 +37,10 @@ class MonitorJob:
     data: Path
     report: Path
     html: Path | None
-    model_name: str
     model: str  # alias, 'latest' or version, for raw texts
     text_column: str
     label_column: str
     label_required: bool  # --label-column given: the column must exist
-    experiment: str
     chunk_size: int
     encoding: str
     delimiter: str
@@ -56,6 +55,15 @@ class MonitorJob:
     to_label: Path | None
     labels: Path | None  # the rows to label, labelled
     tracking: Tracking
+
+    @property
+    def model_name(self) -> str:
+        return self.tracking.model_name
+
+    @property
+    def experiment(self) -> str:
+        """The MLflow experiment monitoring runs go to."""
+        return self.tracking.monitor_experiment
 
 
 # workers = 0 (automatic): inputs smaller than this are scored in this process
@@ -78,16 +86,15 @@ def make_job(settings: Settings, label_required: bool,
         raise BadInputError("--label-sample needs a --to-label path")
     refuse_overwriting({"--data": data_path, "--labels": labels},
                        {"--report": report_path, "--html": html, "--to-label": to_label})
-    tracking = settings.tracking
     return MonitorJob(
-        data=data_path, report=report_path, html=html, model_name=tracking.model_name,
-        model=m.model, text_column=d.text_column, label_column=d.label_column,
-        label_required=label_required, experiment=tracking.monitor_experiment,
+        data=data_path, report=report_path, html=html, model=m.model,
+        text_column=d.text_column, label_column=d.label_column, label_required=label_required,
         chunk_size=m.chunk_size, encoding=d.encoding, delimiter=d.delimiter,
         thresholds=Thresholds.of(m), seed=d.random_seed,
         domain_sample=m.domain_sample, history_runs=m.history_runs, workers=max(m.workers, 0),
         id_columns=columns(m.id_columns), label_sample=m.label_sample,
-        label_sample_forced=label_sample, to_label=to_label, labels=labels, tracking=tracking)
+        label_sample_forced=label_sample, to_label=to_label, labels=labels,
+        tracking=settings.tracking)
 
 
 def inspect_input(job: MonitorJob) -> tuple[data.CsvFormat, list[str], StreamSpec]:
