@@ -49,9 +49,9 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("%d rows had empty text: their prediction and probability are blank", blank)
     seconds = time.perf_counter() - started
     name = job.tracking.model_name
-    log.info("wrote %d rows to %s with %s v%s in %.1f s (%.0f rows/s)", rows, job.target or job.output, name,
+    log.info("wrote %d rows to %s with %s v%s in %.1f s (%.0f rows/s)", rows, job.target, name,
              version, seconds, rows / max(seconds, 1e-9))
-    print(f"{rows} rows scored with {name} v{version} -> {job.target or job.output}")
+    print(f"{rows} rows scored with {name} v{version} -> {job.target}")
     return int(ExitCode.OK)
 
 

@@ -49,7 +49,8 @@ class PredictJob:
     encoding: str
     delimiter: str
     tracking: Tracking
-    # --engine spark: where Spark reads and writes (a local path as given, or a Hadoop-FS URI)
+    # where the run reads and writes, as logged and as Spark is given it: the resolved local
+    # path, or a Hadoop-FS URI (--engine spark only)
     source: str
     target: str
     distributed: bool  # the executors write a folder of parts (else one local file)
@@ -123,8 +124,7 @@ def progress_reporter() -> tuple[Callable[[int], None], Callable[[], None]]:
 def predict(job: PredictJob) -> tuple[str, int, int]:
     """Score the file; returns (model version, rows written, rows with blank text)."""
     text_col, name = job.text_column, job.tracking.model_name
-    log.info("predict: data=%s output=%s model=%s@%s", job.source or job.data,
-             job.target or job.output, name, job.model)
+    log.info("predict: data=%s output=%s model=%s@%s", job.source, job.target, name, job.model)
     if job.distributed:
         return _distributed(job)
     fmt = _checked_input(job)  # input problems before the model is even looked up

@@ -11,6 +11,8 @@ from textops.monitoring.result import EstimateReport, MonitorReport
 
 log = logging.getLogger(__name__)
 
+HISTORY_METRICS = ("accuracy", "macro_f1", "estimated.accuracy", "drift.text_content")  # charted
+
 
 def history(client: Any, experiment_id: str, name: str, limit: int,
             report: MonitorReport) -> list[dict[str, Any]]:
@@ -25,19 +27,11 @@ def history(client: Any, experiment_id: str, name: str, limit: int,
     for run in reversed(runs):
         metrics = run.data.metrics
         points.append({"time": datetime.fromtimestamp(run.info.start_time / 1000, timezone.utc),
-                       "accuracy": metrics.get("accuracy"), "macro_f1": metrics.get("macro_f1"),
-                       "estimated.accuracy": metrics.get("estimated.accuracy"),
-                       "drift.text_content": metrics.get("drift.text_content")})
-    now: dict[str, Any] = {"time": datetime.now(timezone.utc)}
-    if report.estimated:
-        now["estimated.accuracy"] = report.estimated.overall.accuracy
-    if report.performance:
-        now.update(accuracy=report.performance.overall.accuracy,
-                   macro_f1=report.performance.overall.macro_f1)
-    for check in report.drift.checks:
-        if check.name == "text_content":
-            now["drift.text_content"] = check.value
-    return points + [now]
+                       **{key: metrics.get(key) for key in HISTORY_METRICS}})
+    now = run_metrics(report)  # this run's point: the same metrics it is about to log
+    points.append({"time": datetime.now(timezone.utc),
+                   **{key: now.get(key) for key in HISTORY_METRICS}})
+    return points
 
 
 def run_metrics(report: MonitorReport) -> dict[str, float]:
