@@ -257,7 +257,7 @@ def predicted_class_distribution(reference: ReferenceProfile, current: Current,
 
 def _ks_check(name: str, ref_sample: Any, cur: Any, thresholds: Thresholds,
               shown: Any) -> Check | None:
-    if cur is None or len(cur) == 0 or ref_sample is None or len(ref_sample) == 0:
+    if cur is None or len(cur) == 0 or len(ref_sample) == 0:
         return None
     d, p = ks(ref_sample, cur)
     return Check(name, "Kolmogorov-Smirnov D", d, thresholds.ks_max,
@@ -268,11 +268,9 @@ def _ks_check(name: str, ref_sample: Any, cur: Any, thresholds: Thresholds,
 def confidence_distribution(reference: ReferenceProfile, current: Current,
                             thresholds: Thresholds) -> Check | None:
     """KS test of the top probability, at the precision predict.py writes (ties compare alike)."""
-    ref_sample, cur = reference.confidence_sample, current.confidence
-    if cur is not None and len(cur) and ref_sample is not None and len(ref_sample):
-        ref_sample = np.round(ref_sample, CONFIDENCE_DECIMALS)
-        cur = np.round(cur, CONFIDENCE_DECIMALS)
-    return _ks_check("confidence", ref_sample, cur, thresholds, lambda v: f"mean {np.mean(v):.3f}")
+    cur = None if current.confidence is None else np.round(current.confidence, CONFIDENCE_DECIMALS)
+    return _ks_check("confidence", np.round(reference.confidence_sample, CONFIDENCE_DECIMALS), cur,
+                     thresholds, lambda v: f"mean {np.mean(v):.3f}")
 
 
 def text_length_distribution(reference: ReferenceProfile, current: Current,
