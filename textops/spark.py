@@ -26,7 +26,7 @@ from typing import Iterator
 
 import pandas as pd
 
-from common import BadInputError, EngineUnavailableError, first_line
+from common import BadInputError, EngineUnavailableError, first_line, interrupt_from
 from textops.batch import Job
 from textops.data import CsvFormat
 from textops.columns import MODEL_VERSION, PREDICTION, PROBA_PREFIX, PROBABILITY
@@ -52,7 +52,7 @@ def spark_session(master: str):
     if master.startswith("local"):
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     quiet_log4j = Path(tempfile.gettempdir()) / "textops-spark-log4j2.properties"
-    quiet_log4j.write_text("rootLogger.level = error\nrootLogger.appenderRef.stderr.ref = console\n"
+    quiet_log4j.write_text("rootLogger.level = fatal\nrootLogger.appenderRef.stderr.ref = console\n"
                            "appender.console.type = Console\nappender.console.name = console\n"
                            "appender.console.target = SYSTEM_ERR\n"
                            "appender.console.layout.type = PatternLayout\n"
@@ -67,6 +67,8 @@ def spark_session(master: str):
                         f"-Dlog4j2.configurationFile=file:{quiet_log4j}")
                 .config("spark.ui.showConsoleProgress", "false")
                 .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+                # Hive partition values are ids: store=007 stays "007", as in the local reader
+                .config("spark.sql.sources.partitionColumnTypeInference.enabled", "false")
                 .getOrCreate())
     except Exception as exc:  # noqa: BLE001 - no Java, bad master URL, cluster unreachable
         raise EngineUnavailableError(
@@ -102,7 +104,7 @@ def read_source(spark, location: str, fmt: CsvFormat | None):
         csv = location.lower().rstrip("/").endswith(CSV_NAMES)
         fmt = CsvFormat(encoding="utf-8", delimiter=",", container="csv" if csv else "parquet")
     if fmt.container == "parquet":  # a Parquet file or a committed folder of parts
-        return spark.read.parquet(spark_location(location))
+        return spark.read.option("mergeSchema", True).parquet(spark_location(location))
     # Spark decompresses .gz / .bz2 / ... itself, by extension
     return (spark.read.option("header", True).option("multiLine", True)
             .option("escape", '"').option("encoding", spark_encoding(fmt.encoding))
@@ -183,14 +185,18 @@ def write_distributed(spark, scored, output: str, file_format: str,
 
     fs = HadoopFs(spark)
     target = spark_location(output)
+    fs.check_replaceable(target, output)  # before the job: a user's folder is never touched
     staging = fs.sibling(target, f".{fs.name(target)}.textops-partial-{uuid.uuid4().hex[:12]}")
     try:
-        writer = scored.write.mode("errorifexists").format(file_format)
+        writer = _guarded(scored, partition_by).write.mode("errorifexists").format(file_format)
         if file_format == "csv":
             writer = writer.option("header", True).option("escape", '"')
         if partition_by:
             writer = writer.partitionBy(*partition_by)
-        writer.save(staging)
+        try:
+            writer.save(staging)
+        except Exception as exc:  # noqa: BLE001 - a JVM trace becomes one line (trace: log file)
+            raise writer_failure(exc, output) from None
         if not fs.exists(f"{staging}/_SUCCESS"):
             raise EngineUnavailableError(f"the Spark job writing {output} did not commit "
                                          f"(no _SUCCESS); nothing was published")
@@ -198,6 +204,7 @@ def write_distributed(spark, scored, output: str, file_format: str,
         if file_format == "csv":
             back = back.option("header", True).option("escape", '"')
         counts = back.load(staging).agg(F.count(F.lit(1)), F.count(PREDICTION)).first()
+        fs.check_replaceable(target, output)  # again: something may have appeared meanwhile
         fs.replace(staging, target)
     except BaseException:
         with contextlib.suppress(Exception):
@@ -206,6 +213,54 @@ def write_distributed(spark, scored, output: str, file_format: str,
             fs.delete(staging)
         raise
     return Written(target, int(counts[0]), int(counts[0]) - int(counts[1]))
+
+
+GUARD = "textops-refused: "
+# a partition folder's name is "column=value", at most 255 bytes on every common file system
+MAX_NAME_BYTES = 255
+
+
+def _guarded(scored, partition_by: tuple[str, ...]):
+    """``scored`` with each partition column checked row by row inside the executors (no
+    extra pass): a value that cannot name a folder (too long) or would not read back as
+    written (``''`` and ``__HIVE_DEFAULT_PARTITION__`` both read back as null) fails the job
+    with a message :func:`writer_failure` turns into one line."""
+    from pyspark.sql import functions as F
+
+    for name in partition_by:
+        column = F.col(f"`{name}`")
+        room = MAX_NAME_BYTES - len(name.encode("utf-8")) - 1 - 20  # escapes, checksum prefix
+        scored = scored.withColumn(name, F
+            .when(column.isin("", "__HIVE_DEFAULT_PARTITION__"), F.raise_error(F.lit(
+                f"{GUARD}--partition-by {name}: a value is '' or '__HIVE_DEFAULT_PARTITION__', "
+                f"which a Hive partition folder cannot keep apart from a missing value; "
+                f"partition by another column")))
+            .when(F.length(F.encode(column, "utf-8")) > room, F.raise_error(F.lit(
+                f"{GUARD}--partition-by {name}: a value is longer than the {room} bytes a "
+                f"folder name allows; partition by another column")))
+            .otherwise(column))
+    return scored
+
+
+def writer_failure(exc: BaseException, output: str) -> Exception:
+    """The one-line error for a failed Spark write (the JVM trace goes to the log file only):
+    a value textops refused or a name the file system refused is bad input (exit 2), anything
+    else the engine's failure (exit 4)."""
+    text = str(exc)
+    log.error("the Spark job writing %s failed: %s", output, text, extra={"file_only": True})
+    interrupt = interrupt_from(exc)
+    if interrupt is not None:
+        return interrupt
+    refused = re.search(re.escape(GUARD) + r"([^\n]*?)(?:\s+SQLSTATE|\n|$)", text)
+    if refused:
+        return BadInputError(refused.group(1).rstrip(". "))
+    if "File name too long" in text:
+        return BadInputError(f"a value of --partition-by is too long to name a folder under "
+                             f"{output}; partition by another column")
+    cause = next((line.strip() for line in text.splitlines()
+                  if "Exception:" in line or "Error:" in line), first_line(exc, 200))
+    return EngineUnavailableError(f"the Spark job writing {output} failed ({cause[:240]}); "
+                                  f"nothing was published; the trace is in the log file")
 
 
 class HadoopFs:
@@ -231,6 +286,41 @@ class HadoopFs:
     def exists(self, location: str) -> bool:
         return bool(self._fs(location).exists(self._path(location)))
 
+    def listing(self, location: str, limit: int = 100_000) -> list[tuple[str, bool]]:
+        """(path relative to ``location``, is a folder) of everything below it, at most
+        ``limit`` entries; ``[("", False)]`` when it is a file itself."""
+        fs, root = self._fs(location), self._path(location)
+        if not fs.getFileStatus(root).isDirectory():
+            return [("", False)]
+        found, folders = [], [("", root)]
+        while folders and len(found) < limit:
+            prefix, folder = folders.pop()
+            for status in fs.listStatus(folder):
+                name = prefix + str(status.getPath().getName())
+                found.append((name, bool(status.isDirectory())))
+                if status.isDirectory():
+                    folders.append((name + "/", status.getPath()))
+        return found
+
+    def check_replaceable(self, location: str, shown: str) -> None:
+        """BadInputError unless ``location`` is absent or an earlier committed Spark output
+        (see :func:`foreign_entries`): a user's folder or file is never replaced."""
+        if not self.exists(location):
+            return
+        entries = self.listing(location)
+        if entries == [("", False)]:
+            raise BadInputError(f"--output {shown} is an existing file, not an earlier Spark "
+                                f"output; nothing was touched: give a new folder name, or "
+                                f"move that file away")
+        foreign = foreign_entries(entries)
+        if foreign:
+            listed = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3
+                                                else "")
+            raise BadInputError(f"--output {shown} holds files that no Spark job committed there "
+                                f"({listed}); nothing was touched: only an earlier output (with "
+                                f"_SUCCESS, part files and Spark's markers) is replaced; give a "
+                                f"new folder name, or empty it")
+
     def delete(self, location: str) -> None:
         if self.exists(location):
             self._fs(location).delete(self._path(location), True)
@@ -250,6 +340,30 @@ class HadoopFs:
             raise EngineUnavailableError(f"cannot rename the committed output into {target}")
         if old is not None:
             self.delete(old)
+
+
+SPARK_MARKER = re.compile(r"^(_SUCCESS|_committed_.*|_started_.*|\..*\.crc|part-.*)$")
+PARTITION_FOLDER = re.compile(r"^[^=/]+=[^/]*$")
+
+
+def foreign_entries(entries: list[tuple[str, bool]]) -> list[str]:
+    """What, in a folder's listing ((relative path, is a folder) pairs), an earlier committed
+    Spark output would not hold: anything but ``_SUCCESS`` at the top, part files, their
+    ``.crc`` checksums, commit markers, and Hive partition folders of the same. A folder
+    without ``_SUCCESS`` (an uncommitted job, or a user's folder) is foreign unless empty."""
+    if entries and ("_SUCCESS", False) not in entries:
+        return ["no _SUCCESS file"] + [name for name, _ in entries][:2]
+    return [name + ("/" if folder else "") for name, folder in entries
+            if not _spark_written(name, folder)]
+
+
+def _spark_written(name: str, folder: bool) -> bool:
+    *parents, leaf = name.split("/")
+    if not all(PARTITION_FOLDER.match(p) for p in parents):
+        return False
+    if folder:
+        return bool(PARTITION_FOLDER.match(leaf))
+    return bool(SPARK_MARKER.match(leaf)) and not (leaf == "_SUCCESS" and parents)
 
 
 def _frame(rows: list, names: list[str]) -> pd.DataFrame:
