@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 COMPRESSED = {  # magic bytes -> container
     b"\x1f\x8b": "gzip",
@@ -88,6 +89,28 @@ def decompressed_head(path: Path, kind: str, size: int) -> bytes:
                           f"truncated; copy it again") from None
 
 
+def damage(path: Path) -> str | None:
+    """What is wrong with a compressed file's stream, read to its end (None: it decompresses
+    cleanly, or is not compressed). Asked only when reading it failed otherwise (a column not
+    found, bytes that are not text): a damaged stream can yield plausible garbage before its
+    checksum fails, and the message must name the damage, not the encoding or the columns."""
+    try:
+        with open(path, "rb") as handle:
+            kind = container(path, handle.read(8))
+    except (OSError, FormatError):
+        return None
+    if kind not in COMPRESSED.values():
+        return None
+    try:
+        with open_binary(path, kind) as stream:
+            while stream.read(1 << 20):
+                pass
+    except (OSError, EOFError, lzma.LZMAError, ValueError) as exc:
+        return (f"{path} is a damaged {NAMES[kind]} file ({str(exc).strip() or type(exc).__name__}); "
+                f"it cannot be decompressed to its end: copy it again")
+    return None
+
+
 # --------------------------------------------------------------------------------------------
 # Parquet: one file, or a folder of parts (Spark / Hive layout)
 # --------------------------------------------------------------------------------------------
@@ -123,17 +146,79 @@ def _data_files(entries: list[Path]) -> list[Path]:
 
 
 def parquet_dataset(path: Path):
-    """A pyarrow dataset over a Parquet file or folder, partition columns of a Hive layout
-    included (FormatError when unreadable)."""
-    files = [str(p) for p in parquet_parts(path)] if path.is_dir() else [str(path)]
+    """A pyarrow dataset over a Parquet file or folder (FormatError when unreadable). A folder's
+    parts are read with one schema unified from all of them (a part whose column is all-null,
+    type ``null``, joins the others' type), and the partition columns of a Hive layout are
+    strings, so ids such as ``store=007`` keep their spelling."""
+    return _opened(path)[0]
+
+
+def _opened(path: Path) -> tuple[Any, dict[str, set[str]]]:
+    """The dataset, and for a folder the columns each part has (its own and its partition
+    folders'), by the part's path relative to the folder."""
+    if not path.is_dir():
+        try:
+            return ds.dataset([str(path)], format="parquet"), {}
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise _unreadable(path, exc) from None
+    parts = parquet_parts(path)
+    schemas = [_part_schema(part) for part in parts]
+    relative = [part.relative_to(path) for part in parts]
+    levels = [[level.split("=", 1)[0] for level in r.parts[:-1]] for r in relative]
+    keys = list(dict.fromkeys(k for found in levels for k in found))
+    has = {str(r): set(s.names) | set(found) for r, s, found in zip(relative, schemas, levels)}
+    dataset = ds.dataset([str(p) for p in parts], format="parquet",
+                         schema=_unified(path, schemas, keys), partition_base_dir=str(path),
+                         partitioning=ds.partitioning(pa.schema([(k, pa.string()) for k in keys]),
+                                                      flavor="hive"))
+    return dataset, has
+
+
+def _unreadable(path: Path, exc: BaseException) -> FormatError:
+    return FormatError(f"{path} is not a readable Parquet file ({str(exc).splitlines()[0]}): "
+                       f"it is damaged or truncated, or not Parquet")
+
+
+def _part_schema(part: Path) -> pa.Schema:
     try:
-        if path.is_dir():
-            return ds.dataset(files, format="parquet", partition_base_dir=str(path),
-                              partitioning=ds.partitioning(flavor="hive"))
-        return ds.dataset(files, format="parquet")
+        return pq.read_schema(part)
     except (pa.ArrowInvalid, OSError) as exc:
-        raise FormatError(f"{path} is not a readable Parquet file ({str(exc).splitlines()[0]}): "
-                          f"it is damaged or truncated, or not Parquet") from None
+        raise _unreadable(part, exc) from None
+
+
+def _unified(folder: Path, schemas: list[pa.Schema], keys: list[str]) -> pa.Schema:
+    """One schema for every part (columns in first-seen order, ``null`` joining any type, int32
+    and int64 widening; the partition columns as strings, last); FormatError naming the column whose types cannot be joined."""
+    try:
+        unified = pa.unify_schemas(schemas, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        for name in dict.fromkeys(n for s in schemas for n in s.names):
+            kinds = sorted({str(s.field(name).type) for s in schemas if name in s.names})
+            if len(kinds) > 1:
+                raise FormatError(f"the parts of {folder} disagree on column {name!r} "
+                                  f"({' vs '.join(kinds)}); rewrite them with one type") from None
+        raise
+    return pa.schema([f for f in unified if f.name not in keys] + [(k, pa.string()) for k in keys])
+
+
+def _check_columns(path: Path, schema: pa.Schema, parts: dict[str, set[str]],
+                   columns: Sequence[str] | None) -> None:
+    """FormatError for a column read as text whose type has no text form (lists, structs,
+    maps), or one that some parts of a folder lack (their rows would read as blank)."""
+    wanted = [c for c in (schema.names if columns is None else columns) if c in schema.names]
+    for name in wanted:
+        kind = schema.field(name).type
+        if pa.types.is_nested(kind) or (pa.types.is_dictionary(kind)
+                                         and pa.types.is_nested(kind.value_type)):
+            raise FormatError(f"column {name!r} of {path} holds {kind} values, which textops "
+                              f"cannot read as text; flatten it (join a list into one string, "
+                              f"pick a struct's field) or choose another column")
+    for part, has in parts.items():
+        lacking = [c for c in wanted if c not in has]
+        if lacking:
+            raise FormatError(f"part {part} of {path} has no column {lacking[0]!r} (its columns: "
+                              f"{', '.join(sorted(has)[:20])}); every part needs it: rewrite "
+                              f"that part or move it out of the folder")
 
 
 def parquet_columns(path: Path) -> list[str]:
@@ -146,7 +231,8 @@ def parquet_chunks(path: Path, chunk_size: int,
     groups, of the ``columns`` the files have (None: all), as DataFrames shaped like the CSV reader's: text columns as ``str`` (booleans
     spelled ``True``/``False``, as pandas writes them to CSV), floats as floats, missing values
     as NaN, and a row index that continues across chunks."""
-    dataset = parquet_dataset(path)
+    dataset, parts = _opened(path)
+    _check_columns(path, dataset.schema, parts, columns)
     if columns is not None:  # the ones present (required ones were checked on the header)
         columns = [c for c in columns if c in set(dataset.schema.names)]
     start, buffer, buffered = 0, [], 0
