@@ -8,24 +8,29 @@ Embedded default: ``sqlite:///<project>/mlflow.db`` with artifacts under ``<proj
 from __future__ import annotations
 
 import contextlib
+import difflib
+import errno
 import io
 import logging
 import os
 import re
+import socket
 import tempfile
 from dataclasses import dataclass
+from importlib.metadata import entry_points
 from importlib.metadata import version as installed_version
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import requests
 import skops.io as sio
 
 import config as cfg
 import textprep
-from common import (ModelNotFoundError, TrackingUnavailableError, add_secret, first_line,
-                    uri_password)
+from common import (BadInputError, ModelNotFoundError, TrackingUnavailableError, add_secret,
+                    first_line, uri_password, uri_query_secrets)
 from common import redact as common_redact
+from textops.locking import exclusive
 from textops.settings import Tracking
 
 log = logging.getLogger(__name__)
@@ -46,6 +51,8 @@ def redact(uri: str) -> str:
     """``uri`` fit for logs and messages: a password in it (``http://user:pw@host``) is masked,
     however it is spelled (``@``, ``/``, ``:`` or percent escapes inside it, token only)."""
     add_secret(uri_password(str(uri)))
+    for secret in uri_query_secrets(str(uri)):
+        add_secret(secret)
     return common_redact(str(uri))
 
 
@@ -86,29 +93,150 @@ def _check_server(uri: str, timeout: float) -> None:
 def connect(tracking: Tracking):
     """Point MLflow at the configured store and return an ``MlflowClient``.
 
-    Fails within ``connect_timeout`` seconds, with exit code 4, when a server is unreachable.
+    Fails within ``connect_timeout`` seconds, with exit code 4, when a server or a database is
+    unreachable; a URI that is not one (``http//host``, an unknown scheme, a database driver not
+    installed) is exit 2. A SQLite store is created (or opened) under a file lock, so jobs that
+    start together on a new machine do not race on its schema.
     """
     timeout = tracking.connect_timeout
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(int(timeout * 3), 30)))
     uri = tracking.uri
-    add_secret(uri_password(uri))  # --tracking-uri too, not only the environment's
-    if uri.startswith(("http://", "https://")):
+    redact(uri)  # learns its secrets: --tracking-uri too, not only the environment's
+    kind = store_kind(uri)
+    if kind == "http":
         _check_server(uri, timeout)
-    elif uri.startswith("sqlite:///"):
-        db_path = Path(uri[len("sqlite:///"):])
-        try:
-            db_path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise TrackingUnavailableError(f"cannot create {db_path.parent} for the MLflow store: "
-                                           f"{exc.strerror}") from None
+    elif kind == "database":
+        _check_database(uri, timeout)
     import mlflow  # heavy (~1.5 s): imported by the functions that talk to MLflow, never at start
     from mlflow.tracking import MlflowClient  # heavy: lazy
 
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
+    if kind == "sqlite":
+        return _open_sqlite_store(lambda: MlflowClient(tracking_uri=uri, registry_uri=uri),
+                                  Path(uri[len("sqlite:///"):]))
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+KNOWN_SCHEMES = ("http", "https", "sqlite", "postgresql", "mysql", "mssql", "databricks",
+                 "databricks-uc", "uc", "file")
+DATABASE_DRIVERS = {  # module SQLAlchemy misses -> what to install
+    "psycopg": 'psycopg[binary]', "psycopg2": "psycopg2-binary", "pymysql": "pymysql",
+    "MySQLdb": "mysqlclient", "pyodbc": "pyodbc", "pymssql": "pymssql"}
+DEFAULT_PORTS = {"postgresql": 5432, "mysql": 3306, "mssql": 1433}
+
+
+def store_kind(uri: str) -> str:
+    """``http``, ``sqlite``, ``database`` (PostgreSQL, MySQL, SQL Server) or ``other`` (Databricks,
+    a plugin's scheme); BadInputError for a value that is no tracking URI at all."""
+    scheme, sep, _ = uri.partition("://")
+    base = scheme.split("+", 1)[0].lower()
+    if not sep:
+        if uri.strip().lower() in ("databricks", "databricks-uc", "uc"):
+            return "other"
+        raise BadInputError(f"MLFLOW_TRACKING_URI {redact(uri)!r} is not a URI (no 'scheme://'); "
+                            f"e.g. http://host:5000, postgresql://user@host/db or "
+                            f"sqlite:///path/mlflow.db, or unset it for the embedded store")
+    if base in ("http", "https"):
+        return "http"
+    if base == "sqlite":
+        return "sqlite"
+    if base in DEFAULT_PORTS:
+        return "database"
+    if base not in KNOWN_SCHEMES and base not in _plugin_schemes():
+        near = difflib.get_close_matches(base, KNOWN_SCHEMES, n=1)
+        hint = f"did you mean {near[0]}://? " if near else ""
+        raise BadInputError(f"MLFLOW_TRACKING_URI {redact(uri)!r} has the unknown scheme "
+                            f"{scheme!r}; {hint}use http(s)://, postgresql://, mysql://, "
+                            f"sqlite:/// or databricks, or unset it for the embedded store")
+    return "other"
+
+
+def _plugin_schemes() -> set[str]:
+    """Schemes that installed MLflow plugins register for tracking stores."""
+    return {entry.name for entry in entry_points(group="mlflow.tracking_store")}
+
+
+def _check_database(uri: str, timeout: float) -> None:
+    """A database store (``postgresql://``, ``mysql+pymysql://`` ...): its driver installed
+    (else exit 2), the server answering and accepting the login within ``timeout`` seconds
+    (else exit 4) -- MLflow itself would retry for minutes and print every attempt."""
+    import sqlalchemy  # heavy: lazy (MLflow's own dependency)
+    from sqlalchemy.engine import make_url
+
+    shown = redact(uri)
+    try:
+        url = make_url(uri)
+        dialect = url.get_dialect()
+        dialect.import_dbapi()
+    except ImportError as exc:
+        module = getattr(exc, "name", None) or str(exc)
+        package = DATABASE_DRIVERS.get(module, module)
+        raise BadInputError(f"MLFLOW_TRACKING_URI {shown} needs the database driver {module!r}, "
+                            f"which is not installed; pip install '{package}' (or use "
+                            f"another driver in the URI's scheme)") from None
+    except Exception as exc:  # noqa: BLE001 - NoSuchModuleError, ArgumentError: not a DB URI
+        raise BadInputError(f"MLFLOW_TRACKING_URI {shown} is not a database URI SQLAlchemy "
+                            f"knows ({first_line(exc, 120)}); e.g. "
+                            f"postgresql://user@host:5432/mlflow") from None
+    if url.host and not url.host.startswith("/"):
+        port = url.port or DEFAULT_PORTS.get(dialect.name, 0)
+        try:
+            socket.create_connection((url.host, port), timeout=timeout).close()
+        except OSError as exc:
+            raise TrackingUnavailableError(
+                f"the MLflow store's database {url.host}:{port} ({shown}) is unreachable "
+                f"({type(exc).__name__}); start it or fix MLFLOW_TRACKING_URI") from None
+    connect_args = {"connect_timeout": max(int(timeout), 1)} if dialect.name in (
+        "postgresql", "mysql") else {}
+    engine = sqlalchemy.create_engine(uri, connect_args=connect_args, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect():
+            pass
+    except Exception as exc:  # noqa: BLE001 - refused login, no such database, a timeout
+        raise TrackingUnavailableError(
+            f"the MLflow store's database ({shown}) refused the connection "
+            f"({first_line(getattr(exc, 'orig', None) or exc, 160)}); check the user, password "
+            f"and database name in MLFLOW_TRACKING_URI") from None
+    finally:
+        engine.dispose()
+
+
+def _open_sqlite_store(make_client: Callable[[], Any], db_path: Path):
+    """The client of a SQLite store, created (or opened) under ``.<name>.lock`` beside it:
+    MLflow's schema set-up races when several jobs open a new store at once ("table
+    _alembic_tmp_experiments already exists"). A folder where no lock can be made (read-only)
+    gets none: no store can be created there either."""
+    try:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise TrackingUnavailableError(f"cannot create {db_path.parent} for the MLflow store: "
+                                       f"{exc.strerror}") from None
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(exclusive(db_path.with_name(f".{db_path.name}.lock"),
+                                         STORE_LOCK_WAIT, "the set-up of this MLflow store",
+                                         remove=True))
+        except OSError as exc:
+            if exc.errno not in (errno.EACCES, errno.EROFS, errno.EPERM):
+                raise
+            log.debug("no lock beside %s (%s): opening it without one", db_path, exc.strerror)
+        return _first_use(make_client)
+
+
+STORE_LOCK_WAIT = 300.0  # creating a store takes seconds; a job waits this long for another's
+
+
+def _first_use(make_client: Callable[[], Any]):
+    """The client, once its stores' schemas exist (created now for a new store). The store
+    keeps SQLite's rollback journal: in WAL mode a store in a read-only folder could not even
+    be read (measured), and MLflow already gives every session a busy timeout (20 s)."""
+    client = make_client()
+    client.search_experiments(max_results=1)  # the tracking store's schema, created if new
+    client.search_registered_models(max_results=1)  # the registry's (same file)
+    return client
 
 
 def ensure_experiment(client, tracking: Tracking, name: str) -> str:
