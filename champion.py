@@ -8,6 +8,10 @@
   python champion.py set VERSION --reason TXT
                                            point @champion at a given version
 
+A version of another task (other classes or label column) needs --allow-new-classes REASON, as
+in train.py. One alias change at a time: champion.py and train.py's promotion step take the
+model's alias lock (<lock dir>/alias-<model>.lock) while they read and move the alias.
+
 Every change made here or by train.py is recorded as a tag of the registered model
 (textops.alias_event.<time>.<alias>), visible on the model's page in the MLflow UI.
 """
@@ -18,8 +22,9 @@ import logging
 import sys
 from typing import Any
 
+import config as cfg
 from common import BadInputError, ExitCode, make_parser, run_main, start
-from textops import promotion, registry, settings
+from textops import promotion, registry, settings, training
 
 log = logging.getLogger("champion")
 
@@ -44,7 +49,8 @@ def print_history(events: list[dict[str, Any]], name: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     config, args = start("champion", build_parser, argv)
-    tracking = settings.resolve(config).tracking
+    job = settings.resolve(config)
+    tracking = job.tracking
     name = tracking.model_name
     if args.action != "history" and not args.reason.strip():
         raise BadInputError(f"{args.action} needs --reason TEXT: it is recorded with the change")
@@ -57,6 +63,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.action == "history":
         print_history(promotion.alias_history(client, name), name)
         return int(ExitCode.OK)
+    # read, check and move under the alias lock that train.py's promotion step takes too
+    with promotion.alias_lock(cfg.resolve_path(job.train.lock_dir), name):
+        return move_champion(client, name, args, job.train.allow_new_classes)
+
+
+def move_champion(client: Any, name: str, args: argparse.Namespace, allow_reason: str) -> int:
+    """rollback / set, with the alias lock held: the current champion is read here, so the
+    recorded change is the one that happened."""
     current = registry.aliases_of(client, name).get(registry.CHAMPION)
     if args.action == "rollback":
         target = promotion.previous_champion(client, name)
@@ -71,6 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     if target == current:
         print(f"{name} @champion is already v{target}; nothing changed")
         return int(ExitCode.OK)
+    if current is not None:  # another task: the same guard as train.py's
+        allowed = training.allowed_change(name, training.task_differences(
+            training.version_task(client, name, current), current,
+            training.version_task(client, name, target), f"v{target}"), allow_reason,
+            "choose a version of the same task")
+        why = f"{why} (task change allowed: {allowed})" if allowed else why
     registry.load_pipeline(name, target)  # a version that cannot load must not serve (exit 4)
     event = promotion.move_alias(client, name, registry.CHAMPION, target, why,
                                  promotion.actor("champion.py"), kind=kind)

@@ -10,6 +10,7 @@ import socket
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ import scipy.sparse as sp
 from scipy.stats import binom
 
 from common import BadInputError
+from textops.locking import exclusive
 from textops.metrics import macro_f1_from_confusion
 from textops.registry import CHALLENGER, CHAMPION, aliases_of, model_exists
 
@@ -28,6 +30,14 @@ log = logging.getLogger(__name__)
 ALIAS_EVENT_PREFIX = "textops.alias_event."
 MAX_REASON = 1000  # characters of a recorded reason (champion.py refuses longer ones)
 MAX_TAG = 5000  # MLflow's limit on a tag value: an event must fit whole, as valid JSON
+ALIAS_LOCK_WAIT = 120.0  # seconds an alias change waits for another one (each takes a second)
+
+
+def alias_lock(lock_dir: Path, name: str, wait: float = ALIAS_LOCK_WAIT):
+    """One alias change of model ``name`` at a time, on this machine: train.py's promotion step
+    and champion.py hold ``<lock_dir>/alias-<name>.lock`` while they read the alias, decide and
+    move it, so neither overwrites a change it did not see."""
+    return exclusive(Path(lock_dir) / f"alias-{name}.lock", wait, "an alias change of this model")
 
 
 def event_json(event: dict[str, Any]) -> str:
@@ -76,20 +86,43 @@ def alias_history(client, name: str, alias: str | None = None) -> list[dict[str,
     if not model_exists(client, name):
         return []
     tags = client.get_registered_model(name).tags or {}
-    events = []
-    for key in sorted(k for k in tags if k.startswith(ALIAS_EVENT_PREFIX)):
-        try:
-            event = json.loads(tags[key])
-            if not isinstance(event, dict):
-                raise ValueError("not an object")
-        except ValueError:  # written by an earlier release that cut long reasons mid-JSON
-            log.warning("alias history: the record %s is unreadable (not valid JSON)", key)
-            event = {"alias": key.rsplit(".", 1)[-1], "from": None, "to": None, "kind": "?",
-                     "by": None, "why": "unreadable record (cut by an earlier release)",
-                     "at": key[len(ALIAS_EVENT_PREFIX):].split(".")[0], "unreadable": key}
-        if alias is None or event.get("alias") == alias:
-            events.append(event)
-    return events
+    events = [read_event(key, tags[key])
+              for key in sorted(k for k in tags if k.startswith(ALIAS_EVENT_PREFIX))]
+    return [e for e in events if alias is None or e.get("alias") == alias]
+
+
+def read_event(key: str, text: str) -> dict[str, Any]:
+    """One recorded alias change, or an "unreadable" record in its place (shown by history,
+    refused by rollback) when it is not of the shape this module writes: invalid JSON (an
+    earlier release cut long reasons mid-JSON), no alias, or versions that are not numbers."""
+    problem = None
+    try:
+        event = json.loads(text)
+    except ValueError:
+        event, problem = None, "not valid JSON"
+    if problem is None:
+        problem = _event_problem(event, key)
+    if problem is None:
+        return event
+    log.warning("alias history: the record %s is unreadable (%s)", key, problem)
+    return {"alias": key.rsplit(".", 1)[-1], "from": None, "to": None, "kind": "?", "by": None,
+            "why": f"unreadable record ({problem})",
+            "at": key[len(ALIAS_EVENT_PREFIX):].split(".")[0], "unreadable": key}
+
+
+def _event_problem(event: Any, key: str) -> str | None:
+    """What makes a parsed record unusable (None: nothing)."""
+    if not isinstance(event, dict):
+        return "not an object"
+    if event.get("alias") != key.rsplit(".", 1)[-1]:
+        return "no alias, or not the one its key names"
+    for end in ("from", "to"):
+        value = event.get(end)
+        if end == "from" and value is None:
+            continue
+        if not isinstance(value, str) or not value.isdigit():
+            return f"{end!r} is {json.dumps(value)[:40]}, not a version number"
+    return None
 
 
 def previous_champion(client, name: str) -> str | None:
@@ -127,6 +160,17 @@ class Decision:
     @property
     def promoted(self) -> bool:
         return self.alias == CHAMPION
+
+
+def still_valid(decision: Decision, compared: str | None, current: str | None) -> Decision:
+    """``decision`` as it stands now that the alias lock is held: a promotion decided against
+    champion ``compared`` is withdrawn when @champion has moved since (champion.py during the
+    training), since this model was never compared with the new champion."""
+    if not decision.promoted or compared == current:
+        return decision
+    return Decision(CHALLENGER, f"@champion moved from v{compared or '-'} to v{current or '-'} "
+                                f"while this model trained, so it was not compared with the "
+                                f"champion now in place; not promoted ({decision.reason})")
 
 
 @dataclass(frozen=True)

@@ -156,17 +156,30 @@ def check_same_task(client: Any, name: str, td: TrainingData, label_column: str,
     version = registry.aliases_of(client, name).get(registry.CHAMPION)
     if version is None:
         return ""
-    task = version_task(client, name, version)
-    new = sorted(td.rows.class_counts)
+    differences = task_differences(version_task(client, name, version), str(version),
+                                   Task(sorted(td.rows.class_counts), label_column), "this data")
+    return allowed_change(name, differences, allow_reason, "train under another --model-name")
+
+
+def task_differences(old: Task, old_version: str, new: Task, new_name: str) -> list[str]:
+    """How ``new`` classifies otherwise than champion ``old_version`` (empty: the same task, or
+    not known)."""
     differences = []
-    if task.classes is not None and sorted(task.classes) != new:
-        gone = sorted(set(task.classes) - set(new))
-        added = sorted(set(new) - set(task.classes))
-        differences.append(f"classes differ (only in champion v{version}: "
-                           f"{_few(gone)}; only in this data: {_few(added)})")
-    if task.label_column and task.label_column != label_column:
-        differences.append(f"label column {label_column!r} is not champion v{version}'s "
-                           f"{task.label_column!r}")
+    if old.classes is not None and new.classes is not None and \
+            sorted(old.classes) != sorted(new.classes):
+        gone = sorted(set(old.classes) - set(new.classes))
+        added = sorted(set(new.classes) - set(old.classes))
+        differences.append(f"classes differ (only in champion v{old_version}: "
+                           f"{_few(gone)}; only in {new_name}: {_few(added)})")
+    if old.label_column and new.label_column and old.label_column != new.label_column:
+        differences.append(f"label column {new.label_column!r} is not champion v{old_version}'s "
+                           f"{old.label_column!r}")
+    return differences
+
+
+def allowed_change(name: str, differences: list[str], allow_reason: str, other_way: str) -> str:
+    """"" for no differences; the reason to record when --allow-new-classes gives one;
+    otherwise BadInputError (exit 2) naming the differences and both ways out."""
     if not differences:
         return ""
     if allow_reason.strip():
@@ -174,8 +187,8 @@ def check_same_task(client: Any, name: str, td: TrainingData, label_column: str,
                     allow_reason.strip())
         return f"{'; '.join(differences)}: {allow_reason.strip()}"[:1000]
     raise BadInputError(
-        f"model {name!r} would change task: {'; '.join(differences)}; train under another "
-        f"--model-name, or pass --allow-new-classes REASON to replace it on purpose")
+        f"model {name!r} would change task: {'; '.join(differences)}; {other_way}, or pass "
+        f"--allow-new-classes REASON to replace it on purpose")
 
 
 @dataclass(frozen=True)
@@ -248,9 +261,12 @@ def train_in_run(job: TrainJob, client: Any, td: TrainingData) -> str:
                                      seed=job.data.random_seed)
     decision = promotion.decide_promotion(metric, score, threshold, champion_version,
                                           champion_score, test, alpha, p.min_gain)
-    raise_if_interrupted()
-    promotion.move_alias(client, name, decision.alias, version, decision.reason,
-                         promotion.actor("train.py"))
+    with promotion.alias_lock(cfg.resolve_path(job.train.lock_dir), name):
+        decision = promotion.still_valid(decision, champion_version,
+                                         registry.aliases_of(client, name).get(registry.CHAMPION))
+        raise_if_interrupted()
+        promotion.move_alias(client, name, decision.alias, version, decision.reason,
+                             promotion.actor("train.py"))
     tags = {
         "textops.decision": decision.alias,
         "textops.reason": decision.reason,
