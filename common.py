@@ -129,6 +129,17 @@ _URI_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@'\"<>]
                            r"(?P<secret>[^\s@/'\"<>]+)@")
 
 
+# a secret in a URI's query string: ?token=..., &password=..., &sig=... (any such parameter)
+_QUERY_SECRET = re.compile(r"(?P<head>[?&;](?:[A-Za-z0-9_.\-]*(?:token|password|passwd|pwd|secret|"
+                           r"key|sig|signature|credential)[A-Za-z0-9_.\-]*)=)"
+                           r"(?P<secret>[^&;#\s'\"<>]+)", re.IGNORECASE)
+
+
+def uri_query_secrets(uri: str) -> list[str]:
+    """The values of a URI's query parameters that name a secret (``?token=...``)."""
+    return [m["secret"] for m in _QUERY_SECRET.finditer(str(uri)) if "://" in str(uri)]
+
+
 def uri_password(uri: str) -> str | None:
     """The password (or token) of a URI's user info: ``http://user:PW@host``,
     ``http://:TOKEN@host``; the user info ends at the last "@" before the host, so a password
@@ -161,6 +172,8 @@ def collect_secrets(environ: Mapping[str, str] | None = None, *uris: str) -> Non
         add_secret(env.get(name))
     for uri in [env.get(name, "") for name in SECRET_VARIABLES] + list(uris):
         add_secret(uri_password(uri or ""))
+        for secret in uri_query_secrets(uri or ""):
+            add_secret(secret)
 
 
 def redact(text: Any) -> str:
@@ -171,6 +184,8 @@ def redact(text: Any) -> str:
             text = text.replace(secret, MASK)
     if "@" in text and "://" in text:
         text = _URI_PASSWORD.sub(lambda m: f"{m['head']}:{MASK}@", text)
+    if "=" in text and "://" in text:
+        text = _QUERY_SECRET.sub(lambda m: f"{m['head']}{MASK}", text)
     return text
 
 
@@ -213,8 +228,16 @@ class _RedactingFormatter(logging.Formatter):
 # --------------------------------------------------------------------------------------------
 # Logging
 # --------------------------------------------------------------------------------------------
+# Libraries whose records go to the log file only: their warnings are multi-line (SQL, stack
+# traces, retries) and the failure they lead to is reported in one line by run_main.
+THIRD_PARTY = ("mlflow", "alembic", "sqlalchemy", "urllib3", "git", "matplotlib", "skops",
+               "numexpr", "py4j", "pyspark")
+
+
 class _ConsoleFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.split(".", 1)[0] in THIRD_PARTY:
+            return False
         return not getattr(record, "file_only", False)
 
 
@@ -225,6 +248,23 @@ class _FileOnly(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         record.file_only = True
         return True
+
+
+_LOG_FILE: list[Path] = []  # the log file setup_logging opened (none: console only)
+
+
+def traceback_place(exc_text: str) -> str:
+    """Where the traceback of a bug can be read: the log file, or (when none could be opened)
+    a file written for it in the temporary folder."""
+    if _LOG_FILE:
+        return f"the log file {_LOG_FILE[0]}"
+    try:
+        fd, name = tempfile.mkstemp(prefix="textops-traceback-", suffix=".txt")
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(redact(exc_text))
+        return name
+    except OSError:
+        return "nowhere: no file could be written; rerun with a writable logs/ folder"
 
 
 def setup_logging(name: str, config: dict[str, Any], quiet: bool = False) -> logging.Logger:
@@ -254,15 +294,18 @@ def setup_logging(name: str, config: dict[str, Any], quiet: bool = False) -> log
         file_handler.setLevel(level)
         file_handler.setFormatter(fmt)
         root.addHandler(file_handler)
+        _LOG_FILE[:] = [log_dir / f"{name}.log"]
     except OSError as exc:  # a read-only checkout must not stop a nightly job
-        logging.getLogger(name).warning("cannot write log file in %s (%s); console only", log_dir, exc)
+        _LOG_FILE.clear()
+        logging.getLogger(name).warning("cannot write the log file in %s (%s); logging to the "
+                                        "console only", log_dir, exc.strerror or exc)
 
     logging.captureWarnings(True)  # library warnings go to the log file, not to stderr
     warnings_logger = logging.getLogger("py.warnings")
     if not any(isinstance(f, _FileOnly) for f in warnings_logger.filters):
         warnings_logger.addFilter(_FileOnly())
     # Third-party chatter stays in the file at WARNING and above.
-    for noisy in ("mlflow", "alembic", "urllib3", "git", "matplotlib", "skops", "numexpr"):
+    for noisy in THIRD_PARTY:
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
     return logging.getLogger(name)
 
@@ -344,6 +387,7 @@ def _server_error_status(exc: BaseException) -> str | None:
     return found.group(1) if found else None
 
 
+_STORE_READ_ONLY = ("attempt to write a readonly database", "readonly database")
 _STORE_BROKEN = ("file is not a database", "database disk image is malformed", "disk i/o error",
                  "unable to open database file", "no such table")
 
@@ -366,6 +410,11 @@ def environment_failure(exc: BaseException) -> tuple[ExitCode, str] | None:
             return ExitCode.BAD_INPUT, (f"{exc.filename or 'a path'} is a loop of symbolic links; "
                                         f"give the path of a real file")
         text = str(exc).lower()
+        if any(needle in text for needle in _STORE_READ_ONLY):
+            return ExitCode.INFRASTRUCTURE, (
+                "the MLflow store cannot be written (attempt to write a readonly database): "
+                "give this user write access to the store's file and its folder, or point "
+                "MLFLOW_TRACKING_URI at a writable store")
         if type(exc).__name__ in ("DatabaseError", "OperationalError") and any(
                 needle in text for needle in _STORE_BROKEN):
             return ExitCode.INFRASTRUCTURE, (
@@ -423,9 +472,10 @@ def run_main(script: str, main: Callable[[list[str] | None], int], argv: list[st
             print(f"{script}: error: {what} ({type(exc).__name__}); nothing was promoted; check "
                   "the server and rerun", file=sys.stderr)
             return int(ExitCode.INFRASTRUCTURE)
-        log.error("unexpected error: %s\n%s", exc, traceback.format_exc(), extra={"file_only": True})
+        trace = traceback.format_exc()
+        log.error("unexpected error: %s\n%s", exc, trace, extra={"file_only": True})
         print(redact(f"{script}: internal error: {type(exc).__name__}: {first_line(exc)} "
-                     "(a bug; the traceback is in the log file under logs/)"), file=sys.stderr)
+                     f"(a bug; the traceback is in {traceback_place(trace)})"), file=sys.stderr)
         return int(ExitCode.INTERNAL)
 
 
@@ -445,6 +495,8 @@ def _flag_type(setting: cfg.Setting) -> Callable[[str], Any]:
     def parse(raw: str) -> Any:
         if setting.path and raw:
             return cli_path(raw)
+        if setting.uri:
+            return cfg.absolute_sqlite_uri(raw, Path.cwd())
         try:
             return cfg.parse_value(setting, raw)
         except cfg.OutOfRange as exc:  # argparse shows this message, not "invalid int value"
@@ -466,14 +518,19 @@ def add_setting_flags(parser: argparse.ArgumentParser, config: dict[str, Any], s
         if script not in cfg.flag_scripts(section, setting):
             continue
         dest = f"{section}.{key}"
+        default = config[section][key]  # argparse passes a str default through the flag's type,
+        if setting.path and default:   # which reads paths against the current directory: a
+            default = str(cfg.resolve_path(default))  # configured path is the project's
+        elif setting.uri:
+            default = cfg.absolute_sqlite_uri(default, cfg.PROJECT_ROOT)
         names = [cfg.env_name(section, key)] + cfg.aliases_of(section, key)[:1]
         text = f"{setting.help} [{', '.join(names)}]"
         target = (groups or {}).get(dest, parser)
         if setting.type is bool:
-            target.add_argument(setting.flag, dest=dest, default=config[section][key], help=text,
+            target.add_argument(setting.flag, dest=dest, default=default, help=text,
                                 action=argparse.BooleanOptionalAction)
         else:
-            target.add_argument(setting.flag, dest=dest, default=config[section][key], help=text,
+            target.add_argument(setting.flag, dest=dest, default=default, help=text,
                                 type=_flag_type(setting), choices=setting.choices,
                                 metavar=setting.metavar or ("PATH" if setting.path else key.upper()))
 
@@ -514,7 +571,20 @@ def start(script: str, build_parser: Callable[[dict[str, Any]], argparse.Argumen
     apply_flags(config, args)
     setup_logging(script, config, quiet=args.quiet)
     quiet_third_party_warnings()
+    check_variable_names(os.environ, strict=bool(config["logging"]["strict"]))
     return config, args
+
+
+def check_variable_names(environ: Mapping[str, str], strict: bool) -> None:
+    """Warn, one line each, about TEXTOPS_* variables no setting reads (with the closest
+    setting's name); with TEXTOPS_STRICT=true the first one is an error (exit 2)."""
+    for name, near in cfg.unknown_variables(environ):
+        problem = (f"environment variable {name} is not a textops setting" +
+                   (f" (did you mean {near}?)" if near else "") +
+                   "; see .env.example for the names")
+        if strict:
+            raise cfg.ConfigError(problem + " (TEXTOPS_STRICT=true)")
+        logging.getLogger("config").warning("%s; ignored", problem)
 
 
 # --------------------------------------------------------------------------------------------

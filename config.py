@@ -19,6 +19,7 @@ tracking URI. :func:`load_config` returns a resolved, independent ``{section: {k
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import posixpath
 import sys
@@ -45,6 +46,7 @@ class Setting:
     scripts: tuple[str, ...] = ()
     choices: tuple[str, ...] | None = None
     path: bool = False
+    uri: bool = False  # a URI whose relative sqlite:/// path resolves like a path setting's
     env: str | None = None  # a variable name not derived from section and key
     metavar: str | None = None
     low: float | None = None  # the smallest value allowed (inclusive)
@@ -164,8 +166,10 @@ CONFIG: dict[str, dict[str, Setting]] = {
         "thread_count": Setting(-1, "CatBoost threads; -1 = all cores", low=-1),
     },
     "mlflow": {
-        "tracking_uri": Setting("", "MLflow tracking URI; empty = embedded SQLite store in the project",
-                                "--tracking-uri", COMMON, env="MLFLOW_TRACKING_URI"),
+        "tracking_uri": Setting("", "MLflow tracking URI; empty = embedded SQLite store in the project "
+                                    "(a relative sqlite:/// path is relative to the project folder, "
+                                    "or to the current directory when given as a flag)",
+                                "--tracking-uri", COMMON, env="MLFLOW_TRACKING_URI", uri=True),
         "sqlite_path": Setting("mlflow.db", "database of the embedded store", path=True),
         "artifact_root": Setting("mlartifacts", "artifact folder of local stores (the embedded one, or a "
                                                 "sqlite:/// tracking URI); a server keeps its own",
@@ -216,9 +220,10 @@ CONFIG: dict[str, dict[str, Setting]] = {
                                low=2),
         "allow_new_classes": Setting("", "replace a champion trained on other classes or another label "
                                          "column, and record this reason (otherwise refused, exit 2)",
-                                     "--allow-new-classes", metavar="REASON"),
+                                     "--allow-new-classes", ("train", "champion"), metavar="REASON"),
         "lock_dir": Setting(".locks", "folder of the train-<model>.lock files (one training per model "
-                                      "at a time)", path=True),
+                                      "at a time) and alias-<model>.lock (one alias change at a time)",
+                            path=True),
         "lock_wait": Setting(0.0, "when another train.py of the same model is running, wait this long "
                                   "for it, then skip with exit 5", "--lock-wait", metavar="SECONDS", low=0.0),
     },
@@ -316,8 +321,13 @@ CONFIG: dict[str, dict[str, Setting]] = {
         "level": Setting("INFO", "log level: DEBUG, INFO, WARNING, ERROR"),
         "max_bytes": Setting(5_000_000, "size at which a log file is rotated", low=0),
         "backup_count": Setting(5, "rotated log files kept", low=0),
+        "strict": Setting(False, "a TEXTOPS_* variable (environment or .env) that is no setting stops "
+                                 "the run (exit 2) instead of a warning naming the closest setting",
+                          env="TEXTOPS_STRICT"),
     },
 }
+# TEXTOPS_* variables that are not settings: read by the tests and benchmarks only.
+OTHER_VARIABLES = ("TEXTOPS_SHARED_DATA",)
 
 # Variable names of earlier releases, still read (the derived name wins when both are set).
 ENV_ALIASES: dict[str, str] = {
@@ -440,6 +450,19 @@ def load_config(environ: Mapping[str, str] | None = None) -> dict[str, dict[str,
     return config
 
 
+def unknown_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None]]:
+    """(name, closest setting's variable or None) for each ``TEXTOPS_*`` variable in
+    ``environ`` that no setting reads (a typo like TEXTOPS_MONITOR_MIN_ACURACY would otherwise
+    be ignored without a word)."""
+    known = {env_name(s, k) for s, k, _ in settings()} | set(ENV_ALIASES) | set(OTHER_VARIABLES)
+    found = []
+    for name in sorted(environ):
+        if name.upper().startswith("TEXTOPS_") and name not in known:
+            near = difflib.get_close_matches(name.upper(), sorted(known), n=1, cutoff=0.8)
+            found.append((name, near[0] if near else None))
+    return found
+
+
 def resolve_path(path: str | os.PathLike[str]) -> Path:
     """Resolve a configured path: absolute paths stay, relative ones hang off the project root.
 
@@ -447,6 +470,16 @@ def resolve_path(path: str | os.PathLike[str]) -> Path:
     """
     candidate = Path(os.path.expanduser(str(path)))
     return candidate if candidate.is_absolute() else PROJECT_ROOT / candidate
+
+
+def absolute_sqlite_uri(uri: str, base: Path) -> str:
+    """``uri`` with a relative SQLite path (``sqlite:///rel/store.db``) made absolute against
+    ``base``; any other URI as it is."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix) or uri[len(prefix):].startswith("/") or \
+            uri[len(prefix):].split("?")[0] in ("", ":memory:"):
+        return uri
+    return prefix + str(base / os.path.expanduser(uri[len(prefix):]))
 
 
 # --------------------------------------------------------------------------------------------

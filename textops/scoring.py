@@ -18,7 +18,7 @@ from tqdm import tqdm
 import config as cfg
 from common import BadInputError, refuse_overwriting
 from textops import batch, data, locking, registry, spark
-from textops.columns import MODEL_VERSION, OUTPUT_COLUMNS, PREDICTION
+from textops.columns import MODEL_VERSION, OUTPUT_COLUMNS, PREDICTION, PROBA_PREFIX
 from textops.settings import Settings, Tracking, columns
 
 log = logging.getLogger(__name__)
@@ -71,9 +71,11 @@ def make_job(settings: Settings, resume: bool) -> PredictJob:
     data_path = cfg.resolve_path(p.data) if "--data" not in uris else Path(p.data)
     output = cfg.resolve_path(p.output) if "--output" not in uris else Path(p.output)
     id_columns = columns(p.id_columns)
-    clash = RESERVED_COLUMNS & set(id_columns)
+    clash = [c for c in id_columns if c in RESERVED_COLUMNS or c.startswith(PROBA_PREFIX)]
     if clash:
-        raise BadInputError(f"id column(s) {sorted(clash)} clash with output columns; rename them")
+        raise BadInputError(f"id column(s) {clash} would be overwritten by, or mistaken for, the "
+                            f"output columns ({', '.join(OUTPUT_COLUMNS)}, {PROBA_PREFIX}<class>); "
+                            f"rename them in the input")
     output_format = batch.output_format(output)
     distributed = p.engine == "spark" and ("--output" in uris or output_format not in
                                            ("csv", "csv.gz"))

@@ -172,6 +172,7 @@ class LoggingSettings:
     level: str
     max_bytes: int
     backup_count: int
+    strict: bool
 
 
 # The monitor settings that are alert rules, in the report's order (their types: MonitorSettings').
@@ -264,7 +265,7 @@ class Settings:
     @property
     def tracking(self) -> Tracking:
         m = self.mlflow
-        uri = m.tracking_uri.strip()
+        uri = cfg.absolute_sqlite_uri(m.tracking_uri.strip(), cfg.PROJECT_ROOT)
         return Tracking(
             uri=uri or "sqlite:///" + str(cfg.resolve_path(m.sqlite_path)), embedded=not uri,
             artifact_root=cfg.resolve_path(m.artifact_root), connect_timeout=m.connect_timeout,
