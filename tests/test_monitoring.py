@@ -183,11 +183,9 @@ def test_html_report_shows_a_dash_not_nan_for_unknown_training_metrics():
     assert report.render(single, {}).count("0.9500") == 2  # the overall row shows it too
 
 
-@pytest.mark.parametrize("workers", [1, 2])
-def test_monitoring_a_registered_model_in_process(tmp_path, monkeypatch, workers):
-    """The whole check (stream, drift, report, MLflow run) on the legacy fixture model, raw texts
-    scored here or by worker processes: a version without a reference profile is scored and
-    reported, drift is skipped with a note."""
+def _legacy_model_registered(tmp_path, monkeypatch):
+    """A store at ``tmp_path`` whose @champion is the legacy fixture model, and a monitor
+    configuration on its inputs (reports in ``tmp_path``)."""
     import shutil
 
     from conftest import PROJECT_ROOT, registry
@@ -203,7 +201,39 @@ def test_monitoring_a_registered_model_in_process(tmp_path, monkeypatch, workers
                               "TEXTOPS_MLFLOW_ARTIFACT_ROOT": str(tmp_path / "artifacts")})
     config["monitor"].update(data=str(PROJECT_ROOT / "tests" / "fixtures" / "legacy_model" /
                                       "inputs.csv"), report=str(tmp_path / "r.json"),
-                             html=str(tmp_path / "r.html"), workers=workers, chunk_size=6)
+                             html=str(tmp_path / "r.html"), chunk_size=6)
+    return client, config
+
+
+def test_a_store_that_cannot_be_written_still_gets_the_nights_report_first(tmp_path, monkeypatch):
+    """A read-only project folder (issue 29): the store can be read, not written; the JSON
+    report is written before the store is asked to record anything, and the failure is exit 4
+    in one line (common.environment_failure)."""
+    import sqlite3
+
+    import common
+    from textops import registry as registry_module
+
+    _, config = _legacy_model_registered(tmp_path, monkeypatch)
+
+    def read_only(*args, **kwargs):
+        raise sqlite3.OperationalError("attempt to write a readonly database")
+
+    monkeypatch.setattr(registry_module, "ensure_experiment", read_only)
+    with pytest.raises(sqlite3.OperationalError) as caught:
+        check.run(check.make_job(settings.resolve(config), label_required=False))
+    assert json.loads((tmp_path / "r.json").read_text())["status"] == "healthy"
+    code, line = common.environment_failure(caught.value)
+    assert code == 4 and "cannot be written" in line
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_monitoring_a_registered_model_in_process(tmp_path, monkeypatch, workers):
+    """The whole check (stream, drift, report, MLflow run) on the legacy fixture model, raw texts
+    scored here or by worker processes: a version without a reference profile is scored and
+    reported, drift is skipped with a note."""
+    client, config = _legacy_model_registered(tmp_path, monkeypatch)
+    config["monitor"]["workers"] = workers
     result = check.run(check.make_job(settings.resolve(config), label_required=False))
     assert result.status == "healthy" and result.model.versions == ["1"]
     assert (result.data.rows, result.data.rows_checked, result.data.rows_skipped) == (20, 18, 2)

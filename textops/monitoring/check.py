@@ -177,10 +177,10 @@ def run(job: MonitorJob) -> MonitorReport:
     found = _findings(job, spec, seen, versions, profiles, pipeline)
     _sample_estimate(found, collector, profiles[seen.main_version], job)
     result = _report(job, spec, seen, versions, found, sha256)
-    experiment_id = registry.ensure_experiment(client, job.tracking, job.experiment)
     result = result.with_to_label(_write_to_label(job, collector, result))
-    with atomic_output(job.report, "w", encoding="utf-8") as handle:
-        json.dump(result.to_dict(), handle, indent=2, ensure_ascii=False)
+    with atomic_output(job.report, "w", encoding="utf-8") as handle:  # first: whatever the store
+        json.dump(result.to_dict(), handle, indent=2, ensure_ascii=False)  # does next, it is kept
+    experiment_id = registry.ensure_experiment(client, job.tracking, job.experiment)
     if job.html is not None:
         points = runs.history(client, experiment_id, job.model_name, job.history_runs, result)
         report.write_html(job.html, result,

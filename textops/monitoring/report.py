@@ -292,9 +292,8 @@ def summary(report: MonitorReport) -> str:
     elif estimated and not report.performance:
         head = estimated.overall
         low, high = head.accuracy_interval
-        name = estimated.method_name.split("(")[-1].rstrip(")")[:6] or "estimated"
-        parts.append(f"estimated accuracy {head.accuracy:.4f} ({name}, {low:.4f}-"
-                     f"{high:.4f}) on {head.rows} rows without labels")
+        parts.append(f"estimated accuracy {head.accuracy:.4f} ({estimated.method_abbreviation}, "
+                     f"{low:.4f}-{high:.4f}) on {head.rows} rows without labels")
         if head.label_a_sample:
             parts.append(head.trust)
     checks = report.drift.checks

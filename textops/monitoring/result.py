@@ -181,6 +181,7 @@ class SampleEstimate:
 METHOD_NAMES = {"atc": "average thresholded confidence (ATC)",
                 "doc": "difference of confidences (DoC)",
                 "cbpe": "confidence-based performance estimation (CBPE): mean top probability"}
+METHOD_ABBREVIATIONS = {"atc": "ATC", "doc": "DoC", "cbpe": "CBPE"}  # the summary line's
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,10 @@ class EstimateReport:
     @property
     def method_name(self) -> str:
         return METHOD_NAMES[self.overall.method]
+
+    @property
+    def method_abbreviation(self) -> str:
+        return METHOD_ABBREVIATIONS[self.overall.method]
 
     def to_dict(self) -> dict[str, Any]:
         out = {**self.overall.to_dict(), "method": self.method_name,

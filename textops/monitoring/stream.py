@@ -19,6 +19,9 @@ from textprep import top_class
 
 SAMPLE_VALUES = 50_000  # confidences / text lengths kept for the KS tests
 SAMPLE_TEXTS = 5_000  # texts kept for the out-of-vocabulary rate and the domain classifier
+# each kept text is cut there (the default TEXTOPS_PREPROCESSING_MAX_CHARS, beyond which the
+# model reads nothing either): one 100 MB cell must not cost gigabytes in the word checks
+SAMPLE_TEXT_CHARS = 100_000
 
 # Scores a frame of non-blank texts: its class probabilities (columns: the model's classes).
 Scorer = Callable[[pd.Series], pd.DataFrame]  # texts -> class probabilities, indexed alike
@@ -210,7 +213,7 @@ def add_chunk(seen: StreamTotals, chunk: pd.DataFrame, spec: StreamSpec, score: 
     if spec.has_text:
         kept = texts[usable]
         seen.lengths.add(kept.str.len().tolist())
-        seen.texts.add(kept.tolist())
+        seen.texts.add(kept.str.slice(0, SAMPLE_TEXT_CHARS).tolist())
     if spec.has_labels:
         labels = chunk[spec.label_column]
         seen.unlabelled += int((~labelled).sum())
