@@ -4,6 +4,7 @@ The end-to-end rows (the scripts run as a user would) are in test_production.py'
 from __future__ import annotations
 
 import errno
+import re
 import io
 import json
 import logging
@@ -201,14 +202,27 @@ class _Registry:
         return version
 
 
-def test_an_unreadable_alias_record_is_reported_and_blocks_an_unsure_rollback(monkeypatch):
+WRONG_SHAPES = [  # round three: records of the wrong shape crashed champion.py (exit 70)
+    '{"alias": "champion", "from": "2", "wh',  # cut mid-JSON by an earlier release
+    '{"alias": "champion", "from": ["7"], "to": "3"}',  # rollback crashed
+    '{"from": "2", "to": "3", "kind": "manual"}',  # no alias: history crashed, rollback skipped it
+    '{"alias": "champion", "from": 7, "to": "3"}',  # an int: rollback went back where it came from
+    '{"alias": "challenger", "from": "2", "to": "3"}',  # not the alias its key names
+    '{"alias": "champion", "from": "2", "to": null}',
+    '["champion", "2", "3"]',
+]
+
+
+@pytest.mark.parametrize("record", WRONG_SHAPES)
+def test_an_unreadable_alias_record_is_reported_and_blocks_an_unsure_rollback(monkeypatch, record):
     monkeypatch.setattr(promotion, "model_exists", lambda client, name: True)
     monkeypatch.setattr(promotion, "aliases_of", lambda client, name: {"champion": "3"})
     good = json.dumps({"alias": "champion", "from": "1", "to": "2", "kind": "training"})
     tags = {"textops.alias_event.0000000000001.champion": good,
-            "textops.alias_event.0000000000002.champion": '{"alias": "champion", "from": "2", "wh'}
+            "textops.alias_event.0000000000002.champion": record}
     events = promotion.alias_history(_Registry(tags), "m")
-    assert len(events) == 2 and events[1]["unreadable"]
+    assert len(events) == 2 and events[1]["unreadable"] and events[1]["alias"] == "champion"
+    assert not events[0].get("unreadable")
     with pytest.raises(BadInputError, match="unreadable"):
         promotion.previous_champion(_Registry(tags), "m")
 
@@ -289,6 +303,11 @@ def _store_error():
                                              "[SQL: x]\n(Background on this error)"), 4,
      "mlflow store cannot be read"),
     (_store_error(), 4, "mlflow store cannot be read"),
+    # round three: a read-only project folder's store (monitor.py used to exit 70, 68 SQL lines)
+    (sqlite3.OperationalError("attempt to write a readonly database"), 4, "cannot be written"),
+    (type("OperationalError", (Exception,), {})("(sqlite3.OperationalError) attempt to write a "
+                                                "readonly database\n[SQL: INSERT ...]"), 4,
+     "cannot be written"),
 ])
 def test_environment_failures_are_one_line_with_their_code(capsys, exc, code, words):
     assert common.run_main("x.py", _raises(exc), []) == code
@@ -386,3 +405,327 @@ def test_excel_safe_prefixes_formula_cells_and_leaves_the_rest_byte_true():
     assert pd.isna(safe["id"].iloc[6]) and safe["probability"].equals(frame["probability"])
     job = batch.Job("", "text", ("id",), "1", False, 0)
     assert b"=1+1" in batch.render_chunk(frame, job, True)[0]  # default: untouched
+
+
+# ------------------------------------------------------------------------------------------
+# Hardening, round three (issue 29): one rule per class of defect; the scripts' rows are in
+# test_production.py's tables, the Spark writer's in test_spark_commit.py
+# ------------------------------------------------------------------------------------------
+SPARK_OUTPUT = [("_SUCCESS", False), ("._SUCCESS.crc", False), ("part-00000-a.snappy.parquet", False),
+                (".part-00000-a.snappy.parquet.crc", False), ("_committed_123", False)]
+
+
+@pytest.mark.parametrize("listing, foreign", [
+    (SPARK_OUTPUT, []),  # an earlier output: replaced
+    ([], []),  # an empty folder: nothing to lose
+    ([("_SUCCESS", False), ("prediction=a", True), ("prediction=a/part-1.csv", False),
+      ("prediction=a/store=007", True), ("prediction=a/store=007/part-2.csv", False)], []),
+    ([("notes.txt", False), ("sub", True), ("sub/keep.csv", False)],  # a user's folder
+     ["no _SUCCESS file", "notes.txt", "sub"]),
+    ([("part-00000.parquet", False)], ["no _SUCCESS file", "part-00000.parquet"]),  # uncommitted
+    (SPARK_OUTPUT + [("notes.txt", False)], ["notes.txt"]),  # a user's file among the parts
+    (SPARK_OUTPUT + [("sub", True), ("sub/keep.csv", False)], ["sub/", "sub/keep.csv"]),
+    (SPARK_OUTPUT + [("prediction=a", True), ("prediction=a/keep.csv", False)],
+     ["prediction=a/keep.csv"]),
+    (SPARK_OUTPUT + [("prediction=a/_SUCCESS", False)], ["prediction=a/_SUCCESS"]),
+])
+def test_the_spark_engine_replaces_only_an_earlier_committed_output(listing, foreign):
+    from textops import spark
+
+    assert spark.foreign_entries(listing) == foreign
+
+
+@pytest.mark.parametrize("message, code, words", [
+    ("[USER_RAISED_EXCEPTION] textops-refused: --partition-by prediction: a value is too long "
+     "SQLSTATE: P0001\n\tat org.apache...", 2, "--partition-by prediction: a value is too long"),
+    ("org.apache.spark.SparkException: Task failed\nCaused by: java.io.IOException: File name "
+     "too long\n\tat java.io...", 2, "too long to name a folder"),
+    ("An error occurred while calling o60.save.\n: java.lang.OutOfMemoryError: Java heap "
+     "space\n\tat x", 4, "the spark job writing out failed"),
+])
+def test_a_failed_spark_write_is_one_line_with_its_code(message, code, words):
+    from textops import spark
+
+    error = spark.writer_failure(RuntimeError(message), "out")
+    assert error.exit_code == code and words in str(error).lower()
+    assert len(str(error).splitlines()) == 1 and "\tat " not in str(error)
+
+
+def _parquet_folder(root, parts):
+    """A folder of Parquet parts as a Spark job commits it (with _SUCCESS)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    root.mkdir()
+    for name, table in parts.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(pa.table(table), root / name)
+    (root / "_SUCCESS").touch()
+    return root
+
+
+def test_hive_partition_values_keep_their_exact_spelling(tmp_path):
+    folder = _parquet_folder(tmp_path / "scored", {
+        "store=007/day=0101/part-0.parquet": {"text": ["a", "b"]},
+        "store=010/day=0102/part-0.parquet": {"text": ["c"]},
+        "store=1e3/day=0103/part-0.parquet": {"text": ["d"]}})
+    frame = pd.concat(data.iter_table(folder, data.CsvFormat("utf-8", ",", None, "parquet"), 10))
+    assert frame["store"].tolist() == ["007", "007", "010", "1e3"]
+    assert frame["day"].tolist() == ["0101", "0101", "0102", "0103"]
+
+
+@pytest.mark.parametrize("parts, columns, words", [
+    ({"a.parquet": {"text": [["a", "b"], ["c"]]}}, ["text"], "list<"),
+    ({"a.parquet": {"text": ["x"], "id": [{"k": 1}]}}, ["text", "id"], "struct<"),
+    ({"a.parquet": {"text": ["x"], "id": [[1, 2]]}}, ["text", "id"], "'id'"),
+    ({"part-0.parquet": {"text": ["x"] * 3}, "part-1.parquet": {"body": ["y"] * 1000}}, ["text"],
+     "part-1.parquet of"),  # was: 1,000 blank texts scored, exit 0
+    ({"part-0.parquet": {"text": ["x"]}, "part-1.parquet": {"text": [1]}}, ["text"],
+     "disagree on column 'text'"),
+])
+def test_parquet_columns_that_cannot_be_read_as_text_are_named(tmp_path, parts, columns, words):
+    path = _parquet_folder(tmp_path / "in", parts)
+    if len(parts) == 1:
+        path = path / next(iter(parts))
+    with pytest.raises(BadInputError, match=re.escape(words)):
+        list(data.iter_table(path, data.CsvFormat("utf-8", ",", None, "parquet"), 100, columns))
+
+
+def test_a_first_part_with_an_all_null_text_column_joins_the_others_type(tmp_path):
+    import pyarrow as pa
+
+    folder = _parquet_folder(tmp_path / "in", {
+        "part-0.parquet": {"text": pa.array([None, None], pa.null()), "id": ["1", "2"]},
+        "part-1.parquet": {"text": ["hello", "there"], "id": ["3", "4"]}})
+    frame = pd.concat(data.iter_table(folder, data.CsvFormat("utf-8", ",", None, "parquet"), 10))
+    assert frame["text"].tolist()[2:] == ["hello", "there"] and frame["text"].isna().sum() == 2
+
+
+def _scoring_job(**predict):
+    from textops import scoring, settings
+
+    config = cfg.load_config({})
+    config["predict"].update({"data": "in.csv", "output": "out.csv", **predict})
+    return scoring.make_job(settings.resolve(config), resume=False)
+
+
+@pytest.mark.parametrize("ids", ["proba_True", "id,proba_x", "top_tokens", "prediction",
+                                 "model_version", "probability"])
+def test_id_columns_that_an_output_column_would_overwrite_are_refused(ids):
+    with pytest.raises(BadInputError, match="would be overwritten by"):
+        _scoring_job(id_columns=ids)
+    assert _scoring_job(id_columns="id,probable,proba").id_columns == ("id", "probable", "proba")
+
+
+def test_unknown_textops_variables_are_named_with_the_closest_setting(caplog):
+    environ = {"TEXTOPS_MONITOR_MIN_ACURACY": "0.999", "TEXTOPS_MLFLOW_TRACKING_URI": "http://x",
+               "TEXTOPS_PREDICT_WORKER": "2", "TEXTOPS_NO_SUCH_THING": "1",
+               "TEXTOPS_MONITOR_MIN_ACCURACY": "0.9", "TEXTOPS_TEXT_COLUMN": "body",  # an alias
+               "TEXTOPS_STRICT": "true", "TEXTOPS_SHARED_DATA": "/data", "OTHER": "x"}
+    assert dict(cfg.unknown_variables(environ)) == {
+        "TEXTOPS_MONITOR_MIN_ACURACY": "TEXTOPS_MONITOR_MIN_ACCURACY",
+        "TEXTOPS_MLFLOW_TRACKING_URI": "MLFLOW_TRACKING_URI",
+        "TEXTOPS_PREDICT_WORKER": "TEXTOPS_PREDICT_WORKERS", "TEXTOPS_NO_SUCH_THING": None}
+    with caplog.at_level(logging.WARNING):
+        common.check_variable_names(environ, strict=False)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 4 and all(len(line.splitlines()) == 1 for line in lines)
+    assert any("did you mean TEXTOPS_MONITOR_MIN_ACCURACY?" in line for line in lines)
+    with pytest.raises(cfg.ConfigError, match="TEXTOPS_STRICT"):
+        common.check_variable_names(environ, strict=True)
+    assert cfg.load_config({"TEXTOPS_STRICT": "true"})["logging"]["strict"] is True
+
+
+@pytest.mark.parametrize("uri, error, words", [
+    ("http//127.0.0.1:5000", BadInputError, "not a URI"),
+    ("htp://127.0.0.1:5000", BadInputError, "did you mean http://"),
+    ("postgress://u@127.0.0.1/db", BadInputError, "did you mean postgresql://"),
+    ("mysql+pymysql://u:pw@127.0.0.1:1/mlflow", BadInputError, "pip install 'pymysql'"),
+    ("postgresql+nosuchdriver://u@127.0.0.1:1/db", BadInputError, "not a database URI"),
+    ("postgresql://postgres@127.0.0.1:1/mlflow", common.TrackingUnavailableError,
+     "127.0.0.1:1 (postgresql://postgres@127.0.0.1:1/mlflow) is unreachable"),
+])
+def test_tracking_uris_that_are_not_http_are_checked_at_start(uri, error, words):
+    from textops import registry
+
+    tracking = type("T", (), {"uri": uri, "connect_timeout": 2.0})
+    started = time.monotonic()
+    with pytest.raises(error, match=re.escape(words)):
+        registry.connect(tracking)
+    assert time.monotonic() - started < 10  # not MLflow's 104 s of retries
+
+
+def test_a_password_in_a_database_uri_never_reaches_the_message():
+    from textops import registry
+
+    tracking = type("T", (), {"uri": "postgresql://me:s3cret-pw@127.0.0.1:1/db",
+                              "connect_timeout": 1.0})
+    with pytest.raises(common.TrackingUnavailableError) as caught:
+        registry.connect(tracking)
+    assert "s3cret-pw" not in common.redact(str(caught.value))
+
+
+@pytest.mark.parametrize("value, base, expected", [
+    ("sqlite:///rel/store.db", "/proj", "sqlite:////proj/rel/store.db"),
+    ("sqlite:////abs/store.db", "/proj", "sqlite:////abs/store.db"),
+    ("sqlite:///:memory:", "/proj", "sqlite:///:memory:"),
+    ("http://host:5000", "/proj", "http://host:5000"),
+    ("", "/proj", ""),
+])
+def test_a_relative_sqlite_uri_is_resolved_against_a_base(value, base, expected):
+    assert cfg.absolute_sqlite_uri(value, Path(base)) == expected
+
+
+def test_a_relative_sqlite_uri_in_the_environment_is_the_projects_and_as_a_flag_the_cwds(
+        tmp_path, monkeypatch):
+    from textops import settings
+
+    config = cfg.load_config({"MLFLOW_TRACKING_URI": "sqlite:///rel/store.db"})
+    assert settings.resolve(config).tracking.uri == f"sqlite:///{cfg.PROJECT_ROOT}/rel/store.db"
+    monkeypatch.chdir(tmp_path)
+    parser = common.make_parser("predict", config, "")
+    args = parser.parse_args(["--tracking-uri", "sqlite:///rel/store.db"])
+    assert getattr(args, "mlflow.tracking_uri") == f"sqlite:///{tmp_path}/rel/store.db"
+    # without the flag, the configured value stays the project's (argparse passes a string
+    # default through the flag's type, which reads against the current directory)
+    assert getattr(parser.parse_args([]), "mlflow.tracking_uri") == \
+        f"sqlite:///{cfg.PROJECT_ROOT}/rel/store.db"
+
+
+def test_configured_paths_are_the_projects_wherever_the_script_starts(tmp_path, monkeypatch):
+    config = cfg.load_config({"TEXTOPS_PREDICT_OUTPUT": "scored/today.csv"})
+    monkeypatch.chdir(tmp_path)
+    args = common.make_parser("predict", config, "").parse_args([])
+    assert getattr(args, "predict.output") == str(cfg.PROJECT_ROOT / "scored" / "today.csv")
+    assert getattr(args, "predict.data") == str(cfg.PROJECT_ROOT / "data" / "demo" / "recent.csv")
+    flagged = common.make_parser("predict", config, "").parse_args(["--output", "x.csv"])
+    assert getattr(flagged, "predict.output") == str(tmp_path / "x.csv")
+
+
+def test_an_alias_moved_while_training_withdraws_the_promotion():
+    promote = promotion.Decision("champion", "beats champion v1")
+    assert promotion.still_valid(promote, "1", "1") is promote
+    assert promotion.still_valid(promote, None, None) is promote
+    moved = promotion.still_valid(promote, "1", "2")
+    assert moved.alias == "challenger" and "moved from v1 to v2" in moved.reason
+    assert promotion.still_valid(promotion.Decision("challenger", "x"), "1", "2").alias == "challenger"
+    assert promotion.still_valid(promote, None, "2").alias == "challenger"
+
+
+class _AliasRegistry:
+    """An in-memory registry whose alias reads and writes are slow (a remote server)."""
+
+    def __init__(self):
+        self.aliases, self.tags = {"champion": "1"}, {}
+
+    def get_registered_model(self, name):
+        time.sleep(0.05)
+        return type("M", (), {"aliases": dict(self.aliases), "tags": dict(self.tags)})()
+
+    def set_registered_model_alias(self, name, alias, version):
+        time.sleep(0.05)
+        self.aliases[alias] = version
+
+    def set_registered_model_tag(self, name, key, value):
+        self.tags[key] = value
+
+
+def test_concurrent_alias_moves_under_the_lock_record_what_really_happened(tmp_path, monkeypatch):
+    from textops import registry
+
+    monkeypatch.setattr(registry, "model_exists", lambda client, name: True)
+    client = _AliasRegistry()
+    said = []
+
+    def move(version):
+        with promotion.alias_lock(tmp_path, "m", wait=30):
+            current = registry.aliases_of(client, "m").get("champion")
+            if current == version:
+                said.append(f"already v{version}")
+                return
+            promotion.move_alias(client, "m", "champion", version, "why", "me", kind="manual")
+
+    threads = [threading.Thread(target=move, args=(v,)) for v in ("2", "3", "2", "3")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    events = [json.loads(v) for _, v in sorted(client.tags.items())]
+    assert all(e["from"] != e["to"] for e in events)  # never "v2 -> v2"
+    assert [e["from"] for e in events[1:]] == [e["to"] for e in events[:-1]]  # a chain
+    assert events[-1]["to"] == client.aliases["champion"]
+    assert len(events) + len(said) == 4
+
+
+@pytest.mark.slow
+def test_a_new_embedded_store_opened_by_five_jobs_at_once_works_for_all(tmp_path):
+    code = ("import sys; sys.path.insert(0, sys.argv[2]); from pathlib import Path\n"
+            "from textops import registry\n"
+            "t = type('T', (), {'uri': 'sqlite:///' + sys.argv[1], 'connect_timeout': 5.0})\n"
+            "c = registry.connect(t)\n"
+            "print(len(c.search_experiments()), len(c.search_registered_models()))\n")
+    from conftest import PROJECT_ROOT, clean_env
+
+    db = tmp_path / "mlflow.db"
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(db), str(PROJECT_ROOT)],
+                              env=clean_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(5)]
+    results = [(p.wait(timeout=300), p.stdout.read(), p.stderr.read()) for p in procs]
+    assert [code for code, _, _ in results] == [0] * 5, results[0][2][-2000:]
+    with sqlite3.connect(db) as store:
+        tables = [r[0] for r in store.execute("select name from sqlite_master where type='table'")]
+    assert not [t for t in tables if t.startswith("_alembic_tmp")] and "experiments" in tables
+
+
+@pytest.mark.parametrize("compress", ["gzip", "bz2"])
+def test_a_damaged_compressed_file_is_named_as_damaged_not_as_encoding_or_columns(
+        tmp_path, compress):
+    import bz2
+    import gzip
+    import random
+
+    rows = "text,label\n" + "".join(f"words number {i} and some more,{'ab'[i % 2]}\n"
+                                     for i in range(50_000))
+    raw = bytearray((gzip if compress == "gzip" else bz2).compress(rows.encode()))
+    rng = random.Random(1)
+    for k in range(len(raw) // 3, len(raw) // 3 + 40):
+        raw[k] = rng.randrange(256)
+    path = tmp_path / f"in.csv.{'gz' if compress == 'gzip' else 'bz2'}"
+    path.write_bytes(bytes(raw))
+    with pytest.raises(BadInputError, match="damaged") as caught:
+        data.read_table(path, usecols=["text", "label"])
+    assert "--encoding" not in str(caught.value) and "not found" not in str(caught.value)
+
+
+def test_a_huge_text_is_cut_before_the_word_checks():
+    spec = stream.StreamSpec("text", "label", has_text=True, has_labels=False, recorded=True)
+    chunk = pd.DataFrame({"text": ["word " * 1_000_000, "short one"], "prediction": ["a", "b"],
+                          "model_version": ["1", "1"], "probability": ["0.9", "0.8"]})
+    seen = stream.accumulate([chunk], spec, score=None)
+    assert max(len(t) for t in seen.texts.items) == stream.SAMPLE_TEXT_CHARS
+    assert max(seen.lengths.items) == 5_000_000  # the length check still sees the whole text
+
+
+@pytest.mark.parametrize("query", ["?token=s3cr3t-abc", "?x=1&access_token=s3cr3t-abc",
+                                   "?sig=s3cr3t-abc&x=1", ";password=s3cr3t-abc"])
+def test_a_credential_in_a_uris_query_string_is_masked(query):
+    uri = f"https://mlflow.example.com/api{query}"
+    assert "s3cr3t-abc" not in common.redact(f"tracking at {uri} failed")
+    assert common.uri_query_secrets(uri) == ["s3cr3t-abc"]
+
+
+def test_the_summary_line_names_every_headline_estimator_cleanly():
+    from textops.monitoring import result
+
+    for method, short in result.METHOD_ABBREVIATIONS.items():
+        assert method in result.METHOD_NAMES and short.isalpha()
+    assert set(result.METHOD_ABBREVIATIONS) == set(result.METHOD_NAMES)
+
+
+def test_a_bug_without_a_log_file_names_where_its_traceback_went(capsys, monkeypatch):
+    monkeypatch.setattr(common, "_LOG_FILE", [])
+    assert common.run_main("x.py", _raises(ValueError("boom")), []) == 70
+    err = capsys.readouterr().err.strip()
+    place = err.rsplit("the traceback is in ", 1)[1].rstrip(")")
+    assert len(err.splitlines()) == 1 and "ValueError" in Path(place).read_text()
+    Path(place).unlink()

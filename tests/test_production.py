@@ -156,6 +156,14 @@ def champion_project(tmp_path_factory):
     newest = max(model_files, key=lambda p: p.stat().st_mtime)
     newest.write_bytes(b"PK\x03\x04 this is not a model any more")
     _register_a_pickled_model(root)  # v3: what an attacker with registry access could plant
+    # v4: another task (classes a/b), labels drawn at random so it never reaches the threshold
+    rng = __import__("random").Random(3)
+    other_task = _write(root / "other_task.csv", "text,label\n" + "".join(
+        f"note number {i} on the {('red', 'green', 'blue')[i % 3]} item,{rng.choice('ab')}\n"
+        for i in range(60)))
+    result = run_script(root, "train.py", "--data", other_task, "--threshold", "1.0",
+                        "--no-leakage-check", "--no-baseline", "--allow-new-classes", "fixture")
+    assert result.returncode == 0 and "@challenger" in result.stdout, result.stderr
     return root
 
 
@@ -185,6 +193,29 @@ def _write(path, content):
 
 
 GOOD_ROWS = "".join(f"some words number {i},{'ab'[i % 2]}\n" for i in range(40))
+
+
+def _parquet_bytes(table: dict) -> bytes:
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    sink = io.BytesIO()
+    pq.write_table(pa.table(table), sink)
+    return sink.getvalue()
+
+
+def _damaged_gzip() -> bytes:
+    import gzip
+    import random
+
+    raw = bytearray(gzip.compress(("text,id\n" + "".join(f"words {i} and more,{i}\n"
+                                                        for i in range(20_000))).encode()))
+    rng = random.Random(7)
+    for k in range(len(raw) // 2, len(raw) // 2 + 40):
+        raw[k] = rng.randrange(256)
+    return bytes(raw)
 BAD_INPUT_CASES = [
     # id, script, input file content (None: no file), extra args, exit code, words in the error
     ("missing file", "predict.py", None, [], 2, ["does not exist"]),
@@ -253,6 +284,24 @@ BAD_INPUT_CASES = [
      ["rollback", "--reason", "x" * 5000], 2, ["at most 1000"]),
     ("a champion that cannot load", "champion.py", None, ["set", "2", "--reason", "canary"], 4,
      ["could not be loaded"]),
+    # hardening, round three (issue 29)
+    ("an id column an output column would overwrite", "predict.py", "text,proba_True\nhi,1\n",
+     ["--id-columns", "proba_True"], 2, ["proba_True", "would be overwritten"]),
+    ("a Parquet text column of lists", "predict.py", _parquet_bytes({"text": [["a", "b"], ["c"]]}),
+     [], 2, ["'text'", "list<"]),
+    ("a damaged gzip", "predict.py", _damaged_gzip(), [], 2, ["damaged gzip"]),
+    ("a misspelt setting under TEXTOPS_STRICT", "monitor.py", "text\nhi\n",
+     ["ENV:TEXTOPS_STRICT=true", "ENV:TEXTOPS_MONITOR_MIN_ACURACY=0.999"], 2,
+     ["TEXTOPS_MONITOR_MIN_ACURACY", "did you mean TEXTOPS_MONITOR_MIN_ACCURACY"]),
+    ("a tracking URI with a misspelt scheme", "predict.py", "text\nhi\n",
+     ["ENV:MLFLOW_TRACKING_URI=htp://127.0.0.1:5000"], 2, ["did you mean http://"]),
+    ("a database store that is down", "train.py", "text,label\n" + GOOD_ROWS,
+     ["ENV:MLFLOW_TRACKING_URI=postgresql://postgres:pw-s3cret@127.0.0.1:1/mlflow"], 4,
+     ["127.0.0.1:1", "unreachable"]),
+    ("a database driver not installed", "monitor.py", "text\nhi\n",
+     ["ENV:MLFLOW_TRACKING_URI=mysql+pymysql://u@127.0.0.1:1/mlflow"], 2, ["pip install 'pymysql'"]),
+    ("a champion of another task", "champion.py", None, ["set", "4", "--reason", "canary"], 2,
+     ["would change task", "--allow-new-classes"]),
 ]
 
 
@@ -286,6 +335,7 @@ def test_bad_input_matrix(champion_project, tmp_path, case, script, content, ext
     data_before = data.read_bytes() if content not in (None, "DIR", "FIFO", "LOOP") else None
     result = run_script(champion_project, script, *args, env=env)
     assert_clean_failure(result, code, *needles)
+    assert "s3cret" not in result.stderr + result.stdout  # a password in a URI stays masked
     if data_before is not None:
         assert data.read_bytes() == data_before  # the input is never overwritten
     assert client.get_registered_model(MODEL).aliases == aliases_before
@@ -437,3 +487,19 @@ def test_a_corrupted_store_is_exit_4_in_one_line(project, tmp_path, script):
     result = run_script(project, script, *args)
     assert_clean_failure(result, 4, "mlflow store cannot be read", "backup")
     assert not (tmp_path / "out.csv").exists()
+
+
+@pytest.mark.slow
+def test_a_relative_sqlite_uri_in_env_is_the_projects_from_any_directory(project, tmp_path):
+    """Issue 29: MLFLOW_TRACKING_URI=sqlite:///rel/store.db in .env resolves against the
+    project, like every other .env path, wherever cron starts the job; an unknown TEXTOPS_*
+    name in .env is named in one warning line."""
+    (project / ".env").write_text("MLFLOW_TRACKING_URI=sqlite:///stores/textops.db\n"
+                                  "TEXTOPS_MONITOR_MIN_ACURACY=0.999\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = run_script(project, "champion.py", "history", cwd=elsewhere)
+    ok(result)
+    assert (project / "stores" / "textops.db").is_file() and not list(elsewhere.iterdir())
+    warnings = [line for line in result.stderr.splitlines() if "TEXTOPS_MONITOR_MIN_ACURACY" in line]
+    assert len(warnings) == 1 and "did you mean TEXTOPS_MONITOR_MIN_ACCURACY?" in warnings[0]
