@@ -308,9 +308,13 @@ CONFIG: dict[str, dict[str, Setting]] = {
         "label_sample": Setting(200, "rows to label written to --to-label when drift fires or the "
                                      "estimators disagree (0 = never; --label-sample N: every run)",
                                 low=0, high=100_000),
-        "to_label": Setting("reports/to_label.csv", "where the rows to label are written (a stratified "
-                                                    "sample with inclusion weights and an empty label "
-                                                    "column)", "--to-label", path=True),
+        "to_label": Setting("reports/to_label", "where the rows to label are written (a stratified "
+                                                "sample with inclusion weights and an empty column "
+                                                "named like the model's label column): a folder, one "
+                                                "file per sample named <date>-<model>-v<version>-<data "
+                                                "hash>.csv, never written over once labels are filled "
+                                                "in; a .csv name: that one file", "--to-label",
+                            path=True),
         "labels": Setting("", "the rows to label, labelled: the night's accuracy is estimated from them "
                               "(stratified, unbiased, with a 90-percent interval) and alerts use it",
                           "--labels", path=True),

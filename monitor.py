@@ -53,7 +53,8 @@ def build_parser(config: dict[str, Any]) -> argparse.ArgumentParser:
                                 "[ $? -eq 3 ] && notify-team 'inputs drifted'")
     parser.add_argument("--label-column", default=None,
                         help="column holding the true label; when the default column is absent "
-                             "only drift is checked [TEXTOPS_DATA_LABEL_COLUMN, default "
+                             "only drift is checked; with --labels: the labels file's column "
+                             "(then not needed in --data) [TEXTOPS_DATA_LABEL_COLUMN, default "
                              f"{config['data']['label_column']}]")
     parser.add_argument("--no-html", dest="monitor.html", action="store_const", const="",
                         help="do not write the HTML report")

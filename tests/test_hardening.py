@@ -729,3 +729,156 @@ def test_a_bug_without_a_log_file_names_where_its_traceback_went(capsys, monkeyp
     place = err.rsplit("the traceback is in ", 1)[1].rstrip(")")
     assert len(err.splitlines()) == 1 and "ValueError" in Path(place).read_text()
     Path(place).unlink()
+
+
+# ------------------------------------------------------------------------------------------
+# The labelling round trip (issue 25: the wrong answers it gave, each a rule that holds)
+# ------------------------------------------------------------------------------------------
+def _labels_frame(n=6, label="inbound", **extra):
+    frame = pd.DataFrame({"row": [str(i + 1) for i in range(n)],
+                          "tweet_id": [f"t{i}" for i in range(n)],
+                          "text": [f"text {i}" for i in range(n)],
+                          "prediction": ["True", "False"] * (n // 2), "probability": "0.9",
+                          "model_version": "1", "stratum": [str(i % 2) for i in range(n)],
+                          "stratum_rows": [("100", "50")[i % 2] for i in range(n)],
+                          "sample_id": "s", "data_sha256": "a" * 64,
+                          label: ["True", "True", "False", "", "", ""][:n]})
+    return frame.assign(**extra)
+
+
+@pytest.mark.parametrize("label, candidates, explicit, found", [
+    ("inbound", ["inbound", "label"], False, "inbound"),  # the model's label column
+    ("label", ["inbound", "label"], False, "label"),  # a file of an earlier release
+    ("gold", ["inbound", "label"], False, "gold"),  # the one column the sample did not write
+    ("gold", ["gold"], True, "gold"),  # --label-column names the labels file's column
+])
+def test_the_labels_column_is_found_by_the_models_name_label_or_the_flag(
+        label, candidates, explicit, found):
+    from textops.monitoring import labelling
+
+    labels = labelling.read_labels(_labels_frame(label=label), ("tweet_id",), candidates,
+                                   explicit, "text")
+    assert labels.label_column == found and set(labels.by_key) == {"t0", "t1", "t2"}
+    assert labels.unlabelled_strata == [] and labels.data_sha256 == "a" * 64
+
+
+def test_a_labels_column_that_cannot_be_told_is_refused():
+    from textops.monitoring import labelling
+
+    with pytest.raises(ValueError, match="--label-column"):
+        labelling.read_labels(_labels_frame(label="gold"), ("tweet_id",), ["inbound"], True, "text")
+    two = _labels_frame(label="gold", note=["x"] * 6)
+    with pytest.raises(ValueError, match="no label column"):
+        labelling.read_labels(two, ("tweet_id",), ["inbound", "label"], False, "text")
+
+
+def test_labelled_rows_sharing_a_key_are_refused():
+    from textops.monitoring import labelling
+
+    frame = _labels_frame(tweet_id=["t0", "t0", "t1", "t2", "t3", "t4"])
+    with pytest.raises(ValueError, match="repeat a key"):
+        labelling.read_labels(frame, ("tweet_id",), ["inbound"], False, "text")
+
+
+def _streamed(labels, rows):
+    """A Collector that saw ``rows`` (key -> (prediction, text)) of tonight's data."""
+    from textops.monitoring import labelling
+
+    collector = labelling.Collector(0, 1, ("tweet_id",), "text", lambda v: [], labels)
+    chunk = pd.DataFrame({"tweet_id": [k for k, _ in rows], "text": [t for _, (_, t) in rows]})
+    collector.add(chunk, np.array([p for _, (p, _) in rows]), np.full(len(rows), 0.9),
+                  np.array(["1"] * len(rows)))
+    return collector
+
+
+TONIGHT = [("t0", ("True", "text 0")), ("t1", ("False", "text 1")), ("t2", ("True", "text 2"))]
+
+
+@pytest.mark.parametrize("case, frame, rows, sha, words", [
+    ("another night's data", _labels_frame(), TONIGHT, "b" * 64, "labels of another night"),
+    ("keys not in the data", _labels_frame(), TONIGHT[:1], "a" * 64, "2 labelled row(s) are not"),
+    ("keys found twice", _labels_frame(), TONIGHT + TONIGHT[:1], "a" * 64, "match several rows"),
+    ("another prediction", _labels_frame(), [TONIGHT[0], ("t1", ("True", "text 1")), TONIGHT[2]],
+     "a" * 64, "the prediction of 1"),
+    ("another text", _labels_frame(), [TONIGHT[0], TONIGHT[1], ("t2", ("True", "other"))],
+     "a" * 64, "the text of 1"),
+    ("a stratum left unlabelled (the first rows only)",
+     _labels_frame(inbound=["True", "", "False", "", "", ""]), TONIGHT, "a" * 64,
+     "stratum/strata [1] have no labelled row"),
+])
+def test_labels_that_are_not_tonights_sample_are_refused(case, frame, rows, sha, words):
+    from textops.monitoring import labelling
+
+    labels = labelling.read_labels(frame, ("tweet_id",), ["inbound"], False, "text")
+    with pytest.raises(ValueError, match=re.escape(words)):
+        _streamed(labels, rows).sample_estimate(str, ["False", "True"], sha)
+
+
+def test_tonights_labels_re_saved_by_a_spreadsheet_are_accepted():
+    from textops.monitoring import labelling
+
+    frame = _labels_frame(prediction=["TRUE", "FALSE"] * 3, text=["text  0", "TEXT 1\r\n", "text 2",
+                                                                "x", "y", "z"])
+    labels = labelling.read_labels(frame, ("tweet_id",), ["inbound"], False, "text")
+    found = _streamed(labels, TONIGHT).sample_estimate(str, ["False", "True"], "a" * 64)
+    assert found.labelled_rows == 3 and found.accuracy == pytest.approx(
+        (100 * 0.5 + 50 * 0.0) / 150)  # stratum 0: t0 right, t2 wrong; stratum 1: t1 wrong
+
+
+def test_labels_none_of_which_the_model_knows_are_refused_naming_them():
+    from textops.monitoring import labelling
+
+    frame = _labels_frame(inbound=["yes", "no", "yes", "", "", ""])
+    labels = labelling.read_labels(frame, ("tweet_id",), ["inbound"], False, "text")
+    with pytest.raises(ValueError, match="none of its labels \\('no', 'yes'\\)"):
+        _streamed(labels, TONIGHT).sample_estimate(str, ["False", "True"], "a" * 64)
+
+
+@pytest.mark.parametrize("budget", [1, 2, 3, 7])
+def test_a_tiny_budget_still_draws_a_sample(budget):
+    from textops.monitoring import labelling
+
+    rng = np.random.default_rng(0)
+    sampler = labelling.Sampler(budget, [0.5, 0.7, 0.9], seed=3)
+    confidence = rng.uniform(0.3, 1.0, 500)
+    sampler.add(pd.DataFrame({"row": np.arange(500)}), confidence)
+    drawn = sampler.draw()
+    assert len(drawn) == budget and drawn["row"].is_unique
+
+
+def test_the_sample_file_is_in_random_order_so_its_first_rows_cover_every_stratum():
+    from textops.monitoring import labelling
+
+    sampler = labelling.Sampler(200, [0.5, 0.7, 0.9], seed=3)
+    sampler.add(pd.DataFrame({"row": np.arange(5000)}),
+                np.random.default_rng(1).uniform(0.3, 1.0, 5000))
+    drawn = sampler.draw()
+    assert not drawn["stratum"].is_monotonic_increasing
+    assert drawn["stratum"].iloc[:100].nunique() == drawn["stratum"].nunique()
+
+
+@pytest.mark.parametrize("ids", ["weight", "tweet_id,stratum", "stratum_rows",
+                                 "inclusion_probability", "label", "sample_id"])
+def test_id_columns_the_to_label_file_would_overwrite_are_refused(ids):
+    with pytest.raises(BadInputError, match="would be overwritten"):
+        check.refuse_design_clash(tuple(ids.split(",")), "inbound")
+
+
+def test_a_labels_file_re_saved_by_a_spreadsheet_is_read_on_its_own_terms(tmp_path):
+    path = tmp_path / "labelled.csv"
+    path.write_bytes("\ufefftweet_id;text;inbound\r\n1;caf\u00e9 ol\u00e9;\"True\"\r\n"
+                     .encode("cp1252", errors="ignore").replace(b"\xef\xbb\xbf", b""))
+    frame = check.read_spreadsheet_csv(path)
+    assert list(frame.columns) == ["tweet_id", "text", "inbound"]
+    assert frame["text"].tolist() == ["caf\u00e9 ol\u00e9"] and frame["inbound"].tolist() == ["True"]
+
+
+def test_a_to_label_file_with_labels_filled_in_is_never_written_over(tmp_path):
+    filled = tmp_path / "filled.csv"
+    _labels_frame().to_csv(filled, index=False)
+    assert "labels were filled in" in check._kept_as_it_is(filled, False, "inbound")
+    empty = tmp_path / "empty.csv"
+    _labels_frame(inbound="").to_csv(empty, index=False)
+    assert check._kept_as_it_is(empty, False, "inbound") == ""  # a --to-label file: replaced
+    assert "same seeded sample" in check._kept_as_it_is(empty, True, "inbound")
+    assert check._kept_as_it_is(tmp_path / "new.csv", True, "inbound") == ""

@@ -169,12 +169,13 @@ def test_a_simple_random_sample_is_the_one_stratum_case():
 def test_a_labels_file_needs_its_keys_labels_and_design_columns():
     frame = pd.DataFrame({"row": ["3", "9"], "label": ["a", ""], "stratum": ["0", "1"],
                           "stratum_rows": ["10", "20"]})
-    labels = labelling.read_labels(frame, (), "label")
+    labels = labelling.read_labels(frame, (), ["label"])
     assert labels.by_key == {"3": ("a", 0, 10)}  # the unlabelled row is ignored
+    assert labels.unlabelled_strata == [1]  # which makes the estimate refuse (test_hardening)
     with pytest.raises(ValueError, match="no column 'tweet_id'"):
-        labelling.read_labels(frame, ("tweet_id",), "label")
+        labelling.read_labels(frame, ("tweet_id",), ["label"])
     with pytest.raises(ValueError, match="no row of the labels file has a label"):
-        labelling.read_labels(frame.assign(label=""), (), "label")
+        labelling.read_labels(frame.assign(label=""), (), ["label"])
 
 
 # ------------------------------------------------------------------------------------------
@@ -184,7 +185,9 @@ def test_a_labels_file_needs_its_keys_labels_and_design_columns():
 def test_a_labelled_sample_of_200_rows_brackets_the_nights_real_accuracy(project, tmp_path):
     import json
 
-    from conftest import ok, run_script, shared
+    from pathlib import Path
+
+    from conftest import assert_clean_failure, ok, run_script, shared
     from textops import data as dataio
 
     frame = dataio.read_table(shared("twcs", "twcs_head5k.csv"))
@@ -193,26 +196,40 @@ def test_a_labelled_sample_of_200_rows_brackets_the_nights_real_accuracy(project
     frame.iloc[4000:][["tweet_id", "text"]].to_csv(last, index=False)
     ok(run_script(project, "train.py", "--data", first, "--label-column", "inbound",
                   "--no-leakage-check", "--no-baseline", "--threshold", "0.5"))
-    to_label, report = tmp_path / "to_label.csv", tmp_path / "r.json"
-    common = ["--data", last, "--id-columns", "tweet_id", "--to-label", to_label, "--report",
-              report, "--no-html"]
+    report = tmp_path / "r.json"
+    common = ["--data", last, "--id-columns", "tweet_id", "--report", report, "--no-html"]
     first_run = run_script(project, "monitor.py", *common, "--label-sample", "200")
     assert first_run.returncode in (0, 1, 3), first_run.stderr
+    written = json.loads(report.read_text())
+    to_label = Path(written["to_label"]["path"])  # its own file, named by night, model and data
+    assert to_label.parent == project / "reports" / "to_label" and to_label.name.endswith(
+        f"-textops-classifier-v1-{written['data']['sha256'][:12]}.csv")
     rows = pd.read_csv(to_label, dtype=str, keep_default_na=False)
     assert len(rows) == 200 and list(rows.columns) == [
         "row", "tweet_id", "text", "prediction", "probability", "model_version", "stratum",
-        "stratum_rows", "inclusion_probability", "weight", "label"]
-    assert (rows["label"] == "").all()
-    estimated = json.loads(report.read_text())["estimated"]
+        "stratum_rows", "inclusion_probability", "weight", "sample_id", "data_sha256", "inbound"]
+    assert (rows["inbound"] == "").all() and not rows["stratum"].is_monotonic_increasing
+    estimated = written["estimated"]
     assert set(estimated["methods"]) == {"cbpe", "doc", "atc"} and estimated["trust"]
-    assert json.loads(report.read_text())["to_label"]["rows"] == 200
+    assert written["to_label"]["rows"] == 200
+    # a person fills it in where it lies; the default path goes back as --labels, and
+    # --label-column names the labels file's column (never demanded in --data)
     truth = dict(zip(frame["tweet_id"].astype(str), frame["inbound"].astype(str)))
-    rows["label"] = rows["tweet_id"].map(truth)
-    labelled = tmp_path / "labelled.csv"
-    rows.to_csv(labelled, index=False)
-    second = run_script(project, "monitor.py", *common, "--labels", labelled)
+    rows["inbound"] = rows["tweet_id"].map(truth)
+    rows.to_csv(to_label, index=False)
+    labelled = to_label.read_bytes()
+    second = run_script(project, "monitor.py", *common, "--labels", to_label, "--label-column",
+                        "inbound", "--label-sample", "200")
     assert second.returncode in (0, 1, 3), second.stderr
+    assert to_label.read_bytes() == labelled  # drawn again for this data: never written over
+    assert "labels were filled in" in json.loads(report.read_text())["to_label"]["kept"]
     sample = json.loads(report.read_text())["estimated"]["sample"]
+    # the same labels given with another night's data: refused, not a confident wrong estimate
+    other_night = tmp_path / "other.csv"
+    frame.iloc[3000:4000][["tweet_id", "text"]].to_csv(other_night, index=False)
+    stale = run_script(project, "monitor.py", "--data", other_night, "--id-columns", "tweet_id",
+                       "--labels", to_label, "--report", tmp_path / "stale.json", "--no-html")
+    assert_clean_failure(stale, 2, "labels of another night")
     with_labels = tmp_path / "with_labels.csv"
     frame.iloc[4000:][["tweet_id", "text", "inbound"]].to_csv(with_labels, index=False)
     realized_run = run_script(project, "monitor.py", "--data", with_labels, "--label-column",

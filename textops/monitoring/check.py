@@ -3,6 +3,7 @@ check performance (labelled rows) and drift (every row) against each version's r
 profile, then write the reports and log the monitoring run."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -13,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 import config as cfg
 from common import BadInputError, atomic_output, refuse_overwriting
 from textops import batch, data, registry
-from textops.columns import MODEL_VERSION, PREDICTION
+from textops.columns import MODEL_VERSION, PREDICTION, PROBABILITY
 from textops.settings import Settings, Thresholds, Tracking, columns
 from textops.monitoring import alerts, drift, estimation, labelling, report, runs
 from textops.monitoring.profile import ReferenceProfile
@@ -40,7 +42,7 @@ class MonitorJob:
     model: str  # alias, 'latest' or version, for raw texts
     text_column: str
     label_column: str
-    label_required: bool  # --label-column given: the column must exist
+    label_required: bool  # --label-column given (without --labels): the column must exist
     chunk_size: int
     encoding: str
     delimiter: str
@@ -52,13 +54,19 @@ class MonitorJob:
     id_columns: tuple[str, ...]  # identify rows in to_label.csv and --labels
     label_sample: int  # rows to label written when drift fires or estimators disagree
     label_sample_forced: int | None  # --label-sample N: written every run
-    to_label: Path | None
+    to_label: Path | None  # a folder (one file per sample, named by night and data) or a file
     labels: Path | None  # the rows to label, labelled
+    label_column_explicit: bool  # --label-column given: with --labels, the labels file's column
     tracking: Tracking
 
     @property
     def model_name(self) -> str:
         return self.tracking.model_name
+
+    @property
+    def to_label_folder(self) -> bool:
+        """--to-label names a folder (no extension): each sample gets a file of its own."""
+        return self.to_label is not None and not self.to_label.suffix
 
     @property
     def experiment(self) -> str:
@@ -85,16 +93,30 @@ def make_job(settings: Settings, label_required: bool,
     if label_sample is not None and to_label is None:
         raise BadInputError("--label-sample needs a --to-label path")
     refuse_overwriting({"--data": data_path, "--labels": labels},
-                       {"--report": report_path, "--html": html, "--to-label": to_label})
+                       {"--report": report_path, "--html": html,
+                        "--to-label": to_label if to_label is not None and to_label.suffix else None})
+    ids = columns(m.id_columns)
+    refuse_design_clash(ids, d.label_column)
     return MonitorJob(
         data=data_path, report=report_path, html=html, model=m.model,
-        text_column=d.text_column, label_column=d.label_column, label_required=label_required,
+        text_column=d.text_column, label_column=d.label_column,
+        label_required=label_required and labels is None, label_column_explicit=label_required,
         chunk_size=m.chunk_size, encoding=d.encoding, delimiter=d.delimiter,
         thresholds=Thresholds.of(m), seed=d.random_seed,
         domain_sample=m.domain_sample, history_runs=m.history_runs, workers=max(m.workers, 0),
-        id_columns=columns(m.id_columns), label_sample=m.label_sample,
+        id_columns=ids, label_sample=m.label_sample,
         label_sample_forced=label_sample, to_label=to_label, labels=labels,
         tracking=settings.tracking)
+
+
+def refuse_design_clash(id_columns: tuple[str, ...], label_column: str) -> None:
+    """An id column that the to_label file's own columns would overwrite: exit 2."""
+    taken = {*labelling.DESIGN_COLUMNS, PREDICTION, PROBABILITY, MODEL_VERSION, label_column,
+             "label"}
+    clash = [c for c in id_columns if c in taken]
+    if clash:
+        raise BadInputError(f"--id-columns {clash} would be overwritten by the to_label file's own "
+                            f"columns ({', '.join(sorted(taken))}); rename them in the input")
 
 
 def inspect_input(job: MonitorJob) -> tuple[data.CsvFormat, list[str], StreamSpec]:
@@ -117,14 +139,40 @@ def inspect_input(job: MonitorJob) -> tuple[data.CsvFormat, list[str], StreamSpe
 
 
 def read_labels_file(job: MonitorJob) -> labelling.Labels | None:
-    """The labels file (--labels), checked before anything else is done (exit 2)."""
+    """The labels file (--labels), checked before anything else is done (exit 2). Its encoding
+    and delimiter are its own (a spreadsheet may have re-saved it with ';' or cp1252); its label
+    column is --label-column when given, else the configured label column or 'label', else
+    the one column the sample did not write."""
     if job.labels is None:
         return None
-    frame = data.read_table(job.labels, job.encoding, job.delimiter)
+    frame = read_spreadsheet_csv(job.labels)
+    candidates = [job.label_column] + ([] if job.label_column_explicit else ["label"])
     try:
-        return labelling.read_labels(frame, job.id_columns, job.label_column)
+        return labelling.read_labels(frame, job.id_columns, candidates, job.label_column_explicit,
+                                     job.text_column)
     except ValueError as exc:
         raise BadInputError(f"--labels {job.labels}: {exc}") from None
+
+
+def read_spreadsheet_csv(path: Path) -> pd.DataFrame:
+    """A small CSV a person may have re-saved: UTF-8 (with or without a byte-order mark) or,
+    failing that, cp1252; delimiter ',', ';' or tab, whichever the header line uses most."""
+    data.check_readable_file(path, "--labels file")
+    with open(path, "rb") as handle:
+        head = handle.read(65536)
+    first = head.split(b"\n", 1)[0]
+    delimiter = max((",", ";", "\t"), key=lambda d: first.count(d.encode()))
+    try:
+        head.decode("utf-8")
+        encoding = "utf-8"
+    except UnicodeDecodeError as exc:
+        encoding = "cp1252" if exc.start < len(head) - 4 else "utf-8"
+    try:
+        return data.read_table(path, encoding, delimiter)
+    except BadInputError:
+        if encoding == "cp1252":
+            raise
+        return data.read_table(path, "cp1252", delimiter)
 
 
 class References:
@@ -142,6 +190,13 @@ class References:
 
     def threshold(self, version: str) -> estimation.Threshold | None:
         return estimation.threshold_from_reference(self.of(version))
+
+    def label_column(self, version: str, default: str) -> str:
+        """The label column the version was trained on (its tag), else ``default``."""
+        with contextlib.suppress(Exception):  # noqa: BLE001 - an old version: no tag
+            tags = self.client.get_model_version(self.model_name, version).tags or {}
+            return tags.get("textops.label_column") or default
+        return default
 
     def strata_edges(self, version: str) -> list[float]:
         reference = self.of(version)
@@ -175,9 +230,9 @@ def run(job: MonitorJob) -> MonitorReport:
     versions = _versions_seen(job, client, spec, seen)
     profiles = {v: references.of(v) for v in versions}
     found = _findings(job, spec, seen, versions, profiles, pipeline)
-    _sample_estimate(found, collector, profiles[seen.main_version], job)
+    _sample_estimate(found, collector, profiles[seen.main_version], job, sha256)
     result = _report(job, spec, seen, versions, found, sha256)
-    result = result.with_to_label(_write_to_label(job, collector, result))
+    result = result.with_to_label(_write_to_label(job, collector, result, references))
     with atomic_output(job.report, "w", encoding="utf-8") as handle:  # first: whatever the store
         json.dump(result.to_dict(), handle, indent=2, ensure_ascii=False)  # does next, it is kept
     experiment_id = registry.ensure_experiment(client, job.tracking, job.experiment)
@@ -332,17 +387,23 @@ def _try_load(name: str, version: str) -> Any:
 
 
 def _sample_estimate(found: _CheckFindings, collector: labelling.Collector,
-                     reference: ReferenceProfile | None, job: MonitorJob) -> None:
+                     reference: ReferenceProfile | None, job: MonitorJob, sha256: str) -> None:
     """With a labels file: the night's accuracy from the labelled sample, beside the label-free
     estimate (``estimated.sample``); alerts then come from it, not from the label-free one."""
-    by_key = {c.casefold(): c for c in (reference.classes if reference else [])}
+    classes = list(reference.classes) if reference else []
+    by_key = {c.casefold(): c for c in classes}
     try:
-        sample = collector.sample_estimate(lambda label: by_key.get(label.casefold(), label))
+        sample = collector.sample_estimate(lambda label: by_key.get(label.casefold(), label),
+                                           classes, sha256)
     except ValueError as exc:
-        raise BadInputError(f"--labels {job.labels}: {exc}; label the to_label.csv written for "
+        raise BadInputError(f"--labels {job.labels}: {exc}; label the to_label file written for "
                             f"this --data (joined on {', '.join(job.id_columns) or 'row'})"
                             ) from None
-    if sample is None or found.estimated is None:
+    if sample is not None and found.estimated is None:
+        raise BadInputError(f"--labels {job.labels}: the labelled sample is reported beside the "
+                            f"label-free estimate, which needs the predictions' confidences: "
+                            f"give predict.py's output with its probability column, or the texts")
+    if sample is None:
         found.alerts += found.estimate_alerts
         return
     sample = replace(sample, label_free_accuracy=found.estimated.overall.accuracy)
@@ -357,10 +418,13 @@ def _sample_estimate(found: _CheckFindings, collector: labelling.Collector,
             f"{sample.labelled_rows} labelled rows")
 
 
-def _write_to_label(job: MonitorJob, collector: labelling.Collector,
-                    result: MonitorReport) -> dict[str, Any] | None:
+def _write_to_label(job: MonitorJob, collector: labelling.Collector, result: MonitorReport,
+                    references: References) -> dict[str, Any] | None:
     """Write the rows to label when asked (--label-sample N) or when tonight's estimate is not
-    to be trusted alone (drift, or estimators that disagree)."""
+    to be trusted alone (drift, or estimators that disagree): into their own file, named by
+    night, model version and data, under a --to-label folder (or the --to-label file). A file
+    that already exists for this data is left as it is (the same seeded draw), and one in which
+    any label was filled in is never replaced."""
     estimated = result.estimated.overall if result.estimated else None
     if job.label_sample_forced:
         why = f"--label-sample {job.label_sample_forced}"
@@ -370,13 +434,43 @@ def _write_to_label(job: MonitorJob, collector: labelling.Collector,
         return None
     if job.to_label is None or collector.sampler is None:
         return None
-    rows = collector.to_label(job.label_column)
-    with atomic_output(job.to_label, "w", encoding="utf-8", newline="") as handle:
+    version = result.model.versions[0] if len(result.model.versions) == 1 else "s"
+    sample_id = (f"{datetime.now().strftime('%Y-%m-%d')}-{_slug(job.model_name)}-v{version}-"
+                 f"{result.data.sha256[:12]}")
+    target = job.to_label / f"{sample_id}.csv" if job.to_label_folder else job.to_label
+    label_column = references.label_column(result.model.versions[0], job.label_column)
+    refuse_design_clash(job.id_columns, label_column)
+    kept = _kept_as_it_is(target, job.to_label_folder, label_column)
+    if kept:
+        log.warning("rows to label: %s is kept as it is (%s)", target, kept)
+        return {"path": str(target), "rows": None, "why": why, "strata": None, "kept": kept}
+    rows = collector.to_label(label_column, sample_id, result.data.sha256)
+    with atomic_output(target, "w", encoding="utf-8", newline="") as handle:
         rows.to_csv(handle, index=False)
-    log.warning("wrote %d rows to label to %s (%s); label them and pass --labels", len(rows),
-                job.to_label, why)
-    return {"path": str(job.to_label), "rows": int(len(rows)), "why": why,
+    log.warning("wrote %d rows to label to %s (%s); fill in %r and pass --labels %s", len(rows),
+                target, why, label_column, target)
+    return {"path": str(target), "rows": int(len(rows)), "why": why,
             "strata": int(rows["stratum"].nunique()) if len(rows) else 0}
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def _kept_as_it_is(target: Path, per_sample: bool, label_column: str) -> str:
+    """Why an existing to_label file must not be written over ("" when it may): it holds
+    labels someone filled in, or (a file of its own per sample) it is this very sample."""
+    if not target.exists():
+        return ""
+    try:
+        frame = pd.read_csv(target, dtype=str, keep_default_na=False, encoding="utf-8-sig",
+                            sep=None, engine="python")
+    except Exception:  # noqa: BLE001 - unreadable: somebody's file; never written over
+        return "it cannot be read as a to_label file; move it away to get a new sample"
+    columns = [c for c in (label_column, "label") if c in frame.columns]
+    if columns and (frame[columns[0]].str.strip() != "").any():
+        return "labels were filled in; pass it to --labels, or move it away for a new sample"
+    return "already written for this data: the same seeded sample" if per_sample else ""
 
 
 def _report(job: MonitorJob, spec: StreamSpec, seen: StreamTotals, versions: list[str],

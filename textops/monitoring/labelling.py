@@ -20,6 +20,7 @@ they are chosen well and weighted back:
 """
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
@@ -95,6 +96,8 @@ class Sampler:
         spread = np.maximum(np.sqrt(mean * (1 - mean)), SD_FLOOR) * (sizes > 0)
         budget = min(self.budget, int(sizes.sum()))
         floor = np.minimum(sizes, MIN_PER_STRATUM)
+        if floor.sum() > budget:  # a budget smaller than the floors (--label-sample 1): Neyman only
+            floor = np.zeros_like(floor)
         share = sizes * spread
         wanted = floor + (budget - floor.sum()) * share / max(share.sum(), 1e-12)
         counts = np.minimum(np.floor(np.maximum(wanted, floor)), sizes).astype(int)
@@ -106,7 +109,8 @@ class Sampler:
 
     def draw(self) -> pd.DataFrame:
         """The sample: each stratum's ``n_h`` rows drawn uniformly from its reservoir (so
-        uniformly from the stratum), with the design columns."""
+        uniformly from the stratum), with the design columns, in a seeded random order (so that
+        labelling the first rows of the file is still a fair sample of every stratum)."""
         rng = np.random.default_rng(self._seed + 1)
         rows = []
         for h, (stratum, n) in enumerate(zip(self.strata, self.allocation())):
@@ -117,7 +121,8 @@ class Sampler:
                 rows.append({**stratum.items[int(i)], "stratum": h, "stratum_rows": stratum.rows,
                              "inclusion_probability": n / stratum.rows,
                              "weight": stratum.rows / n})
-        return pd.DataFrame(rows)
+        order = rng.permutation(len(rows))
+        return pd.DataFrame([rows[i] for i in order])
 
 
 def stratified_accuracy(right: np.ndarray, stratum: np.ndarray,
@@ -157,12 +162,57 @@ def row_keys(chunk: pd.DataFrame, id_columns: Sequence[str]) -> pd.Series:
     return key
 
 
+# the columns to_label.csv carries besides the id columns, the text, the prediction and the
+# label: an id column of one of these names would be overwritten
+DESIGN_COLUMNS = ("row", "stratum", "stratum_rows", "inclusion_probability", "weight", "sample_id",
+                  "data_sha256")
+
+
 @dataclass
 class Labels:
-    """A labels file that came back: each key's label, stratum and stratum size."""
+    """A labels file that came back: each labelled key's label, stratum and stratum size, what
+    the file says of it (prediction, text) and of itself (data hash, strata left unlabelled)."""
 
     by_key: dict[str, tuple[str, int, int]]
-    predictions: dict[str, str] = field(default_factory=dict)  # filled while the data streams by
+    label_column: str = "label"
+    shown: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # key: (pred, text)
+    data_sha256: str | None = None  # the data the sample was drawn from (files of this release on)
+    unlabelled_strata: list[int] = field(default_factory=list)
+    # filled while the data streams by: each key's prediction, text and rows found
+    predictions: dict[str, str] = field(default_factory=dict)
+    texts: dict[str, str] = field(default_factory=dict)
+    found: Counter = field(default_factory=Counter)
+
+    def problems(self, data_sha256: str, check_texts: bool) -> list[str]:
+        """What makes these labels not tonight's sample's (empty: nothing): another night's
+        data, keys not in the data or in it twice, predictions or texts that differ, strata
+        left unlabelled."""
+        found = []
+        if self.data_sha256 and self.data_sha256 != data_sha256:
+            found.append(f"it was drawn from other data (sha256 {self.data_sha256[:12]}..., "
+                         f"tonight's --data is {data_sha256[:12]}...): labels of another night")
+        missing = [k for k in self.by_key if not self.found[k]]
+        if missing:
+            found.append(f"{len(missing)} labelled row(s) are not in the monitored data (first: "
+                         f"{missing[0]!r})")
+        twice = [k for k in self.by_key if self.found[k] > 1]
+        if twice:
+            found.append(f"{len(twice)} labelled key(s) match several rows of the data (first: "
+                         f"{twice[0]!r}): --id-columns must identify one row each")
+        for what, index, seen in (("prediction", 0, self.predictions), ("text", 1, self.texts)):
+            if what == "text" and not check_texts:
+                continue
+            differ = [k for k, given in self.shown.items() if given[index] is not None
+                      and k in seen and not same_value(seen[k], given[index])]
+            if differ:
+                found.append(f"the {what} of {len(differ)} labelled row(s) differs from "
+                             f"tonight's (first: {differ[0]!r}): labels of another night or model")
+        if self.unlabelled_strata:
+            found.append(f"stratum/strata {self.unlabelled_strata} have no labelled row, so the "
+                         f"night's accuracy cannot be estimated from this part of the sample; "
+                         f"label at least one row of each (the rows are in random order: "
+                         f"label from the top)")
+        return found
 
 
 class Collector:
@@ -181,7 +231,10 @@ class Collector:
         keys = row_keys(chunk, self.id_columns)
         if self.labels is not None:
             wanted = keys.isin(self.labels.by_key.keys()).to_numpy()
+            self.labels.found.update(keys[wanted])
             self.labels.predictions.update(zip(keys[wanted], np.asarray(predicted)[wanted]))
+            if self.text_column is not None:
+                self.labels.texts.update(zip(keys[wanted], chunk[self.text_column][wanted]))
         if self.budget <= 0 or not len(chunk):
             return
         if self.sampler is None:
@@ -197,52 +250,113 @@ class Collector:
         self.sampler.add(records.reset_index(drop=True),
                          np.nan_to_num(np.asarray(confidence, dtype=float), nan=0.0))
 
-    def to_label(self, label_column: str) -> pd.DataFrame:
-        """The drawn rows with their design columns and an empty label column to fill."""
+    def to_label(self, label_column: str, sample_id: str, data_sha256: str) -> pd.DataFrame:
+        """The drawn rows with their design columns, what they were drawn from (the sample's id
+        and the data's SHA-256, checked when the labels come back) and an empty label column."""
         drawn = self.sampler.draw() if self.sampler is not None else pd.DataFrame()
+        drawn["sample_id"] = sample_id
+        drawn["data_sha256"] = data_sha256
         drawn[label_column] = ""
         return drawn
 
-    def sample_estimate(self, align: Any) -> SampleEstimate | None:
+    def sample_estimate(self, align: Any, classes: Sequence[str],
+                        data_sha256: str) -> SampleEstimate | None:
         """The night's accuracy from the labels file (``align``: a label spelled as the model
-        spells it); None without one."""
+        spells it); None without one. ValueError when the labels are not tonight's sample's
+        (:meth:`Labels.problems`) or none of them is one of the model's ``classes``."""
         if self.labels is None:
             return None
-        missing = [k for k in self.labels.by_key if k not in self.labels.predictions]
-        if missing:
-            raise ValueError(f"{len(missing)} labelled row(s) of the labels file are not in the "
-                             f"monitored data (first: {missing[0]!r})")
+        problems = self.labels.problems(data_sha256, self.text_column is not None)
+        if problems:
+            raise ValueError("; ".join(problems))
         keys = list(self.labels.by_key)
-        right = np.array([align(self.labels.by_key[k][0]) == str(self.labels.predictions[k])
-                          for k in keys], dtype=float)
+        given = [align(self.labels.by_key[k][0]) for k in keys]
+        if classes and not set(given) & set(classes):
+            unknown = sorted(set(given))[:10]
+            raise ValueError(f"none of its labels ({', '.join(map(repr, unknown))}) is a class of "
+                             f"the model ({', '.join(map(repr, list(classes)[:10]))}): wrong "
+                             f"column, or labels spelled otherwise")
+        right = np.array([label == str(self.labels.predictions[k]) for k, label in
+                          zip(keys, given)], dtype=float)
         stratum = np.array([self.labels.by_key[k][1] for k in keys])
         sizes = np.array([self.labels.by_key[k][2] for k in keys])
         return stratified_accuracy(right, stratum, sizes)
 
 
-def read_labels(frame: pd.DataFrame, id_columns: Sequence[str], label_column: str) -> Labels:
-    """The labelled rows of a labels file (``to_label.csv`` with its label column filled);
-    rows left unlabelled are ignored. Raises ValueError naming what is missing."""
+def read_labels(frame: pd.DataFrame, id_columns: Sequence[str], label_columns: Sequence[str],
+                explicit: bool = False, text_column: str | None = None) -> Labels:
+    """The labelled rows of a labels file (a to_label file with its label column filled); rows
+    left unlabelled are ignored. The label column is the first of ``label_columns`` the file
+    has (``explicit``: only the first), else the one column the sample did not write. Raises
+    ValueError naming what is missing or ambiguous."""
+    label_column = _label_column(frame, [*id_columns, *([text_column] if text_column else [])],
+                                 label_columns, explicit)
     keys = list(id_columns) or ["row"]
     needed = [*keys, label_column, "stratum", "stratum_rows"]
     absent = [c for c in needed if c not in frame.columns]
     if absent:
         raise ValueError(f"the labels file has no column {absent[0]!r} (it needs {needed}: the "
-                         f"to_label.csv monitor.py wrote, with {label_column!r} filled in)")
+                         f"to_label file monitor.py wrote, with {label_column!r} filled in)")
     frame = frame.copy()
     frame.index = pd.RangeIndex(len(frame))
     labelled = frame[label_column].notna() & (frame[label_column].astype(str).str.strip() != "")
+    strata = pd.to_numeric(frame["stratum"], errors="coerce")
+    if strata.isna().any() or pd.to_numeric(frame["stratum_rows"], errors="coerce").isna().any():
+        raise ValueError("the labels file's stratum / stratum_rows columns are not numbers: "
+                         "keep them as monitor.py wrote them")
+    unlabelled = sorted(set(strata.astype(int)) - set(strata[labelled].astype(int)))
     frame = frame[labelled]
     if frame.empty:
         raise ValueError(f"no row of the labels file has a label in {label_column!r}")
-    if id_columns:
-        key = row_keys(frame, id_columns)
-    else:
-        key = frame["row"].astype(str).str.strip()
-    try:
-        by_key = {k: (str(label).strip(), int(float(h)), int(float(n))) for k, label, h, n in
-                  zip(key, frame[label_column], frame["stratum"], frame["stratum_rows"])}
-    except ValueError:
-        raise ValueError("the labels file's stratum / stratum_rows columns are not numbers: "
-                         "keep them as monitor.py wrote them") from None
-    return Labels(by_key)
+    key = row_keys(frame, id_columns) if id_columns else frame["row"].astype(str).str.strip()
+    repeated = key[key.duplicated()]
+    if len(repeated):
+        raise ValueError(f"{len(repeated)} labelled row(s) repeat a key (first: "
+                         f"{repeated.iloc[0]!r}): --id-columns must identify one row each")
+    by_key = {k: (str(label).strip(), int(float(h)), int(float(n))) for k, label, h, n in
+              zip(key, frame[label_column], frame["stratum"], frame["stratum_rows"])}
+    return Labels(by_key, label_column, _shown(frame, key, text_column), _one_hash(frame),
+                  unlabelled)
+
+
+def _label_column(frame: pd.DataFrame, id_columns: Sequence[str], candidates: Sequence[str],
+                  explicit: bool) -> str:
+    """The labels file's label column (``id_columns``: the id and text columns it carries)."""
+    for name in (candidates[:1] if explicit else candidates):
+        if name in frame.columns:
+            return name
+    if not explicit:
+        written = {*DESIGN_COLUMNS, *id_columns, PREDICTION, PROBABILITY, MODEL_VERSION}
+        others = [c for c in frame.columns if c not in written and not frame[c].isna().all()
+                  and (frame[c].astype(str).str.strip() != "").any()]
+        if len(others) == 1:
+            return others[0]
+    raise ValueError(f"no label column {' or '.join(map(repr, candidates))} in the labels file "
+                     f"(columns: {', '.join(map(str, frame.columns[:20]))}); name it with "
+                     f"--label-column")
+
+
+def _shown(frame: pd.DataFrame, key: pd.Series,
+           text_column: str | None) -> dict[str, tuple[str | None, str | None]]:
+    """Per key, the prediction and text the labels file shows (None: no such column)."""
+    none = [None] * len(frame)
+    prediction = frame[PREDICTION].fillna("").astype(str).tolist() if PREDICTION in frame else none
+    text = (frame[text_column].fillna("").astype(str).tolist()
+            if text_column and text_column in frame else none)
+    return {k: (p, t) for k, p, t in zip(key, prediction, text)}
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Equal once re-saving by a spreadsheet is undone: whitespace runs (CRLF) and case (a
+    spreadsheet writes TRUE for True)."""
+    return " ".join(str(a).split()).casefold() == " ".join(str(b).split()).casefold()
+
+
+def _one_hash(frame: pd.DataFrame) -> str | None:
+    if "data_sha256" not in frame:
+        return None
+    hashes = {h for h in frame["data_sha256"].astype(str).str.strip() if h and h != "nan"}
+    if len(hashes) > 1:
+        raise ValueError(f"the labels file mixes {len(hashes)} samples (data_sha256 differs); "
+                         f"give one night's file at a time")
+    return hashes.pop() if hashes else None

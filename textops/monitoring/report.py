@@ -180,7 +180,10 @@ def _estimated_html(report: MonitorReport) -> str:
                        f"labelled rows of {sample.rows:,}; the label-free estimate was "
                        f"{sample.gap:+.4f} off. Alerts use the sample.</p>")
     to_label = report.to_label
-    if to_label:
+    if to_label and to_label.get("kept"):
+        sample_html += (f"<p>Rows to label: <code>{_e(to_label['path'])}</code> is kept as it is "
+                        f"({_e(to_label['kept'])}).</p>")
+    elif to_label:
         sample_html += (f"<p>{to_label['rows']} rows to label were written to "
                         f"<code>{_e(to_label['path'])}</code> ({_e(to_label['why'])}); label "
                         f"them and rerun with <code>--labels</code>.</p>")
