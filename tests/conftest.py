@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -36,15 +37,26 @@ def shared(*parts: str) -> Path:
 
 def copy_project(root: Path) -> Path:
     """A fresh copy of the project at ``root``: its scripts, the textops and textprep packages and
-    the shipped stop words; no .env, no registry, no logs."""
+    the shipped stop words; no .env, no registry, no logs. The packages' caches come along
+    (sources keep their times, so the caches stay valid): a copy's first training would
+    otherwise compile the n-gram kernel again (about 8 s each; :func:`compiled_kernel`)."""
     root.mkdir(parents=True)
     for module in PROJECT_ROOT.glob("*.py"):
         shutil.copy2(module, root / module.name)
-    for package in ("textops", "textprep"):
-        shutil.copytree(PROJECT_ROOT / package, root / package,
-                        ignore=shutil.ignore_patterns("__pycache__"))
+    for package in ("textops", "textprep"):  # with __pycache__: bytecode and numba's compiled
+        shutil.copytree(PROJECT_ROOT / package, root / package)  # n-gram kernel (see below)
     shutil.copytree(PROJECT_ROOT / "nltk_data", root / "nltk_data")
     return root
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compiled_kernel() -> None:
+    """Compile textprep's n-gram kernel once into the project's own cache (numba, cache=True)
+    before any test copies the project: every copy then loads it instead of compiling it."""
+    import textprep
+
+    texts = pd.Series(["warm up the compiled kernel", "and its character n-grams"] * 3)
+    textprep.HashedTfidf(min_df=1).fit(texts).transform(texts)
 
 
 @pytest.fixture

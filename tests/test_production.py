@@ -141,29 +141,26 @@ def test_sigterm_during_training_ends_the_run_killed_keeps_aliases_and_frees_the
 # ------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def champion_project(tmp_path_factory):
-    """A project with v1 @champion (twcs sample) and v2 whose model file is then corrupted."""
+    """A project with v1 @champion (twcs sample), v2 a copy of it whose model file is
+    corrupted, v3 a pickled model, v4 a copy of v1 tagged as another task (classes a/b): one
+    training, the other versions registered from copies."""
+    import shutil
+
     from conftest import copy_project
 
     root = copy_project(tmp_path_factory.mktemp("matrix") / "project")
-    for _ in range(2):
-        result = run_script(root, "train.py", *train_args())
-        assert result.returncode == 0, result.stderr
+    result = run_script(root, "train.py", *train_args())
+    assert result.returncode == 0, result.stderr
     client = registry(root)
-    source = client.get_model_version(MODEL, "2").source
-    run = client.get_model_version(MODEL, "2").run_id
-    model_files = [p for p in (root / "mlartifacts").rglob("model.skops")]
-    assert len(model_files) == 2 and source and run
-    newest = max(model_files, key=lambda p: p.stat().st_mtime)
-    newest.write_bytes(b"PK\x03\x04 this is not a model any more")
+    [trained] = [p.parent for p in (root / "mlartifacts").rglob("model.skops")]
+    copies = {name: shutil.copytree(trained, root / "copies" / name) for name in ("broken", "task")}
+    (copies["broken"] / "model.skops").write_bytes(b"PK\x03\x04 this is not a model any more")
+    client.create_model_version(MODEL, source=str(copies["broken"]))  # v2
     _register_a_pickled_model(root)  # v3: what an attacker with registry access could plant
-    # v4: another task (classes a/b), labels drawn at random so it never reaches the threshold
-    rng = __import__("random").Random(3)
-    other_task = _write(root / "other_task.csv", "text,label\n" + "".join(
-        f"note number {i} on the {('red', 'green', 'blue')[i % 3]} item,{rng.choice('ab')}\n"
-        for i in range(60)))
-    result = run_script(root, "train.py", "--data", other_task, "--threshold", "1.0",
-                        "--no-leakage-check", "--no-baseline", "--allow-new-classes", "fixture")
-    assert result.returncode == 0 and "@challenger" in result.stdout, result.stderr
+    other = client.create_model_version(MODEL, source=str(copies["task"]))  # v4
+    client.set_model_version_tag(MODEL, other.version, "textops.classes", '["a", "b"]')
+    client.set_model_version_tag(MODEL, other.version, "textops.label_column", "label")
+    assert str(other.version) == "4"
     return root
 
 

@@ -209,6 +209,9 @@ def run(job: MonitorJob) -> MonitorReport:
     fmt, header, spec = inspect_input(job)
     labels = read_labels_file(job)
     sha256 = data.file_sha256(job.data)  # the report's, and the label sample's seed
+    if labels is not None and labels.data_sha256 and labels.data_sha256 != sha256:
+        raise BadInputError(f"--labels {job.labels}: {labels.problems(sha256, False)[0]}; label "
+                            f"the to_label file written for this --data")  # before any scoring
     log.info("monitor: data=%s mode=%s, %s", job.data,
              "recorded predictions" if spec.recorded else f"score with {job.model_name}@{job.model}",
              f"labels in {job.label_column!r}" if spec.has_labels else "no labels (drift only)")
