@@ -155,24 +155,19 @@ def read_labels_file(job: MonitorJob) -> labelling.Labels | None:
 
 
 def read_spreadsheet_csv(path: Path) -> pd.DataFrame:
-    """A small CSV a person may have re-saved: UTF-8 (with or without a byte-order mark) or,
-    failing that, cp1252; delimiter ',', ';' or tab, whichever the header line uses most."""
+    """A small CSV a person may have re-saved (a labels file: a few hundred rows): UTF-8, with
+    or without a byte-order mark, or else cp1252; delimiter ',', ';' or tab, whichever its
+    header line uses most."""
     data.check_readable_file(path, "--labels file")
-    with open(path, "rb") as handle:
-        head = handle.read(65536)
-    first = head.split(b"\n", 1)[0]
+    raw = path.read_bytes()
+    first = raw.split(b"\n", 1)[0]
     delimiter = max((",", ";", "\t"), key=lambda d: first.count(d.encode()))
     try:
-        head.decode("utf-8")
+        raw.decode("utf-8")
         encoding = "utf-8"
-    except UnicodeDecodeError as exc:
-        encoding = "cp1252" if exc.start < len(head) - 4 else "utf-8"
-    try:
-        return data.read_table(path, encoding, delimiter)
-    except BadInputError:
-        if encoding == "cp1252":
-            raise
-        return data.read_table(path, "cp1252", delimiter)
+    except UnicodeDecodeError:
+        encoding = "cp1252"
+    return data.read_table(path, encoding, delimiter)
 
 
 class References:
@@ -209,9 +204,9 @@ def run(job: MonitorJob) -> MonitorReport:
     fmt, header, spec = inspect_input(job)
     labels = read_labels_file(job)
     sha256 = data.file_sha256(job.data)  # the report's, and the label sample's seed
-    if labels is not None and labels.data_sha256 and labels.data_sha256 != sha256:
-        raise BadInputError(f"--labels {job.labels}: {labels.problems(sha256, False)[0]}; label "
-                            f"the to_label file written for this --data")  # before any scoring
+    if labels is not None and labels.other_data(sha256):  # refused before anything is scored
+        raise BadInputError(f"--labels {job.labels}: {labels.other_data(sha256)}; label the "
+                            f"to_label file written for this --data")
     log.info("monitor: data=%s mode=%s, %s", job.data,
              "recorded predictions" if spec.recorded else f"score with {job.model_name}@{job.model}",
              f"labels in {job.label_column!r}" if spec.has_labels else "no labels (drift only)")

@@ -183,14 +183,19 @@ class Labels:
     texts: dict[str, str] = field(default_factory=dict)
     found: Counter = field(default_factory=Counter)
 
+    def other_data(self, data_sha256: str) -> str | None:
+        """Why the sample is not of the data whose SHA-256 is given (None: it is, or the file
+        predates the record)."""
+        if self.data_sha256 and self.data_sha256 != data_sha256:
+            return (f"it was drawn from other data (sha256 {self.data_sha256[:12]}..., tonight's "
+                    f"--data is {data_sha256[:12]}...): labels of another night")
+        return None
+
     def problems(self, data_sha256: str, check_texts: bool) -> list[str]:
         """What makes these labels not tonight's sample's (empty: nothing): another night's
         data, keys not in the data or in it twice, predictions or texts that differ, strata
         left unlabelled."""
-        found = []
-        if self.data_sha256 and self.data_sha256 != data_sha256:
-            found.append(f"it was drawn from other data (sha256 {self.data_sha256[:12]}..., "
-                         f"tonight's --data is {data_sha256[:12]}...): labels of another night")
+        found = [problem for problem in [self.other_data(data_sha256)] if problem]
         missing = [k for k in self.by_key if not self.found[k]]
         if missing:
             found.append(f"{len(missing)} labelled row(s) are not in the monitored data (first: "
