@@ -318,6 +318,13 @@ CONFIG: dict[str, dict[str, Setting]] = {
         "labels": Setting("", "the rows to label, labelled: the night's accuracy is estimated from them "
                               "(stratified, unbiased, with a 90-percent interval) and alerts use it",
                           "--labels", path=True),
+        "ledger": Setting("data/labels_ledger.db", "the labels ledger: every row accepted from --labels "
+                                                   "is appended once (SQLite), with its text, label, ids, "
+                                                   "model version, prediction, stratum, weight, batch, "
+                                                   "labeller and time; empty = off", "--ledger",
+                          path=True),
+        "labeller": Setting("", "who labelled the --labels file, recorded in the ledger (empty: "
+                                "user@host)", "--labeller"),
         "history_runs": Setting(30, "earlier monitoring runs charted in the HTML report", low=0),
     },
     "logging": {

@@ -882,3 +882,52 @@ def test_a_to_label_file_with_labels_filled_in_is_never_written_over(tmp_path):
     assert check._kept_as_it_is(empty, False, "inbound") == ""  # a --to-label file: replaced
     assert "same seeded sample" in check._kept_as_it_is(empty, True, "inbound")
     assert check._kept_as_it_is(tmp_path / "new.csv", True, "inbound") == ""
+
+
+def _ledger_rows(sample_id, labels, texts=None):
+    return [{"sample_id": sample_id, "row_key": str(i), "text": (texts or {}).get(i, f"text {i}"),
+             "label": label, "ids": json.dumps({"id": str(i)}), "model_name": "m",
+             "model_version": "1", "prediction": "a", "probability": 0.9, "stratum": i % 2,
+             "stratum_rows": 50, "inclusion_probability": 0.1, "weight": 10.0,
+             "data_sha256": "f" * 64, "night": "2026-12-06", "labeller": "me@host",
+             "labelled_at": f"2026-12-06T00:00:{i % 60:02d}"} for i, label in enumerate(labels)]
+
+
+def test_the_labels_ledger_keeps_each_row_once_and_both_sides_of_a_conflict(tmp_path):
+    from textops.monitoring import ledger
+
+    path = tmp_path / "data" / "labels_ledger.db"
+    first = ledger.append(path, _ledger_rows("night-1", ["a"] * 40))
+    assert (first.added, first.already, first.conflicts) == (40, 0, 0)
+    again = ledger.append(path, _ledger_rows("night-1", ["a"] * 40))  # the same file twice
+    assert (again.added, again.already) == (0, 40)
+    relabelled = ledger.append(path, _ledger_rows("night-2", ["b"] * 3))  # texts seen before
+    assert (relabelled.added, relabelled.conflicts) == (3, 3)
+    rows = ledger.read(path)
+    assert len(rows) == 43 and rows[0]["ids"] == {"id": "0"} and rows[0]["probability"] == 0.9
+    audit = [r for r in rows if r["sample_id"] == "night-1" and r["audit"]]
+    assert 0 < len(audit) < 20  # a seeded uniform share (0.2) of the batch, the same every time
+    assert all(ledger.in_audit("night-1", r["row_key"]) for r in audit)
+
+
+def test_a_damaged_ledger_is_never_rewritten(tmp_path):
+    from textops.monitoring import ledger
+
+    path = tmp_path / "labels_ledger.db"
+    path.write_bytes(b"not a database " * 100)
+    with pytest.raises(common.TrackingUnavailableError, match="left as it is"):
+        ledger.append(path, _ledger_rows("night-1", ["a"] * 3))
+    assert path.read_bytes() == b"not a database " * 100
+
+
+def test_two_appends_at_once_both_land_without_duplicates(tmp_path):
+    from textops.monitoring import ledger
+
+    path = tmp_path / "labels_ledger.db"
+    batches = [_ledger_rows(f"night-{n}", ["a"] * 200) for n in range(4)] * 2
+    threads = [threading.Thread(target=ledger.append, args=(path, rows)) for rows in batches]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(ledger.read(path)) == 800

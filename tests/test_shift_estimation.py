@@ -224,6 +224,12 @@ def test_a_labelled_sample_of_200_rows_brackets_the_nights_real_accuracy(project
     assert to_label.read_bytes() == labelled  # drawn again for this data: never written over
     assert "labels were filled in" in json.loads(report.read_text())["to_label"]["kept"]
     sample = json.loads(report.read_text())["estimated"]["sample"]
+    from textops.monitoring import ledger  # the accepted labels were kept, once, with provenance
+
+    kept = ledger.read(project / "data" / "labels_ledger.db")
+    assert len(kept) == 200 and {r["sample_id"] for r in kept} == {to_label.stem}
+    assert all(r["label"] == truth[r["ids"]["tweet_id"]] and r["text"] for r in kept)
+    assert 10 < sum(r["audit"] for r in kept) < 80 and kept[0]["labeller"]
     # the same labels given with another night's data: refused, not a confident wrong estimate
     other_night = tmp_path / "other.csv"
     frame.iloc[3000:4000][["tweet_id", "text"]].to_csv(other_night, index=False)

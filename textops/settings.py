@@ -161,6 +161,8 @@ class MonitorSettings:
     label_sample: int
     to_label: str
     labels: str
+    ledger: str
+    labeller: str
     history_runs: int
 
 

@@ -5,7 +5,8 @@ reference  the reference profile saved with each version at training time
 profile    the reference profile as read back, typed (missing parts of older ones: empty)
 drift      drift statistics against that reference (no labels needed)
 estimation the label-free accuracy estimate (ATC, DoC, CBPE) and its shift-aware interval
-labelling  the stratified sample to label, and the accuracy estimate from it
+labelling  the stratified sample to label, the labels that come back (checked), the estimate
+ledger     the labels ledger: every accepted labelled row, kept once, with its provenance
 alerts     performance from confusion counts, alert rules, the graded verdict
 result     the typed report: MonitorReport, its performance, estimate and drift parts
            (to_dict() is the JSON)

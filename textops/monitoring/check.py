@@ -18,10 +18,10 @@ import pandas as pd
 
 import config as cfg
 from common import BadInputError, atomic_output, refuse_overwriting
-from textops import batch, data, registry
+from textops import batch, data, promotion, registry
 from textops.columns import MODEL_VERSION, PREDICTION, PROBABILITY
 from textops.settings import Settings, Thresholds, Tracking, columns
-from textops.monitoring import alerts, drift, estimation, labelling, report, runs
+from textops.monitoring import alerts, drift, estimation, labelling, ledger, report, runs
 from textops.monitoring.profile import ReferenceProfile
 from textops.monitoring.reference import load_reference
 from textops.monitoring.result import (DataSummary, DriftSummary, EstimateReport, ModelSummary,
@@ -58,6 +58,8 @@ class MonitorJob:
     labels: Path | None  # the rows to label, labelled
     label_column_explicit: bool  # --label-column given: with --labels, the labels file's column
     tracking: Tracking
+    ledger: Path | None = None  # where --labels rows are kept (None: off)
+    labeller: str = ""  # who labelled them
 
     @property
     def model_name(self) -> str:
@@ -106,7 +108,8 @@ def make_job(settings: Settings, label_required: bool,
         domain_sample=m.domain_sample, history_runs=m.history_runs, workers=max(m.workers, 0),
         id_columns=ids, label_sample=m.label_sample,
         label_sample_forced=label_sample, to_label=to_label, labels=labels,
-        tracking=settings.tracking)
+        tracking=settings.tracking, ledger=cfg.resolve_path(m.ledger) if m.ledger else None,
+        labeller=m.labeller.strip() or promotion.actor("monitor.py").split(" ")[0])
 
 
 def refuse_design_clash(id_columns: tuple[str, ...], label_column: str) -> None:
@@ -229,6 +232,7 @@ def run(job: MonitorJob) -> MonitorReport:
     profiles = {v: references.of(v) for v in versions}
     found = _findings(job, spec, seen, versions, profiles, pipeline)
     _sample_estimate(found, collector, profiles[seen.main_version], job, sha256)
+    _keep_labels(job, collector)
     result = _report(job, spec, seen, versions, found, sha256)
     result = result.with_to_label(_write_to_label(job, collector, result, references))
     with atomic_output(job.report, "w", encoding="utf-8") as handle:  # first: whatever the store
@@ -414,6 +418,22 @@ def _sample_estimate(found: _CheckFindings, collector: labelling.Collector,
         found.alerts += estimation.estimation_alerts(
             sample, found.estimated.overall.training_accuracy, job.thresholds, "overall",
             f"{sample.labelled_rows} labelled rows")
+
+
+def _keep_labels(job: MonitorJob, collector: labelling.Collector) -> None:
+    """Append the accepted labels to the ledger (once: the same file again adds nothing)."""
+    if job.ledger is None or collector.labels is None:
+        return
+    rows = labelling.ledger_rows(collector.labels, job.id_columns, collector.text_column,
+                                 job.model_name, job.labeller,
+                                 datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    kept = ledger.append(job.ledger, rows)
+    log.info("labels ledger %s: %d row(s) added, %d already there, %d relabelled a text an "
+             "earlier batch labelled otherwise (both kept; the later one wins)", job.ledger,
+             kept.added, kept.already, kept.conflicts)
+    if kept.conflicts:
+        log.warning("labels ledger: %d text(s) got another label than in an earlier batch",
+                    kept.conflicts)
 
 
 def _write_to_label(job: MonitorJob, collector: labelling.Collector, result: MonitorReport,

@@ -20,6 +20,8 @@ they are chosen well and weighted back:
 """
 from __future__ import annotations
 
+import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Sequence
@@ -162,6 +164,7 @@ def row_keys(chunk: pd.DataFrame, id_columns: Sequence[str]) -> pd.Series:
     return key
 
 
+NIGHT = re.compile(r"\d{4}-\d{2}-\d{2}")  # a sample id starts with the night it was drawn
 # the columns to_label.csv carries besides the id columns, the text, the prediction and the
 # label: an id column of one of these names would be overwritten
 DESIGN_COLUMNS = ("row", "stratum", "stratum_rows", "inclusion_probability", "weight", "sample_id",
@@ -178,6 +181,7 @@ class Labels:
     shown: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # key: (pred, text)
     data_sha256: str | None = None  # the data the sample was drawn from (files of this release on)
     unlabelled_strata: list[int] = field(default_factory=list)
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)  # key: the row as given
     # filled while the data streams by: each key's prediction, text and rows found
     predictions: dict[str, str] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)
@@ -320,8 +324,9 @@ def read_labels(frame: pd.DataFrame, id_columns: Sequence[str], label_columns: S
                          f"{repeated.iloc[0]!r}): --id-columns must identify one row each")
     by_key = {k: (str(label).strip(), int(float(h)), int(float(n))) for k, label, h, n in
               zip(key, frame[label_column], frame["stratum"], frame["stratum_rows"])}
+    records = dict(zip(key, frame.to_dict("records")))
     return Labels(by_key, label_column, _shown(frame, key, text_column), _one_hash(frame),
-                  unlabelled)
+                  unlabelled, records)
 
 
 def _label_column(frame: pd.DataFrame, id_columns: Sequence[str], candidates: Sequence[str],
@@ -349,6 +354,38 @@ def _shown(frame: pd.DataFrame, key: pd.Series,
     text = (frame[text_column].fillna("").astype(str).tolist()
             if text_column and text_column in frame else none)
     return {k: (p, t) for k, p, t in zip(key, prediction, text)}
+
+
+def ledger_rows(labels: Labels, id_columns: Sequence[str], text_column: str | None,
+                model_name: str, labeller: str, labelled_at: str) -> list[dict[str, Any]]:
+    """The labelled rows as the labels ledger keeps them (``textops.monitoring.ledger``): the
+    text as tonight's data holds it (else as the file shows it), the design and provenance."""
+    rows = []
+    for key, (label, stratum, stratum_rows) in labels.by_key.items():
+        given = labels.records.get(key, {})
+        text = labels.texts.get(key, given.get(text_column) if text_column else None)
+        sample_id = str(given.get("sample_id") or f"data-{(labels.data_sha256 or '')[:12]}")
+        rows.append({
+            "sample_id": sample_id, "row_key": key, "label": label,
+            "text": None if text is None or text != text else str(text),
+            "ids": json.dumps({c: str(given.get(c, "")) for c in id_columns} if id_columns
+                              else {"row": str(given.get("row", key))}, ensure_ascii=False),
+            "model_name": model_name, "model_version": str(given.get(MODEL_VERSION, "")),
+            "prediction": str(labels.predictions.get(key, given.get(PREDICTION, ""))),
+            "probability": _number(given.get(PROBABILITY)), "stratum": stratum,
+            "stratum_rows": stratum_rows,
+            "inclusion_probability": _number(given.get("inclusion_probability")),
+            "weight": _number(given.get("weight")), "data_sha256": labels.data_sha256,
+            "night": sample_id[:10] if NIGHT.match(sample_id) else labelled_at[:10],
+            "labeller": labeller, "labelled_at": labelled_at})
+    return rows
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def same_value(a: Any, b: Any) -> bool:
