@@ -137,7 +137,15 @@ _QUERY_SECRET = re.compile(r"(?P<head>[?&;](?:[A-Za-z0-9_.\-]*(?:token|password|
 
 def uri_query_secrets(uri: str) -> list[str]:
     """The values of a URI's query parameters that name a secret (``?token=...``)."""
-    return [m["secret"] for m in _QUERY_SECRET.finditer(str(uri)) if "://" in str(uri)]
+    uri = str(uri)
+    return [m["secret"] for m in _QUERY_SECRET.finditer(uri)] if "://" in uri else []
+
+
+def learn_uri_secrets(uri: str) -> None:
+    """Mask, from now on, a URI's password and the secrets of its query string."""
+    add_secret(uri_password(uri))
+    for secret in uri_query_secrets(uri):
+        add_secret(secret)
 
 
 def uri_password(uri: str) -> str | None:
@@ -171,9 +179,7 @@ def collect_secrets(environ: Mapping[str, str] | None = None, *uris: str) -> Non
     for name in SECRET_VALUES:
         add_secret(env.get(name))
     for uri in [env.get(name, "") for name in SECRET_VARIABLES] + list(uris):
-        add_secret(uri_password(uri or ""))
-        for secret in uri_query_secrets(uri or ""):
-            add_secret(secret)
+        learn_uri_secrets(uri or "")
 
 
 def redact(text: Any) -> str:

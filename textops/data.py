@@ -90,8 +90,8 @@ def detect_format(path: Path, encoding: str, delimiter: str) -> CsvFormat:
         return CsvFormat("utf-16", delimiter, None, kind)
     utf8 = encoding.lower().replace("_", "-") in ("utf-8", "utf8", "utf-8-sig")
     if utf8 and b"\x00" in head[:4096]:  # NUL bytes are valid UTF-8, but never in a text CSV
-        if kind != "csv" and formats.damage(path):
-            raise BadInputError(formats.damage(path))
+        if kind != "csv":
+            _refuse_if_damaged(path)
         raise BadInputError(
             f"{path} holds NUL bytes: it looks like UTF-16 or UTF-32 without a byte-order mark "
             f"(or a binary file); pass --encoding utf-16-le (or utf-16-be)")
@@ -135,7 +135,7 @@ def _translate_error(exc: Exception, path: Path, fmt: CsvFormat) -> BaseExceptio
     damaged = formats.damage(path) if fmt.container != "csv" and isinstance(
         exc, (UnicodeError, pd.errors.ParserError, csv.Error)) else None
     if damaged:
-        return BadInputError(damaged)
+        return BadInputError(damaged)  # returned, not raised: the caller raises it
     if isinstance(exc, UnicodeDecodeError):
         return BadInputError(
             f"{path} is not valid {fmt.encoding} text (byte 0x{exc.object[exc.start]:02x} at "
@@ -173,14 +173,20 @@ def require_columns(columns: Sequence[str], required: dict[str, str], path: Path
     """``required`` maps column name -> the flag that selects it, for the error message."""
     for name, flag in required.items():
         if name not in columns:
-            damaged = formats.damage(Path(str(path)))  # a URI (Spark's input) is no local file: None
-            if damaged:
-                raise BadInputError(damaged)
+            _refuse_if_damaged(Path(str(path)))  # a URI (Spark's input) is no local file
             shown = ", ".join(map(str, list(columns)[:20]))
             raise BadInputError(
                 f"column {name!r} not found in {path} (columns: {shown}); pass {flag} NAME "
                 f"with the right column"
             )
+
+
+def _refuse_if_damaged(path: Path) -> None:
+    """BadInputError naming the damage when ``path`` is a compressed file that does not
+    decompress to its end (asked only on error paths: it reads the whole stream)."""
+    damaged = formats.damage(path)
+    if damaged:
+        raise BadInputError(damaged)
 
 
 def _source(path: Path, fmt: CsvFormat) -> Any:

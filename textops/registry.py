@@ -27,8 +27,8 @@ import skops.io as sio
 
 import config as cfg
 import textprep
-from common import (BadInputError, ModelNotFoundError, TrackingUnavailableError, add_secret,
-                    first_line, uri_password, uri_query_secrets)
+from common import (BadInputError, ModelNotFoundError, TrackingUnavailableError, first_line,
+                    learn_uri_secrets)
 from common import redact as common_redact
 from textops.locking import exclusive
 from textops.settings import Tracking
@@ -50,9 +50,7 @@ TEXTPREP_PATH = cfg.PROJECT_ROOT / "textprep"  # the package, shipped as the mod
 def redact(uri: str) -> str:
     """``uri`` fit for logs and messages: a password in it (``http://user:pw@host``) is masked,
     however it is spelled (``@``, ``/``, ``:`` or percent escapes inside it, token only)."""
-    add_secret(uri_password(str(uri)))
-    for secret in uri_query_secrets(str(uri)):
-        add_secret(secret)
+    learn_uri_secrets(str(uri))
     return common_redact(str(uri))
 
 
