@@ -224,6 +224,11 @@ CONFIG: dict[str, dict[str, Setting]] = {
         "lock_dir": Setting(".locks", "folder of the train-<model>.lock files (one training per model "
                                       "at a time) and alias-<model>.lock (one alias change at a time)",
                             path=True),
+        "with_ledger": Setting(False, "also train on the labels ledger's rows of this model (see "
+                                      "monitor.ledger; its audit part never): a text's latest label "
+                                      "wins, each row lands in train/validation/test by the same "
+                                      "text hash, the batches used are logged as the run's dataset "
+                                      "inputs", "--with-ledger"),
         "lock_wait": Setting(0.0, "when another train.py of the same model is running, wait this long "
                                   "for it, then skip with exit 5", "--lock-wait", metavar="SECONDS", low=0.0),
     },
@@ -308,6 +313,11 @@ CONFIG: dict[str, dict[str, Setting]] = {
         "label_sample": Setting(200, "rows to label written to --to-label when drift fires or the "
                                      "estimators disagree (0 = never; --label-sample N: every run)",
                                 low=0, high=100_000),
+        "label_uniform_share": Setting(0.5, "share of the --label-sample budget spread over the rows "
+                                            "uniformly; the rest goes to uncertain rows (Neyman "
+                                            "allocation over confidence strata); every stratum keeps "
+                                            "at least 2 rows and the estimate stays unbiased either "
+                                            "way", low=0.0, high=1.0),
         "to_label": Setting("reports/to_label", "where the rows to label are written (a stratified "
                                                 "sample with inclusion weights and an empty column "
                                                 "named like the model's label column): a folder, one "
@@ -321,8 +331,9 @@ CONFIG: dict[str, dict[str, Setting]] = {
         "ledger": Setting("data/labels_ledger.db", "the labels ledger: every row accepted from --labels "
                                                    "is appended once (SQLite), with its text, label, ids, "
                                                    "model version, prediction, stratum, weight, batch, "
-                                                   "labeller and time; empty = off", "--ledger",
-                          path=True),
+                                                   "labeller and time; empty = off (train.py "
+                                                   "--with-ledger reads it)", "--ledger",
+                          ("monitor", "train"), path=True),
         "labeller": Setting("", "who labelled the --labels file, recorded in the ledger (empty: "
                                 "user@host)", "--labeller"),
         "history_runs": Setting(30, "earlier monitoring runs charted in the HTML report", low=0),

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.stats import binom
+from scipy.stats import binom, norm
 
 from common import BadInputError
 from textops.locking import exclusive
@@ -225,11 +225,85 @@ def paired_test(metric: str, y_true: Any, new: Any, old: Any, alpha: float = 0.0
     return PairedTest(method, difference, (float(low), float(high)), pvalue)
 
 
+@dataclass(frozen=True)
+class AuditComparison:
+    """The champion and the new model on the ledger's audit rows (recent labelled rows neither
+    was trained on), each row weighted by its design weight so the rows stand for their nights:
+    weighted accuracies, and the paired test of their difference (``test.pvalue``: one-sided,
+    for "the new model is not better"; ``test.interval``: its 1 - 2 alpha interval)."""
+
+    rows: int
+    batches: int  # labelled samples (nights) the rows come from
+    accuracy: float  # the new model's
+    champion_accuracy: float
+    test: PairedTest
+
+    def describe(self) -> str:
+        t = self.test
+        return (f"on {self.rows} audit rows of {self.batches} batch(es) of the labels ledger, "
+                f"accuracy {self.accuracy:.4f} vs {self.champion_accuracy:.4f} "
+                f"({t.difference:+.4f}, {t.method} p={t.pvalue:.3g})")
+
+
+def audit_comparison(y_true: Any, new: Any, old: Any, weights: Any, batches: int,
+                     alpha: float = 0.05) -> AuditComparison:
+    """Weighted (Hajek) accuracies of both models and the paired difference: its variance by
+    linearisation, ``sum w_i^2 (d_i - D)^2 / (sum w_i)^2``, the one-sided p-value and interval
+    from the normal distribution (a few hundred rows: the ledger's audit part)."""
+    y_true, new, old = (np.asarray(a, dtype=object).astype(str) for a in (y_true, new, old))
+    w = np.asarray(weights, dtype=float)
+    right_new, right_old = (new == y_true).astype(float), (old == y_true).astype(float)
+    total = float(w.sum())
+    d = right_new - right_old
+    difference = float(w @ d / total)
+    se = float(np.sqrt(np.sum(w ** 2 * (d - difference) ** 2)) / total)
+    if se > 0:
+        pvalue = float(norm.sf(difference / se))
+        half = float(norm.ppf(1 - alpha)) * se
+    else:  # the same verdict on every row: no evidence either way unless they differ
+        pvalue = 0.0 if difference > 0 else 1.0
+        half = 0.0
+    test = PairedTest("weighted paired z-test", difference, (difference - half, difference + half),
+                      pvalue)
+    return AuditComparison(len(y_true), batches, float(w @ right_new / total),
+                           float(w @ right_old / total), test)
+
+
 def decide_promotion(metric: str, score: float, threshold: float, champion_version: str | None,
                      champion_score: float | None, test: PairedTest | None = None,
-                     alpha: float = 0.05, min_gain: float = 0.0) -> Decision:
+                     alpha: float = 0.05, min_gain: float = 0.0,
+                     audit: AuditComparison | None = None) -> Decision:
     """The promotion rule: reach the threshold AND (no champion OR beat it on the same rows, by
-    at least ``min_gain`` and, when ``test`` is given, significantly at level ``alpha``)."""
+    at least ``min_gain`` and, when ``test`` is given, significantly at level ``alpha``).
+
+    With the ledger's ``audit`` rows as well: a model the test rows promote is still kept as
+    challenger when it is significantly *worse* on the audit rows; and where the test rows
+    cannot tell the two apart (significant neither way), a model significantly better on the
+    audit rows (by at least ``min_gain``) is promoted. Noise promotes nothing."""
+    decision = _decide_on_test_rows(metric, score, threshold, champion_version, champion_score,
+                                    test, alpha, min_gain)
+    if audit is None or test is None or champion_version is None or champion_score is None \
+            or score < threshold:
+        return decision
+    on_audit = audit.describe()
+    if decision.promoted:
+        if audit.test.interval[1] < 0:
+            return Decision(CHALLENGER, f"{decision.reason}, but significantly worse {on_audit}: "
+                                        f"kept as challenger")
+        return Decision(CHAMPION, f"{decision.reason}; {on_audit}")
+    test_tells = test.pvalue < alpha or test.interval[1] < 0
+    if not test_tells and audit.test.pvalue < alpha and audit.test.difference >= min_gain:
+        return Decision(CHAMPION, f"{metric} {score:.4f} reaches the threshold {threshold:.4f}; "
+                                  f"the test rows cannot tell it from champion v{champion_version} "
+                                  f"({champion_score:.4f}, {test.method} p={test.pvalue:.3g}), but "
+                                  f"it is significantly better {on_audit}")
+    return Decision(CHALLENGER, f"{decision.reason}; {on_audit}")
+
+
+def _decide_on_test_rows(metric: str, score: float, threshold: float,
+                         champion_version: str | None, champion_score: float | None,
+                         test: PairedTest | None, alpha: float, min_gain: float) -> Decision:
+    """The rule on the test rows alone (see :func:`decide_promotion`)."""
     if score < threshold:
         return Decision(CHALLENGER, f"{metric} {score:.4f} is below the threshold {threshold:.4f}")
     if champion_version is None:

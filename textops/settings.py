@@ -109,6 +109,7 @@ class TrainSettings:
     max_classes: int
     allow_new_classes: str
     lock_dir: str
+    with_ledger: bool
     lock_wait: float
 
 
@@ -159,6 +160,7 @@ class MonitorSettings:
     reference_texts: int
     id_columns: str
     label_sample: int
+    label_uniform_share: float
     to_label: str
     labels: str
     ledger: str

@@ -3,15 +3,18 @@ before anything is logged), then, holding the model's lock, fit, evaluate, log t
 register the version, describe it, and move the alias the promotion rule chooses."""
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 import config as cfg
 from common import (BadInputError, Interrupted, Stopwatch, first_line, raise_if_interrupted,
@@ -19,6 +22,7 @@ from common import (BadInputError, Interrupted, Stopwatch, first_line, raise_if_
 from textops import data, diagnostics, model, promotion, registry, tuning
 from textops.calibration import calibration_metrics, save_reliability_diagram
 from textops.locking import exclusive
+from textops.monitoring import ledger
 from textops.monitoring.reference import (REFERENCE_PATH, build_reference, load_reference,
                                          write_reference)
 from textops.settings import (DataSettings, ModelSpec, PromotionSettings, Settings, Tracking,
@@ -40,13 +44,20 @@ class TrainJob:
     promotion: PromotionSettings
     tracking: Tracking
     reference_texts: int  # texts kept in the monitoring reference profile
+    ledger: Path | None = None  # --with-ledger: the labels ledger to add rows from (None: off)
 
 
 def make_job(settings: Settings) -> TrainJob:
     """The run's job, from the resolved settings."""
+    ledger_path = None
+    if settings.train.with_ledger:
+        if not settings.monitor.ledger:
+            raise BadInputError("--with-ledger needs the labels ledger's path: set "
+                                "TEXTOPS_MONITOR_LEDGER or pass --ledger PATH")
+        ledger_path = cfg.resolve_path(settings.monitor.ledger)
     return TrainJob(cfg.resolve_path(settings.train.data), settings.data, settings.model,
                     settings.train, settings.promotion, settings.tracking,
-                    settings.monitor.reference_texts)
+                    settings.monitor.reference_texts, ledger_path)
 
 
 @dataclass
@@ -61,6 +72,7 @@ class TrainingData:
     fit_split: data.Split  # ``split`` with its training + validation rows cut to max_fit_rows
     probes: data.Split  # ``fit_split`` cut to sample_rows (and its test rows too): drawn once for
     #                     the leakage probes and the token importance
+    ledger: ledger.Selection | None = None  # --with-ledger: what the labels ledger added
 
 
 @dataclass
@@ -84,6 +96,12 @@ def load_training_data(job: TrainJob) -> TrainingData:
         raise BadInputError(f"the text and the label column are both {text_col!r}; pass "
                             f"--text-column and --label-column with two different columns")
     frame = data.read_table(path, d.encoding, d.delimiter, usecols=[text_col, label_col])
+    data.require_columns(frame.columns, {text_col: "--text-column", label_col: "--label-column"},
+                         path)
+    chosen = None
+    if job.ledger is not None:
+        frame, chosen = with_ledger_rows(frame, job.ledger, job.tracking.model_name, text_col,
+                                         label_col)
     rows = data.prepare_labelled(frame, text_col, label_col, path)
     if rows.dropped_blank_text or rows.dropped_missing_label:
         log.warning("dropped %d rows with empty text and %d rows with a missing label",
@@ -111,7 +129,34 @@ def load_training_data(job: TrainJob) -> TrainingData:
                  _fit_rows(fit_split), _fit_rows(split), job.train.max_fit_rows)
     probes = fit_split.bounded(job.train.sample_rows, d.random_seed,
                                test_limit=job.train.sample_rows)
-    return TrainingData(path, data.file_sha256(path), rows, split, stopwords, fit_split, probes)
+    return TrainingData(path, data.file_sha256(path), rows, split, stopwords, fit_split, probes,
+                        chosen)
+
+
+def with_ledger_rows(frame: pd.DataFrame, path: Path, model_name: str, text_col: str,
+                     label_col: str) -> tuple[pd.DataFrame, ledger.Selection | None]:
+    """The training table with the labels ledger's rows of this model added (their latest
+    label; the audit part left out, and taken out of the table too, so it stays unseen); a
+    text of the table that the ledger labelled is replaced by the ledger's row. Without a
+    ledger yet (no labels given back so far) the table as it is."""
+    if not path.exists():
+        log.warning("--with-ledger: the labels ledger %s does not exist yet (no labels given back "
+                    "with monitor.py --labels): training on %s alone", path, "the data")
+        return frame, None
+    chosen = ledger.select(ledger.read(path), model_name)
+    in_ledger = set(chosen.texts) | {row["text"] for row in chosen.audit}
+    replaced = data.clean_text(frame[text_col]).isin(in_ledger).to_numpy()
+    added = pd.DataFrame({text_col: chosen.texts, label_col: chosen.labels})
+    log.info("labels ledger %s: %d row(s) of %s added from %d batch(es) (nights %s); %d audit "
+             "row(s) kept aside, never trained on; %d row(s) of the data replaced by a ledger "
+             "label; %d older ledger label(s) superseded by a later one; %d text(s) relabelled "
+             "differently over time", path, len(chosen.texts), model_name, len(chosen.batches),
+             ", ".join(chosen.nights) or "-", len(chosen.audit), int(replaced.sum()),
+             chosen.superseded, chosen.conflicts)
+    if not chosen.texts and not chosen.audit:
+        log.warning("--with-ledger: the labels ledger %s holds no row of model %s", path,
+                    model_name)
+    return pd.concat([frame[~replaced], added], ignore_index=True), chosen
 
 
 def _fit_rows(split: data.Split) -> int:
@@ -247,8 +292,9 @@ def train_in_run(job: TrainJob, client: Any, td: TrainingData) -> str:
     quality_tags = baseline_and_leakage(job, fitted.pipeline, td,
                                         fitted.evaluation.metrics["macro_f1"])
     _log_artifacts(job, td, fitted)
-    champion_version, champion_score, champion_pred = _champion_on_test_rows(client, name, metric,
-                                                                            td.split)
+    audit_x = _audit_rows(job, td)
+    champion_version, champion_score, champion_pred, champion_audit = _champion_on_test_rows(
+        client, name, metric, td.split, audit_x)
     raise_if_interrupted()  # nothing registered yet: a swallowed SIGTERM still stops here
     info = registry.log_and_register(fitted.pipeline, name, td.split.x_test.head(5).reset_index(drop=True))
     version = str(info.registered_model_version)
@@ -259,8 +305,11 @@ def train_in_run(job: TrainJob, client: Any, td: TrainingData) -> str:
     if champion_pred is not None and alpha > 0:
         test = promotion.paired_test(metric, td.split.y_test, fitted.y_pred, champion_pred, alpha,
                                      seed=job.data.random_seed)
+    audit = None
+    if champion_audit is not None and test is not None:
+        audit = _audit_comparison(td.ledger, fitted.pipeline, audit_x, champion_audit, alpha)
     decision = promotion.decide_promotion(metric, score, threshold, champion_version,
-                                          champion_score, test, alpha, p.min_gain)
+                                          champion_score, test, alpha, p.min_gain, audit)
     with promotion.alias_lock(cfg.resolve_path(job.train.lock_dir), name):
         decision = promotion.still_valid(decision, champion_version,
                                          registry.aliases_of(client, name).get(registry.CHAMPION))
@@ -279,6 +328,7 @@ def train_in_run(job: TrainJob, client: Any, td: TrainingData) -> str:
         "textops.label_column": job.data.label_column,
         "textops.classes": json.dumps(sorted(td.rows.class_counts), ensure_ascii=False)[:5000],
         **_test_tags(test),
+        **_audit_tags(audit),
         "textops.reference": REFERENCE_PATH,
         **quality_tags,
     }
@@ -317,6 +367,37 @@ def _log_inputs(job: TrainJob, td: TrainingData) -> None:
         "stopwords.count": len(td.stopwords.words),
         "model_name": job.tracking.model_name,
     })
+    _log_datasets(job, td)
+
+
+def _log_datasets(job: TrainJob, td: TrainingData) -> None:
+    """The run's dataset inputs (the MLflow UI's lineage): the training file, and with
+    --with-ledger each ledger batch it used, with its source, digest, night and row counts."""
+    import mlflow  # heavy (~1.5 s): lazy, for a fast --help and lean workers
+    from mlflow.data.meta_dataset import MetaDataset
+
+    datasets = [(td.path, td.path.name, td.sha256, {"rows": str(len(td.rows.labels))})]
+    if td.ledger is not None:
+        chosen = td.ledger
+        mlflow.log_params({"ledger.path": str(job.ledger), "ledger.rows": len(chosen.texts),
+                           "ledger.audit_rows": len(chosen.audit),
+                           "ledger.batches": len(chosen.batches),
+                           "ledger.superseded": chosen.superseded,
+                           "ledger.conflicts": chosen.conflicts, "ledger.digest": chosen.digest})
+        mlflow.set_tag("textops.ledger_nights", ",".join(chosen.nights)[:5000])
+        for batch in chosen.batches:
+            digest = hashlib.sha256(f"{batch.sample_id}\x1f{chosen.digest}".encode()).hexdigest()
+            datasets.append((job.ledger, f"labels-ledger/{batch.sample_id}", digest,
+                             {"night": batch.night, "rows": str(batch.rows),
+                              "audit_rows": str(batch.audit), "data_sha256": batch.data_sha256}))
+    for source, name, digest, tags in datasets:
+        with warnings.catch_warnings():  # a local path matches two equal source kinds
+            warnings.simplefilter("ignore", UserWarning)
+            from mlflow.data.dataset_source_registry import resolve_dataset_source
+
+            dataset = MetaDataset(resolve_dataset_source(str(source)), name=name[:500],
+                                  digest=digest[:32])
+        mlflow.log_input(dataset, context="training", tags=tags)
 
 
 def fit_and_evaluate(job: TrainJob, td: TrainingData) -> Fitted:
@@ -464,25 +545,63 @@ def _log_artifacts(job: TrainJob, td: TrainingData, fitted: Fitted) -> None:
         mlflow.log_artifacts(str(folder))
 
 
-def _champion_on_test_rows(client: Any, name: str, metric: str, split: data.Split
-                           ) -> tuple[str | None, float | None, np.ndarray | None]:
+def _champion_on_test_rows(client: Any, name: str, metric: str, split: data.Split,
+                           audit_x: pd.DataFrame | None = None
+                           ) -> tuple[str | None, float | None, np.ndarray | None,
+                                      np.ndarray | None]:
     """The current champion, scored on the very same test rows: its version, score and
-    predictions (all None without a champion; no score when it cannot be evaluated)."""
+    predictions, and its predictions of the ledger's audit rows when given (all None without a
+    champion; no score when it cannot be evaluated)."""
     import mlflow  # heavy (~1.5 s): lazy, for a fast --help and lean workers
 
     champion_version = registry.aliases_of(client, name).get(registry.CHAMPION)
     if champion_version is None:
-        return None, None, None
+        return None, None, None, None
     try:
         champion = registry.load_pipeline(name, champion_version)
         predicted, _ = model.predict_with_proba(champion, split.x_test)
         score = model.evaluate(split.y_test, predicted).metrics[metric]
+        on_audit = None if audit_x is None else model.predict_with_proba(champion, audit_x)[0]
     except Exception as exc:  # noqa: BLE001 - a broken champion must not block training
         log.warning("current champion v%s could not be evaluated: %s", champion_version, exc)
-        return champion_version, None, None
+        return champion_version, None, None, None
     mlflow.log_metric(f"champion_{metric}", score)
     log.info("champion v%s on the same test rows: %s %.4f", champion_version, metric, score)
-    return champion_version, score, predicted
+    return champion_version, score, predicted, on_audit
+
+
+def _audit_rows(job: TrainJob, td: TrainingData) -> pd.DataFrame | None:
+    """The ledger's audit rows as model input (None: no ledger or no audit row)."""
+    if td.ledger is None or not td.ledger.audit:
+        return None
+    return pd.DataFrame({job.data.text_column: [row["text"] for row in td.ledger.audit]})
+
+
+def _audit_comparison(chosen: ledger.Selection, pipeline: Any, audit_x: pd.DataFrame,
+                      champion_pred: np.ndarray, alpha: float) -> promotion.AuditComparison:
+    """The new model against the champion on the ledger's audit rows, logged."""
+    import mlflow  # heavy (~1.5 s): lazy, for a fast --help and lean workers
+
+    predicted, _ = model.predict_with_proba(pipeline, audit_x)
+    audit = promotion.audit_comparison([row["label"] for row in chosen.audit], predicted,
+                                       champion_pred, [row["weight"] for row in chosen.audit],
+                                       len({row["sample_id"] for row in chosen.audit}), alpha)
+    mlflow.log_metrics({"audit.accuracy": audit.accuracy,
+                        "audit.champion_accuracy": audit.champion_accuracy,
+                        "audit.difference": audit.test.difference,
+                        "audit.pvalue": audit.test.pvalue, "audit.rows": audit.rows})
+    log.info("ledger audit rows: %s", audit.describe())
+    return audit
+
+
+def _audit_tags(audit: promotion.AuditComparison | None) -> dict[str, str]:
+    """The comparison on the ledger's audit rows, as tags (none without one)."""
+    if audit is None:
+        return {}
+    return {"textops.audit_rows": str(audit.rows),
+            "textops.audit_accuracy": f"{audit.accuracy:.6f}",
+            "textops.audit_champion_accuracy": f"{audit.champion_accuracy:.6f}",
+            "textops.audit_pvalue": f"{audit.test.pvalue:.6g}"}
 
 
 def model_card(job: TrainJob, td: TrainingData, fitted: Fitted,
@@ -508,6 +627,17 @@ def model_card(job: TrainJob, td: TrainingData, fitted: Fitted,
         f"Test rows ({td.split.sizes['test']}): accuracy {m['accuracy']:.4f}, macro-F1 "
         f"{m['macro_f1']:.4f}"
         + (f"; linear baseline macro-F1 {float(baseline):.4f}" if baseline else "") + ".\n\n"
+        + _ledger_card(td.ledger) +
         f"Promotion: @{tags['textops.decision']}: {tags['textops.reason']}.\n\n"
         f"Leakage check: {tags.get('textops.leakage_warning', 'not run')}.")
     return registry.ModelCard(model_text, version_text)
+
+
+def _ledger_card(chosen: ledger.Selection | None) -> str:
+    """The model card's paragraph on the labels ledger (empty without --with-ledger)."""
+    if chosen is None:
+        return ""
+    nights = ", ".join(chosen.nights) or "none"
+    return (f"Labels ledger: {len(chosen.texts)} labelled rows added from {len(chosen.batches)} "
+            f"batch(es), nights {nights}; {len(chosen.audit)} audit rows kept aside (never "
+            f"trained on).\n\n")

@@ -60,6 +60,7 @@ class MonitorJob:
     tracking: Tracking
     ledger: Path | None = None  # where --labels rows are kept (None: off)
     labeller: str = ""  # who labelled them
+    label_uniform_share: float = labelling.UNIFORM_SHARE  # of the budget drawn uniformly
 
     @property
     def model_name(self) -> str:
@@ -109,7 +110,8 @@ def make_job(settings: Settings, label_required: bool,
         id_columns=ids, label_sample=m.label_sample,
         label_sample_forced=label_sample, to_label=to_label, labels=labels,
         tracking=settings.tracking, ledger=cfg.resolve_path(m.ledger) if m.ledger else None,
-        labeller=m.labeller.strip() or promotion.actor("monitor.py").split(" ")[0])
+        labeller=m.labeller.strip() or promotion.actor("monitor.py").split(" ")[0],
+        label_uniform_share=m.label_uniform_share)
 
 
 def refuse_design_clash(id_columns: tuple[str, ...], label_column: str) -> None:
@@ -218,7 +220,7 @@ def run(job: MonitorJob) -> MonitorReport:
     budget = job.label_sample_forced or (job.label_sample if job.to_label else 0)
     collector = labelling.Collector(budget, job.seed + int(sha256[:8], 16), job.id_columns,
                                     job.text_column if spec.has_text else None,
-                                    references.strata_edges, labels)
+                                    references.strata_edges, labels, job.label_uniform_share)
     chunks = data.iter_table(job.data, fmt, job.chunk_size, spec.columns(header))
     pipeline = None
     if spec.recorded:

@@ -8,9 +8,11 @@ they are chosen well and weighted back:
   confidences and its ATC threshold, so errors below the threshold and the rare confident
   errors above it each get their stratum). While the file streams by, each stratum keeps a
   seeded uniform reservoir and running counts; at the end the budget is allocated across strata
-  by Neyman's rule (``n_h`` proportional to ``N_h * sd_h``, with ``sd_h`` from the stratum's
-  mean confidence, floored so confident strata still get labels) and ``n_h`` rows are drawn
-  from each reservoir. Every row carries its stratum, the stratum's size and its inclusion
+  in two parts: a **uniform share** (``uniform_share`` of the budget, proportional to the
+  strata's sizes, as a simple random sample would) and the rest by Neyman's rule (``n_h``
+  proportional to ``N_h * sd_h``, with ``sd_h`` from the stratum's mean confidence, floored so
+  confident strata still get labels), so uncertain rows get more labels and no region gets
+  none; ``n_h`` rows are then drawn from each reservoir. Every row carries its stratum, the stratum's size and its inclusion
   probability ``n_h / N_h``. Memory: the budget times the number of strata.
 - **Estimating.** With the labels back, the stratified (Horvitz-Thompson) estimator
   ``sum_h (N_h / N) * mean_h(right)`` is unbiased for the night's accuracy; its variance
@@ -35,6 +37,7 @@ from textops.monitoring.result import SampleEstimate
 
 SD_FLOOR = 0.25  # a stratum's assumed error spread is never below this (confident errors hide)
 MIN_PER_STRATUM = 2  # labelled rows a non-empty stratum gets at least (for its variance)
+UNIFORM_SHARE = 0.5  # of the budget allocated as a simple random sample would (bench/loop_bench.py)
 SMOOTH = Z90 ** 2 / 2  # rows of each outcome added to a stratum's variance (Agresti-Coull)
 
 
@@ -65,8 +68,12 @@ class _Stratum:
 class Sampler:
     """Streams rows into per-stratum reservoirs (seeded); :meth:`draw` allocates the budget."""
 
-    def __init__(self, budget: int, edges: Sequence[float], seed: int):
+    def __init__(self, budget: int, edges: Sequence[float], seed: int,
+                 uniform_share: float = UNIFORM_SHARE):
+        if not 0.0 <= uniform_share <= 1.0:
+            raise ValueError(f"uniform_share must be between 0 and 1, not {uniform_share}")
         self.budget, self.edges = int(budget), list(edges)
+        self.uniform_share = float(uniform_share)
         self.strata = [_Stratum() for _ in range(len(self.edges) + 1)]
         self._rng = np.random.default_rng(seed)
         self._seed = seed
@@ -89,8 +96,9 @@ class Sampler:
             stratum.seen += len(mine)
 
     def allocation(self) -> list[int]:
-        """Labels per stratum: Neyman allocation of the budget, at least MIN_PER_STRATUM (or the
-        whole stratum when smaller), never more than the stratum holds."""
+        """Labels per stratum: ``uniform_share`` of the budget in proportion to the strata's
+        sizes, the rest by Neyman's rule; at least MIN_PER_STRATUM (or the whole stratum when
+        smaller), never more than the stratum holds."""
         sizes = np.array([s.rows for s in self.strata], dtype=float)
         if sizes.sum() == 0:
             return [0] * len(self.strata)
@@ -100,7 +108,8 @@ class Sampler:
         floor = np.minimum(sizes, MIN_PER_STRATUM)
         if floor.sum() > budget:  # a budget smaller than the floors (--label-sample 1): Neyman only
             floor = np.zeros_like(floor)
-        share = sizes * spread
+        neyman = sizes * spread / max(float(np.sum(sizes * spread)), 1e-12)
+        share = self.uniform_share * sizes / sizes.sum() + (1 - self.uniform_share) * neyman
         wanted = floor + (budget - floor.sum()) * share / max(share.sum(), 1e-12)
         counts = np.minimum(np.floor(np.maximum(wanted, floor)), sizes).astype(int)
         while counts.sum() < budget:  # hand out what rounding left, largest remainder first
@@ -229,8 +238,10 @@ class Collector:
     end) and, when a labels file came back, the predictions of its rows (joined on the keys)."""
 
     def __init__(self, budget: int, seed: int, id_columns: Sequence[str], text_column: str | None,
-                 edges_for: Any, labels: Labels | None = None):
+                 edges_for: Any, labels: Labels | None = None,
+                 uniform_share: float = UNIFORM_SHARE):
         self.budget, self.seed = int(budget), int(seed)
+        self.uniform_share = uniform_share
         self.id_columns, self.text_column = list(id_columns), text_column
         self.edges_for, self.labels = edges_for, labels
         self.sampler: Sampler | None = None
@@ -247,7 +258,8 @@ class Collector:
         if self.budget <= 0 or not len(chunk):
             return
         if self.sampler is None:
-            self.sampler = Sampler(self.budget, self.edges_for(str(versions[0])), self.seed)
+            self.sampler = Sampler(self.budget, self.edges_for(str(versions[0])), self.seed,
+                                   self.uniform_share)
         records = pd.DataFrame({"row": chunk.index + 1}, index=chunk.index)
         for column in self.id_columns:
             records[column] = chunk[column].to_numpy()

@@ -111,3 +111,91 @@ def _opened(path: Path, create: bool = True) -> Iterator[sqlite3.Connection]:
     finally:
         db.close()
 
+
+
+# --------------------------------------------------------------------------------------------
+# Reading the ledger back for training (train.py --with-ledger) and for the audit comparison
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Batch:
+    """One labelled sample as the ledger holds it: where it came from and how many of its rows
+    a training run used (``rows``) or kept aside as its audit part (``audit``)."""
+
+    sample_id: str
+    data_sha256: str
+    night: str
+    rows: int
+    audit: int
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What a training run takes from the ledger (one model's rows).
+
+    ``texts``/``labels``: the rows to train on, one per text, its latest label (audit rows
+    excluded); ``audit``: the audit rows (text, label as last given, weight, batch), never
+    trained on; ``superseded``: older labels of a text a later row relabelled or repeated;
+    ``conflicts``: texts whose labels disagree over time; ``digest``: SHA-256 of what was
+    used, for MLflow's dataset lineage."""
+
+    texts: list[str]
+    labels: list[str]
+    audit: list[dict[str, Any]]
+    batches: list[Batch]
+    superseded: int
+    conflicts: int
+    digest: str
+
+    @property
+    def nights(self) -> list[str]:
+        return sorted({b.night for b in self.batches if b.night})
+
+
+def select(rows: Iterable[dict[str, Any]], model_name: str) -> Selection:
+    """The training and audit rows of ``model_name`` among the ledger's ``rows`` (oldest first,
+    as :func:`read` returns them). A text's latest label wins everywhere; a text that has an
+    audit row anywhere is audit only (never trained on), so the audit part stays unseen."""
+    mine = [r for r in rows if r.get("model_name") == model_name and r.get("text") is not None
+            and str(r.get("label") or "").strip()]
+    latest: dict[str, str] = {}
+    labels_of: dict[str, set[str]] = {}
+    for row in mine:
+        latest[row["text"]] = str(row["label"]).strip()
+        labels_of.setdefault(row["text"], set()).add(str(row["label"]).strip())
+    audited = {r["text"] for r in mine if r.get("audit")}
+    train_texts = [t for t in latest if t not in audited]
+    audit_rows = [{"text": r["text"], "label": latest[r["text"]], "weight": _weight(r),
+                   "sample_id": r["sample_id"], "night": r.get("night") or ""}
+                  for r in mine if r.get("audit")]
+    used = {t: None for t in train_texts}
+    batches: dict[str, dict[str, Any]] = {}
+    counted: set[str] = set()
+    for row in reversed(mine):  # the batch that gave a text its latest label counts it
+        batch = batches.setdefault(row["sample_id"], {
+            "data_sha256": row.get("data_sha256") or "", "night": row.get("night") or "",
+            "rows": 0, "audit": 0})
+        if row.get("audit"):
+            batch["audit"] += 1
+        elif row["text"] in used and row["text"] not in counted:
+            batch["rows"] += 1
+            counted.add(row["text"])
+    digest = hashlib.sha256()
+    for text in train_texts:
+        digest.update(f"{text}\x1f{latest[text]}\x1e".encode("utf-8"))
+    return Selection(
+        texts=train_texts, labels=[latest[t] for t in train_texts], audit=audit_rows,
+        batches=[Batch(sid, b["data_sha256"], b["night"], b["rows"], b["audit"])
+                 for sid, b in sorted(batches.items(), key=lambda kv: (kv[1]["night"], kv[0]))],
+        superseded=sum(1 for r in mine if not r.get("audit")) - len(train_texts)
+        - sum(1 for r in mine if not r.get("audit") and r["text"] in audited),
+        conflicts=sum(1 for labels in labels_of.values() if len(labels) > 1),
+        digest=digest.hexdigest())
+
+
+def _weight(row: dict[str, Any]) -> float:
+    """A row's design weight (its inverse inclusion probability); 1 when the file lacked it."""
+    for value in (row.get("weight"),
+                  1.0 / row["inclusion_probability"] if row.get("inclusion_probability") else None):
+        if value is not None and value == value and value > 0:
+            return float(value)
+    return 1.0
