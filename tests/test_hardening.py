@@ -846,6 +846,31 @@ def test_a_tiny_budget_still_draws_a_sample(budget):
     assert len(drawn) == budget and drawn["row"].is_unique
 
 
+@pytest.mark.parametrize("share", [0.0, 0.2, 0.5, 1.0])
+def test_the_budgets_uniform_share_mixes_a_simple_random_sample_with_neyman(share):
+    from textops.monitoring import labelling
+
+    sampler = labelling.Sampler(200, [0.5, 0.9], seed=3, uniform_share=share)
+    confidence = np.r_[np.full(400, 0.45), np.full(1600, 0.99)]  # uncertain 20 %, confident 80 %
+    sampler.add(pd.DataFrame({"row": np.arange(2000)}), confidence)
+    low, _, high = sampler.allocation()
+    # Neyman gives the uncertain stratum most (spread 0.5 against the 0.25 floor); the uniform
+    # share gives each stratum its share of the rows
+    neyman_low = 200 * 400 * 0.5 / (400 * 0.5 + 1600 * 0.25)
+    assert abs(low - (share * 40 + (1 - share) * neyman_low)) <= 1 and low + high == 200
+    drawn = sampler.draw()
+    assert np.allclose(drawn["inclusion_probability"] * drawn["weight"], 1.0)
+
+
+def test_the_uniform_share_default_agrees_in_config_and_the_sampler():
+    import config as cfg
+    from textops.monitoring import labelling
+
+    assert cfg.CONFIG["monitor"]["label_uniform_share"].default == labelling.UNIFORM_SHARE
+    with pytest.raises(ValueError, match="uniform_share"):
+        labelling.Sampler(10, [], seed=0, uniform_share=1.5)
+
+
 def test_the_sample_file_is_in_random_order_so_its_first_rows_cover_every_stratum():
     from textops.monitoring import labelling
 

@@ -47,6 +47,55 @@ def test_promotion_rule_with_a_significance_gate(score, champion_score, test, mi
     assert decision.alias == alias and words in decision.reason
 
 
+def _audit(difference, low, high, pvalue):
+    test = promotion.PairedTest("weighted paired z-test", difference, (low, high), pvalue)
+    return promotion.AuditComparison(120, 3, 0.9 + difference, 0.9, test)
+
+
+TIED = promotion.PairedTest("paired bootstrap", 0.002, (-0.01, 0.015), 0.4)  # cannot tell apart
+WORSE = promotion.PairedTest("paired bootstrap", -0.03, (-0.05, -0.01), 0.99)  # significantly worse
+
+
+@pytest.mark.parametrize("score, champion_score, test, audit, alias, words", [
+    # the test rows decide, the audit rows only veto a significant loss on recent data
+    (0.90, 0.85, _test(0.001), _audit(0.01, -0.02, 0.04, 0.3), "champion",
+     "significantly (paired bootstrap p=0.001); on 120 audit rows of 3 batch(es)"),
+    (0.90, 0.85, _test(0.001), _audit(-0.08, -0.12, -0.04, 0.999), "challenger",
+     "but significantly worse on 120 audit rows"),
+    # the test rows cannot tell them apart: significantly better on the audit rows promotes
+    (0.86, 0.85, TIED, _audit(0.07, 0.03, 0.11, 0.002), "champion",
+     "the test rows cannot tell it from champion v3"),
+    (0.85, 0.85, TIED, _audit(0.07, 0.03, 0.11, 0.002), "champion", "significantly better on 120"),
+    (0.86, 0.85, TIED, _audit(0.02, -0.01, 0.05, 0.2), "challenger",
+     "not significantly (paired bootstrap p=0.400 >= 0.05): kept as challenger; on 120 audit"),
+    # never against a significant loss on the test rows, nor below the threshold
+    (0.82, 0.85, WORSE, _audit(0.07, 0.03, 0.11, 0.002), "challenger", "does not beat"),
+    (0.60, 0.55, TIED, _audit(0.07, 0.03, 0.11, 0.002), "challenger", "below the threshold"),
+    (0.90, 0.85, _test(0.001), None, "champion", "significantly (paired bootstrap p=0.001)"),
+])
+def test_promotion_rule_with_the_ledgers_audit_rows(score, champion_score, test, audit, alias,
+                                                    words):
+    decision = promotion.decide_promotion("macro_f1", score, 0.7, "3", champion_score, test,
+                                          0.05, 0.0, audit)
+    assert decision.alias == alias and words in decision.reason, decision.reason
+
+
+def test_the_audit_comparison_weights_rows_by_their_design_and_knows_noise():
+    truth = np.array(["a"] * 100)
+    same = np.where(np.arange(100) % 10 == 0, "b", "a")
+    tie = promotion.audit_comparison(truth, same, same, np.ones(100), 2)
+    assert tie.test.difference == 0 and tie.test.pvalue == 1.0 and not tie.accuracy - 0.9
+    # the new model is right on 10 more rows; weights make each of them count 3 times
+    new = np.array(["a"] * 100)
+    weights = np.where(np.arange(100) % 10 == 0, 3.0, 1.0)
+    better = promotion.audit_comparison(truth, new, same, weights, 2)
+    assert math.isclose(better.test.difference, 30 / 120) and better.accuracy == 1.0
+    assert math.isclose(better.champion_accuracy, 90 / 120)
+    assert better.test.pvalue < 0.001 and better.test.interval[0] > 0
+    one_row = promotion.audit_comparison(truth[:20], new[:20], same[:20], np.ones(20), 1)
+    assert one_row.test.pvalue > 0.05  # 2 wins in 20 rows is noise
+
+
 def _labels(seed, n=3000, right_new=0.9, right_old=0.9, classes="abc"):
     rng = np.random.default_rng(seed)
     truth = rng.choice(list(classes), n)

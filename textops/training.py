@@ -300,16 +300,10 @@ def train_in_run(job: TrainJob, client: Any, td: TrainingData) -> str:
     version = str(info.registered_model_version)
     score = fitted.evaluation.metrics[metric]
     p = job.promotion
-    threshold, alpha = p.threshold, p.alpha
-    test = None
-    if champion_pred is not None and alpha > 0:
-        test = promotion.paired_test(metric, td.split.y_test, fitted.y_pred, champion_pred, alpha,
-                                     seed=job.data.random_seed)
-    audit = None
-    if champion_audit is not None and test is not None:
-        audit = _audit_comparison(td.ledger, fitted.pipeline, audit_x, champion_audit, alpha)
+    threshold = p.threshold
+    test, audit = _comparisons(job, td, fitted, champion_pred, audit_x, champion_audit)
     decision = promotion.decide_promotion(metric, score, threshold, champion_version,
-                                          champion_score, test, alpha, p.min_gain, audit)
+                                          champion_score, test, p.alpha, p.min_gain, audit)
     with promotion.alias_lock(cfg.resolve_path(job.train.lock_dir), name):
         decision = promotion.still_valid(decision, champion_version,
                                          registry.aliases_of(client, name).get(registry.CHAMPION))
@@ -338,6 +332,23 @@ def train_in_run(job: TrainJob, client: Any, td: TrainingData) -> str:
     registry.describe(client, name, version, model_card(job, td, fitted, tags))
     log.info("v%s -> @%s: %s", version, decision.alias, decision.reason)
     return f"{name} v{version} -> @{decision.alias}: {decision.reason}"
+
+
+def _comparisons(job: TrainJob, td: TrainingData, fitted: Fitted,
+                 champion_pred: np.ndarray | None, audit_x: pd.DataFrame | None,
+                 champion_audit: np.ndarray | None
+                 ) -> tuple[promotion.PairedTest | None, promotion.AuditComparison | None]:
+    """The paired test against the champion on the test rows and, with the ledger's audit
+    rows, on those (both None without a champion's predictions or with --alpha 0)."""
+    alpha = job.promotion.alpha
+    if champion_pred is None or alpha <= 0:
+        return None, None
+    test = promotion.paired_test(job.promotion.metric, td.split.y_test, fitted.y_pred,
+                                 champion_pred, alpha, seed=job.data.random_seed)
+    audit = None
+    if champion_audit is not None and audit_x is not None and td.ledger is not None:
+        audit = _audit_comparison(td.ledger, fitted.pipeline, audit_x, champion_audit, alpha)
+    return test, audit
 
 
 def _test_tags(test: promotion.PairedTest | None) -> dict[str, str]:
