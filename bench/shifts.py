@@ -134,6 +134,32 @@ def sms_concept(flip: float = 0.3):
     return x_fit, y_fit, x_mon, flipped
 
 
+def _prior_shift(x_fit, y_fit, x_mon, y_mon, label, share, seed=0):
+    """The monitored part resampled (without replacement) so that ``label`` makes ``share`` of
+    it: the classes' shares move, what each class looks like does not (label shift)."""
+    import numpy as np
+
+    y = np.asarray(y_mon).astype(str)
+    rng = np.random.default_rng(seed)
+    mine, rest = np.flatnonzero(y == label), np.flatnonzero(y != label)
+    if len(mine) / share < len(y):  # keep every row of the class, fewer of the others
+        rest = rng.choice(rest, int(len(mine) * (1 - share) / share), replace=False)
+    else:
+        mine = rng.choice(mine, int(len(rest) * share / (1 - share)), replace=False)
+    keep = np.sort(np.r_[mine, rest])
+    return x_fit, y_fit, x_mon.iloc[keep], y_mon.iloc[keep]
+
+
+def sms_prior():
+    """SMS 80/20, the monitored part resampled to half spam (13 % in the data)."""
+    return _prior_shift(*load("sms"), "spam", 0.5)
+
+
+def twcs_prior():
+    """twcs 80/20, the monitored part resampled to 85 % customer tweets (inbound True)."""
+    return _prior_shift(*load("twcs"), "True", 0.85)
+
+
 SCENARIOS = [
     Scenario("sms", False, "SMS spam, stratified 80/20", lambda: load("sms")),
     Scenario("twcs", False, "twcs_head5k, stratified 80/20", lambda: load("twcs")),
@@ -146,6 +172,10 @@ SCENARIOS = [
     Scenario("sms-digits", True, "SMS: messages without digits -> with digits", sms_digits),
     Scenario("banking77-held-back", True, f"BANKING77 without {HELD_BACK} card intents -> "
              f"official test (all intents)", banking_held_back),
+    Scenario("sms-prior", True, "SMS 80/20, monitored part resampled to half spam (label shift)",
+             sms_prior, model="sms"),
+    Scenario("twcs-prior", True, "twcs 80/20, monitored part resampled to 85 % inbound (label "
+             "shift)", twcs_prior, model="twcs"),
     Scenario("sms-concept", True, "SMS 80/20 with 30 % of the monitored labels flipped",
              sms_concept, model="sms", concept=True),
 ]

@@ -183,7 +183,8 @@ def test_the_estimate_objects_write_the_json_of_earlier_releases_key_for_key():
     head = ["accuracy", "accuracy_interval", "macro_f1", "rows", "method", "estimator",
             "training_accuracy", "at_training", "calibrated", "spread", "trust", "label_a_sample",
             "decision_accuracy", "methods", "threshold"]
-    assert list(written) == head + ["per_version", "realized", "note", "sample"]
+    # earlier keys in their order; the class mix (issue 25) is appended
+    assert list(written) == head + ["per_version", "realized", "note", "sample", "class_mix"]
     assert list(written["per_version"]["1"]) == head
     assert written["method"].startswith("confidence-based") and written["estimator"] == "CBPE"
     assert list(written["methods"]["cbpe"]) == ["accuracy", "accuracy_interval", "macro_f1", "rows"]

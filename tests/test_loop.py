@@ -49,7 +49,13 @@ def test_three_nights_of_labels_then_a_retrain_give_a_better_champion(project, t
                   "--no-html", "--label-sample", "100"]
         first = run_script(project, "monitor.py", *common)
         assert first.returncode in (0, 1, 3), first.stderr
-        to_label = Path(json.loads((tmp_path / f"r{n}.json").read_text())["to_label"]["path"])
+        written = json.loads((tmp_path / f"r{n}.json").read_text())
+        to_label = Path(written["to_label"]["path"])
+        if n == 0:  # spam went from 1 % of the training rows to half of the night's
+            mix = written["estimated"]["class_mix"]["1"]
+            assert mix["training"]["spam"] < 0.02 and mix["em"]["spam"] > 0.2, mix
+            assert mix["bbse"] is not None and mix["moved"] > 0.1
+            assert "class mix moved by" in first.stdout
         sample = pd.read_csv(to_label, dtype=str, keep_default_na=False)
         sample["label"] = sample["sms_id"].map(truth)  # a person labels it where it lies
         sample.to_csv(to_label, index=False)

@@ -520,7 +520,7 @@ def reference_profile(job: TrainJob, fitted: Fitted, split: data.Split) -> dict[
             fitted.pipeline, data.clean_text(split.x_test[text_col]).tolist(), fitted.y_pred,
             np.max(fitted.proba, axis=1), split.training_rows()[1], metrics,
             text_sample=job.reference_texts, seed=job.data.random_seed,
-            oov_rows=job.train.sample_rows)
+            oov_rows=job.train.sample_rows, test_labels=split.y_test.astype(str).tolist())
     log.info("reference profile for monitoring: %d test rows, %d texts kept (%.1f s)",
              reference["rows"], len(reference["texts"]), took.seconds)
     return reference

@@ -21,7 +21,8 @@ from common import BadInputError, atomic_output, refuse_overwriting
 from textops import batch, data, promotion, registry
 from textops.columns import MODEL_VERSION, PREDICTION, PROBABILITY
 from textops.settings import Settings, Thresholds, Tracking, columns
-from textops.monitoring import alerts, drift, estimation, labelling, ledger, report, runs
+from textops.monitoring import (alerts, classmix, drift, estimation, labelling, ledger, report,
+                                runs)
 from textops.monitoring.profile import ReferenceProfile
 from textops.monitoring.reference import load_reference
 from textops.monitoring.result import (DataSummary, DriftSummary, EstimateReport, ModelSummary,
@@ -328,8 +329,32 @@ def _findings(job: MonitorJob, spec: StreamSpec, seen: StreamTotals, versions: l
     found.estimated, found.estimate_alerts = estimation.report_estimates(
         seen.expected, seen.expected_labelled, references, found.performance, job.thresholds,
         drifted)
+    if found.estimated is not None:
+        found.estimated = replace(found.estimated, class_mix=_class_mix(seen, versions,
+                                                                        references))
     _log_estimate(found.estimated)
     return found
+
+
+def _class_mix(seen: StreamTotals, versions: list[str],
+               references: dict[str, ReferenceProfile | None]) -> dict[str, classmix.ClassMix]:
+    """Each version's class mix tonight (those with probabilities and training priors), logged:
+    a warning when it moved or the two estimators disagree."""
+    mixes = {}
+    for version in versions:
+        reference = references.get(version)
+        if reference is None:
+            continue
+        mix = classmix.class_mix(seen.proba.get(version), seen.predicted.get(version),
+                                 reference.class_priors, reference.test_confusion)
+        if mix is None:
+            continue
+        mixes[version] = mix
+        if mix.moved > classmix.MOVED or mix.flagged:
+            log.warning(mix.describe(version))
+        else:
+            log.info(mix.describe(version))
+    return mixes
 
 
 def _refuse_foreign_labels(performance: PerformanceReport | None, classes: list[str],

@@ -25,6 +25,8 @@ class ReferenceProfile:
     texts: list[str] = field(default_factory=list)  # seeded sample for the text-content check
     text_chars: int | None = None  # how the sampled texts were cut (current ones are cut alike)
     atc: dict[str, Any] | None = None  # the stored ATC threshold (estimation.Threshold.to_dict())
+    class_priors: dict[str, float] = field(default_factory=dict)  # training rows' class shares
+    test_confusion: dict[str, Any] | None = None  # test rows' [predicted, true] counts
 
     @classmethod
     def from_dict(cls, stored: Mapping[str, Any]) -> "ReferenceProfile":
@@ -41,7 +43,9 @@ class ReferenceProfile:
             oov_rate=None if oov is None else float(oov),
             texts=list(stored.get("texts") or []),
             text_chars=int(stored.get("text_chars") or 0) or None,
-            atc=stored.get("atc") or None)
+            atc=stored.get("atc") or None,
+            class_priors={str(k): float(v) for k, v in (stored.get("class_priors") or {}).items()},
+            test_confusion=stored.get("test_confusion") or None)
 
     @property
     def accuracy(self) -> float | None:

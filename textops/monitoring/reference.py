@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from textops.monitoring.classmix import test_confusion
 from textops.monitoring.drift import distribution, oov_rates, sample_indices, word_vocabulary
 from textops.monitoring.estimation import fit_threshold
 from textops.monitoring.profile import ReferenceProfile
@@ -26,10 +27,12 @@ FORMAT = 1
 def build_reference(pipeline: Any, texts: Sequence[str], predicted: Sequence[str],
                     confidence: Sequence[float], train_labels: Sequence[str],
                     metrics: dict[str, Any], sample_size: int = 2000, text_sample: int = 1000,
-                    text_chars: int = 1000, seed: int = 0, oov_rows: int = 0) -> dict[str, Any]:
+                    text_chars: int = 1000, seed: int = 0, oov_rows: int = 0,
+                    test_labels: Sequence[str] | None = None) -> dict[str, Any]:
     """The reference profile of a model version: computed on its test split (rows it never
     trained on), plus the training class priors and the test metrics. The out-of-vocabulary
-    rate (per word, in Python) is measured on a seeded sample of ``oov_rows`` texts (0 = all)."""
+    rate (per word, in Python) is measured on a seeded sample of ``oov_rows`` texts (0 = all).
+    With the test rows' ``test_labels``, their confusion counts (monitor.py's BBSE class mix)."""
     classes = [str(c) for c in pipeline.classes_]
     texts = [str(t) for t in texts]
     lengths = np.array([len(t) for t in texts], dtype=float)
@@ -55,6 +58,8 @@ def build_reference(pipeline: Any, texts: Sequence[str], predicted: Sequence[str
                      "rows": len(probe)},
         "texts": [texts[i][:text_chars] for i in keep_texts],
         "text_chars": text_chars,  # current texts are cut the same way before comparing
+        **({"test_confusion": test_confusion(predicted, test_labels, classes)}
+           if test_labels is not None else {}),
     }
 
 

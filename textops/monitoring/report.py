@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from common import atomic_output
+from textops.monitoring.classmix import MOVED
 from textops.monitoring.profile import ReferenceProfile
 from textops.monitoring.result import MonitorReport
 from textops.monitoring.stream import StreamTotals
@@ -192,9 +193,26 @@ def _estimated_html(report: MonitorReport) -> str:
             "<th>90% interval (honest about shift)</th><th>estimated macro-F1</th><th>test "
             "accuracy at training</th><th>realized accuracy (labelled rows)</th><th>error of the "
             "estimate there</th></tr>" + "".join(rows) + "</table>" + side_html + sample_html
-            + note + "<p class='muted'>Blind to concept shift: when the same texts come to mean "
+            + note + _class_mix_html(est.class_mix) + "<p class='muted'>Blind to concept shift: when the same texts come to mean "
             "another label, the probabilities and so the estimate do not move; only labels "
             "catch it.</p>")
+
+
+def _class_mix_html(mixes: dict[str, Any], top: int = 20) -> str:
+    """Tonight's class mix against training's, per version (EM and, when known, BBSE)."""
+    if not mixes:
+        return ""
+    parts = ["<h3>Class mix tonight (no labels: EM and BBSE label-shift estimates)</h3>"]
+    for version, mix in mixes.items():
+        bbse = mix.bbse or [None] * len(mix.classes)
+        order = sorted(range(len(mix.classes)), key=lambda i: -abs(mix.em[i] - mix.training[i]))
+        cells = "".join(
+            f"<tr><td>{_e(mix.classes[i])}</td><td class='num'>{mix.training[i]:.3f}</td>"
+            f"<td class='num'>{mix.em[i]:.3f}</td><td class='num'>{_number(bbse[i])}</td></tr>"
+            for i in order[:top])
+        parts.append(f"<p>{_e(mix.describe(version))}</p><table><tr><th>class</th><th>training"
+                     f"</th><th>tonight (EM)</th><th>tonight (BBSE)</th></tr>{cells}</table>")
+    return "".join(parts)
 
 
 def render(report: MonitorReport, figures: dict[str, str]) -> str:
@@ -299,6 +317,9 @@ def summary(report: MonitorReport) -> str:
                      f"{low:.4f}-{high:.4f}) on {head.rows} rows without labels")
         if head.label_a_sample:
             parts.append(head.trust)
+    if estimated:
+        parts += [mix.describe(v) for v, mix in estimated.class_mix.items()
+                  if mix.moved > MOVED or mix.flagged]
     checks = report.drift.checks
     if checks:
         parts.append("drift in " + (", ".join(c.name for c in checks if c.drifted) or "none")

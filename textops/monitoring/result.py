@@ -195,6 +195,7 @@ class EstimateReport:
     realized: Realized | None
     note: str
     sample: SampleEstimate | None = None
+    class_mix: dict[str, Any] = field(default_factory=dict)  # per version: classmix.ClassMix
 
     @property
     def method_name(self) -> str:
@@ -210,6 +211,7 @@ class EstimateReport:
                "realized": self.realized.to_dict() if self.realized else None, "note": self.note}
         if self.sample is not None:
             out["sample"] = self.sample.to_dict()
+        out["class_mix"] = {v: m.to_dict() for v, m in self.class_mix.items()}
         return out
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 from common import BadInputError
 from textops.columns import MODEL_VERSION, PREDICTION, PROBA_PREFIX, PROBABILITY
 from textops.data import clean_text, is_blank
+from textops.monitoring.classmix import ProbaSample
 from textops.monitoring.estimation import EstimateSums, Threshold
 from textprep import top_class
 
@@ -93,6 +94,7 @@ class StreamTotals:
     confidence: dict[str, Reservoir] = field(default_factory=dict)  # per version
     expected: dict[str, EstimateSums] = field(default_factory=dict)  # per version: every row
     expected_labelled: dict[str, EstimateSums] = field(default_factory=dict)  # rows with a label
+    proba: dict[str, ProbaSample] = field(default_factory=dict)  # per version: for the class mix
     lengths: Reservoir = None  # type: ignore[assignment]
     texts: Reservoir = None  # type: ignore[assignment]
     # each version's ATC threshold (from its reference profile), asked once per version
@@ -208,6 +210,9 @@ def add_chunk(seen: StreamTotals, chunk: pd.DataFrame, spec: StreamSpec, score: 
             seen.confidence.setdefault(str(v), Reservoir(SAMPLE_VALUES, seen.seed)).add(
                 values[np.isfinite(values)].tolist())
         _add_expected(seen.expected, str(v), found, mask, seen.threshold_of)
+        if found.proba is not None:
+            seen.proba.setdefault(str(v), ProbaSample(seed=seen.seed + 3)).add(
+                found.proba[mask], found.classes)
         if spec.has_labels:
             _add_expected(seen.expected_labelled, str(v), found, mask & labelled, seen.threshold_of)
     if spec.has_text:
