@@ -211,6 +211,8 @@ def test_a_labelled_sample_of_200_rows_brackets_the_nights_real_accuracy(project
     assert (rows["inbound"] == "").all() and not rows["stratum"].is_monotonic_increasing
     estimated = written["estimated"]
     assert set(estimated["methods"]) == {"cbpe", "doc", "atc"} and estimated["trust"]
+    mix = estimated["class_mix"]["1"]  # the class mix tonight, by both estimators
+    assert set(mix["em"]) == set(mix["bbse"]) == {"True", "False"} and 0 <= mix["moved"] <= 1
     assert written["to_label"]["rows"] == 200
     # a person fills it in where it lies; the default path goes back as --labels, and
     # --label-column names the labels file's column (never demanded in --data)

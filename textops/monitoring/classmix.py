@@ -132,7 +132,8 @@ class ClassMix:
             line += f"; BBSE {'disagrees' if self.flagged else 'agrees'} " \
                     f"({self.disagreement:.2f} apart)"
         if self.flagged:
-            line += ": more than the class mix changed (concept shift?); label a sample"
+            line += (": more than the class mix changed (covariate or concept shift); label a "
+                     "sample")
         return line
 
     def to_dict(self) -> dict[str, Any]:
