@@ -84,7 +84,9 @@ def test_three_nights_of_labels_then_a_retrain_give_a_better_champion(project, t
     # the fourth night, never labelled: the new champion is right far more often
     import mlflow
 
-    mlflow.set_tracking_uri(f"sqlite:///{project / 'mlflow.db'}")
+    uri = f"sqlite:///{project / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)  # this process may have run other tests: both, explicitly
+    mlflow.set_registry_uri(uri)
     judged = nights[3]
     right = {}
     for version in ("1", "2"):
