@@ -149,6 +149,13 @@ def test_the_ledger_gives_training_each_texts_latest_label_and_never_its_audit_r
     assert chosen.digest == ledger.select(ledger.read(path), "m").digest
 
 
+def test_audit_labels_are_compared_as_the_model_spells_its_classes():
+    from textops import training
+
+    assert training.as_spelled_by_model(["true", "FALSE", "True", "maybe"], ["False", "True"]) \
+        == ["True", "False", "True", "maybe"]
+
+
 WRITER = """
 import sys
 from pathlib import Path

@@ -141,7 +141,7 @@ def with_ledger_rows(frame: pd.DataFrame, path: Path, model_name: str, text_col:
     ledger yet (no labels given back so far) the table as it is."""
     if not path.exists():
         log.warning("--with-ledger: the labels ledger %s does not exist yet (no labels given back "
-                    "with monitor.py --labels): training on %s alone", path, "the data")
+                    "with monitor.py --labels): training on the training file alone", path)
         return frame, None
     chosen = ledger.select(ledger.read(path), model_name)
     in_ledger = set(chosen.texts) | {row["text"] for row in chosen.audit}
@@ -594,7 +594,8 @@ def _audit_comparison(chosen: ledger.Selection, pipeline: Any, audit_x: pd.DataF
     import mlflow  # heavy (~1.5 s): lazy, for a fast --help and lean workers
 
     predicted, _ = model.predict_with_proba(pipeline, audit_x)
-    audit = promotion.audit_comparison([row["label"] for row in chosen.audit], predicted,
+    truth = as_spelled_by_model([row["label"] for row in chosen.audit], pipeline.classes_)
+    audit = promotion.audit_comparison(truth, predicted,
                                        champion_pred, [row["weight"] for row in chosen.audit],
                                        len({row["sample_id"] for row in chosen.audit}), alpha)
     mlflow.log_metrics({"audit.accuracy": audit.accuracy,
@@ -603,6 +604,13 @@ def _audit_comparison(chosen: ledger.Selection, pipeline: Any, audit_x: pd.DataF
                         "audit.pvalue": audit.test.pvalue, "audit.rows": audit.rows})
     log.info("ledger audit rows: %s", audit.describe())
     return audit
+
+
+def as_spelled_by_model(labels: list[str], classes: Any) -> list[str]:
+    """Labels as the model spells its classes when they differ only in case (a labeller's
+    ``true`` is the class ``True``, as train.py merges such spellings); others unchanged."""
+    spelled = {str(c).casefold(): str(c) for c in classes}
+    return [spelled.get(str(label).casefold(), str(label)) for label in labels]
 
 
 def _audit_tags(audit: promotion.AuditComparison | None) -> dict[str, str]:
