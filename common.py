@@ -1,13 +1,14 @@
-"""Shared plumbing for the scripts: exit codes, errors, logging, command line, atomic files.
+"""The scripts' shared helper: start-up, the command line built from CONFIG, logging (console
+and ``logs/``, secrets masked), and ``run_main``, which maps every failure to its exit code.
 
-The libraries live in the ``textops`` package (data, model, registry, batch scoring,
-monitoring); this module only holds what every entry point and every library needs.
+What the package itself needs (exit codes and errors, secret redaction, interrupts, atomic
+output files) lives in ``textops`` (errors, redaction, interrupts, files, timing); its names
+are imported here too, so the scripts and their users keep finding them in ``common``.
 """
 from __future__ import annotations
 
 import argparse
 import contextlib
-import enum
 import errno
 import logging
 import io
@@ -17,184 +18,28 @@ import re
 import signal
 import sys
 import tempfile
-import time
 import traceback
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping
-from urllib.parse import quote, unquote
+from typing import Any, Callable, Mapping
 
 import config as cfg
-
-
-class ExitCode(enum.IntEnum):
-    """Process exit codes shared by every script (the one table: see EXIT_CODES)."""
-
-    OK = 0
-    ALERT = 1  # monitor.py: a performance threshold was breached
-    BAD_INPUT = 2  # bad flags, configuration or input data; fix the input and rerun
-    DRIFT = 3  # monitor.py: drift alert (and no performance alert)
-    INFRASTRUCTURE = 4  # tracking server unreachable, no such model/alias, unloadable model
-    BUSY = 5  # train.py: another training of the same model holds the lock (run skipped)
-    INTERNAL = 70  # a bug: unexpected exception (traceback in the log file)
-    INTERRUPTED = 130  # SIGINT / SIGTERM
-
-
-# code -> (meaning, what to do): --help, the README table and monitor's verdicts all come from it.
-EXIT_CODES: dict[ExitCode, tuple[str, str]] = {
-    ExitCode.OK: ("success; monitor.py: healthy", "-"),
-    ExitCode.ALERT: ("monitor.py: performance alert on labelled data, or on the estimated "
-                     "accuracy when there are no labels (wins when drift fires too)",
-                     "look at the report; retrain or roll back"),
-    ExitCode.BAD_INPUT: ("bad input: wrong flag or setting, missing/empty/unreadable file, missing "
-                         "column, no data rows, single class, too few rows per class, undecodable "
-                         "text", "fix the input or flags as the message says"),
-    ExitCode.DRIFT: ("monitor.py: drift alert, no performance alert",
-                     "look at the HTML report: what changed in the inputs; get labels for the new "
-                     "data"),
-    ExitCode.INFRASTRUCTURE: ("infrastructure: tracking server unreachable or refusing "
-                              "credentials, no such model/alias/version, model artifact not "
-                              "loadable", "start the server / fix MLFLOW_TRACKING_URI / run "
-                              "train.py"),
-    ExitCode.BUSY: ("train.py: another training of the same model is running; predict.py: "
-                    "another run is writing the same output (lock held); this run was skipped, "
-                    "nothing logged or written", "nothing, or raise --lock-wait"),
-    ExitCode.INTERNAL: ("unexpected internal error (a bug)", "the traceback is in logs/<script>.log"),
-    ExitCode.INTERRUPTED: ("interrupted (Ctrl-C, SIGTERM)", "rerun"),
-}
-
-
-def _exit_code_help() -> str:
-    lines = ["exit codes:"]
-    for code, (meaning, _) in EXIT_CODES.items():
-        words, line = meaning.split(), f"  {int(code):<3} "
-        for word in words:
-            if len(line) + len(word) > 96:
-                lines.append(line.rstrip())
-                line = " " * 6
-            line += word + " "
-        lines.append(line.rstrip())
-    return "\n".join(lines)
-
-
-EXIT_CODE_HELP = _exit_code_help()
-
-
-def first_line(exc: BaseException, limit: int = 300) -> str:
-    """The first line of an exception's message (its type's name when it has none), for the
-    one-line errors users see."""
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]
-
-
-class TextopsError(Exception):
-    """An expected failure: reported as one line on stderr, mapped to an exit code."""
-
-    exit_code: ExitCode = ExitCode.INTERNAL
-
-
-class BadInputError(TextopsError):
-    exit_code = ExitCode.BAD_INPUT
-
-
-class ModelNotFoundError(TextopsError):
-    exit_code = ExitCode.INFRASTRUCTURE
-
-
-class TrackingUnavailableError(TextopsError):
-    exit_code = ExitCode.INFRASTRUCTURE
-
-
-class EngineUnavailableError(TextopsError):
-    """The compute engine (e.g. a Spark session) could not be started."""
-
-    exit_code = ExitCode.INFRASTRUCTURE
-
-
-class Interrupted(Exception):
-    """Raised from a signal handler so that ``finally`` blocks and MLflow run cleanup run."""
+from textops.errors import (EXIT_CODE_HELP, EXIT_CODES, BadInputError,  # noqa: F401 - re-exported
+                            EngineUnavailableError, ExitCode, Interrupted, ModelNotFoundError,
+                            TextopsError, TrackingUnavailableError, causes, first_line)
+from textops.files import (atomic_output, current_umask, prepare_output,  # noqa: F401
+                           refuse_overwriting, same_file)
+from textops.interrupts import (_quiet_swallowed_interrupt, _raise_interrupted,  # noqa: F401
+                                interrupt_from, raise_if_interrupted)
+from textops.redaction import (MASK, SECRET_VALUES, SECRET_VARIABLES,  # noqa: F401
+                               add_secret, collect_secrets, learn_uri_secrets, redact,
+                               uri_password, uri_query_secrets)
+from textops.timing import Stopwatch  # noqa: F401
 
 
 # --------------------------------------------------------------------------------------------
-# Secrets: a password or token in a tracking URI never reaches the console, a log or MLflow
+# Secrets on the standard streams and in log records (the masking itself: textops.redaction)
 # --------------------------------------------------------------------------------------------
-MASK = "***"
-SECRET_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")  # URIs that may carry one
-SECRET_VALUES = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")  # secrets themselves
-_MIN_SECRET = 4  # shorter values would mask ordinary words; URI patterns still mask them
-_SECRETS: set[str] = set()
-# scheme://user:password@host -- the password up to the first "@" (known secrets, which may
-# hold "@" or "/", are replaced before this pattern runs)
-_URI_PASSWORD = re.compile(r"(?P<head>\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@'\"<>]*):"
-                           r"(?P<secret>[^\s@/'\"<>]+)@")
-
-
-# a secret in a URI's query string: ?token=..., &password=..., &sig=... (any such parameter)
-_QUERY_SECRET = re.compile(r"(?P<head>[?&;](?:[A-Za-z0-9_.\-]*(?:token|password|passwd|pwd|secret|"
-                           r"key|sig|signature|credential)[A-Za-z0-9_.\-]*)=)"
-                           r"(?P<secret>[^&;#\s'\"<>]+)", re.IGNORECASE)
-
-
-def uri_query_secrets(uri: str) -> list[str]:
-    """The values of a URI's query parameters that name a secret (``?token=...``)."""
-    uri = str(uri)
-    return [m["secret"] for m in _QUERY_SECRET.finditer(uri)] if "://" in uri else []
-
-
-def learn_uri_secrets(uri: str) -> None:
-    """Mask, from now on, a URI's password and the secrets of its query string."""
-    add_secret(uri_password(uri))
-    for secret in uri_query_secrets(uri):
-        add_secret(secret)
-
-
-def uri_password(uri: str) -> str | None:
-    """The password (or token) of a URI's user info: ``http://user:PW@host``,
-    ``http://:TOKEN@host``; the user info ends at the last "@" before the host, so a password
-    may hold "@", ":" or "/"."""
-    scheme, sep, rest = str(uri).strip().partition("://")
-    if not sep:
-        return None
-    for at in [i for i, ch in enumerate(rest) if ch == "@"][::-1]:
-        if re.match(r"[A-Za-z0-9.\-_\[\]:%]+(?:[/?#]|$)", rest[at + 1:]):
-            if re.match(r"[^/@:]*:\d+/", rest[:at]):  # host:port/path@...: no user info
-                return None
-            user, colon, password = rest[:at].partition(":")
-            return password if colon and password else None
-    return None
-
-
-def add_secret(value: str | None) -> None:
-    """Mask ``value`` (as written, percent-decoded and percent-encoded) wherever text is shown."""
-    if not value:
-        return
-    for form in {value, unquote(value), quote(value, safe="")}:
-        if len(form) >= _MIN_SECRET:
-            _SECRETS.add(form)
-
-
-def collect_secrets(environ: Mapping[str, str] | None = None, *uris: str) -> None:
-    """Learn the secrets of the environment's (and ``uris``') tracking settings."""
-    env = os.environ if environ is None else environ
-    for name in SECRET_VALUES:
-        add_secret(env.get(name))
-    for uri in [env.get(name, "") for name in SECRET_VARIABLES] + list(uris):
-        learn_uri_secrets(uri or "")
-
-
-def redact(text: Any) -> str:
-    """``text`` with every known secret and every URI password replaced by ``***``."""
-    text = str(text)
-    for secret in sorted(_SECRETS, key=len, reverse=True):
-        if secret in text:
-            text = text.replace(secret, MASK)
-    if "@" in text and "://" in text:
-        text = _URI_PASSWORD.sub(lambda m: f"{m['head']}:{MASK}@", text)
-    if "=" in text and "://" in text:
-        text = _QUERY_SECRET.sub(lambda m: f"{m['head']}{MASK}", text)
-    return text
-
-
 class _RedactingStream(io.TextIOBase):
     """sys.stdout / sys.stderr through :func:`redact`: whatever a library prints (MLflow's
     "View run ... at: http://user:password@...") is masked too."""
@@ -328,51 +173,9 @@ def quiet_third_party_warnings() -> None:
 # --------------------------------------------------------------------------------------------
 # Running a main()
 # --------------------------------------------------------------------------------------------
-_SIGNALS_RECEIVED: list[int] = []
-
-
-def _raise_interrupted(signum: int, _frame: Any) -> None:
-    _SIGNALS_RECEIVED.append(signum)
-    raise Interrupted(f"signal {signum}")
-
-
-def _quiet_swallowed_interrupt(unraisable: Any) -> None:
-    """sys.unraisablehook: a SIGTERM that landed in a finalizer is not an error to print (its
-    traceback would reach cron mail); :func:`raise_if_interrupted` acts on it. Anything else
-    goes to Python's default hook."""
-    if isinstance(unraisable.exc_value, Interrupted):
-        return
-    sys.__unraisablehook__(unraisable)
-
-
-def interrupt_from(exc: BaseException) -> BaseException | None:
-    """The Ctrl-C or SIGTERM behind ``exc``, if one is: a signal landing inside a C reader
-    (pandas' CSV parser) comes back as that reader's own error ("Calling read(nbytes) on
-    source failed"), which must not be reported as bad input."""
-    seen = 0
-    while exc is not None and seen < 10:
-        if isinstance(exc, (KeyboardInterrupt, Interrupted)):
-            return exc
-        exc = exc.__cause__ or exc.__context__
-        seen += 1
-    if _SIGNALS_RECEIVED:
-        return Interrupted(f"signal {_SIGNALS_RECEIVED[-1]}")
-    return None
-
-
-def raise_if_interrupted() -> None:
-    """Raise :class:`Interrupted` again if SIGTERM came and its exception was swallowed: a
-    signal can land while Python runs a garbage-collection or weakref callback, where exceptions
-    are printed and ignored. Called before every step that cannot be undone (registering a
-    version, moving an alias)."""
-    if _SIGNALS_RECEIVED:
-        raise Interrupted(f"signal {_SIGNALS_RECEIVED[-1]}")
-
-
 def _lost_connection(exc: BaseException) -> bool:
     """Does ``exc`` (or its cause / context) come from a tracking server that stopped answering?"""
-    seen = 0
-    while exc is not None and seen < 10:
+    for exc in causes(exc):
         name = type(exc).__name__
         text = str(exc)
         if name in ("ConnectionError", "ConnectTimeout", "ReadTimeout", "MaxRetryError",
@@ -382,8 +185,6 @@ def _lost_connection(exc: BaseException) -> bool:
                                           or "Connection refused" in text
                                           or "API request to" in text and "failed" in text):
             return True
-        exc = exc.__cause__ or exc.__context__
-        seen += 1
     return False
 
 
@@ -401,8 +202,7 @@ _STORE_BROKEN = ("file is not a database", "database disk image is malformed", "
 def environment_failure(exc: BaseException) -> tuple[ExitCode, str] | None:
     """(exit code, one line) for a failure of the machine, not of textops: a full disk, a
     read-only folder, a corrupted or unreadable MLflow store; None for anything else."""
-    seen = 0
-    while exc is not None and seen < 10:
+    for exc in causes(exc):
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
             where = f" writing {exc.filename}" if exc.filename else ""
             return ExitCode.INFRASTRUCTURE, (f"no space left on the device{where} "
@@ -427,8 +227,6 @@ def environment_failure(exc: BaseException) -> tuple[ExitCode, str] | None:
                 f"the MLflow store cannot be read ({first_line(exc, 120)}): it is corrupted or "
                 f"not an MLflow database; restore it from a backup, or point MLFLOW_TRACKING_URI "
                 f"at a working store")
-        exc = exc.__cause__ or exc.__context__
-        seen += 1
     return None
 
 
@@ -592,90 +390,3 @@ def check_variable_names(environ: Mapping[str, str], strict: bool) -> None:
             raise cfg.ConfigError(problem + " (TEXTOPS_STRICT=true)")
         logging.getLogger("config").warning("%s; ignored", problem)
 
-
-# --------------------------------------------------------------------------------------------
-# Files
-# --------------------------------------------------------------------------------------------
-def prepare_output(path: Path) -> Path:
-    """Check that ``path`` can be an output file and create its folder; returns the folder."""
-    if path.is_dir():
-        raise BadInputError(f"output path {path} is a directory; give a file name")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise BadInputError(f"cannot create output folder {path.parent}: {exc.strerror}") from None
-    return path.parent
-
-
-def same_file(a: Path, b: Path) -> bool:
-    """Do ``a`` and ``b`` name one file (through links, "..", hard links)?"""
-    with contextlib.suppress(OSError):
-        if os.path.exists(a) and os.path.exists(b):
-            return os.path.samefile(a, b)
-    return os.path.realpath(a) == os.path.realpath(b)
-
-
-def refuse_overwriting(inputs: Mapping[str, Path | None], outputs: Mapping[str, Path | None]) -> None:
-    """BadInputError when an output (flag -> path) is an input or another output: a run must
-    never replace the data it reads, nor write two results into one file."""
-    named_outputs = [(flag, path) for flag, path in outputs.items() if path is not None]
-    for index, (flag, path) in enumerate(named_outputs):
-        for in_flag, in_path in inputs.items():
-            if in_path is not None and same_file(path, in_path):
-                raise BadInputError(f"{flag} {path} is the input file ({in_flag}); choose another "
-                                    f"output path")
-        for other_flag, other in named_outputs[:index]:
-            if same_file(path, other):
-                raise BadInputError(f"{flag} and {other_flag} are the same file ({path}); give "
-                                    f"each its own path")
-
-
-def current_umask() -> int:
-    """The process's umask (read without changing it where /proc tells it)."""
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    mask = os.umask(0o022)  # elsewhere: set and restore (not thread-safe, but only a fallback)
-    os.umask(mask)
-    return mask
-
-
-@contextlib.contextmanager
-def atomic_output(final_path: Path, mode: str = "w", **open_kwargs: Any) -> Iterator[Any]:
-    """Write to a temporary file beside ``final_path`` and rename it into place on success.
-
-    On any failure (or interruption) the temporary file is removed and ``final_path`` is left as
-    it was: a reader never sees a half-written file under the final name.
-    """
-    final_path = Path(final_path)
-    directory = prepare_output(final_path)
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{final_path.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise BadInputError(f"cannot write to output folder {directory}: {exc.strerror}") from None
-    tmp_path = Path(tmp_name)
-    with contextlib.suppress(OSError):  # mkstemp makes 0600; a report is as readable as any file
-        os.fchmod(fd, 0o666 & ~current_umask())
-    try:
-        with os.fdopen(fd, mode, **open_kwargs) as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_path, final_path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            tmp_path.unlink()
-        raise
-
-
-class Stopwatch:
-    """``with Stopwatch() as sw: ...; sw.seconds``."""
-
-    def __enter__(self) -> "Stopwatch":
-        self.start = time.perf_counter()
-        self.seconds = 0.0
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.seconds = time.perf_counter() - self.start

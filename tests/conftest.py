@@ -10,12 +10,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT_ROOT))
 
 SHARED_DATA = Path(os.environ.get("TEXTOPS_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
 # Small, fast model settings for end-to-end runs; the model's quality is benchmarked elsewhere.
@@ -28,11 +28,35 @@ FAST_MODEL_ENV = {
 }
 
 
+SHARED_SKIP = "shared dataset not available"  # the reason every such skip starts with
+
+
+def in_ci(environ: dict[str, str] | None = None) -> bool:
+    """Running in CI (``CI=true``, as .ci/run and most CI services set it)."""
+    return (environ if environ is not None else os.environ).get("CI", "").strip().lower() in (
+        "1", "true", "yes")
+
+
 def shared(*parts: str) -> Path:
+    """A real dataset from ../shared/data. Missing: the test fails in CI (a CI without the data
+    must not pass by skipping), and is skipped on a developer's machine (one summary line)."""
     path = SHARED_DATA.joinpath(*parts)
     if not path.exists():
-        pytest.skip(f"shared dataset {path} not available")
+        if in_ci():
+            pytest.fail(f"{path} is missing: CI needs ../shared/data beside the project (or "
+                        f"TEXTOPS_SHARED_DATA)", pytrace=False)
+        pytest.skip(f"{SHARED_SKIP}: {path}")
     return path
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """One line for every test skipped for want of ../shared/data, instead of silence."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if SHARED_SKIP in str(getattr(r, "longrepr", ""))]
+    if skipped:
+        terminalreporter.write_line(
+            f"{len(skipped)} test(s) skipped: {SHARED_SKIP} ({SHARED_DATA}); put the shared "
+            f"datasets there or set TEXTOPS_SHARED_DATA")
 
 
 def copy_project(root: Path) -> Path:

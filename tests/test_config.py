@@ -149,7 +149,9 @@ def test_help_lists_every_flag_with_its_variables_and_the_exit_codes(script):
 def test_a_sigterm_swallowed_by_a_finalizer_is_quiet_and_still_stops_the_job(monkeypatch, capsys):
     """A signal can land while Python runs a finalizer, where an exception is printed and
     ignored; train.py must neither print that traceback nor go on to register and promote."""
-    monkeypatch.setattr(common, "_SIGNALS_RECEIVED", [])
+    from textops import interrupts
+
+    monkeypatch.setattr(interrupts, "_SIGNALS_RECEIVED", [])
     monkeypatch.setattr(sys, "unraisablehook", common._quiet_swallowed_interrupt)
     common.raise_if_interrupted()  # no signal yet: nothing happens
 

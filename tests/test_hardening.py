@@ -24,7 +24,7 @@ import pytest
 import common
 import config as cfg
 from common import BadInputError
-from textops import batch, data, locking, model, promotion
+from textops import batch, data, locking, model, promotion, redaction
 from textops.monitoring import check, drift, stream
 
 
@@ -36,7 +36,7 @@ PASSWORDS = ["p@ss-w0rd", "pa/ss-w0rd", "pa:ss-w0rd", "p%40ss-w0rd"]
 
 @pytest.mark.parametrize("password", PASSWORDS)
 def test_a_uri_password_is_found_and_masked_however_it_is_spelled(password, monkeypatch):
-    monkeypatch.setattr(common, "_SECRETS", set())
+    monkeypatch.setattr(redaction, "_SECRETS", set())
     uri = f"http://alice:{password}@127.0.0.1:5000/x"
     assert common.uri_password(uri) == password
     common.add_secret(common.uri_password(uri))
@@ -55,7 +55,7 @@ def test_a_token_only_uri_and_a_uri_without_user_info():
 
 
 def test_known_secrets_are_masked_in_every_stream_and_log_line(monkeypatch):
-    monkeypatch.setattr(common, "_SECRETS", set())
+    monkeypatch.setattr(redaction, "_SECRETS", set())
     common.collect_secrets({"MLFLOW_TRACKING_URI": "http://bob:s3@cr/et-7@srv:80",
                             "MLFLOW_TRACKING_TOKEN": "tok-123456"})
     sink = io.StringIO()

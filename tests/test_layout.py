@@ -71,12 +71,25 @@ def test_imports_are_at_the_top_except_heavy_optional_ones(path):
 
 @pytest.mark.parametrize("path", shipped(), ids=lambda p: str(p.relative_to(PROJECT_ROOT)))
 def test_the_package_shipped_inside_models_imports_nothing_from_the_project(path):
+    assert not _imported_roots(path) & {"config", "common", "textops"}
+
+
+def _imported_roots(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     imported = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import)
                 for a in n.names}
-    imported |= {(n.module or "").split(".")[0] for n in ast.walk(tree)
-                 if isinstance(n, ast.ImportFrom)}
-    assert not imported & {"config", "common", "textops"}
+    return imported | {(n.module or "").split(".")[0] for n in ast.walk(tree)
+                       if isinstance(n, ast.ImportFrom) and not n.level}
+
+
+def test_the_library_never_imports_the_scripts_shared_helper():
+    """common.py is the scripts' helper (issue 28): what the package needs of it (errors and
+    exit codes, redaction, interrupts, files, timing) lives in textops/ itself."""
+    root_modules = {"common", "train", "predict", "monitor", "champion", "demo_data"}
+    users = [str(p.relative_to(PROJECT_ROOT))
+             for p in sorted((PROJECT_ROOT / "textops").rglob("*.py"))
+             if _imported_roots(p) & root_modules]
+    assert not users, users
 
 
 def test_below_the_entry_points_nothing_reads_the_configuration_dict():

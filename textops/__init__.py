@@ -16,6 +16,11 @@ scoring     what predict.py does: check the input, resolve the version, run an e
 batch       chunked, parallel, resumable batch scoring and output formats (predict.py)
 spark       predict.py --engine spark (mlflow.pyfunc.spark_udf, written by the executors)
 locking     one train.py per model, one predict.py per output, at a time
+errors      exit codes and the expected failures that map to them; the walk along causes
+redaction   secrets in URIs and the environment, masked wherever text is shown
+interrupts  Ctrl-C / SIGTERM as an exception, and again where a finalizer swallowed it
+files       output files checked first and written atomically
+timing      Stopwatch
 monitoring  monitor.py: stream, reference, drift, estimation, labelling, alerts, report
 
 The estimators that travel inside every logged model live in the top-level ``textprep`` package,

@@ -35,7 +35,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from common import BadInputError, prepare_output
+from textops.errors import BadInputError
+from textops.files import prepare_output
 from textops.data import clean_text, is_blank
 from textops.diagnostics import top_tokens
 from textops.locking import exclusive

@@ -18,7 +18,8 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import pandas as pd
 
-from common import BadInputError, first_line, interrupt_from
+from textops.errors import BadInputError, first_line
+from textops.interrupts import interrupt_from
 from textops import formats
 
 log = logging.getLogger(__name__)

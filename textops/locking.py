@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
 
-from common import TextopsError, ExitCode
+from textops.errors import TextopsError, ExitCode
 
 
 class BusyError(TextopsError):

@@ -23,7 +23,7 @@ from sklearn.metrics import (
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 import config as cfg
-from common import BadInputError
+from textops.errors import BadInputError
 from textops.metrics import macro_f1 as metrics_macro_f1
 from textops.settings import ModelSpec, Preprocessing, Tfidf
 from textprep import CatBoostText, HashedTfidf, TextColumn

@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.stats import binom, norm
 
-from common import BadInputError
+from textops.errors import BadInputError
 from textops.locking import exclusive
 from textops.metrics import macro_f1_from_confusion
 from textops.registry import CHALLENGER, CHAMPION, aliases_of, model_exists

@@ -27,10 +27,11 @@ import skops.io as sio
 
 import config as cfg
 import textprep
-from common import (BadInputError, ModelNotFoundError, TrackingUnavailableError, first_line,
-                    learn_uri_secrets)
-from common import redact as common_redact
+from textops.errors import (BadInputError, ModelNotFoundError, TrackingUnavailableError,
+                            first_line)
 from textops.locking import exclusive
+from textops.redaction import learn_uri_secrets
+from textops.redaction import redact as mask_secrets
 from textops.settings import Tracking
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ def redact(uri: str) -> str:
     """``uri`` fit for logs and messages: a password in it (``http://user:pw@host``) is masked,
     however it is spelled (``@``, ``/``, ``:`` or percent escapes inside it, token only)."""
     learn_uri_secrets(str(uri))
-    return common_redact(str(uri))
+    return mask_secrets(str(uri))
 
 
 def _check_server(uri: str, timeout: float) -> None:

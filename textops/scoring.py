@@ -16,7 +16,8 @@ from typing import Callable
 from tqdm import tqdm
 
 import config as cfg
-from common import BadInputError, refuse_overwriting
+from textops.errors import BadInputError
+from textops.files import refuse_overwriting
 from textops import batch, data, locking, registry, spark
 from textops.columns import MODEL_VERSION, OUTPUT_COLUMNS, PREDICTION, PROBA_PREFIX
 from textops.settings import Settings, Tracking, columns

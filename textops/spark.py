@@ -26,7 +26,8 @@ from typing import Iterator
 
 import pandas as pd
 
-from common import BadInputError, EngineUnavailableError, first_line, interrupt_from
+from textops.errors import BadInputError, EngineUnavailableError, first_line
+from textops.interrupts import interrupt_from
 from textops.batch import Job
 from textops.data import CsvFormat
 from textops.columns import MODEL_VERSION, PREDICTION, PROBA_PREFIX, PROBABILITY

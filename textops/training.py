@@ -17,8 +17,10 @@ import numpy as np
 import pandas as pd
 
 import config as cfg
-from common import (BadInputError, Interrupted, Stopwatch, first_line, raise_if_interrupted,
-                    redact)
+from textops.errors import BadInputError, Interrupted, first_line
+from textops.interrupts import raise_if_interrupted
+from textops.redaction import redact
+from textops.timing import Stopwatch
 from textops import data, diagnostics, model, promotion, registry, tuning
 from textops.calibration import calibration_metrics, save_reliability_diagram
 from textops.locking import exclusive

@@ -7,7 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from common import BadInputError, Stopwatch
+from textops.errors import BadInputError
+from textops.timing import Stopwatch
 from textops import model
 from textops.data import Split
 from textops.settings import ModelSpec

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from common import ExitCode
+from textops.errors import ExitCode
 from textops.metrics import macro_f1_from_confusion
 from textops.monitoring.profile import ReferenceProfile
 from textops.monitoring.result import Performance, PerformanceReport

@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 import config as cfg
-from common import BadInputError, atomic_output, refuse_overwriting
+from textops.errors import BadInputError
+from textops.files import atomic_output, refuse_overwriting
 from textops import batch, data, promotion, registry
 from textops.columns import MODEL_VERSION, PREDICTION, PROBABILITY
 from textops.settings import Settings, Thresholds, Tracking, columns

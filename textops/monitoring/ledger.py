@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from common import TrackingUnavailableError
+from textops.errors import TrackingUnavailableError
 
 AUDIT_SHARE = 0.2  # of each batch's labelled rows, never to be trained on
 BUSY_SECONDS = 60.0  # how long an append waits for another one

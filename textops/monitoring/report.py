@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from common import atomic_output
+from textops.files import atomic_output
 from textops.monitoring.classmix import MOVED
 from textops.monitoring.profile import ReferenceProfile
 from textops.monitoring.result import MonitorReport

@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from common import BadInputError
+from textops.errors import BadInputError
 from textops.columns import MODEL_VERSION, PREDICTION, PROBA_PREFIX, PROBABILITY
 from textops.data import clean_text, is_blank
 from textops.monitoring.classmix import ProbaSample
