@@ -149,11 +149,13 @@ def test_the_ledger_gives_training_each_texts_latest_label_and_never_its_audit_r
     assert chosen.digest == ledger.select(ledger.read(path), "m").digest
 
 
-def test_audit_labels_are_compared_as_the_model_spells_its_classes():
-    from textops import training
+def test_labels_are_compared_as_the_model_spells_its_classes():
+    """One spelling rule for labels given back (audit rows, --labels, labelled --data)."""
+    from textops import data
 
-    assert training.as_spelled_by_model(["true", "FALSE", "True", "maybe"], ["False", "True"]) \
-        == ["True", "False", "True", "maybe"]
+    spell = data.spelled_as(["False", "True"])
+    assert [spell(x) for x in ["true", "FALSE", " True ", "maybe"]] == [
+        "True", "False", "True", "maybe"]
 
 
 WRITER = """

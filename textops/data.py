@@ -13,7 +13,7 @@ import os
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pandas as pd
@@ -274,6 +274,19 @@ def is_blank(series: pd.Series) -> np.ndarray:
     """The blank-text rule, everywhere: a text that is missing or only white space is blank.
     Blank rows are never trained on and never scored (their prediction stays empty)."""
     return (clean_text(series).str.strip() == "").to_numpy()
+
+
+def spelled_as(classes: Sequence[Any]) -> Callable[[Any], str]:
+    """The label-spelling rule against a model's classes: a label that differs from a class
+    only in case (and surrounding spaces) is that class (``TRUE`` and ``true`` are ``True``, as
+    :func:`canonical_labels` merges them at training); any other label is kept as it is."""
+    by_key = {str(c).strip().casefold(): str(c) for c in classes}
+
+    def spell(label: Any) -> str:
+        text = str(label)
+        return by_key.get(text.strip().casefold(), text)
+
+    return spell
 
 
 def canonical_labels(labels: pd.Series) -> tuple[pd.Series, dict[str, list[str]]]:

@@ -596,7 +596,8 @@ def _audit_comparison(chosen: ledger.Selection, pipeline: Any, audit_x: pd.DataF
     import mlflow  # heavy (~1.5 s): lazy, for a fast --help and lean workers
 
     predicted, _ = model.predict_with_proba(pipeline, audit_x)
-    truth = as_spelled_by_model([row["label"] for row in chosen.audit], pipeline.classes_)
+    spell = data.spelled_as(pipeline.classes_)  # a labeller's "true" is the class True
+    truth = [spell(row["label"]) for row in chosen.audit]
     audit = promotion.audit_comparison(truth, predicted,
                                        champion_pred, [row["weight"] for row in chosen.audit],
                                        len({row["sample_id"] for row in chosen.audit}), alpha)
@@ -606,13 +607,6 @@ def _audit_comparison(chosen: ledger.Selection, pipeline: Any, audit_x: pd.DataF
                         "audit.pvalue": audit.test.pvalue, "audit.rows": audit.rows})
     log.info("ledger audit rows: %s", audit.describe())
     return audit
-
-
-def as_spelled_by_model(labels: list[str], classes: Any) -> list[str]:
-    """Labels as the model spells its classes when they differ only in case (a labeller's
-    ``true`` is the class ``True``, as train.py merges such spellings); others unchanged."""
-    spelled = {str(c).casefold(): str(c) for c in classes}
-    return [spelled.get(str(label).casefold(), str(label)) for label in labels]
 
 
 def _audit_tags(audit: promotion.AuditComparison | None) -> dict[str, str]:

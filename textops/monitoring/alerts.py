@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from textops.data import spelled_as
 from textops.errors import ExitCode
 from textops.metrics import macro_f1_from_confusion
 from textops.monitoring.profile import ReferenceProfile
@@ -72,11 +73,11 @@ def verdict(performance_alerts_found: list[str], drifted: list[str]) -> str:
 
 
 def align_labels(pairs: Counter, classes: list[str]) -> Counter:
-    """Label spellings mapped onto the model's (``TRUE`` -> ``True``)."""
-    by_key = {str(c).casefold(): str(c) for c in classes}
+    """Label spellings mapped onto the model's (``TRUE`` -> ``True``, :func:`data.spelled_as`)."""
+    spell = spelled_as(classes)
     aligned = Counter()
     for (truth, predicted), n in pairs.items():
-        aligned[(by_key.get(truth.casefold(), truth), predicted)] += n
+        aligned[(spell(truth), predicted)] += n
     return aligned
 
 

@@ -421,10 +421,8 @@ def _sample_estimate(found: _CheckFindings, collector: labelling.Collector,
     """With a labels file: the night's accuracy from the labelled sample, beside the label-free
     estimate (``estimated.sample``); alerts then come from it, not from the label-free one."""
     classes = list(reference.classes) if reference else []
-    by_key = {c.casefold(): c for c in classes}
     try:
-        sample = collector.sample_estimate(lambda label: by_key.get(label.casefold(), label),
-                                           classes, sha256)
+        sample = collector.sample_estimate(data.spelled_as(classes), classes, sha256)
     except ValueError as exc:
         raise BadInputError(f"--labels {job.labels}: {exc}; label the to_label file written for "
                             f"this --data (joined on {', '.join(job.id_columns) or 'row'})"
