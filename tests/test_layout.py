@@ -92,6 +92,44 @@ def test_the_library_never_imports_the_scripts_shared_helper():
     assert not users, users
 
 
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PROJECT_ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _package_imports(path: Path, known: set[str]) -> set[str]:
+    """The textops modules ``path`` imports at module level (``if`` blocks included)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name in known}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("textops"):
+            found |= {f"{node.module}.{a.name}" for a in node.names
+                      if f"{node.module}.{a.name}" in known} or {node.module}
+    return found - {"textops"}
+
+
+def test_the_package_has_no_import_cycle():
+    """Issue 28: estimation and result imported each other; Threshold now lives beside the
+    reference profile. Lazy imports inside functions are not counted (heavy ones only)."""
+    paths = sorted((PROJECT_ROOT / "textops").rglob("*.py"))
+    known = {_module_name(p) for p in paths}
+    graph = {_module_name(p): _package_imports(p, known) & known for p in paths}
+
+    def cycle_from(start: str, node: str, trail: list[str]) -> list[str] | None:
+        for following in sorted(graph.get(node, ())):
+            if following == start:
+                return trail + [following]
+            if following not in trail and following.startswith("textops."):
+                found = cycle_from(start, following, trail + [following])
+                if found:
+                    return found
+        return None
+
+    cycles = [c for m in sorted(graph) if (c := cycle_from(m, m, [m]))]
+    assert not cycles, cycles[0]
+
+
 def test_below_the_entry_points_nothing_reads_the_configuration_dict():
     """Settings are resolved once (textops.settings.resolve, called by the entry points): the
     library takes typed job objects, so no module under textops/ (but settings.py) or textprep/

@@ -35,13 +35,14 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from textops.errors import BadInputError
-from textops.files import prepare_output
+from textops.columns import (FLOAT_FORMAT, MODEL_VERSION, PREDICTION, PROBA_PREFIX, PROBABILITY,
+                             TOP_TOKENS)
 from textops.data import clean_text, is_blank
 from textops.diagnostics import top_tokens
+from textops.errors import BadInputError
+from textops.files import prepare_output
 from textops.locking import exclusive
 from textops.registry import load_pipeline
-from textops.columns import MODEL_VERSION, PREDICTION, PROBA_PREFIX, PROBABILITY, TOP_TOKENS
 from textprep import top_class
 
 log = logging.getLogger(__name__)
@@ -152,7 +153,7 @@ def render_chunk(scored: pd.DataFrame, job: Job, first: bool) -> tuple[bytes, in
         return arrow_segment(scored), blank
     if job.excel_safe:
         scored = excel_safe(scored)
-    data = scored.to_csv(header=first, index=False, float_format="%.6f",
+    data = scored.to_csv(header=first, index=False, float_format=FLOAT_FORMAT,
                          lineterminator="\n").encode("utf-8")
     if job.format == "csv.gz":
         data = gzip.compress(data, compresslevel=6, mtime=0)  # mtime=0: same bytes every run

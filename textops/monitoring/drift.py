@@ -33,11 +33,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
+from textops.columns import PROBABILITY_DECIMALS
 from textops.model import vectorizers
 from textops.monitoring.profile import ReferenceProfile
 from textops.settings import Thresholds
 
-CONFIDENCE_DECIMALS = 6  # predict.py writes probabilities with 6 decimals
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default token pattern
 _LETTERS = r"(?u)\b[^\W\d_]{2,}\b"  # words without digits: ids and handles are not content
 
@@ -268,8 +268,8 @@ def _ks_check(name: str, ref_sample: Any, cur: Any, thresholds: Thresholds,
 def confidence_distribution(reference: ReferenceProfile, current: Current,
                             thresholds: Thresholds) -> Check | None:
     """KS test of the top probability, at the precision predict.py writes (ties compare alike)."""
-    cur = None if current.confidence is None else np.round(current.confidence, CONFIDENCE_DECIMALS)
-    return _ks_check("confidence", np.round(reference.confidence_sample, CONFIDENCE_DECIMALS), cur,
+    cur = None if current.confidence is None else np.round(current.confidence, PROBABILITY_DECIMALS)
+    return _ks_check("confidence", np.round(reference.confidence_sample, PROBABILITY_DECIMALS), cur,
                      thresholds, lambda v: f"mean {np.mean(v):.3f}")
 
 

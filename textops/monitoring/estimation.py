@@ -34,49 +34,13 @@ from typing import Any, Sequence, Union
 import numpy as np
 
 from textops.metrics import macro_f1_from_confusion
-from textops.monitoring.profile import ReferenceProfile
+from textops.monitoring.profile import (ReferenceProfile, Threshold,  # noqa: F401 - re-exported
+                                       fit_threshold)
 from textops.monitoring.result import (EstimateReport, Figures, Interval, PerformanceReport,
                                        Realized, SampleEstimate, VersionEstimate)
 from textops.settings import Thresholds
 
 Z90 = 1.6448536269514722  # two-sided 90 % normal quantile
-CONFIDENCE_DECIMALS = 6  # predict.py writes probabilities with 6 decimals: compare alike
-
-
-@dataclass(frozen=True)
-class Threshold:
-    """ATC's threshold for one model version, fitted on its test rows at training: rows with a
-    confidence above ``value`` count as right, rows equal to it count ``tie_weight`` (so the
-    share on the test rows is exactly their accuracy, however many confidences tie at 1.0)."""
-
-    value: float
-    tie_weight: float
-    accuracy: float  # test accuracy at training
-    confidence_mean: float  # mean confidence on the test rows (DoC's anchor)
-    rows: int  # test rows it was fitted on (their number bounds its precision)
-    source: str = "test rows at training"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"threshold": self.value, "tie_weight": self.tie_weight, "accuracy": self.accuracy,
-                "confidence_mean": self.confidence_mean, "rows": self.rows, "source": self.source}
-
-    def right(self, confidence: np.ndarray) -> np.ndarray:
-        """Each row's count as right: 1 above the threshold, ``tie_weight`` on it, 0 below."""
-        c = np.round(np.asarray(confidence, dtype=float), CONFIDENCE_DECIMALS)
-        return (c > self.value) + self.tie_weight * (c == self.value)
-
-
-def fit_threshold(confidence: Sequence[float], accuracy: float,
-                  source: str = "test rows at training") -> Threshold:
-    """The ATC threshold: the share of ``confidence`` values counted right equals ``accuracy``."""
-    c = np.sort(np.round(np.asarray(confidence, dtype=float), CONFIDENCE_DECIMALS))[::-1]
-    n = len(c)
-    target = float(np.clip(accuracy, 0.0, 1.0)) * n
-    k = min(max(int(np.ceil(target)) - 1, 0), n - 1)  # the row where the target count is reached
-    value = float(c[k])
-    above, equal = int(np.sum(c > value)), int(np.sum(c == value))
-    weight = float(np.clip((target - above) / equal, 0.0, 1.0)) if equal else 0.0
-    return Threshold(value, weight, float(accuracy), float(np.mean(c)), n, source)
 
 
 def threshold_from_reference(reference: ReferenceProfile | None) -> Threshold | None:

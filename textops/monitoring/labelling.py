@@ -31,8 +31,9 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from textops.columns import MODEL_VERSION, PREDICTION, PROBABILITY
-from textops.monitoring.estimation import Z90, Threshold
+from textops.columns import MODEL_VERSION, PREDICTION, PROBABILITY, PROBABILITY_DECIMALS
+from textops.monitoring.estimation import Z90
+from textops.monitoring.profile import Threshold
 from textops.monitoring.result import SampleEstimate
 
 SD_FLOOR = 0.25  # a stratum's assumed error spread is never below this (confident errors hide)
@@ -45,9 +46,9 @@ def strata_edges(reference_confidence: Sequence[float], threshold: Threshold | N
     """Inner edges of the confidence strata: the ATC threshold and the reference confidences'
     5, 15, 30 and 50 % quantiles (ties at 1.0 collapse, so there are at most five edges)."""
     values = np.asarray(reference_confidence, dtype=float)
-    edges = set(np.round(np.quantile(values, [0.05, 0.15, 0.3, 0.5]), 6)) if len(values) else set()
+    edges = set(np.round(np.quantile(values, [0.05, 0.15, 0.3, 0.5]), PROBABILITY_DECIMALS)) if len(values) else set()
     if threshold is not None:
-        edges.add(round(threshold.value, 6))
+        edges.add(round(threshold.value, PROBABILITY_DECIMALS))
     return sorted(e for e in edges if 0.0 < e < 1.0)
 
 
@@ -266,7 +267,7 @@ class Collector:
         if self.text_column is not None:
             records[self.text_column] = chunk[self.text_column].to_numpy()
         records[PREDICTION] = predicted
-        records[PROBABILITY] = np.round(np.asarray(confidence, dtype=float), 6)
+        records[PROBABILITY] = np.round(np.asarray(confidence, dtype=float), PROBABILITY_DECIMALS)
         records[MODEL_VERSION] = versions
         self.sampler.add(records.reset_index(drop=True),
                          np.nan_to_num(np.asarray(confidence, dtype=float), nan=0.0))

@@ -4,11 +4,19 @@
 
 Versions trained by earlier releases saved fewer fields (no ATC threshold, no text sample, no
 ``calibrated`` flag): what a stored profile lacks reads as empty or None here, in one place, so
-the drift checks, the estimators and the report need no defaults of their own."""
+the drift checks, the estimators and the report need no defaults of their own.
+
+Beside it, the version's ATC :class:`Threshold` (fitted by train.py on the same test rows and
+stored in the profile): the estimators and the report both use it, so it lives here rather than
+in either of them."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from textops.columns import PROBABILITY_DECIMALS
 
 
 @dataclass(frozen=True)
@@ -24,7 +32,7 @@ class ReferenceProfile:
     oov_rate: float | None = None  # mean share of words the model did not know
     texts: list[str] = field(default_factory=list)  # seeded sample for the text-content check
     text_chars: int | None = None  # how the sampled texts were cut (current ones are cut alike)
-    atc: dict[str, Any] | None = None  # the stored ATC threshold (estimation.Threshold.to_dict())
+    atc: dict[str, Any] | None = None  # the stored ATC threshold (Threshold.to_dict())
     class_priors: dict[str, float] = field(default_factory=dict)  # training rows' class shares
     test_confusion: dict[str, Any] | None = None  # test rows' [predicted, true] counts
 
@@ -61,3 +69,39 @@ class ReferenceProfile:
     def test_metrics(self) -> dict[str, float]:
         """Accuracy and macro-F1 on the test split at training, those recorded."""
         return {k: self.metrics[k] for k in ("accuracy", "macro_f1") if k in self.metrics}
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """ATC's threshold for one model version, fitted on its test rows at training: rows with a
+    confidence above ``value`` count as right, rows equal to it count ``tie_weight`` (so the
+    share on the test rows is exactly their accuracy, however many confidences tie at 1.0)."""
+
+    value: float
+    tie_weight: float
+    accuracy: float  # test accuracy at training
+    confidence_mean: float  # mean confidence on the test rows (DoC's anchor)
+    rows: int  # test rows it was fitted on (their number bounds its precision)
+    source: str = "test rows at training"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"threshold": self.value, "tie_weight": self.tie_weight, "accuracy": self.accuracy,
+                "confidence_mean": self.confidence_mean, "rows": self.rows, "source": self.source}
+
+    def right(self, confidence: np.ndarray) -> np.ndarray:
+        """Each row's count as right: 1 above the threshold, ``tie_weight`` on it, 0 below."""
+        c = np.round(np.asarray(confidence, dtype=float), PROBABILITY_DECIMALS)
+        return (c > self.value) + self.tie_weight * (c == self.value)
+
+
+def fit_threshold(confidence: Sequence[float], accuracy: float,
+                  source: str = "test rows at training") -> Threshold:
+    """The ATC threshold: the share of ``confidence`` values counted right equals ``accuracy``."""
+    c = np.sort(np.round(np.asarray(confidence, dtype=float), PROBABILITY_DECIMALS))[::-1]
+    n = len(c)
+    target = float(np.clip(accuracy, 0.0, 1.0)) * n
+    k = min(max(int(np.ceil(target)) - 1, 0), n - 1)  # the row where the target count is reached
+    value = float(c[k])
+    above, equal = int(np.sum(c > value)), int(np.sum(c == value))
+    weight = float(np.clip((target - above) / equal, 0.0, 1.0)) if equal else 0.0
+    return Threshold(value, weight, float(accuracy), float(np.mean(c)), n, source)

@@ -13,8 +13,7 @@ import numpy as np
 
 from textops.monitoring.classmix import test_confusion
 from textops.monitoring.drift import distribution, oov_rates, sample_indices, word_vocabulary
-from textops.monitoring.estimation import fit_threshold
-from textops.monitoring.profile import ReferenceProfile
+from textops.monitoring.profile import ReferenceProfile, fit_threshold
 
 log = logging.getLogger(__name__)
 

@@ -8,13 +8,11 @@ VersionEstimate, Realized, EstimateReport), :mod:`labelling` (SampleEstimate), :
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from textops.monitoring.drift import Check
+from textops.monitoring.profile import Threshold
 from textops.settings import Thresholds
-
-if TYPE_CHECKING:
-    from textops.monitoring.estimation import Threshold
 
 Interval = tuple[float, float]  # a 90 % interval (low, high); a list in the JSON
 

@@ -15,7 +15,8 @@ from textops.errors import BadInputError
 from textops.columns import MODEL_VERSION, PREDICTION, PROBA_PREFIX, PROBABILITY
 from textops.data import clean_text, is_blank
 from textops.monitoring.classmix import ProbaSample
-from textops.monitoring.estimation import EstimateSums, Threshold
+from textops.monitoring.estimation import EstimateSums
+from textops.monitoring.profile import Threshold
 from textprep import top_class
 
 SAMPLE_VALUES = 50_000  # confidences / text lengths kept for the KS tests
