@@ -92,7 +92,7 @@ def not_blank(value: str) -> str | None:
     return "must not be empty" if not str(value).strip() else None
 
 
-COMMON = ("train", "predict", "monitor", "champion")
+COMMON = SCRIPTS  # the flags every script takes (data columns, tracking)
 
 SECTION_HELP = {
     "data": "data",

@@ -10,8 +10,9 @@ import pytest
 
 from textops.settings import Thresholds
 from textops.monitoring import alerts
+from textops.metrics import macro_f1_from_confusion
 from textops.monitoring.estimation import (Combined, EstimateSums, estimate, estimation_alerts,
-                                           macro_f1, moved, report_estimates)
+                                           moved, report_estimates)
 from textops.monitoring.labelling import stratified_accuracy
 from textops.monitoring.profile import ReferenceProfile
 from textops.monitoring.result import Performance, PerformanceReport
@@ -62,7 +63,7 @@ def test_macro_f1_of_a_counted_matrix_is_the_labelled_rule():
     pairs = Counter({("a", "a"): 50, ("a", "b"): 10, ("b", "b"): 30, ("c", "a"): 5})
     labels = ["a", "b", "c"]
     matrix = np.array([[pairs[(t, p)] for p in labels] for t in labels], dtype=float)
-    assert macro_f1(matrix) == pytest.approx(alerts.performance(pairs).macro_f1)
+    assert macro_f1_from_confusion(matrix) == pytest.approx(alerts.performance(pairs).macro_f1)
 
 
 def test_chunks_add_up_to_one_pass_and_a_binary_model_needs_only_the_top_probability():

@@ -22,7 +22,7 @@ def test_it_is_scikit_learns_macro_f1_over_the_classes_in_the_truth(seed):
     pairs = Counter(zip(y_true, y_pred))
     assert alerts.performance(pairs).macro_f1 == pytest.approx(expected, abs=1e-12)
     classes, counts = metrics.confusion(y_true, y_pred)
-    assert estimation.macro_f1(counts) == pytest.approx(expected, abs=1e-12)
+    assert metrics.macro_f1_from_confusion(counts) == pytest.approx(expected, abs=1e-12)
 
 
 def test_a_class_predicted_but_absent_from_the_truth_adds_no_zero_term():

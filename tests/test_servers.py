@@ -13,7 +13,7 @@ import pytest
 from common import ExitCode
 from conftest import assert_clean_failure, clean_env, ok, registry, run_script, shared
 from test_production import GOOD_ROWS, MODEL, train_args
-from textops.registry import redact
+from textops.registry import shown_uri
 
 
 @pytest.mark.slow
@@ -127,8 +127,8 @@ def test_the_database_or_the_server_dying_mid_training_fails_cleanly_and_moves_n
 def test_a_password_in_the_tracking_uri_never_reaches_the_console_or_logs(project, tmp_path):
     from conftest import free_port
 
-    assert redact("http://alice:s3cr3t@host:5000/x") == "http://alice:***@host:5000/x"
-    assert redact("sqlite:////srv/mlflow.db") == "sqlite:////srv/mlflow.db"
+    assert shown_uri("http://alice:s3cr3t@host:5000/x") == "http://alice:***@host:5000/x"
+    assert shown_uri("sqlite:////srv/mlflow.db") == "sqlite:////srv/mlflow.db"
     uri = f"http://alice:s3cr3t-pw@127.0.0.1:{free_port()}"  # nothing listens there
     result = run_script(project, "predict.py", "--data", str(shared("twcs", "sample.csv")),
                         "--output", str(tmp_path / "out.csv"), env=clean_env(MLFLOW_TRACKING_URI=uri))

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import f1_score
 from sklearn.pipeline import Pipeline
 
 from textops.data import Split
+from textops.metrics import macro_f1
 from textops.model import feature_names
 from textprep import TextColumn
 
@@ -106,8 +106,7 @@ def leakage_check(pipeline: Pipeline, split: Split, model_score: float, text_col
     features = pipeline[:-1]
     probe = LogisticRegression(C=10, max_iter=1000, random_state=seed)
     probe.fit(features.transform(x_fit)[:, columns], y_fit)
-    top_score = f1_score(y_test, probe.predict(features.transform(split.x_test)[:, columns]),
-                         average="macro", zero_division=0)
+    top_score = macro_f1(y_test, probe.predict(features.transform(split.x_test)[:, columns]))
     figures[f"top{top_k}_tokens_macro_f1"] = float(top_score)
     if model_score > 0 and top_score >= top_k_ratio * model_score:
         reasons.append(f"{top_k} tokens alone reach macro-F1 {top_score:.3f} against the model's "
@@ -117,7 +116,7 @@ def leakage_check(pipeline: Pipeline, split: Split, model_score: float, text_col
     ids_fit = vectorizer.fit_transform(identifiers_only(x_fit[text_column]))
     ids_test = vectorizer.transform(identifiers_only(split.x_test[text_column]))
     probe = LogisticRegression(C=10, max_iter=1000, random_state=seed).fit(ids_fit, y_fit)
-    ids_score = f1_score(y_test, probe.predict(ids_test), average="macro", zero_division=0)
+    ids_score = macro_f1(y_test, probe.predict(ids_test))
     figures["identifiers_only_macro_f1"] = float(ids_score)
     if model_score > 0 and ids_score >= identifier_ratio * model_score:
         reasons.append(f"the identifiers alone (@handles, URLs, numbers, ^signatures) reach "

@@ -48,7 +48,7 @@ TRUSTED_TYPES = (
 TEXTPREP_PATH = cfg.PROJECT_ROOT / "textprep"  # the package, shipped as the model's code
 
 
-def redact(uri: str) -> str:
+def shown_uri(uri: str) -> str:
     """``uri`` fit for logs and messages: a password in it (``http://user:pw@host``) is masked,
     however it is spelled (``@``, ``/``, ``:`` or percent escapes inside it, token only)."""
     learn_uri_secrets(str(uri))
@@ -58,7 +58,7 @@ def redact(uri: str) -> str:
 def _check_server(uri: str, timeout: float) -> None:
     """Reachable, healthy, and accepting our credentials (MLFLOW_TRACKING_USERNAME /
     MLFLOW_TRACKING_PASSWORD or a token), all within ``timeout`` seconds per request."""
-    shown = redact(uri)
+    shown = shown_uri(uri)
     base = uri.rstrip("/")
     user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
     token = os.environ.get("MLFLOW_TRACKING_TOKEN")
@@ -102,7 +102,7 @@ def connect(tracking: Tracking):
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(max(int(timeout * 3), 30)))
     uri = tracking.uri
-    redact(uri)  # learns its secrets: --tracking-uri too, not only the environment's
+    shown_uri(uri)  # learns its secrets: --tracking-uri too, not only the environment's
     kind = store_kind(uri)
     if kind == "http":
         _check_server(uri, timeout)
@@ -135,7 +135,7 @@ def store_kind(uri: str) -> str:
     if not sep:
         if uri.strip().lower() in ("databricks", "databricks-uc", "uc"):
             return "other"
-        raise BadInputError(f"MLFLOW_TRACKING_URI {redact(uri)!r} is not a URI (no 'scheme://'); "
+        raise BadInputError(f"MLFLOW_TRACKING_URI {shown_uri(uri)!r} is not a URI (no 'scheme://'); "
                             f"e.g. http://host:5000, postgresql://user@host/db or "
                             f"sqlite:///path/mlflow.db, or unset it for the embedded store")
     if base in ("http", "https"):
@@ -147,7 +147,7 @@ def store_kind(uri: str) -> str:
     if base not in KNOWN_SCHEMES and base not in _plugin_schemes():
         near = difflib.get_close_matches(base, KNOWN_SCHEMES, n=1)
         hint = f"did you mean {near[0]}://? " if near else ""
-        raise BadInputError(f"MLFLOW_TRACKING_URI {redact(uri)!r} has the unknown scheme "
+        raise BadInputError(f"MLFLOW_TRACKING_URI {shown_uri(uri)!r} has the unknown scheme "
                             f"{scheme!r}; {hint}use http(s)://, postgresql://, mysql://, "
                             f"sqlite:/// or databricks, or unset it for the embedded store")
     return "other"
@@ -165,7 +165,7 @@ def _check_database(uri: str, timeout: float) -> None:
     import sqlalchemy  # heavy: lazy (MLflow's own dependency)
     from sqlalchemy.engine import make_url
 
-    shown = redact(uri)
+    shown = shown_uri(uri)
     try:
         url = make_url(uri)
         dialect = url.get_dialect()
@@ -300,7 +300,7 @@ def _find_version(client, name: str, ref: str):
     ref = str(ref).strip()
     if not model_exists(client, name):
         raise ModelNotFoundError(
-            f"no registered model named {name!r} in {redact(client.tracking_uri)}; run train.py first "
+            f"no registered model named {name!r} in {shown_uri(client.tracking_uri)}; run train.py first "
             f"(or pass --model-name / set TEXTOPS_MLFLOW_MODEL_NAME)"
         )
     if ref.lower() == "latest":
@@ -345,7 +345,7 @@ def require_versions(client, name: str, versions: list[str], where: str) -> None
         shown = ", ".join(repr(v) for v in missing[:5])
         raise ModelNotFoundError(
             f"{where} names version(s) {shown} that model {name!r} does not have in "
-            f"{redact(client.tracking_uri)}; check --model-name and MLFLOW_TRACKING_URI, or "
+            f"{shown_uri(client.tracking_uri)}; check --model-name and MLFLOW_TRACKING_URI, or "
             f"monitor the output of predict.py")
 
 

@@ -178,7 +178,7 @@ def train(job: TrainJob, td: TrainingData, started: float) -> str:
 
         run = mlflow.start_run(experiment_id=experiment_id, run_name=f"train-{td.path.stem}")
         log.info("MLflow run %s in %s", run.info.run_id,
-                 registry.redact(job.tracking.uri))
+                 registry.shown_uri(job.tracking.uri))
         try:
             if same_task:
                 mlflow.set_tag("textops.new_classes_reason", same_task)

@@ -203,12 +203,6 @@ def _two_class_matrix(by_label: dict[str, np.ndarray], right: dict[str, float],
     return matrix
 
 
-def macro_f1(confusion: np.ndarray) -> float:
-    """Macro-F1 from a (possibly expected, fractional) confusion matrix [true, predicted]: the
-    one definition (:mod:`textops.metrics`)."""
-    return float(macro_f1_from_confusion(confusion))
-
-
 def estimate(expected: EstimateSums, classes: Sequence[str]) -> Figures | None:
     """The estimate: accuracy with its 90 % interval and, when the expected confusion matrix is
     known (whole probability vectors, or a two-class model), macro-F1; None without rows."""
@@ -221,7 +215,7 @@ def estimate(expected: EstimateSums, classes: Sequence[str]) -> Figures | None:
     half = float(Z90 * np.sqrt(variance) / n)
     matrix = expected.expected_confusion(classes)
     return Figures(accuracy, (max(accuracy - half, 0.0), min(accuracy + half, 1.0)),
-                   macro_f1(matrix) if matrix is not None else None, n)
+                   float(macro_f1_from_confusion(matrix)) if matrix is not None else None, n)
 
 
 def _interval(value: float, se: float) -> Interval:
@@ -249,7 +243,7 @@ def methods(expected: EstimateSums, classes: Sequence[str]) -> dict[str, Figures
     elif len(classes) == 2 and set(expected.by_label) <= set(classes):
         matrix = _two_class_matrix(expected.by_label, expected.atc_by_label, classes)
     found["atc"] = Figures(atc, _interval(atc, np.sqrt(atc * (1 - atc) / n + anchor)),
-                           macro_f1(matrix) if matrix is not None else None, n)
+                           float(macro_f1_from_confusion(matrix)) if matrix is not None else None, n)
     total = sum(v[1] for v in expected.by_label.values())
     squares = total - sum(v[2] for v in expected.by_label.values())  # sum of p^2
     mean = total / n

@@ -15,6 +15,7 @@ import numpy as np
 from textops.files import atomic_output
 from textops.monitoring.classmix import MOVED
 from textops.monitoring.profile import ReferenceProfile
+from textops.monitoring.runs import HISTORY_METRICS
 from textops.monitoring.result import MonitorReport
 from textops.monitoring.stream import StreamTotals
 
@@ -73,9 +74,7 @@ def histogram_plot(reference: Sequence[float], current: Sequence[float], title: 
 
 def history_plot(history: list[dict[str, Any]]) -> str:
     fig, ax = _figure()
-    for key, label in (("accuracy", "accuracy (labels)"), ("macro_f1", "macro-F1 (labels)"),
-                       ("estimated.accuracy", "estimated accuracy (no labels)"),
-                       ("drift.text_content", "text drift AUC")):
+    for key, label in HISTORY_METRICS.items():
         points = [(h["time"], h[key]) for h in history if h.get(key) is not None]
         if points:
             ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)

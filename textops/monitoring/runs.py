@@ -11,7 +11,10 @@ from textops.monitoring.result import EstimateReport, MonitorReport
 
 log = logging.getLogger(__name__)
 
-HISTORY_METRICS = ("accuracy", "macro_f1", "estimated.accuracy", "drift.text_content")  # charted
+# the metrics charted in the HTML report's history, with their legend
+HISTORY_METRICS = {"accuracy": "accuracy (labels)", "macro_f1": "macro-F1 (labels)",
+                   "estimated.accuracy": "estimated accuracy (no labels)",
+                   "drift.text_content": "text drift AUC"}
 
 
 def history(client: Any, experiment_id: str, name: str, limit: int,
