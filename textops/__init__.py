@@ -9,7 +9,8 @@ diagnostics the linear baseline, token importance, leakage guard, per-row explan
 tuning      seeded random search over model settings
 training    what train.py does: fit, evaluate, log, register, promote
 registry    the MLflow store, registered versions and aliases, logging and loading models
-calibration calibration error, Brier score, reliability diagram
+calibration calibration error, Brier score, reliability table
+plots       every chart textops draws (matplotlib, headless, imported only to draw)
 promotion   the champion/challenger rule and the alias history
 columns     predict.py's output column names, declared once
 scoring     what predict.py does: check the input, resolve the version, run an engine

@@ -1,9 +1,8 @@
 """How far the model's probabilities can be taken at their word: top-label expected calibration
-error, Brier score and the reliability diagram, measured on the test rows by train.py (the
-temperature itself is fitted inside the model, ``textprep.CatBoostText``)."""
+error, Brier score and the reliability table (drawn by textops.plots), measured on the test
+rows by train.py (the temperature itself is fitted inside the model, ``textprep.CatBoostText``)."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -59,29 +58,3 @@ def calibration_metrics(proba: np.ndarray, y_true: Any, classes: Any,
     return {"calibration.temperature": float(temperature),
             "calibration.ece_raw": ece(raw, codes), "calibration.ece": ece(proba, codes),
             "calibration.brier_raw": brier(raw, codes), "calibration.brier": brier(proba, codes)}
-
-
-def save_reliability_diagram(proba: np.ndarray, y_true: Any, classes: Any, temperature: float,
-                             path: Path) -> Path:
-    """Accuracy against confidence per bin, before and after calibration, with the diagonal."""
-    import matplotlib  # heavy and optional for scoring: only when a plot is drawn
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    codes = label_codes(y_true, classes)
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="perfect calibration")
-    for label, values in (("raw", uncalibrated(proba, temperature)), ("calibrated", proba)):
-        table = reliability(values, codes)
-        used = table["rows"] > 0
-        ax.plot(table["confidence"][used], table["accuracy"][used], marker="o",
-                label=f"{label} (ECE {ece(values, codes):.3f})")
-    ax.set_xlabel("confidence (top-label probability)")
-    ax.set_ylabel("accuracy")
-    ax.set_title(f"Reliability on the test rows (T = {temperature:.2f})")
-    ax.legend(loc="upper left")
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import posixpath
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -243,36 +242,6 @@ def evaluate(y_true: pd.Series | np.ndarray, y_pred: np.ndarray, proba: np.ndarr
     return Evaluation(metrics, report_text, report, labels,
                       confusion_matrix(y_true, y_pred, labels=labels))
 
-
-def save_confusion_matrix(evaluation: Evaluation, path: Path, title: str) -> Path:
-    """Render the confusion matrix as a PNG (row-normalised colours, raw counts when they fit)."""
-    import matplotlib  # heavy and optional for scoring: only when a plot is drawn
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    labels, cm = evaluation.labels, evaluation.confusion
-    n = len(labels)
-    size = min(4 + 0.28 * n, 30)
-    fig, ax = plt.subplots(figsize=(size, size * 0.85))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        normalised = np.nan_to_num(cm / cm.sum(axis=1, keepdims=True))
-    image = ax.imshow(normalised, cmap="Blues", vmin=0, vmax=1)
-    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="share of true class")
-    ax.set_xticks(range(n), labels, rotation=90 if n > 6 else 0, fontsize=8 if n > 20 else 10)
-    ax.set_yticks(range(n), labels, fontsize=8 if n > 20 else 10)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title)
-    if n <= 20:
-        for i in range(n):
-            for j in range(n):
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center",
-                        color="white" if normalised[i, j] > 0.5 else "black", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
 
 def predict_with_proba(pipeline: Pipeline, frame: pd.DataFrame,
                        chunk_rows: int = 50_000) -> tuple[np.ndarray, np.ndarray]:

@@ -21,8 +21,8 @@ from textops.errors import BadInputError, Interrupted, first_line
 from textops.interrupts import raise_if_interrupted
 from textops.redaction import redact
 from textops.timing import Stopwatch
-from textops import data, diagnostics, model, promotion, registry, tuning
-from textops.calibration import calibration_metrics, save_reliability_diagram
+from textops import data, diagnostics, model, plots, promotion, registry, tuning
+from textops.calibration import calibration_metrics
 from textops.locking import exclusive
 from textops.monitoring import ledger
 from textops.monitoring.reference import (REFERENCE_PATH, build_reference, load_reference,
@@ -539,9 +539,9 @@ def _log_artifacts(job: TrainJob, td: TrainingData, fitted: Fitted) -> None:
         diagnostics.token_importance(fitted.pipeline, rows).to_csv(
             folder / "token_importance.csv", index=False)
         mlflow.log_param("token_importance.rows", len(rows))
-        model.save_confusion_matrix(evaluation, folder / "confusion_matrix.png",
+        plots.save_confusion_matrix(evaluation, folder / "confusion_matrix.png",
                                     f"{name}: test split ({len(split.y_test)} rows)")
-        save_reliability_diagram(fitted.proba, split.y_test, fitted.pipeline.classes_,
+        plots.save_reliability_diagram(fitted.proba, split.y_test, fitted.pipeline.classes_,
                                  fitted.calibration["calibration.temperature"],
                                  folder / "reliability_diagram.png")
         (folder / "classification_report.txt").write_text(evaluation.report_text, encoding="utf-8")

@@ -3,9 +3,7 @@
 artefacts or the MLflow UI."""
 from __future__ import annotations
 
-import base64
 import html
-import io
 from collections import Counter
 from pathlib import Path
 from typing import Any, Sequence
@@ -13,76 +11,13 @@ from typing import Any, Sequence
 import numpy as np
 
 from textops.files import atomic_output
+from textops.plots import class_plot, histogram_plot, history_plot
 from textops.monitoring.classmix import MOVED
 from textops.monitoring.profile import ReferenceProfile
-from textops.monitoring.runs import HISTORY_METRICS
 from textops.monitoring.result import MonitorReport
 from textops.monitoring.stream import StreamTotals
 
 STATUS_COLOURS = {"healthy": "#1a7f37", "alert": "#cf222e", "drift": "#bf8700"}
-REFERENCE_COLOUR, CURRENT_COLOUR = "#8c959f", "#0969da"
-
-
-def _png(fig) -> str:
-    import matplotlib.pyplot as plt  # heavy: only when a report is drawn
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=96, bbox_inches="tight")
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def _figure(width: float = 6.4, height: float = 3.2):
-    import matplotlib  # heavy: only when a report is drawn
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt.subplots(figsize=(width, height))
-
-
-def class_plot(reference: dict[str, float], current: dict[str, float], top: int = 20) -> str:
-    classes = sorted(reference, key=lambda c: -max(reference[c], current.get(c, 0.0)))[:top]
-    fig, ax = _figure(6.4, max(2.4, 0.28 * len(classes) + 1))
-    y = np.arange(len(classes))
-    ax.barh(y - 0.2, [reference[c] for c in classes], 0.4, label="reference (test split)",
-            color=REFERENCE_COLOUR)
-    ax.barh(y + 0.2, [current.get(c, 0.0) for c in classes], 0.4, label="current",
-            color=CURRENT_COLOUR)
-    ax.set_yticks(y, classes)
-    ax.invert_yaxis()
-    ax.set_xlabel("share of predictions")
-    ax.legend(loc="lower right")
-    ax.set_title("Predicted class distribution" + (f" (top {top})" if len(reference) > top else ""))
-    return _png(fig)
-
-
-def histogram_plot(reference: Sequence[float], current: Sequence[float], title: str, xlabel: str,
-                   bins: np.ndarray) -> str:
-    fig, ax = _figure()
-    for values, label, colour in ((reference, "reference (test split)", REFERENCE_COLOUR),
-                                  (current, "current", CURRENT_COLOUR)):
-        values = np.clip(np.asarray(values, dtype=float), bins[0], bins[-1])
-        weights = np.full(len(values), 1.0 / max(len(values), 1))
-        ax.hist(values, bins=bins, weights=weights, alpha=0.55, label=label, color=colour)
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("share of rows")
-    ax.set_title(title)
-    ax.legend()
-    return _png(fig)
-
-
-def history_plot(history: list[dict[str, Any]]) -> str:
-    fig, ax = _figure()
-    for key, label in HISTORY_METRICS.items():
-        points = [(h["time"], h[key]) for h in history if h.get(key) is not None]
-        if points:
-            ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
-    ax.set_ylim(0, 1.02)
-    ax.set_title("Monitoring history")
-    ax.legend(loc="lower left")
-    fig.autofmt_xdate()
-    return _png(fig)
 
 
 def _e(value: Any) -> str:
