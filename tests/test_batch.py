@@ -36,8 +36,9 @@ def saved_model(tmp_path_factory):
 def run(saved_model, output, workers=1, resume=False, stop_after=None, version="3", chunk=250):
     data = shared("twcs", "twcs_head5k_raw.csv")
     fmt = dataio.detect_format(data, "utf-8", ",")
-    job = batch.Job(saved_model, "text", ("tweet_id",), version, True, 0,
-                    format=batch.output_format(output))
+    job = batch.ScoringSpec(model_path=saved_model, text_column="text", id_columns=("tweet_id",),
+                            model_version=version, proba_columns=True, explain=0,
+                            format=batch.output_format(output))
     stat = data.stat()
     manifest = batch.Manifest(str(data), stat.st_size, stat.st_mtime_ns, "m", version, chunk,
                               {"id_columns": ["tweet_id"]})
@@ -65,7 +66,8 @@ def test_output_is_identical_whatever_the_number_of_workers(saved_model, tmp_pat
 def test_monitoring_probabilities_are_the_same_from_workers_and_in_order(saved_model):
     data = shared("twcs", "twcs_head5k_raw.csv")
     fmt = dataio.detect_format(data, "utf-8", ",")
-    job = batch.Job(saved_model, "text", (), "3", False, 0)
+    job = batch.ScoringSpec(model_path=saved_model, text_column="text", id_columns=(),
+                            model_version="3", proba_columns=False, explain=0)
 
     def scored(workers):
         chunks = dataio.iter_table(data, fmt, 700, ["text"])

@@ -76,7 +76,8 @@ def _prescored(n: int, version: str = "1") -> pd.DataFrame:
 
 
 def _write(output: Path, chunks, run=batch.Execution()):
-    job = batch.Job("", "text", ("id",), "1", False, 0, format=batch.output_format(output))
+    job = batch.ScoringSpec(model_path="", text_column="text", id_columns=("id",), model_version="1",
+                            proba_columns=False, explain=0, format=batch.output_format(output))
     manifest = batch.Manifest("in.csv", 1, 1, "m", "1", 10, {})
     return batch.write_predictions(chunks, output, job, manifest, run, prescored=True)
 
@@ -403,7 +404,8 @@ def test_excel_safe_prefixes_formula_cells_and_leaves_the_rest_byte_true():
     safe = batch.excel_safe(frame)
     assert safe["id"].tolist()[:6] == ["'=1+1", "'+33", "'-5", "'@SUM(A1)", "'\tx", "plain"]
     assert pd.isna(safe["id"].iloc[6]) and safe["probability"].equals(frame["probability"])
-    job = batch.Job("", "text", ("id",), "1", False, 0)
+    job = batch.ScoringSpec(model_path="", text_column="text", id_columns=("id",), model_version="1",
+                            proba_columns=False, explain=0)
     assert b"=1+1" in batch.render_chunk(frame, job, True)[0]  # default: untouched
 
 

@@ -48,9 +48,10 @@ from textprep import top_class
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class Job:
-    """Everything a worker needs to score a chunk (picklable)."""
+@dataclass(frozen=True, kw_only=True)
+class ScoringSpec:
+    """Everything a worker needs to score a chunk (picklable): the downloaded model and what to
+    write for each row. Not a job: predict.py's job is scoring.PredictJob."""
 
     model_path: str  # a downloaded model folder
     text_column: str
@@ -114,7 +115,7 @@ def lock_path(output: Path) -> Path:
 # --------------------------------------------------------------------------------------------
 # Scoring one chunk (in a worker or in this process)
 # --------------------------------------------------------------------------------------------
-def output_rows(pipeline: Any, chunk: pd.DataFrame, job: Job) -> pd.DataFrame:
+def output_rows(pipeline: Any, chunk: pd.DataFrame, job: ScoringSpec) -> pd.DataFrame:
     """Batch-prediction output for one chunk, rows in input order.
 
     Columns: the id columns, ``prediction`` (label in the training data's spelling),
@@ -146,7 +147,7 @@ def output_rows(pipeline: Any, chunk: pd.DataFrame, job: Job) -> pd.DataFrame:
     return out
 
 
-def render_chunk(scored: pd.DataFrame, job: Job, first: bool) -> tuple[bytes, int]:
+def render_chunk(scored: pd.DataFrame, job: ScoringSpec, first: bool) -> tuple[bytes, int]:
     """Scored rows as the output format's bytes; also returns the blank-text count."""
     blank = int(scored[PREDICTION].isna().sum())
     if job.format == "parquet":
@@ -218,14 +219,14 @@ def single_threaded(model: Any) -> Any:
     return model
 
 
-def load_job_model(job: Job) -> Any:
+def load_job_model(job: ScoringSpec) -> Any:
     return load_pipeline(job.model_name, job.model_version, job.model_path)
 
 
 _WORKER: dict[str, Any] = {}
 
 
-def _worker_model(job: Job) -> Any:
+def _worker_model(job: ScoringSpec) -> Any:
     """The worker's model, loaded by its first task (so a load failure reaches the main process
     as the task's exception, with its message, not as a broken pool)."""
     if "model" not in _WORKER:
@@ -234,7 +235,7 @@ def _worker_model(job: Job) -> Any:
     return _WORKER["model"]
 
 
-def _warm_up(job: Job) -> None:
+def _warm_up(job: ScoringSpec) -> None:
     _worker_model(job)
 
 
@@ -261,7 +262,7 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
 
 
-def _score_in_worker(job: Job, chunk: pd.DataFrame, first: bool) -> tuple[bytes, int]:
+def _score_in_worker(job: ScoringSpec, chunk: pd.DataFrame, first: bool) -> tuple[bytes, int]:
     return render_chunk(output_rows(_worker_model(job), chunk, job), job, first)
 
 
@@ -272,11 +273,11 @@ def class_probabilities(model: Any, texts: pd.Series) -> pd.DataFrame:
     return pd.DataFrame(proba, index=texts.index, columns=[str(c) for c in model.classes_])
 
 
-def _proba_in_worker(job: Job, texts: pd.Series) -> pd.DataFrame:
+def _proba_in_worker(job: ScoringSpec, texts: pd.Series) -> pd.DataFrame:
     return class_probabilities(_worker_model(job), texts)
 
 
-def scored_chunks(chunks: Iterable[pd.DataFrame], job: Job, run: Execution = Execution()
+def scored_chunks(chunks: Iterable[pd.DataFrame], job: ScoringSpec, run: Execution = Execution()
                   ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
     """Each chunk with the class probabilities of its texts, in input order, scored by
     ``run.workers`` worker processes (monitor.py on raw texts; only the text column travels to
@@ -298,7 +299,7 @@ Scored = tuple[int, bytes, int]  # rows, bytes to write, rows with blank text
 
 
 class _InProcess:
-    def __init__(self, job: Job, model: Any):
+    def __init__(self, job: ScoringSpec, model: Any):
         self.job, self.model = job, model
 
     def __enter__(self) -> "_InProcess":
@@ -328,7 +329,7 @@ class _Prescored(_InProcess):
 class _Pool:
     """Worker processes, at most two chunks per worker in flight, results in input order."""
 
-    def __init__(self, job: Job, workers: int):
+    def __init__(self, job: ScoringSpec, workers: int):
         self.job, self.workers = job, workers
 
     def __enter__(self) -> "_Pool":
@@ -364,7 +365,7 @@ class _Pool:
             yield rows, data, blank
 
 
-def _scorer(job: Job, run: Execution, prescored: bool) -> _InProcess | _Pool:
+def _scorer(job: ScoringSpec, run: Execution, prescored: bool) -> _InProcess | _Pool:
     if prescored:
         return _Prescored(job, None)
     if run.workers <= 1:
@@ -440,7 +441,7 @@ def _finish(partial: Path, output: Path, state: Manifest, fmt: str, inode: int) 
     partial.unlink()
 
 
-def write_predictions(chunks: Iterable[pd.DataFrame], output: Path, job: Job, manifest: Manifest,
+def write_predictions(chunks: Iterable[pd.DataFrame], output: Path, job: ScoringSpec, manifest: Manifest,
                       run: Execution = Execution(), prescored: bool = False) -> tuple[int, int]:
     """Score every chunk and write ``output`` atomically (.csv, .csv.gz or .parquet, by
     ``job.format``); returns (rows, rows with blank text).
@@ -463,7 +464,7 @@ def write_predictions(chunks: Iterable[pd.DataFrame], output: Path, job: Job, ma
                             f"{exc.strerror}") from None
 
 
-def _write_locked(chunks: Iterable[pd.DataFrame], output: Path, job: Job, manifest: Manifest,
+def _write_locked(chunks: Iterable[pd.DataFrame], output: Path, job: ScoringSpec, manifest: Manifest,
                   run: Execution, prescored: bool) -> tuple[int, int]:
     partial, manifest_path = partial_paths(output)
     state = _resume_point(partial, manifest_path, manifest, run.resume)

@@ -141,10 +141,11 @@ def predict(job: PredictJob) -> tuple[str, int, int]:
                  "proba": "all" if job.proba_all else "best", "explain": job.explain,
                  **({"excel_safe": True} if job.excel_safe else {})})
     with tempfile.TemporaryDirectory(prefix="textops-model-") as tmp:
-        batch_job = batch.Job(registry.download_model(name, version.version, tmp), text_col,
-                              job.id_columns, version.version, job.proba_all, job.explain,
-                              format=job.output_format, model_name=name,
-                              excel_safe=job.excel_safe)
+        batch_job = batch.ScoringSpec(
+            model_path=registry.download_model(name, version.version, tmp), text_column=text_col,
+            id_columns=job.id_columns, model_version=version.version,
+            proba_columns=job.proba_all, explain=job.explain, format=job.output_format,
+            model_name=name, excel_safe=job.excel_safe)
         log.info("using %s v%s (requested %r, run %s), %s", name, version.version, job.model,
                  version.run_id, f"{job.workers} worker(s)" if job.engine == "local"
                  else f"engine spark, master {job.spark_master}")
@@ -196,9 +197,10 @@ def _distributed(job: PredictJob) -> tuple[str, int, int]:
     client = registry.connect(job.tracking)
     version = registry.resolve_version(client, name, job.model)
     with tempfile.TemporaryDirectory(prefix="textops-model-") as tmp:
-        batch_job = batch.Job(registry.download_model(name, version.version, tmp), text_col,
-                              job.id_columns, version.version, job.proba_all, 0,
-                              format=job.spark_format, model_name=name)
+        batch_job = batch.ScoringSpec(
+            model_path=registry.download_model(name, version.version, tmp), text_column=text_col,
+            id_columns=job.id_columns, model_version=version.version,
+            proba_columns=job.proba_all, explain=0, format=job.spark_format, model_name=name)
         log.info("using %s v%s (requested %r, run %s), engine spark, master %s, writing %s parts "
                  "from the executors", name, version.version, job.model, version.run_id,
                  job.spark_master, job.spark_format)
@@ -228,7 +230,7 @@ def _output_lock(job: PredictJob):
                              f"predict.py writing {job.output.name}", remove=True)
 
 
-def _with_spark(job: PredictJob, fmt: data.CsvFormat, batch_job: batch.Job,
+def _with_spark(job: PredictJob, fmt: data.CsvFormat, batch_job: batch.ScoringSpec,
                 manifest: batch.Manifest, update: Callable[[int], None]) -> tuple[int, int]:
     """The Spark engine: rows scored by mlflow.pyfunc.spark_udf, written by the same writer."""
     session = spark.spark_session(job.spark_master)

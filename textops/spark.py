@@ -28,7 +28,7 @@ import pandas as pd
 
 from textops.errors import BadInputError, EngineUnavailableError, first_line
 from textops.interrupts import interrupt_from
-from textops.batch import Job
+from textops.batch import ScoringSpec
 from textops.data import CsvFormat
 from textops.columns import MODEL_VERSION, PREDICTION, PROBA_PREFIX, PROBABILITY
 
@@ -113,7 +113,7 @@ def read_source(spark, location: str, fmt: CsvFormat | None):
             .csv(spark_location(location)))
 
 
-def score_chunks(spark, data: Path, fmt: CsvFormat, job: Job,
+def score_chunks(spark, data: Path, fmt: CsvFormat, job: ScoringSpec,
                  chunk_size: int) -> Iterator[pd.DataFrame]:
     """The small-data convenience (a single local .csv output): scored chunks of ``chunk_size``
     rows, in input order, with the local engine's columns, brought to the driver one row at a
@@ -134,7 +134,7 @@ def score_chunks(spark, data: Path, fmt: CsvFormat, job: Job,
         yield _frame(buffer, names)
 
 
-def scored_frame(spark, frame, job: Job, keep: tuple[str, ...] = ()):
+def scored_frame(spark, frame, job: ScoringSpec, keep: tuple[str, ...] = ()):
     """The input DataFrame scored lazily by ``spark_udf``, with the local engine's columns: id
     columns, prediction, probability, model_version (and proba_<class>). Rows with blank text
     get a blank prediction and probability, as with the local engine (the blank-text rule of

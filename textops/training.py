@@ -288,7 +288,7 @@ def train_in_run(job: TrainJob, client: Any, td: TrainingData) -> str:
         tuned = tuning.tune(job.model, td.fit_split, job.train.tune_trials, job.train.tune_minutes)
         mlflow.log_params({f"tuned.{k}": v for k, v in tuning.trial_params(tuned).items()})
         if tuned.preprocessing.stopwords != job.model.preprocessing.stopwords:
-            td.stopwords = model.load_stopwords(tuned.preprocessing.stopwords)
+            td = replace(td, stopwords=model.load_stopwords(tuned.preprocessing.stopwords))
         job = replace(job, model=tuned)
     fitted = fit_and_evaluate(job, td)
     quality_tags = baseline_and_leakage(job, fitted.pipeline, td,

@@ -275,12 +275,14 @@ def _score_texts(job: MonitorJob, chunks: Any, spec: StreamSpec, version: str,
         small = job.data.stat().st_size < POOL_MIN_BYTES
         workers = 1 if small else (os.cpu_count() or 1)
     with tempfile.TemporaryDirectory(prefix="textops-model-") as tmp:
-        model_job = batch.Job(registry.download_model(job.model_name, version, tmp),
-                              job.text_column, (), version, False, 0, model_name=job.model_name)
-        pipeline = batch.load_job_model(model_job) if workers <= 1 else None
+        scoring_spec = batch.ScoringSpec(
+            model_path=registry.download_model(job.model_name, version, tmp),
+            text_column=job.text_column, id_columns=(), model_version=version,
+            proba_columns=False, explain=0, model_name=job.model_name)
+        pipeline = batch.load_job_model(scoring_spec) if workers <= 1 else None
         log.info("scoring with %s v%s (requested %r), %d worker(s)", job.model_name, version,
                  job.model, workers)
-        pairs = batch.scored_chunks(chunks, model_job, batch.Execution(workers=workers, model=pipeline))
+        pairs = batch.scored_chunks(chunks, scoring_spec, batch.Execution(workers=workers, model=pipeline))
         return accumulate_scored(pairs, spec, threshold_of, collector), pipeline
 
 
