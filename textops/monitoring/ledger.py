@@ -186,8 +186,7 @@ def select(rows: Iterable[dict[str, Any]], model_name: str) -> Selection:
         texts=train_texts, labels=[latest[t] for t in train_texts], audit=audit_rows,
         batches=[Batch(sid, b["data_sha256"], b["night"], b["rows"], b["audit"])
                  for sid, b in sorted(batches.items(), key=lambda kv: (kv[1]["night"], kv[0]))],
-        superseded=sum(1 for r in mine if not r.get("audit")) - len(train_texts)
-        - sum(1 for r in mine if not r.get("audit") and r["text"] in audited),
+        superseded=sum(1 for r in mine if r["text"] in used) - len(train_texts),
         conflicts=sum(1 for labels in labels_of.values() if len(labels) > 1),
         digest=digest.hexdigest())
 
