@@ -22,9 +22,8 @@ import logging
 import sys
 from typing import Any
 
-import config as cfg
 from common import BadInputError, ExitCode, make_parser, run_main, start
-from textops import promotion, registry, settings, training
+from textops import promotion, registry, training
 
 log = logging.getLogger("champion")
 
@@ -48,8 +47,7 @@ def print_history(events: list[dict[str, Any]], name: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    config, args = start("champion", build_parser, argv)
-    job = settings.resolve(config)
+    job, args = start("champion", build_parser, argv)
     tracking = job.tracking
     name = tracking.model_name
     if args.action != "history" and not args.reason.strip():
@@ -64,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         print_history(promotion.alias_history(client, name), name)
         return int(ExitCode.OK)
     # read, check and move under the alias lock that train.py's promotion step takes too
-    with promotion.alias_lock(cfg.resolve_path(job.train.lock_dir), name):
+    with promotion.alias_lock(job.train.lock_dir, name):
         return move_champion(client, name, args, job.train.allow_new_classes)
 
 

@@ -34,6 +34,7 @@ from textops.interrupts import (_quiet_swallowed_interrupt, _raise_interrupted, 
 from textops.redaction import (MASK, SECRET_VALUES, SECRET_VARIABLES,  # noqa: F401
                                add_secret, collect_secrets, learn_uri_secrets, redact,
                                uri_password, uri_query_secrets)
+from textops.settings import LoggingSettings, Settings, resolve
 from textops.timing import Stopwatch  # noqa: F401
 
 
@@ -118,9 +119,9 @@ def traceback_place(exc_text: str) -> str:
         return "nowhere: no file could be written; rerun with a writable logs/ folder"
 
 
-def setup_logging(name: str, config: dict[str, Any], quiet: bool = False) -> logging.Logger:
+def setup_logging(name: str, settings: LoggingSettings, quiet: bool = False) -> logging.Logger:
     """Log to stderr and to a rotating ``logs/<name>.log``; returns the script's logger."""
-    level = getattr(logging, str(config["logging"]["level"]).upper(), logging.INFO)
+    level = getattr(logging, str(settings.level).upper(), logging.INFO)
     root = logging.getLogger()
     root.setLevel(level)
     for handler in list(root.handlers):
@@ -133,13 +134,13 @@ def setup_logging(name: str, config: dict[str, Any], quiet: bool = False) -> log
     console.addFilter(_ConsoleFilter())
     root.addHandler(console)
 
-    log_dir = cfg.resolve_path(config["logging"]["dir"])
+    log_dir = settings.dir or cfg.resolve_path(cfg.CONFIG["logging"]["dir"].default)
     try:
         log_dir.mkdir(parents=True, exist_ok=True)
         file_handler = logging.handlers.RotatingFileHandler(
             log_dir / f"{name}.log",
-            maxBytes=int(config["logging"]["max_bytes"]),
-            backupCount=int(config["logging"]["backup_count"]),
+            maxBytes=settings.max_bytes,
+            backupCount=settings.backup_count,
             encoding="utf-8",
         )
         file_handler.setLevel(level)
@@ -173,17 +174,39 @@ def quiet_third_party_warnings() -> None:
 # --------------------------------------------------------------------------------------------
 # Running a main()
 # --------------------------------------------------------------------------------------------
+def _loaded_types(*qualified: str) -> tuple[type, ...]:
+    """The exception classes named ``module.Class`` whose modules this process has imported
+    (an exception of a library never imported cannot be raised here, so none is imported)."""
+    found = []
+    for name in qualified:
+        module, _, attribute = name.rpartition(".")
+        kind = getattr(sys.modules.get(module), attribute, None)
+        if isinstance(kind, type):
+            found.append(kind)
+    return tuple(found)
+
+
+# What a tracking server that stopped answering raises, by type: the socket's own errors and
+# those of the HTTP stack MLflow talks through.
+CONNECTION_ERRORS = ("builtins.ConnectionRefusedError", "builtins.ConnectionResetError",
+                     "http.client.RemoteDisconnected",
+                     "requests.exceptions.ConnectionError", "requests.exceptions.Timeout",
+                     "urllib3.exceptions.MaxRetryError", "urllib3.exceptions.NewConnectionError")
+# The store's database refusing, by type (SQLite directly or through SQLAlchemy).
+DATABASE_ERRORS = ("sqlite3.DatabaseError", "sqlalchemy.exc.DatabaseError")
+
+
 def _lost_connection(exc: BaseException) -> bool:
     """Does ``exc`` (or its cause / context) come from a tracking server that stopped answering?"""
+    connection = _loaded_types(*CONNECTION_ERRORS)
+    mlflow_error = _loaded_types("mlflow.exceptions.MlflowException")
     for exc in causes(exc):
-        name = type(exc).__name__
         text = str(exc)
-        if name in ("ConnectionError", "ConnectTimeout", "ReadTimeout", "MaxRetryError",
-                    "NewConnectionError", "RemoteDisconnected", "ConnectionRefusedError"):
+        if isinstance(exc, connection):
             return True
-        if name == "MlflowException" and ("Max retries exceeded" in text
-                                          or "Connection refused" in text
-                                          or "API request to" in text and "failed" in text):
+        if isinstance(exc, mlflow_error) and ("Max retries exceeded" in text
+                                              or "Connection refused" in text
+                                              or "API request to" in text and "failed" in text):
             return True
     return False
 
@@ -221,7 +244,7 @@ def environment_failure(exc: BaseException) -> tuple[ExitCode, str] | None:
                 "the MLflow store cannot be written (attempt to write a readonly database): "
                 "give this user write access to the store's file and its folder, or point "
                 "MLFLOW_TRACKING_URI at a writable store")
-        if type(exc).__name__ in ("DatabaseError", "OperationalError") and any(
+        if isinstance(exc, _loaded_types(*DATABASE_ERRORS)) and any(
                 needle in text for needle in _STORE_BROKEN):
             return ExitCode.INFRASTRUCTURE, (
                 f"the MLflow store cannot be read ({first_line(exc, 120)}): it is corrupted or "
@@ -364,19 +387,21 @@ def make_parser(script: str, config: dict[str, Any], description: str, epilog: s
 
 
 def start(script: str, build_parser: Callable[[dict[str, Any]], argparse.ArgumentParser],
-          argv: list[str] | None) -> tuple[dict[str, Any], argparse.Namespace]:
+          argv: list[str] | None) -> tuple[Settings, argparse.Namespace]:
     """The prologue of every entry point: .env, CONFIG + environment, flags, logging.
 
-    Returns the resolved configuration (flags applied) and the parsed arguments.
+    Returns the settings, resolved once (flags applied, paths against the project folder), and
+    the parsed arguments.
     """
     cfg.load_dotenv_file()
     config = cfg.load_config()
     args = build_parser(config).parse_args(argv)
     apply_flags(config, args)
-    setup_logging(script, config, quiet=args.quiet)
+    resolved = resolve(config, cfg.PROJECT_ROOT)
+    setup_logging(script, resolved.logging, quiet=args.quiet)
     quiet_third_party_warnings()
-    check_variable_names(os.environ, strict=bool(config["logging"]["strict"]))
-    return config, args
+    check_variable_names(os.environ, strict=resolved.logging.strict)
+    return resolved, args
 
 
 def check_variable_names(environ: Mapping[str, str], strict: bool) -> None:

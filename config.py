@@ -29,6 +29,8 @@ from typing import Any, Callable, Iterator, Mapping
 
 from dotenv import load_dotenv
 
+from textops import paths
+
 PROJECT_ROOT = Path(__file__).resolve().parent
 SCRIPTS = ("train", "predict", "monitor", "champion")
 CLI = ("train", "predict", "monitor")  # the three jobs (champion.py gets the common flags too)
@@ -47,6 +49,7 @@ class Setting:
     choices: tuple[str, ...] | None = None
     path: bool = False
     uri: bool = False  # a URI whose relative sqlite:/// path resolves like a path setting's
+    remote: bool = False  # a path setting that may also be a Hadoop-FS URI (stays text)
     env: str | None = None  # a variable name not derived from section and key
     metavar: str | None = None
     low: float | None = None  # the smallest value allowed (inclusive)
@@ -93,6 +96,12 @@ def not_blank(value: str) -> str | None:
 
 
 COMMON = SCRIPTS  # the flags every script takes (data columns, tracking)
+
+# The monitor settings that are alert rules, in the report's order: textops.settings.Thresholds
+# (generated, with these settings' types and defaults) and the report's ``thresholds`` object.
+ALERT_RULES = ("min_accuracy", "min_macro_f1", "max_relative_drop", "min_class_recall",
+               "min_class_support", "psi_max", "psi_pvalue", "ks_max", "ks_pvalue",
+               "oov_increase_max", "domain_auc_max", "domain_pvalue", "domain_min_rows")
 
 SECTION_HELP = {
     "data": "data",
@@ -234,11 +243,11 @@ CONFIG: dict[str, dict[str, Setting]] = {
     },
     "predict": {
         "data": Setting("data/demo/recent.csv", "data to score: CSV (plain or compressed), Parquet file or "
-                                                 "folder of Parquet parts", "--data", path=True),
+                                                 "folder of Parquet parts", "--data", path=True, remote=True),
         "output": Setting("data/predictions.csv", "output file, written atomically; its extension picks "
                                                   "the format: .csv, .csv.gz or .parquet (--engine spark: "
                                                   "a folder or Hadoop-FS URI written by the executors, "
-                                                  "unless .csv or .csv.gz)", "--output", path=True),
+                                                  "unless .csv or .csv.gz)", "--output", path=True, remote=True),
         "model": Setting("champion", "model to use: an alias (champion, challenger), 'latest' (newest "
                                      "version) or a version number", "--model"),
         "chunk_size": Setting(10000, "rows read and scored at a time (10k keeps a worker near 400 MB)",
@@ -486,22 +495,13 @@ def unknown_variables(environ: Mapping[str, str]) -> list[tuple[str, str | None]
 
 
 def resolve_path(path: str | os.PathLike[str]) -> Path:
-    """Resolve a configured path: absolute paths stay, relative ones hang off the project root.
-
-    This keeps ``cd / && python /path/to/train.py`` identical to running it from the project.
-    """
-    candidate = Path(os.path.expanduser(str(path)))
-    return candidate if candidate.is_absolute() else PROJECT_ROOT / candidate
+    """A configured path: absolute paths stay, relative ones hang off the project root."""
+    return paths.resolve_path(path, PROJECT_ROOT)
 
 
 def absolute_sqlite_uri(uri: str, base: Path) -> str:
-    """``uri`` with a relative SQLite path (``sqlite:///rel/store.db``) made absolute against
-    ``base``; any other URI as it is."""
-    prefix = "sqlite:///"
-    if not uri.startswith(prefix) or uri[len(prefix):].startswith("/") or \
-            uri[len(prefix):].split("?")[0] in ("", ":memory:"):
-        return uri
-    return prefix + str(base / os.path.expanduser(uri[len(prefix):]))
+    """``uri`` with a relative SQLite path made absolute against ``base`` (textops.paths)."""
+    return paths.absolute_sqlite_uri(uri, base)
 
 
 # --------------------------------------------------------------------------------------------
@@ -559,6 +559,45 @@ def markdown_table() -> str:
     return "\n".join(rows) + "\n"
 
 
+# --------------------------------------------------------------------------------------------
+# Generated code: textops/sections.py, the typed form of each CONFIG section
+# --------------------------------------------------------------------------------------------
+SECTIONS_MODULE = PROJECT_ROOT / "textops" / "sections.py"
+SECTION_CLASSES = {"data": "DataSettings", "preprocessing": "Preprocessing", "tfidf": "Tfidf",
+                   "catboost": "CatBoostSettings", "mlflow": "MlflowSettings",
+                   "promotion": "PromotionSettings", "train": "TrainSettings",
+                   "predict": "PredictSettings", "monitor": "MonitorSettings",
+                   "logging": "LoggingSettings"}
+
+
+def annotation(setting: Setting) -> str:
+    """A setting's type in its typed section: a path setting is an absolute ``Path`` (None when
+    empty) unless it may be a URI too; every other setting has its default's type."""
+    return "Path | None" if setting.path and not setting.remote else setting.type.__name__
+
+
+def sections_module() -> str:
+    """The text of ``textops/sections.py``: one frozen dataclass per CONFIG section, its fields
+    named, typed and ordered as CONFIG declares them, and the alert rules' fields with their
+    defaults. Generated, so the two cannot drift apart, and visible to type checkers."""
+    lines = ['"""The typed form of each CONFIG section, generated from config.py by',
+             "``python config.py --write-docs``: edit CONFIG, not this file (a test fails when the",
+             "two are out of step). ``textops.settings`` builds them from a resolved configuration",
+             '(path settings resolved once, against the project folder) and re-exports them."""',
+             "from __future__ import annotations", "", "from dataclasses import dataclass",
+             "from pathlib import Path"]
+    for section, entries in CONFIG.items():
+        lines += ["", "", "@dataclass(frozen=True)", f"class {SECTION_CLASSES[section]}:",
+                  f'    """CONFIG[{section!r}]: {SECTION_HELP[section]}."""', ""]
+        lines += [f"    {key}: {annotation(setting)}" for key, setting in entries.items()]
+    lines += ["", "", "@dataclass(frozen=True)", "class AlertRules:",
+              '    """The monitor settings that are alert rules (config.ALERT_RULES), in the '
+              "report's order,", '    with their CONFIG defaults."""', ""]
+    lines += [f"    {key}: {annotation(CONFIG['monitor'][key])} = "
+              f"{CONFIG['monitor'][key].default!r}" for key in ALERT_RULES]
+    return "\n".join(lines) + "\n"
+
+
 DOCS = PROJECT_ROOT / "docs" / "configuration.md"
 TABLE_START, TABLE_END = "<!-- settings:start -->", "<!-- settings:end -->"
 
@@ -571,8 +610,9 @@ def configuration_doc(current: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Regenerate .env.example and the settings "
-                                                 "table of docs/configuration.md from CONFIG.")
+    parser = argparse.ArgumentParser(description="Regenerate .env.example, the settings "
+                                                 "table of docs/configuration.md and "
+                                                 "textops/sections.py from CONFIG.")
     parser.add_argument("--write-docs", action="store_true", help="write the files")
     args = parser.parse_args(argv)
     if not args.write_docs:
@@ -580,7 +620,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     (PROJECT_ROOT / ".env.example").write_text(env_example(), encoding="utf-8")
     DOCS.write_text(configuration_doc(DOCS.read_text(encoding="utf-8")), encoding="utf-8")
-    print(f"wrote {PROJECT_ROOT / '.env.example'} and {DOCS}")
+    SECTIONS_MODULE.write_text(sections_module(), encoding="utf-8")
+    print(f"wrote {PROJECT_ROOT / '.env.example'}, {DOCS} and {SECTIONS_MODULE}")
     return 0
 
 

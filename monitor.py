@@ -33,10 +33,10 @@ import argparse
 import logging
 import sys
 import time
+from dataclasses import replace
 from typing import Any
 
 from common import make_parser, run_main, start
-from textops import settings
 from textops.monitoring import check, report
 
 log = logging.getLogger("monitor")
@@ -66,11 +66,11 @@ def build_parser(config: dict[str, Any]) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    config, args = start("monitor", build_parser, argv)
+    resolved, args = start("monitor", build_parser, argv)
     started = time.perf_counter()
     if args.label_column is not None:  # asked for explicitly: it must be there
-        config["data"]["label_column"] = args.label_column
-    job = check.make_job(settings.resolve(config), label_required=args.label_column is not None,
+        resolved = replace(resolved, data=replace(resolved.data, label_column=args.label_column))
+    job = check.make_job(resolved, label_required=args.label_column is not None,
                          label_sample=args.label_sample)
     result = check.run(job)
     for alert in result.all_alerts:

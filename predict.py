@@ -26,7 +26,7 @@ import time
 from typing import Any
 
 from common import ExitCode, make_parser, run_main, start
-from textops import scoring, settings
+from textops import scoring
 
 log = logging.getLogger("predict")
 
@@ -41,9 +41,9 @@ def build_parser(config: dict[str, Any]) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    config, args = start("predict", build_parser, argv)
+    resolved, args = start("predict", build_parser, argv)
     started = time.perf_counter()
-    job = scoring.make_job(settings.resolve(config), args.resume)
+    job = scoring.make_job(resolved, args.resume)
     version, rows, blank = scoring.predict(job)
     if blank:
         log.warning("%d rows had empty text: their prediction and probability are blank", blank)

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from common import ExitCode, make_parser, run_main, start
-from textops import settings, training
+from textops import training
 
 log = logging.getLogger("train")
 
@@ -24,9 +24,9 @@ def build_parser(config: dict[str, Any]) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    config, _ = start("train", build_parser, argv)
+    resolved, _ = start("train", build_parser, argv)
     started = time.perf_counter()
-    job = training.make_job(settings.resolve(config))
+    job = training.make_job(resolved)
     log.info("train: data=%s text=%s label=%s model=%s", job.train.data, job.data.text_column,
              job.data.label_column, job.tracking.model_name)
     td = training.load_training_data(job)  # input problems: exit 2, before any MLflow run

@@ -105,7 +105,7 @@ def calibrator_rows() -> list[dict]:
         d = config["data"]
         split = dataio.split_dataset(x_fit["text"], y_fit, "text", d["test_size"],
                                      d["validation_size"], 42)
-        model, _ = modeling.train_model(modeling.build_pipeline(settings.resolve(config).model, stopwords), split.x_train,
+        model, _ = modeling.train_model(modeling.build_pipeline(settings.resolve(config, cfg.PROJECT_ROOT).model, stopwords), split.x_train,
                                         split.y_train, split.x_val, split.y_val, refit=False)
         classes = model.classes_
         raw = {part: np.asarray(model.decision_function(x), dtype=float).reshape(len(x), -1)

@@ -57,7 +57,7 @@ def fit(config, x, y):
     d = config["data"]
     split = dataio.split_dataset(x["text"], y, "text", d["test_size"], d["validation_size"], 42)
     stopwords = modeling.load_stopwords(config["preprocessing"]["stopwords"])
-    model, _ = modeling.train_model(modeling.build_pipeline(settings.resolve(config).model, stopwords), split.x_train,
+    model, _ = modeling.train_model(modeling.build_pipeline(settings.resolve(config, cfg.PROJECT_ROOT).model, stopwords), split.x_train,
                                     split.y_train, split.x_val, split.y_val,
                                     refit=config["train"]["refit"])
     return model, split
@@ -99,7 +99,7 @@ def scenario_row(scenario, model, split, x_mon, y_mon, seconds, config, budgets,
                             lengths=np.array([len(str(t)) for t in x_mon["text"]], dtype=float),
                             oov=None,
                             texts=[texts[i] for i in drift.sample_indices(len(texts), 1000)])
-    thresholds = Thresholds.of(settings.resolve(config).monitor)
+    thresholds = Thresholds.of(settings.resolve(config, cfg.PROJECT_ROOT).monitor)
     checks = drift.compare(ReferenceProfile.from_dict(reference), current, thresholds, seed=0)
     drifted = [c.name for c in checks if c.drifted]
     labelled = {}
@@ -144,7 +144,7 @@ def evaluate(row, config):
     the combination rule can be judged again without refitting: --from-json)."""
     found = {name: Figures(f["accuracy"], tuple(f["accuracy_interval"]), f["macro_f1"], f["rows"])
              for name, f in row["methods"].items()}
-    thresholds = Thresholds.of(settings.resolve(config).monitor)
+    thresholds = Thresholds.of(settings.resolve(config, cfg.PROJECT_ROOT).monitor)
     combined = estimation.combine(found, row["drifted"], row["threshold"]["accuracy"])
     realized = row["realized_accuracy"]
     low, high = combined.accuracy_interval

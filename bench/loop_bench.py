@@ -149,7 +149,7 @@ def decide(champion, new, split, chosen: ledger.Selection) -> promotion.Decision
 
 
 def scenario_rows(scenario, shares: list[float], seed: int) -> list[dict]:
-    job_model = settings.resolve(cfg.load_config()).model
+    job_model = settings.resolve(cfg.load_config(), cfg.PROJECT_ROOT).model
     x_fit, y_fit, x_mon, y_mon = scenario.build()
     started = time.perf_counter()
     champion, split = fit(job_model, x_fit["text"].reset_index(drop=True),

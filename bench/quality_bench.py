@@ -77,7 +77,7 @@ def fit_textops(config, x_fit, y_fit, hold_out_test: bool):
     split = dataio.split_dataset(x_fit["text"], y_fit, "text", test_size, data["validation_size"],
                                  data["random_seed"])
     stopwords = modeling.load_stopwords(config["preprocessing"]["stopwords"])
-    model, _ = modeling.train_model(modeling.build_pipeline(settings.resolve(config).model, stopwords), split.x_train,
+    model, _ = modeling.train_model(modeling.build_pipeline(settings.resolve(config, cfg.PROJECT_ROOT).model, stopwords), split.x_train,
                                     split.y_train, split.x_val, split.y_val,
                                     refit=config["train"]["refit"])
     return model
@@ -147,7 +147,7 @@ def main() -> int:
     if args.mlflow:
         import mlflow
 
-        tracking = settings.resolve(config).tracking
+        tracking = settings.resolve(config, cfg.PROJECT_ROOT).tracking
         client = registry.connect(tracking)
         experiment_id = registry.ensure_experiment(client, tracking, "textops-benchmark")
         for r in results:

@@ -24,7 +24,7 @@ def saved_model(tmp_path_factory):
     config = cfg.load_config({})
     config["catboost"].update(iterations=30, cv_folds=3)
     config["tfidf"].update(max_features=2000, char_max_features=2000)
-    pipe = modeling.build_pipeline(settings.resolve(config).model, modeling.load_stopwords("english"))
+    pipe = modeling.build_pipeline(settings.resolve(config, cfg.PROJECT_ROOT).model, modeling.load_stopwords("english"))
     modeling.fit_pipeline(pipe, frame[["text"]], frame["inbound"])
     path = tmp_path_factory.mktemp("model") / "model"
     mlflow.sklearn.save_model(pipe, str(path), serialization_format="skops",
@@ -164,7 +164,7 @@ def _predict_job(**predict):
 
     config = cfg.load_config({})
     config["predict"].update(predict)
-    return scoring.make_job(settings.resolve(config), resume=False)
+    return scoring.make_job(settings.resolve(config, cfg.PROJECT_ROOT), resume=False)
 
 
 @pytest.mark.parametrize("output, distributed", [

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -166,19 +167,33 @@ def test_a_sigterm_swallowed_by_a_finalizer_is_quiet_and_still_stops_the_job(mon
 
 
 def test_every_setting_is_a_typed_field_of_its_sections_settings_object():
-    """textops.settings mirrors CONFIG field for field, with CONFIG's types (no defaults of its
-    own): the library reads typed, frozen objects, never the dict."""
+    """The typed sections are generated from CONFIG (textops/sections.py, by config.py
+    --write-docs): the file in the tree is what CONFIG generates today, so a setting is declared
+    once. Each field has CONFIG's type (path settings: a resolved Path, None when empty) and no
+    default of its own; the library reads typed, frozen objects, never the dict."""
     import dataclasses
 
     from textops import settings
 
+    assert cfg.SECTIONS_MODULE.read_text(encoding="utf-8") == cfg.sections_module(), \
+        "textops/sections.py is out of step with CONFIG: run python config.py --write-docs"
     assert set(settings.SECTIONS) == set(cfg.CONFIG)
     for section, kind in settings.SECTIONS.items():
-        declared = {key: type(s.default).__name__ for key, s in cfg.CONFIG[section].items()}
+        declared = {key: cfg.annotation(s) for key, s in cfg.CONFIG[section].items()}
         fields = {f.name: f.type for f in dataclasses.fields(kind)}
         assert fields == declared, section
         assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(kind))
-    resolved = settings.resolve(cfg.load_config({"TEXTOPS_TFIDF_MAX_DF": "1"}))
+    assert settings.THRESHOLD_SETTINGS == cfg.ALERT_RULES
+    assert settings.Thresholds.defaults().to_dict() == {
+        key: cfg.CONFIG["monitor"][key].default for key in cfg.ALERT_RULES}
+    resolved = settings.resolve(cfg.load_config({"TEXTOPS_TFIDF_MAX_DF": "1",
+                                                 "TEXTOPS_MONITOR_LEDGER": "~/ledger.db"}),
+                                Path("/srv/project"))
     assert resolved.tfidf.max_df == 1.0 and isinstance(resolved.tfidf.max_df, float)
+    assert resolved.train.data == Path("/srv/project/data/demo/train.csv")  # against the root
+    assert resolved.monitor.ledger == Path("~/ledger.db").expanduser()
+    assert resolved.monitor.to_label == Path("/srv/project/reports/to_label")
+    assert resolved.predict.data == "data/demo/recent.csv"  # may be a URI: the job resolves it
+    assert resolved.path(resolved.predict.data) == Path("/srv/project/data/demo/recent.csv")
     with pytest.raises(dataclasses.FrozenInstanceError):
         resolved.tfidf.max_df = 0.5

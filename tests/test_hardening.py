@@ -290,30 +290,53 @@ def _raises(exc):
 
 
 def _store_error():
+    """A missing table as MLflow's SQLAlchemy store raises it (wrapping sqlite3's error)."""
+    import sqlalchemy.exc
+
     try:
         sqlite3.connect(":memory:").execute("select * from nowhere")
     except sqlite3.OperationalError as exc:
-        error = type("OperationalError", (Exception,), {})(f"(sqlite3.OperationalError) {exc}")
-        return error
+        return sqlalchemy.exc.OperationalError("select * from nowhere", {}, exc)
+
+
+def _sqlalchemy(kind: str, message: str) -> Exception:
+    import sqlalchemy.exc
+
+    return getattr(sqlalchemy.exc, kind)("INSERT ...", {}, sqlite3.DatabaseError(message))
 
 
 @pytest.mark.parametrize("exc, code, words", [
     (OSError(errno.ENOSPC, "No space left on device", "/data/out.csv"), 4, "no space left"),
     (OSError(errno.EROFS, "Read-only file system", "/ro/r.json"), 2, "cannot write /ro/r.json"),
-    (type("DatabaseError", (Exception,), {})("(sqlite3.DatabaseError) file is not a database\n"
-                                             "[SQL: x]\n(Background on this error)"), 4,
-     "mlflow store cannot be read"),
+    (_sqlalchemy("DatabaseError", "file is not a database"), 4, "mlflow store cannot be read"),
+    (sqlite3.DatabaseError("database disk image is malformed"), 4, "mlflow store cannot be read"),
     (_store_error(), 4, "mlflow store cannot be read"),
     # round three: a read-only project folder's store (monitor.py used to exit 70, 68 SQL lines)
     (sqlite3.OperationalError("attempt to write a readonly database"), 4, "cannot be written"),
-    (type("OperationalError", (Exception,), {})("(sqlite3.OperationalError) attempt to write a "
-                                                "readonly database\n[SQL: INSERT ...]"), 4,
+    (_sqlalchemy("OperationalError", "attempt to write a readonly database"), 4,
      "cannot be written"),
 ])
 def test_environment_failures_are_one_line_with_their_code(capsys, exc, code, words):
     assert common.run_main("x.py", _raises(exc), []) == code
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and words in err.lower() and "bug" not in err
+
+
+def test_failures_are_classified_by_their_type_not_by_their_class_name(capsys):
+    """Issue 28: a class that merely shares a name with a database or connection error is a
+    bug (exit 70), the real types are the machine's failures."""
+    import requests
+    import urllib3
+
+    impostor = type("DatabaseError", (Exception,), {})("file is not a database")
+    assert common.run_main("x.py", _raises(impostor), []) == 70
+    assert common.run_main("x.py", _raises(type("ConnectionError", (Exception,), {})()), []) == 70
+    for lost in (ConnectionRefusedError(111, "Connection refused"),
+                 requests.exceptions.ConnectTimeout("timed out"),
+                 requests.exceptions.ReadTimeout("read timed out"),
+                 urllib3.exceptions.MaxRetryError(None, "http://127.0.0.1:1/api")):
+        assert common.run_main("x.py", _raises(lost), []) == 4, lost
+        assert "lost the connection to the MLflow tracking server" in capsys.readouterr().err
 
 
 def test_a_bug_with_a_multi_line_message_still_prints_one_line(capsys):
@@ -508,7 +531,7 @@ def _scoring_job(**predict):
 
     config = cfg.load_config({})
     config["predict"].update({"data": "in.csv", "output": "out.csv", **predict})
-    return scoring.make_job(settings.resolve(config), resume=False)
+    return scoring.make_job(settings.resolve(config, cfg.PROJECT_ROOT), resume=False)
 
 
 @pytest.mark.parametrize("ids", ["proba_True", "id,proba_x", "top_tokens", "prediction",
@@ -583,7 +606,7 @@ def test_a_relative_sqlite_uri_in_the_environment_is_the_projects_and_as_a_flag_
     from textops import settings
 
     config = cfg.load_config({"MLFLOW_TRACKING_URI": "sqlite:///rel/store.db"})
-    assert settings.resolve(config).tracking.uri == f"sqlite:///{cfg.PROJECT_ROOT}/rel/store.db"
+    assert settings.resolve(config, cfg.PROJECT_ROOT).tracking.uri == f"sqlite:///{cfg.PROJECT_ROOT}/rel/store.db"
     monkeypatch.chdir(tmp_path)
     parser = common.make_parser("predict", config, "")
     args = parser.parse_args(["--tracking-uri", "sqlite:///rel/store.db"])

@@ -3,6 +3,9 @@ package, short functions, imports at the top of each module (heavy optional ones
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -82,14 +85,32 @@ def _imported_roots(path: Path) -> set[str]:
                        if isinstance(n, ast.ImportFrom) and not n.level}
 
 
-def test_the_library_never_imports_the_scripts_shared_helper():
-    """common.py is the scripts' helper (issue 28): what the package needs of it (errors and
-    exit codes, redaction, interrupts, files, timing) lives in textops/ itself."""
-    root_modules = {"common", "train", "predict", "monitor", "champion", "demo_data"}
+def test_the_library_imports_nothing_from_the_project_root():
+    """common.py is the scripts' helper and config.py the central CONFIG (issue 28): what the
+    package needs of the first (errors and exit codes, redaction, interrupts, files, timing)
+    lives in textops/ itself, and the second reaches it from the entry point, resolved
+    (textops.settings.resolve(config, root))."""
+    root_modules = {"common", "config", "train", "predict", "monitor", "champion", "demo_data"}
     users = [str(p.relative_to(PROJECT_ROOT))
              for p in sorted((PROJECT_ROOT / "textops").rglob("*.py"))
              if _imported_roots(p) & root_modules]
     assert not users, users
+
+
+def test_the_library_imports_from_any_directory_without_the_project_on_the_path(tmp_path):
+    """``import textops`` needs only the package (and textprep) on the path: run from an
+    unrelated folder with nothing but them importable, it loads every stage module."""
+    code = ("import textops.training, textops.scoring, textops.monitoring.check, "
+            "textops.settings; import sys; print(sorted(m for m in ('config', 'common') "
+            "if m in sys.modules))")
+    env = {**os.environ, "PYTHONPATH": str(tmp_path / "site")}
+    (tmp_path / "site").mkdir()
+    for package in ("textops", "textprep"):
+        (tmp_path / "site" / package).symlink_to(PROJECT_ROOT / package)
+    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
 
 
 def _module_name(path: Path) -> str:

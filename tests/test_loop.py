@@ -108,7 +108,7 @@ def test_train_with_ledger_but_no_ledger_yet_trains_on_the_data_alone(tmp_path):
     from common import BadInputError
     from textops import settings
 
-    resolved = settings.resolve(cfg.load_config({"TEXTOPS_TRAIN_WITH_LEDGER": "true"}))
+    resolved = settings.resolve(cfg.load_config({"TEXTOPS_TRAIN_WITH_LEDGER": "true"}), cfg.PROJECT_ROOT)
     assert training.make_job(resolved).ledger == cfg.resolve_path("data/labels_ledger.db")
     off = replace(resolved, monitor=replace(resolved.monitor, ledger=""))  # --ledger ''
     with pytest.raises(BadInputError, match="--with-ledger needs the labels ledger"):

@@ -20,7 +20,7 @@ from textprep import CatBoostText, TextColumn
 
 def spec(config):
     """The model settings of a configuration dict, as train.py resolves them."""
-    return settings.resolve(config).model
+    return settings.resolve(config, cfg.PROJECT_ROOT).model
 
 
 def small_config(**catboost):

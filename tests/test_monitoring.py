@@ -221,7 +221,7 @@ def test_a_store_that_cannot_be_written_still_gets_the_nights_report_first(tmp_p
 
     monkeypatch.setattr(registry_module, "ensure_experiment", read_only)
     with pytest.raises(sqlite3.OperationalError) as caught:
-        check.run(check.make_job(settings.resolve(config), label_required=False))
+        check.run(check.make_job(settings.resolve(config, cfg.PROJECT_ROOT), label_required=False))
     assert json.loads((tmp_path / "r.json").read_text())["status"] == "healthy"
     code, line = common.environment_failure(caught.value)
     assert code == 4 and "cannot be written" in line
@@ -234,7 +234,7 @@ def test_monitoring_a_registered_model_in_process(tmp_path, monkeypatch, workers
     reported, drift is skipped with a note."""
     client, config = _legacy_model_registered(tmp_path, monkeypatch)
     config["monitor"]["workers"] = workers
-    result = check.run(check.make_job(settings.resolve(config), label_required=False))
+    result = check.run(check.make_job(settings.resolve(config, cfg.PROJECT_ROOT), label_required=False))
     assert result.status == "healthy" and result.model.versions == ["1"]
     assert (result.data.rows, result.data.rows_checked, result.data.rows_skipped) == (20, 18, 2)
     assert "no reference profile" in result.drift.note and result.performance is None

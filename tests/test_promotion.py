@@ -136,17 +136,17 @@ def test_mcnemar_is_exact_on_discordant_pairs():
 
 def test_embedded_store_lives_in_the_project_whatever_the_cwd(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    tracking = settings.resolve(cfg.load_config({})).tracking
+    tracking = settings.resolve(cfg.load_config({}), cfg.PROJECT_ROOT).tracking
     assert tracking.embedded
     assert tracking.uri == f"sqlite:///{cfg.PROJECT_ROOT / 'mlflow.db'}"
-    tracking = settings.resolve(cfg.load_config({"MLFLOW_TRACKING_URI": "http://127.0.0.1:5000"})).tracking
+    tracking = settings.resolve(cfg.load_config({"MLFLOW_TRACKING_URI": "http://127.0.0.1:5000"}), cfg.PROJECT_ROOT).tracking
     assert tracking.uri == "http://127.0.0.1:5000" and not tracking.embedded
 
 
 def test_resolving_versions_aliases_and_latest(tmp_path, monkeypatch):
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
     config = cfg.load_config({"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'r.db'}"})
-    client = registry.connect(settings.resolve(config).tracking)
+    client = registry.connect(settings.resolve(config, cfg.PROJECT_ROOT).tracking)
     with pytest.raises(ModelNotFoundError, match="run train.py first"):
         registry.resolve_version(client, "m", "champion")
     client.create_registered_model("m")

@@ -18,7 +18,7 @@ def twcs_config(path) -> training.TrainJob:
     config = cfg.load_config({})
     config["train"]["data"] = str(path)
     config["data"]["label_column"] = "inbound"
-    return training.make_job(settings.resolve(config))
+    return training.make_job(settings.resolve(config, cfg.PROJECT_ROOT))
 
 
 def test_training_data_is_read_cleaned_and_split_before_any_run():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import posixpath
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,7 +22,6 @@ from sklearn.metrics import (
 )
 from sklearn.pipeline import FeatureUnion, Pipeline
 
-import config as cfg
 from textops.errors import BadInputError
 from textops.metrics import macro_f1 as metrics_macro_f1
 from textops.settings import ModelSpec, Preprocessing, Tfidf
@@ -29,7 +29,8 @@ from textprep import CatBoostText, HashedTfidf, TextColumn
 
 log = logging.getLogger(__name__)
 
-SHIPPED_STOPWORDS = cfg.PROJECT_ROOT / "nltk_data" / "corpora" / "stopwords"
+# The stop-word lists shipped beside the package (the project's nltk_data/, NLTK's layout)
+SHIPPED_STOPWORDS = Path(__file__).resolve().parents[1] / "nltk_data" / "corpora" / "stopwords"
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,6 @@ from typing import Any, Callable
 import requests
 import skops.io as sio
 
-import config as cfg
 import textprep
 from textops.errors import (BadInputError, ModelNotFoundError, TrackingUnavailableError,
                             first_line)
@@ -45,7 +44,7 @@ TRUSTED_TYPES = (
     "textprep.HashedTfidf",
     "textprep.TextColumn",
 )
-TEXTPREP_PATH = cfg.PROJECT_ROOT / "textprep"  # the package, shipped as the model's code
+TEXTPREP_PATH = Path(textprep.__file__).resolve().parent  # shipped as the model's code
 
 
 def shown_uri(uri: str) -> str:

@@ -15,7 +15,6 @@ from typing import Callable
 
 from tqdm import tqdm
 
-import config as cfg
 from textops.errors import BadInputError
 from textops.files import refuse_overwriting
 from textops import batch, data, locking, registry, spark
@@ -28,7 +27,7 @@ RESERVED_COLUMNS = set(OUTPUT_COLUMNS)
 PROGRESS_EVERY_SECONDS = 10.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PredictJob:
     """One predict.py run, resolved from the settings and flags."""
 
@@ -69,8 +68,8 @@ def make_job(settings: Settings, resume: bool) -> PredictJob:
     if uris and p.engine != "spark":
         raise BadInputError(f"{' and '.join(uris)} {', '.join(uris.values())} is a Hadoop-FS URI, "
                             "which only Spark reads and writes; add --engine spark")
-    data_path = cfg.resolve_path(p.data) if "--data" not in uris else Path(p.data)
-    output = cfg.resolve_path(p.output) if "--output" not in uris else Path(p.output)
+    data_path = settings.path(p.data) if "--data" not in uris else Path(p.data)
+    output = settings.path(p.output) if "--output" not in uris else Path(p.output)
     id_columns = columns(p.id_columns)
     clash = [c for c in id_columns if c in RESERVED_COLUMNS or c.startswith(PROBA_PREFIX)]
     if clash:
@@ -98,10 +97,13 @@ def make_job(settings: Settings, resume: bool) -> PredictJob:
     refuse_overwriting({"--data": data_path}, {"--output": output})
     d = settings.data
     return PredictJob(
-        data_path, output, p.model, id_columns, p.chunk_size, p.proba == "all",
-        p.workers if p.workers > 0 else (os.cpu_count() or 1), p.explain, p.engine,
-        p.spark_master, resume, output_format or p.spark_format, p.lock_wait, p.excel_safe,
-        d.text_column, d.encoding, d.delimiter, settings.tracking,
+        data=data_path, output=output, model=p.model, id_columns=id_columns,
+        chunk_size=p.chunk_size, proba_all=p.proba == "all",
+        workers=p.workers if p.workers > 0 else (os.cpu_count() or 1), explain=p.explain,
+        engine=p.engine, spark_master=p.spark_master, resume=resume,
+        output_format=output_format or p.spark_format, lock_wait=p.lock_wait,
+        excel_safe=p.excel_safe, text_column=d.text_column, encoding=d.encoding,
+        delimiter=d.delimiter, tracking=settings.tracking,
         source=uris.get("--data", str(data_path)), target=uris.get("--output", str(output)),
         distributed=distributed, spark_format=p.spark_format, partition_by=partition_by)
 

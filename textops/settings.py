@@ -1,211 +1,49 @@
 """Settings resolved once, typed and frozen: CONFIG, then the environment / .env, then the flags
-(``common.start``), turned by :func:`resolve` into a :class:`Settings` at the entry point. This
-is the only module below the entry points that reads the configuration dict; every library
+(``common.start``), turned by :func:`resolve` into a :class:`Settings` at the entry point, which
+also names the project folder that relative paths hang off. This is the only module below the
+entry points that reads the configuration dict, which the entry point hands it; every library
 function takes these objects (or the job objects the stage modules build from them) instead.
 
-One dataclass per CONFIG section, its fields named and typed as CONFIG declares them (a test
-keeps the two in step); defaults live only in CONFIG."""
+One dataclass per CONFIG section (``textops.sections``), generated from CONFIG's declarations:
+fields named and typed as CONFIG declares them, path settings as absolute ``Path`` objects
+resolved here, once (None when empty)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, make_dataclass, replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-import config as cfg
+from textops.paths import absolute_sqlite_uri, resolve_path
+from textops.sections import (AlertRules, CatBoostSettings, DataSettings, LoggingSettings,
+                              MlflowSettings, MonitorSettings, PredictSettings, Preprocessing,
+                              PromotionSettings, Tfidf, TrainSettings)
+
+__all__ = ["AlertRules", "CatBoostSettings", "DataSettings", "LoggingSettings", "MlflowSettings",
+           "ModelSpec", "MonitorSettings", "PredictSettings", "Preprocessing",
+           "PromotionSettings", "Settings", "Tfidf", "Thresholds", "Tracking", "TrainSettings",
+           "columns", "resolve"]
+
+
+# The monitor settings that are alert rules, in the report's order (config.ALERT_RULES).
+THRESHOLD_SETTINGS = tuple(f.name for f in fields(AlertRules))
 
 
 @dataclass(frozen=True)
-class DataSettings:
-    """CONFIG['data']: data."""
+class Thresholds(AlertRules):
+    """monitor.py's alert rules: the alert-rule fields of MonitorSettings, with their types and
+    CONFIG defaults (and the report's ``thresholds`` object)."""
 
-    text_column: str
-    label_column: str
-    encoding: str
-    delimiter: str
-    test_size: float
-    validation_size: float
-    random_seed: int
-
-
-@dataclass(frozen=True)
-class Preprocessing:
-    """CONFIG['preprocessing']: text preprocessing (part of the model)."""
-
-    lowercase: bool
-    stopwords: str
-    mask_urls: bool
-    mask_handles: bool
-    mask_numbers: bool
-    max_chars: int
-
-
-@dataclass(frozen=True)
-class Tfidf:
-    """CONFIG['tfidf']: TF-IDF features (part of the model)."""
-
-    vectorizer: str
-    ngram_max: int
-    min_df: int
-    max_df: float
-    max_features: int
-    sublinear_tf: bool
-    char_ngram_max: int
-    char_max_features: int
-
-
-@dataclass(frozen=True)
-class CatBoostSettings:
-    """CONFIG['catboost']: CatBoost (part of the model)."""
-
-    linear_boost: bool
-    linear_c: float
-    cv_folds: int
-    calibrate: bool
-    calibration_folds: int
-    iterations: int
-    learning_rate: float
-    depth: int
-    border_count: int
-    early_stopping_rounds: int
-    thread_count: int
-
-
-@dataclass(frozen=True)
-class MlflowSettings:
-    """CONFIG['mlflow']: MLflow."""
-
-    tracking_uri: str
-    sqlite_path: str
-    artifact_root: str
-    experiment: str
-    monitor_experiment: str
-    model_name: str
-    connect_timeout: float
-
-
-@dataclass(frozen=True)
-class PromotionSettings:
-    """CONFIG['promotion']: promotion (train.py)."""
-
-    metric: str
-    threshold: float
-    alpha: float
-    min_gain: float
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """CONFIG['train']: train.py."""
-
-    data: str
-    refit: bool
-    baseline: bool
-    leakage_check: bool
-    max_fit_rows: int
-    sample_rows: int
-    tune: bool
-    tune_trials: int
-    tune_minutes: float
-    max_classes: int
-    allow_new_classes: str
-    lock_dir: str
-    with_ledger: bool
-    lock_wait: float
-
-
-@dataclass(frozen=True)
-class PredictSettings:
-    """CONFIG['predict']: predict.py."""
-
-    data: str
-    output: str
-    model: str
-    chunk_size: int
-    workers: int
-    id_columns: str
-    proba: str
-    explain: int
-    engine: str
-    spark_master: str
-    spark_format: str
-    partition_by: str
-    excel_safe: bool
-    lock_wait: float
-
-
-@dataclass(frozen=True)
-class MonitorSettings:
-    """CONFIG['monitor']: monitor.py."""
-
-    data: str
-    model: str
-    report: str
-    html: str
-    chunk_size: int
-    workers: int
-    min_accuracy: float
-    min_macro_f1: float
-    max_relative_drop: float
-    min_class_recall: float
-    min_class_support: int
-    psi_max: float
-    psi_pvalue: float
-    ks_max: float
-    ks_pvalue: float
-    oov_increase_max: float
-    domain_auc_max: float
-    domain_pvalue: float
-    domain_sample: int
-    domain_min_rows: int
-    reference_texts: int
-    id_columns: str
-    label_sample: int
-    label_uniform_share: float
-    to_label: str
-    labels: str
-    ledger: str
-    labeller: str
-    history_runs: int
-
-
-@dataclass(frozen=True)
-class LoggingSettings:
-    """CONFIG['logging']: logging."""
-
-    dir: str
-    level: str
-    max_bytes: int
-    backup_count: int
-    strict: bool
-
-
-# The monitor settings that are alert rules, in the report's order (their types: MonitorSettings').
-THRESHOLD_SETTINGS = ("min_accuracy", "min_macro_f1", "max_relative_drop", "min_class_recall",
-                      "min_class_support", "psi_max", "psi_pvalue", "ks_max", "ks_pvalue",
-                      "oov_increase_max", "domain_auc_max", "domain_pvalue", "domain_min_rows")
-
-
-class _ThresholdRules:
     @classmethod
-    def of(cls, monitor: MonitorSettings) -> Any:
+    def of(cls, monitor: MonitorSettings) -> "Thresholds":
         return cls(**{name: getattr(monitor, name) for name in THRESHOLD_SETTINGS})
 
     @classmethod
-    def defaults(cls, **changes: Any) -> Any:
+    def defaults(cls, **changes: Any) -> "Thresholds":
         """CONFIG's defaults, with ``changes`` (for benchmarks and tests)."""
-        return cls(**{name: changes.get(name, cfg.CONFIG["monitor"][name].default)
-                      for name in THRESHOLD_SETTINGS})
+        return cls(**changes)
 
     def to_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in THRESHOLD_SETTINGS}
-
-
-Thresholds = make_dataclass(
-    "Thresholds", [(name, MonitorSettings.__annotations__[name]) for name in THRESHOLD_SETTINGS],
-    bases=(_ThresholdRules,), frozen=True)
-Thresholds.__module__ = __name__
-Thresholds.__doc__ = ("monitor.py's alert rules: the THRESHOLD_SETTINGS of MonitorSettings, with "
-                      "their types (and the report's ``thresholds`` object).")
 
 
 @dataclass(frozen=True)
@@ -265,14 +103,19 @@ class Settings:
     predict: PredictSettings
     monitor: MonitorSettings
     logging: LoggingSettings
+    root: Path  # the project folder: relative paths of the configuration hang off it
+
+    def path(self, value: str) -> Path:
+        """A path setting that may also be a URI (predict.py's), resolved like the others."""
+        return resolve_path(value, self.root)
 
     @property
     def tracking(self) -> Tracking:
         m = self.mlflow
-        uri = cfg.absolute_sqlite_uri(m.tracking_uri.strip(), cfg.PROJECT_ROOT)
+        uri = absolute_sqlite_uri(m.tracking_uri.strip(), self.root)
         return Tracking(
-            uri=uri or "sqlite:///" + str(cfg.resolve_path(m.sqlite_path)), embedded=not uri,
-            artifact_root=cfg.resolve_path(m.artifact_root), connect_timeout=m.connect_timeout,
+            uri=uri or "sqlite:///" + str(m.sqlite_path), embedded=not uri,
+            artifact_root=m.artifact_root, connect_timeout=m.connect_timeout,
             model_name=m.model_name, experiment=m.experiment,
             monitor_experiment=m.monitor_experiment)
 
@@ -282,18 +125,21 @@ class Settings:
                          self.tfidf, self.catboost)
 
 
-def resolve(config: dict[str, dict[str, Any]]) -> Settings:
-    """The typed, frozen settings of a resolved configuration (``common.start``'s): each value
-    of the type CONFIG declares for it (an int given for a float setting becomes a float)."""
-    return Settings(**{name: kind(**{f.name: _typed(config[name][f.name], f.type)
+def resolve(config: dict[str, dict[str, Any]], root: Path) -> Settings:
+    """The typed, frozen settings of a resolved configuration (``common.start``'s), ``root``
+    being the project folder: each value of the type CONFIG declares for it (an int given for a
+    float setting becomes a float), each path setting resolved against ``root``."""
+    return Settings(**{name: kind(**{f.name: _typed(config[name][f.name], f.type, root)
                                      for f in fields(kind)})
-                       for name, kind in SECTIONS.items()})
+                       for name, kind in SECTIONS.items()}, root=Path(root))
 
 
 _TYPES = {"str": str, "int": int, "float": float, "bool": bool}
 
 
-def _typed(value: Any, declared: Any) -> Any:
+def _typed(value: Any, declared: Any, root: Path) -> Any:
+    if declared == "Path | None":
+        return resolve_path(value, root) if value not in (None, "") else None
     kind = _TYPES.get(declared if isinstance(declared, str) else getattr(declared, "__name__", ""))
     return value if value is None or kind is None or isinstance(value, kind) and \
         not (kind is int and isinstance(value, bool)) else kind(value)

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-import config as cfg
 from textops.errors import BadInputError, Interrupted, first_line
 from textops.interrupts import raise_if_interrupted
 from textops.redaction import redact
@@ -35,31 +34,38 @@ log = logging.getLogger(__name__)
 TRAIN_PARAMS = ("refit", "baseline", "leakage_check", "max_fit_rows", "sample_rows")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainJob:
     """One train.py run: what it reads, how it splits, what it fits, where it logs."""
 
-    data_path: Path
     data: DataSettings  # columns, encoding, split sizes, seed
     model: ModelSpec
-    train: TrainSettings
+    train: TrainSettings  # train.data: the labelled file
     promotion: PromotionSettings
     tracking: Tracking
     reference_texts: int  # texts kept in the monitoring reference profile
     ledger: Path | None = None  # --with-ledger: the labels ledger to add rows from (None: off)
 
+    @property
+    def data_path(self) -> Path:
+        """The labelled file (resolved, never None: :func:`make_job` checks)."""
+        assert self.train.data is not None
+        return self.train.data
+
 
 def make_job(settings: Settings) -> TrainJob:
     """The run's job, from the resolved settings."""
+    if settings.train.data is None:
+        raise BadInputError("no training data given; pass --data PATH")
     ledger_path = None
     if settings.train.with_ledger:
         if not settings.monitor.ledger:
             raise BadInputError("--with-ledger needs the labels ledger's path: set "
                                 "TEXTOPS_MONITOR_LEDGER or pass --ledger PATH")
-        ledger_path = cfg.resolve_path(settings.monitor.ledger)
-    return TrainJob(cfg.resolve_path(settings.train.data), settings.data, settings.model,
-                    settings.train, settings.promotion, settings.tracking,
-                    settings.monitor.reference_texts, ledger_path)
+        ledger_path = settings.monitor.ledger
+    return TrainJob(data=settings.data, model=settings.model, train=settings.train,
+                    promotion=settings.promotion, tracking=settings.tracking,
+                    reference_texts=settings.monitor.reference_texts, ledger=ledger_path)
 
 
 @dataclass
@@ -168,7 +174,7 @@ def _fit_rows(split: data.Split) -> int:
 def train(job: TrainJob, td: TrainingData, started: float) -> str:
     """Hold the model's lock, then train in one MLflow run; returns the one-line decision."""
     name = job.tracking.model_name
-    lock = cfg.resolve_path(job.train.lock_dir) / f"train-{name}.lock"
+    lock = job.train.lock_dir / f"train-{name}.lock"
     with exclusive(lock, job.train.lock_wait, "train.py of this model"):
         client = registry.connect(job.tracking)  # fails fast (exit 4) when the store is unreachable
         same_task = check_same_task(client, name, td, job.data.label_column,
@@ -306,7 +312,7 @@ def train_in_run(job: TrainJob, client: Any, td: TrainingData) -> str:
     test, audit = _comparisons(job, td, fitted, champion_pred, audit_x, champion_audit)
     decision = promotion.decide_promotion(metric, score, threshold, champion_version,
                                           champion_score, test, p.alpha, p.min_gain, audit)
-    with promotion.alias_lock(cfg.resolve_path(job.train.lock_dir), name):
+    with promotion.alias_lock(job.train.lock_dir, name):
         decision = promotion.still_valid(decision, champion_version,
                                          registry.aliases_of(client, name).get(registry.CHAMPION))
         raise_if_interrupted()

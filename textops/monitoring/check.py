@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-import config as cfg
 from textops.errors import BadInputError
 from textops.files import atomic_output, refuse_overwriting
 from textops import batch, data, promotion, registry
@@ -34,7 +33,7 @@ from textops.monitoring.stream import (StreamTotals, StreamSpec, accumulate, acc
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class MonitorJob:
     """One monitor.py run, resolved from the configuration and flags."""
 
@@ -89,10 +88,7 @@ def make_job(settings: Settings, label_required: bool,
     m, d = settings.monitor, settings.data
     if not m.data:
         raise BadInputError("no input given; pass --data PATH")
-    data_path, report_path = cfg.resolve_path(m.data), cfg.resolve_path(m.report)
-    html = cfg.resolve_path(m.html) if m.html else None
-    to_label = cfg.resolve_path(m.to_label) if m.to_label else None
-    labels = cfg.resolve_path(m.labels) if m.labels else None
+    data_path, report_path, html, to_label, labels = m.data, m.report, m.html, m.to_label, m.labels
     if label_sample is not None and label_sample < 1:
         raise BadInputError(f"--label-sample must be at least 1, got {label_sample}")
     if label_sample is not None and to_label is None:
@@ -111,7 +107,7 @@ def make_job(settings: Settings, label_required: bool,
         domain_sample=m.domain_sample, history_runs=m.history_runs, workers=max(m.workers, 0),
         id_columns=ids, label_sample=m.label_sample,
         label_sample_forced=label_sample, to_label=to_label, labels=labels,
-        tracking=settings.tracking, ledger=cfg.resolve_path(m.ledger) if m.ledger else None,
+        tracking=settings.tracking, ledger=m.ledger,
         labeller=m.labeller.strip() or promotion.actor("monitor.py").split(" ")[0],
         label_uniform_share=m.label_uniform_share)
 
