@@ -7,6 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from textops.columns import Columns
+
 import config as cfg
 from textops import batch, registry, settings, spark
 from textops import data as dataio
@@ -36,7 +38,7 @@ def saved_model(tmp_path_factory):
 def run(saved_model, output, workers=1, resume=False, stop_after=None, version="3", chunk=250):
     data = shared("twcs", "twcs_head5k_raw.csv")
     fmt = dataio.detect_format(data, "utf-8", ",")
-    job = batch.ScoringSpec(model_path=saved_model, text_column="text", id_columns=("tweet_id",),
+    job = batch.ScoringSpec(model_path=saved_model, columns=Columns(text="text", label="label", ids=("tweet_id",)),
                             model_version=version, proba_columns=True, explain=0,
                             format=batch.output_format(output))
     stat = data.stat()
@@ -66,7 +68,7 @@ def test_output_is_identical_whatever_the_number_of_workers(saved_model, tmp_pat
 def test_monitoring_probabilities_are_the_same_from_workers_and_in_order(saved_model):
     data = shared("twcs", "twcs_head5k_raw.csv")
     fmt = dataio.detect_format(data, "utf-8", ",")
-    job = batch.ScoringSpec(model_path=saved_model, text_column="text", id_columns=(),
+    job = batch.ScoringSpec(model_path=saved_model, columns=Columns(text="text", label="label", ids=()),
                             model_version="3", proba_columns=False, explain=0)
 
     def scored(workers):

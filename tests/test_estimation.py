@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from textops.columns import Columns
+
 from textops.settings import Thresholds
 from textops.monitoring import alerts
 from textops.metrics import macro_f1_from_confusion
@@ -157,7 +159,7 @@ def test_predictions_files_give_whole_vectors_through_their_proba_columns():
     frame = pd.DataFrame({"prediction": ["x", "y", "z", None], "probability": [0.6, 0.5, 0.9, None],
                           "model_version": "7", "proba_x": [0.6, 0.3, 0.05, None],
                           "proba_y": [0.3, 0.5, 0.05, None], "proba_z": [0.1, 0.2, 0.9, None]})
-    spec = StreamSpec("text", "label", has_text=False, has_labels=False, recorded=True,
+    spec = StreamSpec(Columns(text="text", label="label"), has_text=False, has_labels=False, recorded=True,
                       proba_classes=proba_classes(header))
     assert spec.columns(header)[-3:] == ["proba_x", "proba_y", "proba_z"]
     seen = accumulate([frame], spec, score=None)

@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from textops.columns import Columns
+
 import common
 import config as cfg
 from common import BadInputError
@@ -76,7 +78,7 @@ def _prescored(n: int, version: str = "1") -> pd.DataFrame:
 
 
 def _write(output: Path, chunks, run=batch.Execution()):
-    job = batch.ScoringSpec(model_path="", text_column="text", id_columns=("id",), model_version="1",
+    job = batch.ScoringSpec(model_path="", columns=Columns(text="text", label="label", ids=("id",)), model_version="1",
                             proba_columns=False, explain=0, format=batch.output_format(output))
     manifest = batch.Manifest("in.csv", 1, 1, "m", "1", 10, {})
     return batch.write_predictions(chunks, output, job, manifest, run, prescored=True)
@@ -427,7 +429,7 @@ def test_excel_safe_prefixes_formula_cells_and_leaves_the_rest_byte_true():
     safe = batch.excel_safe(frame)
     assert safe["id"].tolist()[:6] == ["'=1+1", "'+33", "'-5", "'@SUM(A1)", "'\tx", "plain"]
     assert pd.isna(safe["id"].iloc[6]) and safe["probability"].equals(frame["probability"])
-    job = batch.ScoringSpec(model_path="", text_column="text", id_columns=("id",), model_version="1",
+    job = batch.ScoringSpec(model_path="", columns=Columns(text="text", label="label", ids=("id",)), model_version="1",
                             proba_columns=False, explain=0)
     assert b"=1+1" in batch.render_chunk(frame, job, True)[0]  # default: untouched
 
@@ -539,7 +541,7 @@ def _scoring_job(**predict):
 def test_id_columns_that_an_output_column_would_overwrite_are_refused(ids):
     with pytest.raises(BadInputError, match="would be overwritten by"):
         _scoring_job(id_columns=ids)
-    assert _scoring_job(id_columns="id,probable,proba").id_columns == ("id", "probable", "proba")
+    assert _scoring_job(id_columns="id,probable,proba").columns.ids == ("id", "probable", "proba")
 
 
 def test_unknown_textops_variables_are_named_with_the_closest_setting(caplog):
@@ -723,7 +725,7 @@ def test_a_damaged_compressed_file_is_named_as_damaged_not_as_encoding_or_column
 
 
 def test_a_huge_text_is_cut_before_the_word_checks():
-    spec = stream.StreamSpec("text", "label", has_text=True, has_labels=False, recorded=True)
+    spec = stream.StreamSpec(Columns(text="text", label="label"), has_text=True, has_labels=False, recorded=True)
     chunk = pd.DataFrame({"text": ["word " * 1_000_000, "short one"], "prediction": ["a", "b"],
                           "model_version": ["1", "1"], "probability": ["0.9", "0.8"]})
     seen = stream.accumulate([chunk], spec, score=None)

@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from textops.columns import Columns
+
 import config as cfg
 from textops import data as dataio
 from textops import batch, diagnostics, registry, settings, tuning
@@ -136,7 +138,7 @@ def test_evaluate_reports_per_class_metrics_and_binary_auc():
 
 def test_output_rows_keep_rows_with_blank_text_unscored(binary_model):
     frame = pd.DataFrame({"tweet_id": ["1", "2", "3"], "text": ["@AppleSupport help", "  ", None]})
-    job = batch.ScoringSpec(model_path="unused", text_column="text", id_columns=("tweet_id",),
+    job = batch.ScoringSpec(model_path="unused", columns=Columns(text="text", label="label", ids=("tweet_id",)),
                             model_version="7", proba_columns=True, explain=0)
     out = batch.output_rows(binary_model, frame, job)
     assert list(out.columns) == ["tweet_id", "prediction", "probability", "model_version",

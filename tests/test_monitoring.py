@@ -12,6 +12,8 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 import pytest
+
+from textops.columns import Columns
 from sklearn.metrics import accuracy_score, f1_score, recall_score
 
 import config as cfg
@@ -125,7 +127,7 @@ def test_stream_keeps_counts_per_version_and_bounded_samples():
     chunks = [pd.DataFrame({"text": ["a b", "  ", "c d e", "f"], "label": ["x", "x", "y", None],
                             "prediction": ["x", None, "x", "y"], "model_version": ["1", "1", "2", "2"],
                             "probability": ["0.9", None, "0.6", "0.7"]})] * 3
-    spec = StreamSpec("text", "label", has_text=True, has_labels=True, recorded=True)
+    spec = StreamSpec(Columns(text="text", label="label"), has_text=True, has_labels=True, recorded=True)
     seen = accumulate(chunks, spec, score=None)
     assert (seen.rows, seen.scored, seen.skipped, seen.unlabelled) == (12, 9, 3, 3)
     assert seen.versions == Counter({"1": 3, "2": 6}) and seen.main_version == "2"
@@ -142,7 +144,7 @@ def test_stream_scores_raw_texts_and_skips_blank_ones():
         calls.append(len(frame))
         return pd.DataFrame({"p": 0.8, "q": 0.2}, index=frame.index)
 
-    spec = StreamSpec("text", "label", has_text=True, has_labels=False, recorded=False, version="4")
+    spec = StreamSpec(Columns(text="text", label="label"), has_text=True, has_labels=False, recorded=False, version="4")
     seen = accumulate([pd.DataFrame({"text": ["one", None, "two", " "]})], spec, score)
     assert calls == [2] and seen.skipped == 2 and seen.predicted["4"] == Counter({"p": 2})
     assert seen.confidences("4") == [0.8, 0.8]

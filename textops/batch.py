@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from textops.columns import (FLOAT_FORMAT, MODEL_VERSION, PREDICTION, PROBA_PREFIX, PROBABILITY,
-                             TOP_TOKENS)
+                             TOP_TOKENS, Columns)
 from textops.data import clean_text, is_blank
 from textops.diagnostics import top_tokens
 from textops.errors import BadInputError
@@ -54,8 +54,7 @@ class ScoringSpec:
     write for each row. Not a job: predict.py's job is scoring.PredictJob."""
 
     model_path: str  # a downloaded model folder
-    text_column: str
-    id_columns: tuple[str, ...]
+    columns: Columns  # the text the model reads, the id columns copied to each output row
     model_version: str
     proba_columns: bool
     explain: int
@@ -125,7 +124,7 @@ def output_rows(pipeline: Any, chunk: pd.DataFrame, job: ScoringSpec) -> pd.Data
     asked to guess from nothing. Labels and probabilities follow the pyfunc flavor's rule
     (``textprep.top_class``).
     """
-    texts = clean_text(chunk[job.text_column])
+    texts = clean_text(chunk[job.columns.text])
     scorable = ~is_blank(texts)
     classes = np.asarray(pipeline.classes_).astype(str)
     prediction = np.full(len(chunk), None, dtype=object)
@@ -135,7 +134,7 @@ def output_rows(pipeline: Any, chunk: pd.DataFrame, job: ScoringSpec) -> pd.Data
         found = np.asarray(pipeline.predict_proba(texts[scorable]), dtype=np.float64)
         proba[scorable] = found
         prediction[scorable], probability[scorable] = top_class(found, classes)
-    out = pd.DataFrame({c: chunk[c].to_numpy() for c in job.id_columns})
+    out = pd.DataFrame({c: chunk[c].to_numpy() for c in job.columns.ids})
     out[PREDICTION] = prediction
     out[PROBABILITY] = probability
     out[MODEL_VERSION] = str(job.model_version)
@@ -285,11 +284,11 @@ def scored_chunks(chunks: Iterable[pd.DataFrame], job: ScoringSpec, run: Executi
     if run.workers <= 1:
         model = run.model if run.model is not None else load_job_model(job)
         for chunk in chunks:
-            yield chunk, class_probabilities(model, chunk[job.text_column])
+            yield chunk, class_probabilities(model, chunk[job.columns.text])
         return
     with _Pool(job, run.workers) as pool:
         yield from pool.ordered(_proba_in_worker,
-                                ((chunk, (chunk[job.text_column],)) for chunk in chunks))
+                                ((chunk, (chunk[job.columns.text],)) for chunk in chunks))
 
 
 # --------------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from tqdm import tqdm
 from textops.errors import BadInputError
 from textops.files import refuse_overwriting
 from textops import batch, data, locking, registry, spark
-from textops.columns import MODEL_VERSION, OUTPUT_COLUMNS, PREDICTION, PROBA_PREFIX
+from textops.columns import Columns, MODEL_VERSION, OUTPUT_COLUMNS, PREDICTION, PROBA_PREFIX
 from textops.settings import Settings, Tracking, columns
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ class PredictJob:
     data: Path
     output: Path
     model: str  # alias, 'latest' or version
-    id_columns: tuple[str, ...]
+    columns: Columns  # the text column and the id columns copied to the output
     chunk_size: int
     proba_all: bool
     workers: int
@@ -45,7 +45,6 @@ class PredictJob:
     output_format: str
     lock_wait: float
     excel_safe: bool
-    text_column: str
     encoding: str
     delimiter: str
     tracking: Tracking
@@ -70,7 +69,8 @@ def make_job(settings: Settings, resume: bool) -> PredictJob:
                             "which only Spark reads and writes; add --engine spark")
     data_path = settings.path(p.data) if "--data" not in uris else Path(p.data)
     output = settings.path(p.output) if "--output" not in uris else Path(p.output)
-    id_columns = columns(p.id_columns)
+    cols = settings.columns(p.id_columns)
+    id_columns = cols.ids
     clash = [c for c in id_columns if c in RESERVED_COLUMNS or c.startswith(PROBA_PREFIX)]
     if clash:
         raise BadInputError(f"id column(s) {clash} would be overwritten by, or mistaken for, the "
@@ -97,12 +97,12 @@ def make_job(settings: Settings, resume: bool) -> PredictJob:
     refuse_overwriting({"--data": data_path}, {"--output": output})
     d = settings.data
     return PredictJob(
-        data=data_path, output=output, model=p.model, id_columns=id_columns,
+        data=data_path, output=output, model=p.model, columns=cols,
         chunk_size=p.chunk_size, proba_all=p.proba == "all",
         workers=p.workers if p.workers > 0 else (os.cpu_count() or 1), explain=p.explain,
         engine=p.engine, spark_master=p.spark_master, resume=resume,
         output_format=output_format or p.spark_format, lock_wait=p.lock_wait,
-        excel_safe=p.excel_safe, text_column=d.text_column, encoding=d.encoding,
+        excel_safe=p.excel_safe, encoding=d.encoding,
         delimiter=d.delimiter, tracking=settings.tracking,
         source=uris.get("--data", str(data_path)), target=uris.get("--output", str(output)),
         distributed=distributed, spark_format=p.spark_format, partition_by=partition_by)
@@ -128,7 +128,7 @@ def progress_reporter() -> tuple[Callable[[int], None], Callable[[], None]]:
 
 def predict(job: PredictJob) -> tuple[str, int, int]:
     """Score the file; returns (model version, rows written, rows with blank text)."""
-    text_col, name = job.text_column, job.tracking.model_name
+    text_col, name = job.columns.text, job.tracking.model_name
     log.info("predict: data=%s output=%s model=%s@%s", job.source, job.target, name, job.model)
     if job.distributed:
         return _distributed(job)
@@ -139,14 +139,13 @@ def predict(job: PredictJob) -> tuple[str, int, int]:
     manifest = batch.Manifest(
         input=str(job.data.resolve()), input_size=stat.st_size, input_mtime_ns=stat.st_mtime_ns,
         model_name=name, model_version=version.version, chunk_size=job.chunk_size,
-        options={"text_column": text_col, "id_columns": list(job.id_columns),
+        options={"text_column": text_col, "id_columns": list(job.columns.ids),
                  "proba": "all" if job.proba_all else "best", "explain": job.explain,
                  **({"excel_safe": True} if job.excel_safe else {})})
     with tempfile.TemporaryDirectory(prefix="textops-model-") as tmp:
         batch_job = batch.ScoringSpec(
-            model_path=registry.download_model(name, version.version, tmp), text_column=text_col,
-            id_columns=job.id_columns, model_version=version.version,
-            proba_columns=job.proba_all, explain=job.explain, format=job.output_format,
+            model_path=registry.download_model(name, version.version, tmp), columns=job.columns,
+            model_version=version.version, proba_columns=job.proba_all, explain=job.explain, format=job.output_format,
             model_name=name, excel_safe=job.excel_safe)
         log.info("using %s v%s (requested %r, run %s), %s", name, version.version, job.model,
                  version.run_id, f"{job.workers} worker(s)" if job.engine == "local"
@@ -158,7 +157,7 @@ def predict(job: PredictJob) -> tuple[str, int, int]:
                 rows, blank = _with_spark(job, fmt, batch_job, manifest, update)
             else:
                 chunks = data.iter_table(job.data, fmt, job.chunk_size,
-                                         list(dict.fromkeys([text_col, *job.id_columns])))
+                                         list(dict.fromkeys([text_col, *job.columns.ids])))
                 rows, blank = batch.write_predictions(
                     chunks, job.output, batch_job, manifest,
                     batch.Execution(workers=job.workers, resume=job.resume, on_rows=update,
@@ -173,7 +172,7 @@ def predict(job: PredictJob) -> tuple[str, int, int]:
 
 def _input_columns(job: PredictJob) -> dict[str, str]:
     """The input columns the run needs, each with the flag that names it."""
-    return {job.text_column: "--text-column", **{c: "--id-columns" for c in job.id_columns}}
+    return {job.columns.text: "--text-column", **{c: "--id-columns" for c in job.columns.ids}}
 
 
 def _checked_input(job: PredictJob) -> data.CsvFormat:
@@ -194,15 +193,14 @@ def _distributed(job: PredictJob) -> tuple[str, int, int]:
     """``--engine spark`` into a folder or URI: the executors read, score and write; the
     driver only plans the job, commits it and counts the rows. A local input is checked first
     as for the local engine (format, columns) before the registry is touched."""
-    text_col, name = job.text_column, job.tracking.model_name
+    name = job.tracking.model_name
     fmt = None if spark.is_uri(job.source) else _checked_input(job)  # a URI: Spark checks it
     client = registry.connect(job.tracking)
     version = registry.resolve_version(client, name, job.model)
     with tempfile.TemporaryDirectory(prefix="textops-model-") as tmp:
         batch_job = batch.ScoringSpec(
-            model_path=registry.download_model(name, version.version, tmp), text_column=text_col,
-            id_columns=job.id_columns, model_version=version.version,
-            proba_columns=job.proba_all, explain=0, format=job.spark_format, model_name=name)
+            model_path=registry.download_model(name, version.version, tmp), columns=job.columns,
+            model_version=version.version, proba_columns=job.proba_all, explain=0, format=job.spark_format, model_name=name)
         log.info("using %s v%s (requested %r, run %s), engine spark, master %s, writing %s parts "
                  "from the executors", name, version.version, job.model, version.run_id,
                  job.spark_master, job.spark_format)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from textops.columns import Columns
 from textops.paths import absolute_sqlite_uri, resolve_path
 from textops.sections import (AlertRules, CatBoostSettings, DataSettings, LoggingSettings,
                               MlflowSettings, MonitorSettings, PredictSettings, Preprocessing,
@@ -104,6 +105,11 @@ class Settings:
     monitor: MonitorSettings
     logging: LoggingSettings
     root: Path  # the project folder: relative paths of the configuration hang off it
+
+    def columns(self, ids: str = "") -> Columns:
+        """The input's column roles: the text and label columns, ``ids`` (a ``*_columns``
+        setting: comma-separated) identifying rows."""
+        return Columns(text=self.data.text_column, label=self.data.label_column, ids=columns(ids))
 
     def path(self, value: str) -> Path:
         """A path setting that may also be a URI (predict.py's), resolved like the others."""

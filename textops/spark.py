@@ -142,7 +142,7 @@ def scored_frame(spark, frame, job: ScoringSpec, keep: tuple[str, ...] = ()):
     import mlflow.pyfunc  # heavy: only for this engine
     from pyspark.sql import functions as F
 
-    text_column, model_version = job.text_column, job.model_version
+    text_column, model_version = job.columns.text, job.model_version
     quiet = logging.getLogger("mlflow.pyfunc")
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # its env_manager="local" advice: this is the environment
@@ -154,7 +154,7 @@ def scored_frame(spark, frame, job: ScoringSpec, keep: tuple[str, ...] = ()):
     text = F.coalesce(F.col(f"`{text_column}`"), F.lit(""))
     blank = F.trim(text) == ""
     scored = frame.withColumn(SCORES, udf(F.struct(text.alias(text_column))))
-    columns = [F.col(c) for c in keep] + [F.col(f"`{c}`") for c in job.id_columns]
+    columns = [F.col(c) for c in keep] + [F.col(f"`{c}`") for c in job.columns.ids]
     columns += [F.when(~blank, F.col(f"{SCORES}.{PREDICTION}")).alias(PREDICTION),
                 F.when(~blank, F.col(f"{SCORES}.{PROBABILITY}")).alias(PROBABILITY),
                 F.lit(str(model_version)).alias(MODEL_VERSION)]

@@ -22,6 +22,7 @@ from textops.redaction import redact
 from textops.timing import Stopwatch
 from textops import data, diagnostics, model, plots, promotion, registry, tuning
 from textops.calibration import calibration_metrics
+from textops.columns import Columns
 from textops.locking import exclusive
 from textops.monitoring import ledger
 from textops.monitoring.reference import (REFERENCE_PATH, build_reference, load_reference,
@@ -38,7 +39,8 @@ TRAIN_PARAMS = ("refit", "baseline", "leakage_check", "max_fit_rows", "sample_ro
 class TrainJob:
     """One train.py run: what it reads, how it splits, what it fits, where it logs."""
 
-    data: DataSettings  # columns, encoding, split sizes, seed
+    columns: Columns  # the text and label columns
+    data: DataSettings  # encoding, split sizes, seed
     model: ModelSpec
     train: TrainSettings  # train.data: the labelled file
     promotion: PromotionSettings
@@ -63,7 +65,7 @@ def make_job(settings: Settings) -> TrainJob:
             raise BadInputError("--with-ledger needs the labels ledger's path: set "
                                 "TEXTOPS_MONITOR_LEDGER or pass --ledger PATH")
         ledger_path = settings.monitor.ledger
-    return TrainJob(data=settings.data, model=settings.model, train=settings.train,
+    return TrainJob(columns=settings.columns(), data=settings.data, model=settings.model, train=settings.train,
                     promotion=settings.promotion, tracking=settings.tracking,
                     reference_texts=settings.monitor.reference_texts, ledger=ledger_path)
 
@@ -99,7 +101,7 @@ class Fitted:
 def load_training_data(job: TrainJob) -> TrainingData:
     """Read, clean, validate and split the training CSV (raises BadInputError with the fix)."""
     d, path = job.data, job.data_path
-    text_col, label_col = d.text_column, d.label_column
+    text_col, label_col = job.columns.text, job.columns.label
     if text_col == label_col:
         raise BadInputError(f"the text and the label column are both {text_col!r}; pass "
                             f"--text-column and --label-column with two different columns")
@@ -177,7 +179,7 @@ def train(job: TrainJob, td: TrainingData, started: float) -> str:
     lock = job.train.lock_dir / f"train-{name}.lock"
     with exclusive(lock, job.train.lock_wait, "train.py of this model"):
         client = registry.connect(job.tracking)  # fails fast (exit 4) when the store is unreachable
-        same_task = check_same_task(client, name, td, job.data.label_column,
+        same_task = check_same_task(client, name, td, job.columns.label,
                                     job.train.allow_new_classes)
         experiment_id = registry.ensure_experiment(client, job.tracking, job.tracking.experiment)
         import mlflow  # heavy: after the input checks and the lock
@@ -327,7 +329,7 @@ def train_in_run(job: TrainJob, client: Any, td: TrainingData) -> str:
         "textops.previous_champion": champion_version or "",
         "textops.champion_score": "" if champion_score is None else f"{champion_score:.6f}",
         "textops.data_sha256": td.sha256,
-        "textops.label_column": job.data.label_column,
+        "textops.label_column": job.columns.label,
         "textops.classes": json.dumps(sorted(td.rows.class_counts), ensure_ascii=False)[:5000],
         **_test_tags(test),
         **_audit_tags(audit),
@@ -458,7 +460,7 @@ def baseline_and_leakage(job: TrainJob, pipeline: Any, td: TrainingData,
                          macro_f1: float) -> dict[str, str]:
     """Log the linear baseline's test metrics and the leakage probes; returns tags to set."""
     tags: dict[str, str] = {}
-    text_col = job.data.text_column
+    text_col = job.columns.text
     if job.train.baseline:  # fitted on the model's own (bounded) rows
         tags.update(_baseline(text_col, td.fit_split, macro_f1))
     if job.train.leakage_check:
@@ -512,7 +514,7 @@ def _leakage(pipeline: Any, probes: data.Split, macro_f1: float, text_col: str,
 
 def reference_profile(job: TrainJob, fitted: Fitted, split: data.Split) -> dict[str, Any]:
     """What monitor.py compares new data with: the test split's profile."""
-    text_col = job.data.text_column
+    text_col = job.columns.text
     report = fitted.evaluation.report
     metrics = {
         "accuracy": fitted.evaluation.metrics["accuracy"],
@@ -593,7 +595,7 @@ def _audit_rows(job: TrainJob, td: TrainingData) -> pd.DataFrame | None:
     """The ledger's audit rows as model input (None: no ledger or no audit row)."""
     if td.ledger is None or not td.ledger.audit:
         return None
-    return pd.DataFrame({job.data.text_column: [row["text"] for row in td.ledger.audit]})
+    return pd.DataFrame({job.columns.text: [row["text"] for row in td.ledger.audit]})
 
 
 def _audit_comparison(chosen: ledger.Selection, pipeline: Any, audit_x: pd.DataFrame,
@@ -628,14 +630,14 @@ def _audit_tags(audit: promotion.AuditComparison | None) -> dict[str, str]:
 def model_card(job: TrainJob, td: TrainingData, fitted: Fitted,
                tags: dict[str, str]) -> registry.ModelCard:
     """What the MLflow UI shows on the registered model's and the version's pages."""
-    d = job.data
+    c = job.columns
     counts = td.rows.class_counts
     classes = ", ".join(f"{c} ({n})" for c, n in list(counts.items())[:20])
     if len(counts) > 20:
         classes += f", ... {len(counts) - 20} more"
     model_text = (
-        f"Classifies the text column `{d.text_column}` into the label column "
-        f"`{d.label_column}`: {len(counts)} classes. TF-IDF + CatBoost pipeline trained by "
+        f"Classifies the text column `{c.text}` into the label column "
+        f"`{c.label}`: {len(counts)} classes. TF-IDF + CatBoost pipeline trained by "
         f"textops' train.py; score it with predict.py, `mlflow.pyfunc` or `mlflow models serve` "
         f"(columns: prediction, probability, proba_<class>).\n\n"
         f"Latest training data: {td.path.name} ({len(td.rows.labels)} usable rows; classes: "

@@ -19,8 +19,8 @@ import pandas as pd
 from textops.errors import BadInputError
 from textops.files import atomic_output, refuse_overwriting
 from textops import batch, data, promotion, registry
-from textops.columns import MODEL_VERSION, PREDICTION, PROBABILITY
-from textops.settings import Settings, Thresholds, Tracking, columns
+from textops.columns import FALLBACK_LABEL, MODEL_VERSION, PREDICTION, PROBABILITY, Columns
+from textops.settings import Settings, Thresholds, Tracking
 from textops.monitoring import (alerts, classmix, drift, estimation, labelling, ledger, report,
                                 runs)
 from textops.monitoring.profile import ReferenceProfile
@@ -41,8 +41,7 @@ class MonitorJob:
     report: Path
     html: Path | None
     model: str  # alias, 'latest' or version, for raw texts
-    text_column: str
-    label_column: str
+    columns: Columns  # text, label (when present) and the ids that identify a row
     label_required: bool  # --label-column given (without --labels): the column must exist
     chunk_size: int
     encoding: str
@@ -52,7 +51,6 @@ class MonitorJob:
     domain_sample: int
     history_runs: int
     workers: int  # processes scoring raw texts; 0 = automatic
-    id_columns: tuple[str, ...]  # identify rows in to_label.csv and --labels
     label_sample: int  # rows to label written when drift fires or estimators disagree
     label_sample_forced: int | None  # --label-sample N: written every run
     to_label: Path | None  # a folder (one file per sample, named by night and data) or a file
@@ -96,16 +94,16 @@ def make_job(settings: Settings, label_required: bool,
     refuse_overwriting({"--data": data_path, "--labels": labels},
                        {"--report": report_path, "--html": html,
                         "--to-label": to_label if to_label is not None and to_label.suffix else None})
-    ids = columns(m.id_columns)
-    refuse_design_clash(ids, d.label_column)
+    cols = settings.columns(m.id_columns)
+    refuse_design_clash(cols.ids, cols.label)
     return MonitorJob(
         data=data_path, report=report_path, html=html, model=m.model,
-        text_column=d.text_column, label_column=d.label_column,
+        columns=cols,
         label_required=label_required and labels is None, label_column_explicit=label_required,
         chunk_size=m.chunk_size, encoding=d.encoding, delimiter=d.delimiter,
         thresholds=Thresholds.of(m), seed=d.random_seed,
         domain_sample=m.domain_sample, history_runs=m.history_runs, workers=max(m.workers, 0),
-        id_columns=ids, label_sample=m.label_sample,
+        label_sample=m.label_sample,
         label_sample_forced=label_sample, to_label=to_label, labels=labels,
         tracking=settings.tracking, ledger=m.ledger,
         labeller=m.labeller.strip() or promotion.actor("monitor.py").split(" ")[0],
@@ -115,7 +113,7 @@ def make_job(settings: Settings, label_required: bool,
 def refuse_design_clash(id_columns: tuple[str, ...], label_column: str) -> None:
     """An id column that the to_label file's own columns would overwrite: exit 2."""
     taken = {*labelling.DESIGN_COLUMNS, PREDICTION, PROBABILITY, MODEL_VERSION, label_column,
-             "label"}
+             FALLBACK_LABEL}
     clash = [c for c in id_columns if c in taken]
     if clash:
         raise BadInputError(f"--id-columns {clash} would be overwritten by the to_label file's own "
@@ -129,15 +127,14 @@ def inspect_input(job: MonitorJob) -> tuple[data.CsvFormat, list[str], StreamSpe
     header = data.read_header(job.data, fmt)
     recorded = {PREDICTION, MODEL_VERSION} <= set(header)
     if job.label_required:
-        data.require_columns(header, {job.label_column: "--label-column"}, job.data)
+        data.require_columns(header, {job.columns.label: "--label-column"}, job.data)
     if not recorded:
-        data.require_columns(header, {job.text_column: "--text-column"}, job.data)
-    if job.id_columns:
-        data.require_columns(header, {c: "--id-columns" for c in job.id_columns}, job.data)
-    spec = StreamSpec(job.text_column, job.label_column, has_text=job.text_column in header,
-                      has_labels=job.label_column in header, recorded=recorded, seed=job.seed,
-                      proba_classes=proba_classes(header) if recorded else (),
-                      id_columns=job.id_columns)
+        data.require_columns(header, {job.columns.text: "--text-column"}, job.data)
+    if job.columns.ids:
+        data.require_columns(header, {c: "--id-columns" for c in job.columns.ids}, job.data)
+    spec = StreamSpec(job.columns, has_text=job.columns.text in header,
+                      has_labels=job.columns.label in header, recorded=recorded, seed=job.seed,
+                      proba_classes=proba_classes(header) if recorded else ())
     return fmt, header, spec
 
 
@@ -149,10 +146,11 @@ def read_labels_file(job: MonitorJob) -> labelling.Labels | None:
     if job.labels is None:
         return None
     frame = read_spreadsheet_csv(job.labels)
-    candidates = [job.label_column] + ([] if job.label_column_explicit else ["label"])
+    candidates = [job.columns.label] if job.label_column_explicit else \
+        list(job.columns.label_candidates)
     try:
-        return labelling.read_labels(frame, job.id_columns, candidates, job.label_column_explicit,
-                                     job.text_column)
+        return labelling.read_labels(frame, job.columns.ids, candidates, job.label_column_explicit,
+                                     job.columns.text)
     except ValueError as exc:
         raise BadInputError(f"--labels {job.labels}: {exc}") from None
 
@@ -212,12 +210,12 @@ def run(job: MonitorJob) -> MonitorReport:
                             f"to_label file written for this --data")
     log.info("monitor: data=%s mode=%s, %s", job.data,
              "recorded predictions" if spec.recorded else f"score with {job.model_name}@{job.model}",
-             f"labels in {job.label_column!r}" if spec.has_labels else "no labels (drift only)")
+             f"labels in {job.columns.label!r}" if spec.has_labels else "no labels (drift only)")
     client = registry.connect(job.tracking)
     references = References(client, job.model_name)
     budget = job.label_sample_forced or (job.label_sample if job.to_label else 0)
-    collector = labelling.Collector(budget, job.seed + int(sha256[:8], 16), job.id_columns,
-                                    job.text_column if spec.has_text else None,
+    collector = labelling.Collector(budget, job.seed + int(sha256[:8], 16), job.columns.ids,
+                                    job.columns.text if spec.has_text else None,
                                     references.strata_edges, labels, job.label_uniform_share)
     chunks = data.iter_table(job.data, fmt, job.chunk_size, spec.columns(header))
     pipeline = None
@@ -273,7 +271,7 @@ def _score_texts(job: MonitorJob, chunks: Any, spec: StreamSpec, version: str,
     with tempfile.TemporaryDirectory(prefix="textops-model-") as tmp:
         scoring_spec = batch.ScoringSpec(
             model_path=registry.download_model(job.model_name, version, tmp),
-            text_column=job.text_column, id_columns=(), model_version=version,
+            columns=replace(job.columns, ids=()), model_version=version,
             proba_columns=False, explain=0, model_name=job.model_name)
         pipeline = batch.load_job_model(scoring_spec) if workers <= 1 else None
         log.info("scoring with %s v%s (requested %r), %d worker(s)", job.model_name, version,
@@ -304,9 +302,9 @@ def _findings(job: MonitorJob, spec: StreamSpec, seen: StreamTotals, versions: l
         found.alerts, found.performance = alerts.evaluate_versions(
             {v: seen.tallies.get(v) for v in versions}, references, classes, job.thresholds,
             seen.unlabelled)
-        _refuse_foreign_labels(found.performance, classes, job.label_column)
+        _refuse_foreign_labels(found.performance, classes, job.columns.label)
         if found.performance is None:
-            log.warning("no row has a label in %r: drift only", job.label_column)
+            log.warning("no row has a label in %r: drift only", job.columns.label)
         elif found.performance.unknown_labels:
             log.warning("labels the model does not know (always errors): %s",
                         found.performance.unknown_labels[:20])
@@ -423,7 +421,7 @@ def _sample_estimate(found: _CheckFindings, collector: labelling.Collector,
         sample = collector.sample_estimate(data.spelled_as(classes), classes, sha256)
     except ValueError as exc:
         raise BadInputError(f"--labels {job.labels}: {exc}; label the to_label file written for "
-                            f"this --data (joined on {', '.join(job.id_columns) or 'row'})"
+                            f"this --data (joined on {', '.join(job.columns.ids) or 'row'})"
                             ) from None
     if sample is not None and found.estimated is None:
         raise BadInputError(f"--labels {job.labels}: the labelled sample is reported beside the "
@@ -448,7 +446,7 @@ def _keep_labels(job: MonitorJob, collector: labelling.Collector) -> None:
     """Append the accepted labels to the ledger (once: the same file again adds nothing)."""
     if job.ledger is None or collector.labels is None:
         return
-    rows = labelling.ledger_rows(collector.labels, job.id_columns, collector.text_column,
+    rows = labelling.ledger_rows(collector.labels, job.columns.ids, collector.text_column,
                                  job.model_name, job.labeller,
                                  datetime.now(timezone.utc).isoformat(timespec="seconds"))
     kept = ledger.append(job.ledger, rows)
@@ -480,8 +478,8 @@ def _write_to_label(job: MonitorJob, collector: labelling.Collector, result: Mon
     sample_id = (f"{datetime.now().strftime('%Y-%m-%d')}-{_slug(job.model_name)}-v{version}-"
                  f"{result.data.sha256[:12]}")
     target = job.to_label / f"{sample_id}.csv" if job.to_label_folder else job.to_label
-    label_column = references.label_column(result.model.versions[0], job.label_column)
-    refuse_design_clash(job.id_columns, label_column)
+    label_column = references.label_column(result.model.versions[0], job.columns.label)
+    refuse_design_clash(job.columns.ids, label_column)
     kept = _kept_as_it_is(target, job.to_label_folder, label_column)
     if kept:
         log.warning("rows to label: %s is kept as it is (%s)", target, kept)
@@ -509,7 +507,7 @@ def _kept_as_it_is(target: Path, per_sample: bool, label_column: str) -> str:
                             sep=None, engine="python")
     except Exception:  # noqa: BLE001 - unreadable: somebody's file; never written over
         return "it cannot be read as a to_label file; move it away to get a new sample"
-    columns = [c for c in (label_column, "label") if c in frame.columns]
+    columns = [c for c in (label_column, FALLBACK_LABEL) if c in frame.columns]
     if columns and (frame[columns[0]].str.strip() != "").any():
         return "labels were filled in; pass it to --labels, or move it away for a new sample"
     return "already written for this data: the same seeded sample" if per_sample else ""

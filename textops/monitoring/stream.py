@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from textops.errors import BadInputError
-from textops.columns import MODEL_VERSION, PREDICTION, PROBA_PREFIX, PROBABILITY
+from textops.columns import MODEL_VERSION, PREDICTION, PROBA_PREFIX, PROBABILITY, Columns
 from textops.data import clean_text, is_blank
 from textops.monitoring.classmix import ProbaSample
 from textops.monitoring.estimation import EstimateSums
@@ -60,19 +60,17 @@ class Reservoir:
 class StreamSpec:
     """What the input holds and how to read it."""
 
-    text_column: str
-    label_column: str
+    roles: Columns  # what each input column is for (text, label, ids)
     has_text: bool
     has_labels: bool
     recorded: bool  # a predictions file (prediction, model_version[, probability])
     version: str | None = None  # the version scoring raw texts (recorded: None)
     seed: int = 0
     proba_classes: tuple[str, ...] = ()  # recorded with predict.py --proba all: their classes
-    id_columns: tuple[str, ...] = ()  # identify a row in to_label.csv and a labels file
 
     def columns(self, header: Iterable[str]) -> list[str]:
-        wanted = list(self.id_columns) + ([self.text_column] if self.has_text else []) + \
-            ([self.label_column] if self.has_labels else [])
+        wanted = list(self.roles.ids) + ([self.roles.text] if self.has_text else []) + \
+            ([self.roles.label] if self.has_labels else [])
         if self.recorded:
             wanted += [PREDICTION, MODEL_VERSION, PROBABILITY]
             wanted += [PROBA_PREFIX + c for c in self.proba_classes]
@@ -188,7 +186,7 @@ def _add_expected(table: dict[str, EstimateSums], version: str, found: _Predicte
 def add_chunk(seen: StreamTotals, chunk: pd.DataFrame, spec: StreamSpec, score: Scorer | None) -> None:
     """Fold one chunk into ``seen``."""
     seen.rows += len(chunk)
-    texts = clean_text(chunk[spec.text_column]) if spec.has_text else None
+    texts = clean_text(chunk[spec.roles.text]) if spec.has_text else None
     blank = is_blank(texts) if spec.has_text else None
     found = _predictions(chunk, spec, texts, blank, score)
     usable, predicted, confidence, versions = (found.usable, found.labels, found.confidence,
@@ -201,7 +199,7 @@ def add_chunk(seen: StreamTotals, chunk: pd.DataFrame, spec: StreamSpec, score: 
     seen.versions.update(versions)
     if seen.collector is not None:
         seen.collector.add(chunk, predicted, confidence, versions)
-    labelled = (chunk[spec.label_column].notna().to_numpy() if spec.has_labels
+    labelled = (chunk[spec.roles.label].notna().to_numpy() if spec.has_labels
                 else np.zeros(len(chunk), dtype=bool))
     for v in np.unique(versions):  # model-dependent statistics are kept per version
         mask = versions == v
@@ -221,7 +219,7 @@ def add_chunk(seen: StreamTotals, chunk: pd.DataFrame, spec: StreamSpec, score: 
         seen.lengths.add(kept.str.len().tolist())
         seen.texts.add(kept.str.slice(0, SAMPLE_TEXT_CHARS).tolist())
     if spec.has_labels:
-        labels = chunk[spec.label_column]
+        labels = chunk[spec.roles.label]
         seen.unlabelled += int((~labelled).sum())
         truth = labels[labelled].astype(str).str.strip().to_numpy()
         for v in np.unique(versions[labelled]):
