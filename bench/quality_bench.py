@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import config as cfg  # noqa: E402
+from textops import inputs
 from textops import diagnostics, registry, settings  # noqa: E402
 from textops import data as dataio  # noqa: E402
 from textops import model as modeling  # noqa: E402
@@ -42,14 +43,14 @@ def load(name: str):
     from sklearn.model_selection import train_test_split
 
     if name == "banking77":
-        fit = dataio.read_table(SHARED / "banking77" / "train.csv")
-        test = dataio.read_table(SHARED / "banking77" / "test.csv")
+        fit = inputs.read_table(SHARED / "banking77" / "train.csv")
+        test = inputs.read_table(SHARED / "banking77" / "test.csv")
         return fit[["text"]], fit["category"], test[["text"]], test["category"]
     if name == "twcs":
-        frame = dataio.read_table(SHARED / "twcs" / "twcs_head5k.csv")
+        frame = inputs.read_table(SHARED / "twcs" / "twcs_head5k.csv")
         label = "inbound"
     elif name == "sms":
-        frame = dataio.read_table(SHARED / "sms_spam" / "sms_spam.csv")
+        frame = inputs.read_table(SHARED / "sms_spam" / "sms_spam.csv")
         label = "label"
     else:
         raise SystemExit(f"unknown dataset {name}")

@@ -13,7 +13,7 @@ from typing import Callable
 import pandas as pd
 
 from quality_bench import SHARED, load
-from textops import data as dataio
+from textops import inputs
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,7 @@ class Scenario:
 
 
 def _twcs() -> pd.DataFrame:
-    return dataio.read_table(SHARED / "twcs" / "twcs_head5k.csv")
+    return inputs.read_table(SHARED / "twcs" / "twcs_head5k.csv")
 
 
 def twcs_time():
@@ -91,7 +91,7 @@ def twcs_typos():
 
 
 def _sms() -> pd.DataFrame:
-    return dataio.read_table(SHARED / "sms_spam" / "sms_spam.csv")
+    return inputs.read_table(SHARED / "sms_spam" / "sms_spam.csv")
 
 
 def sms_length():

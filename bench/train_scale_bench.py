@@ -36,11 +36,12 @@ import json, sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[2])
 import config as cfg
+from textops import inputs
 from textops import data, diagnostics, model
 start = time.perf_counter()
 c = cfg.load_config({})["data"]
 path = Path(sys.argv[1])
-frame = data.read_table(path, usecols=["text", "inbound"])
+frame = inputs.read_table(path, usecols=["text", "inbound"])
 rows = data.prepare_labelled(frame, "text", "inbound", path)
 split = data.split_dataset(rows.texts, rows.labels, "text", c["test_size"], c["validation_size"],
                            c["random_seed"])

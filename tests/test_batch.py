@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from textops import inputs
 from textops.columns import Columns
 
 import config as cfg
 from textops import batch, registry, settings, spark
-from textops import data as dataio
 from textops import model as modeling
 from common import BadInputError
 from conftest import shared
@@ -37,7 +37,7 @@ def saved_model(tmp_path_factory):
 
 def run(saved_model, output, workers=1, resume=False, stop_after=None, version="3", chunk=250):
     data = shared("twcs", "twcs_head5k_raw.csv")
-    fmt = dataio.detect_format(data, "utf-8", ",")
+    fmt = inputs.detect_format(data, "utf-8", ",")
     job = batch.ScoringSpec(model_path=saved_model, columns=Columns(text="text", label="label", ids=("tweet_id",)),
                             model_version=version, proba_columns=True, explain=0,
                             format=batch.output_format(output))
@@ -50,7 +50,7 @@ def run(saved_model, output, workers=1, resume=False, stop_after=None, version="
         seen.append(rows)
         if stop_after is not None and len(seen) >= stop_after:
             raise KeyboardInterrupt  # a kill between two chunks
-    chunks = dataio.iter_table(data, fmt, chunk, ["text", "tweet_id"])
+    chunks = inputs.iter_table(data, fmt, chunk, ["text", "tweet_id"])
     return batch.write_predictions(chunks, output, job, manifest,
                                    batch.Execution(workers=workers, resume=resume, on_rows=on_rows))
 
@@ -67,12 +67,12 @@ def test_output_is_identical_whatever_the_number_of_workers(saved_model, tmp_pat
 
 def test_monitoring_probabilities_are_the_same_from_workers_and_in_order(saved_model):
     data = shared("twcs", "twcs_head5k_raw.csv")
-    fmt = dataio.detect_format(data, "utf-8", ",")
+    fmt = inputs.detect_format(data, "utf-8", ",")
     job = batch.ScoringSpec(model_path=saved_model, columns=Columns(text="text", label="label", ids=()),
                             model_version="3", proba_columns=False, explain=0)
 
     def scored(workers):
-        chunks = dataio.iter_table(data, fmt, 700, ["text"])
+        chunks = inputs.iter_table(data, fmt, 700, ["text"])
         pairs = list(batch.scored_chunks(chunks, job, batch.Execution(workers=workers)))
         assert [len(chunk) for chunk, _ in pairs] == [700] * 7 + [100]
         return pd.concat([proba for _, proba in pairs])

@@ -5,13 +5,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from textops import inputs
 from textops import data as dataio
 from common import BadInputError
 from conftest import shared
 
 
 def read(path, **kw):
-    return dataio.read_table(path, kw.pop("encoding", "utf-8"), kw.pop("delimiter", ","), **kw)
+    return inputs.read_table(path, kw.pop("encoding", "utf-8"), kw.pop("delimiter", ","), **kw)
 
 
 def test_raw_twcs_export_keeps_bare_carriage_returns_inside_rows():

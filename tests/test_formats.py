@@ -16,7 +16,7 @@ import pytest
 
 from common import BadInputError
 from conftest import assert_clean_failure, ok, run_script, shared
-from textops import data, formats
+from textops import inputs
 
 TWCS_COLUMNS = ["tweet_id", "inbound", "text"]
 
@@ -52,18 +52,34 @@ def copies(tmp_path_factory):
     return paths
 
 
+@pytest.mark.parametrize("kind", ["csv", "gzip", "parquet", "folder"])
+def test_open_input_checks_an_input_once_and_every_read_goes_through_it(copies, kind):
+    """Issue 28: one input module. open_input: readable, its format, its header, the columns
+    the job needs; the Input reads whole, in chunks and hashes what was checked."""
+    opened = inputs.open_input(copies[kind], "utf-8", ",", {"text": "--text-column"})
+    assert opened.format.container == {"folder": "parquet"}.get(kind, kind)
+    assert set(TWCS_COLUMNS) <= set(opened.header)
+    whole = opened.read(TWCS_COLUMNS)
+    streamed = pd.concat(opened.chunks(25, TWCS_COLUMNS))
+    assert whole[TWCS_COLUMNS].reset_index(drop=True).equals(
+        streamed[TWCS_COLUMNS].reset_index(drop=True))
+    assert opened.sha256() == inputs.file_sha256(copies[kind])
+    with pytest.raises(BadInputError, match=r"column 'body' not found .* pass --text-column NAME"):
+        inputs.open_input(copies[kind], "utf-8", ",", {"body": "--text-column"})
+
+
 @pytest.mark.parametrize("kind", ["csv", "gzip", "bz2", "xz", "zstd", "parquet", "folder"])
 def test_every_container_reads_as_the_same_rows(copies, kind):
     path = copies[kind]
-    fmt = data.detect_format(path, "utf-8", ",")
+    fmt = inputs.detect_format(path, "utf-8", ",")
     assert fmt.container == {"folder": "parquet"}.get(kind, kind)
-    header = data.read_header(path, fmt)
+    header = inputs.read_header(path, fmt)
     assert set(TWCS_COLUMNS) <= set(header)
-    chunks = list(data.iter_table(path, fmt, 30, TWCS_COLUMNS))
+    chunks = list(inputs.iter_table(path, fmt, 30, TWCS_COLUMNS))
     assert [len(c) for c in chunks] == [30, 30, 30, 3]
     assert chunks[1].index[0] == 30  # row numbers continue across chunks, as with CSV
     frame = pd.concat(chunks)[TWCS_COLUMNS]
-    expected = data.read_table(copies["csv"], usecols=TWCS_COLUMNS)[TWCS_COLUMNS]
+    expected = inputs.read_table(copies["csv"], usecols=TWCS_COLUMNS)[TWCS_COLUMNS]
     assert frame["text"].tolist() == expected["text"].tolist()
     assert frame["inbound"].tolist() == expected["inbound"].tolist()  # booleans spelled True
     assert frame["tweet_id"].astype(str).tolist() == expected["tweet_id"].tolist()
@@ -73,9 +89,9 @@ def test_the_hash_is_of_the_bytes_as_stored(copies):
     import hashlib
 
     csv = copies["csv"]
-    assert data.file_sha256(csv) == hashlib.sha256(csv.read_bytes()).hexdigest()
-    assert data.file_sha256(copies["folder"]) == data.file_sha256(copies["folder"])
-    assert data.file_sha256(copies["folder"]) != data.file_sha256(copies["parquet"])
+    assert inputs.file_sha256(csv) == hashlib.sha256(csv.read_bytes()).hexdigest()
+    assert inputs.file_sha256(copies["folder"]) == inputs.file_sha256(copies["folder"])
+    assert inputs.file_sha256(copies["folder"]) != inputs.file_sha256(copies["parquet"])
 
 
 @pytest.mark.parametrize("name, content, words", [
@@ -95,8 +111,8 @@ def test_what_it_cannot_read_is_named(copies, tmp_path, name, content, words):
     else:
         path.write_bytes(content)
     with pytest.raises(BadInputError, match=re.escape(words)):
-        fmt = data.detect_format(path, "utf-8", ",")
-        data.read_header(path, fmt)
+        fmt = inputs.detect_format(path, "utf-8", ",")
+        inputs.read_header(path, fmt)
 
 
 def test_a_spark_folder_without_success_did_not_commit(copies, tmp_path):
@@ -104,12 +120,12 @@ def test_a_spark_folder_without_success_did_not_commit(copies, tmp_path):
     shutil.copytree(copies["folder"], folder)
     (folder / "_SUCCESS").unlink()
     with pytest.raises(BadInputError, match="no _SUCCESS file"):
-        data.check_readable_file(folder)
+        inputs.check_readable_file(folder)
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(BadInputError, match="without data files"):
-        data.check_readable_file(empty)
-    assert formats.parquet_parts(copies["folder"])[0].name.startswith("part-00000")
+        inputs.check_readable_file(empty)
+    assert inputs.parquet_parts(copies["folder"])[0].name.startswith("part-00000")
 
 
 # ------------------------------------------------------------------------------------------

@@ -21,12 +21,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from textops import inputs
 from textops.columns import Columns
 
 import common
 import config as cfg
 from common import BadInputError
-from textops import batch, data, locking, model, promotion, redaction
+from textops import batch, locking, model, promotion, redaction
 from textops.monitoring import check, drift, stream
 
 
@@ -236,25 +237,25 @@ def test_an_unreadable_alias_record_is_reported_and_blocks_an_unsure_rollback(mo
 def test_line_endings_are_decided_by_the_data_not_the_first_line(tmp_path):
     mixed = tmp_path / "mixed.csv"
     mixed.write_bytes(b"id,text\n" + b"".join(b"%d,text %d\r\n" % (i, i) for i in range(50)))
-    frame = data.read_table(mixed)
+    frame = inputs.read_table(mixed)
     assert len(frame) == 50 and not frame["text"].str.contains("\r").any()
     twcs_like = tmp_path / "twcs.csv"  # LF rows, a bare CR inside a text: one row, CR kept
     twcs_like.write_bytes(b"id,text\n1,a\rb\n2,c\n")
-    assert data.read_table(twcs_like)["text"].tolist() == ["a\rb", "c"]
+    assert inputs.read_table(twcs_like)["text"].tolist() == ["a\rb", "c"]
     odd = tmp_path / "odd.csv"  # LF rows and one CRLF row: its CR is not data
     odd.write_bytes(b"id,text\n1,a\n2,b\r\n3,c\n4,d\n")
-    assert data.read_table(odd)["text"].tolist() == ["a", "b", "c", "d"]
+    assert inputs.read_table(odd)["text"].tolist() == ["a", "b", "c", "d"]
 
 
 def test_pipes_symlink_loops_and_unreadable_paths_get_one_clear_line(tmp_path):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     with pytest.raises(BadInputError, match="not a regular file"):
-        data.check_readable_file(fifo)
+        inputs.check_readable_file(fifo)
     (tmp_path / "a").symlink_to(tmp_path / "b")
     (tmp_path / "b").symlink_to(tmp_path / "a")
     with pytest.raises(BadInputError, match="symbolic links"):
-        data.check_readable_file(tmp_path / "a")
+        inputs.check_readable_file(tmp_path / "a")
 
 
 @pytest.mark.parametrize("inputs, outputs, words", [
@@ -353,7 +354,7 @@ def test_an_interruption_inside_a_reader_is_an_interruption_not_bad_input():
         except KeyboardInterrupt:
             raise ValueError("Calling read(nbytes) on source failed")
     except ValueError as exc:
-        translated = data._translate_error(exc, Path("x.csv"), data.CsvFormat("utf-8", ",", None))
+        translated = inputs._translate_error(exc, Path("x.csv"), inputs.CsvFormat("utf-8", ",", None))
     assert isinstance(translated, KeyboardInterrupt)
 
 
@@ -496,7 +497,7 @@ def test_hive_partition_values_keep_their_exact_spelling(tmp_path):
         "store=007/day=0101/part-0.parquet": {"text": ["a", "b"]},
         "store=010/day=0102/part-0.parquet": {"text": ["c"]},
         "store=1e3/day=0103/part-0.parquet": {"text": ["d"]}})
-    frame = pd.concat(data.iter_table(folder, data.CsvFormat("utf-8", ",", None, "parquet"), 10))
+    frame = pd.concat(inputs.iter_table(folder, inputs.CsvFormat("utf-8", ",", None, "parquet"), 10))
     assert frame["store"].tolist() == ["007", "007", "010", "1e3"]
     assert frame["day"].tolist() == ["0101", "0101", "0102", "0103"]
 
@@ -515,7 +516,7 @@ def test_parquet_columns_that_cannot_be_read_as_text_are_named(tmp_path, parts, 
     if len(parts) == 1:
         path = path / next(iter(parts))
     with pytest.raises(BadInputError, match=re.escape(words)):
-        list(data.iter_table(path, data.CsvFormat("utf-8", ",", None, "parquet"), 100, columns))
+        list(inputs.iter_table(path, inputs.CsvFormat("utf-8", ",", None, "parquet"), 100, columns))
 
 
 def test_a_first_part_with_an_all_null_text_column_joins_the_others_type(tmp_path):
@@ -524,7 +525,7 @@ def test_a_first_part_with_an_all_null_text_column_joins_the_others_type(tmp_pat
     folder = _parquet_folder(tmp_path / "in", {
         "part-0.parquet": {"text": pa.array([None, None], pa.null()), "id": ["1", "2"]},
         "part-1.parquet": {"text": ["hello", "there"], "id": ["3", "4"]}})
-    frame = pd.concat(data.iter_table(folder, data.CsvFormat("utf-8", ",", None, "parquet"), 10))
+    frame = pd.concat(inputs.iter_table(folder, inputs.CsvFormat("utf-8", ",", None, "parquet"), 10))
     assert frame["text"].tolist()[2:] == ["hello", "there"] and frame["text"].isna().sum() == 2
 
 
@@ -720,7 +721,7 @@ def test_a_damaged_compressed_file_is_named_as_damaged_not_as_encoding_or_column
     path = tmp_path / f"in.csv.{'gz' if compress == 'gzip' else 'bz2'}"
     path.write_bytes(bytes(raw))
     with pytest.raises(BadInputError, match="damaged") as caught:
-        data.read_table(path, usecols=["text", "label"])
+        inputs.read_table(path, usecols=["text", "label"])
     assert "--encoding" not in str(caught.value) and "not found" not in str(caught.value)
 
 

@@ -113,6 +113,18 @@ def test_the_library_imports_from_any_directory_without_the_project_on_the_path(
     assert result.stdout.strip() == "[]"
 
 
+def test_every_input_is_checked_by_the_one_input_module():
+    """Issue 28: predict, monitor and train check their input through inputs.open_input (a
+    readable file or folder, its format, header and columns); no other module sniffs a file's
+    format or reads its header itself."""
+    low_level = {"detect_format", "read_header"}
+    callers = [f"{p.name}:{n.lineno}" for p in sorted((PROJECT_ROOT / "textops").rglob("*.py"))
+               if p.name != "inputs.py"
+               for n in ast.walk(ast.parse(p.read_text(encoding="utf-8")))
+               if isinstance(n, ast.Attribute) and n.attr in low_level]
+    assert not callers, callers
+
+
 def _module_name(path: Path) -> str:
     parts = list(path.relative_to(PROJECT_ROOT).with_suffix("").parts)
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from textops import inputs
 from textops.settings import Thresholds
 from textops.monitoring import estimation, labelling
 from textops.monitoring.estimation import EstimateSums, combine, fit_threshold, methods
@@ -188,9 +189,8 @@ def test_a_labelled_sample_of_200_rows_brackets_the_nights_real_accuracy(project
     from pathlib import Path
 
     from conftest import assert_clean_failure, ok, run_script, shared
-    from textops import data as dataio
 
-    frame = dataio.read_table(shared("twcs", "twcs_head5k.csv"))
+    frame = inputs.read_table(shared("twcs", "twcs_head5k.csv"))
     first, last = tmp_path / "first.csv", tmp_path / "last.csv"
     frame.iloc[:4000].to_csv(first, index=False)
     frame.iloc[4000:][["tweet_id", "text"]].to_csv(last, index=False)

@@ -110,7 +110,7 @@ def test_partition_values_a_folder_cannot_hold_are_one_line_and_publish_nothing(
 
 
 def test_spark_reads_hive_partition_values_with_their_spelling(session, tmp_path):
-    from textops.data import CsvFormat
+    from textops.inputs import CsvFormat
     from textops.spark import read_source, write_distributed
 
     rows = session.createDataFrame(pd.DataFrame({"id": ["1", "2", "3"],
@@ -119,3 +119,6 @@ def test_spark_reads_hive_partition_values_with_their_spelling(session, tmp_path
                       "parquet", partition_by=("store",))
     back = read_source(session, str(tmp_path / "out"), CsvFormat("utf-8", ",", None, "parquet"))
     assert sorted(r["store"] for r in back.collect()) == ["007", "007", "010"]
+    # a URI input is not sniffed: read as Parquet (a folder of parts) by its name alone
+    by_uri = read_source(session, (tmp_path / "out").as_uri(), None)
+    assert sorted(r["store"] for r in by_uri.collect()) == ["007", "007", "010"]

@@ -1,8 +1,9 @@
 """textops' libraries, one module per stage; the scripts at the project root are thin entry points.
 
 settings    the configuration resolved once into typed, frozen objects (read by the entry points)
-data        reading, validating and splitting labelled tables (the blank-text rule)
-formats     what an input file is (CSV, compressed CSV, Parquet file or folder), its SHA-256
+data        validating and splitting labelled tables (the blank-text and spelling rules)
+inputs      reading input, in one place: what a file is (CSV, compressed CSV, Parquet file or
+            folder), its CSV dialect, header and SHA-256; open_input() checks it once
 model       stop words, the TF-IDF + CatBoost pipeline, training, evaluation
 metrics     the one macro-F1
 diagnostics the linear baseline, token importance, leakage guard, per-row explanations

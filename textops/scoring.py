@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from textops.errors import BadInputError
 from textops.files import refuse_overwriting
-from textops import batch, data, locking, registry, spark
+from textops import batch, inputs, locking, registry, spark
 from textops.columns import Columns, MODEL_VERSION, OUTPUT_COLUMNS, PREDICTION, PROBA_PREFIX
 from textops.settings import Settings, Tracking, columns
 
@@ -132,7 +132,7 @@ def predict(job: PredictJob) -> tuple[str, int, int]:
     log.info("predict: data=%s output=%s model=%s@%s", job.source, job.target, name, job.model)
     if job.distributed:
         return _distributed(job)
-    fmt = _checked_input(job)  # input problems before the model is even looked up
+    source = _checked_input(job)  # input problems before the model is even looked up
     client = registry.connect(job.tracking)
     version = registry.resolve_version(client, name, job.model)
     stat = job.data.stat()
@@ -154,10 +154,10 @@ def predict(job: PredictJob) -> tuple[str, int, int]:
         started = time.perf_counter()
         try:
             if job.engine == "spark":
-                rows, blank = _with_spark(job, fmt, batch_job, manifest, update)
+                rows, blank = _with_spark(job, source.format, batch_job, manifest, update)
             else:
-                chunks = data.iter_table(job.data, fmt, job.chunk_size,
-                                         list(dict.fromkeys([text_col, *job.columns.ids])))
+                chunks = source.chunks(job.chunk_size,
+                                       list(dict.fromkeys([text_col, *job.columns.ids])))
                 rows, blank = batch.write_predictions(
                     chunks, job.output, batch_job, manifest,
                     batch.Execution(workers=job.workers, resume=job.resume, on_rows=update,
@@ -175,18 +175,18 @@ def _input_columns(job: PredictJob) -> dict[str, str]:
     return {job.columns.text: "--text-column", **{c: "--id-columns" for c in job.columns.ids}}
 
 
-def _checked_input(job: PredictJob) -> data.CsvFormat:
+def _checked_input(job: PredictJob) -> inputs.Input:
     """A local input, checked as every engine needs it (readable, its format, its columns);
     Spark also needs a compressed CSV to carry its extension."""
-    data.check_readable_file(job.data)
-    fmt = data.detect_format(job.data, job.encoding, job.delimiter)
+    source = inputs.open_input(job.data, job.encoding, job.delimiter)
+    fmt = source.format
     if job.engine == "spark" and fmt.container not in ("csv", "parquet") and \
             not job.data.name.lower().endswith((".gz", ".bz2", ".xz", ".zst")):
         raise BadInputError(f"{job.data} is {fmt.container}-compressed without the matching "
                             f"extension, which Spark needs to read it; rename it (e.g. "
                             f"{job.data.name}.gz) or use --engine local")
-    data.require_columns(data.read_header(job.data, fmt), _input_columns(job), job.data)
-    return fmt
+    source.require(_input_columns(job))
+    return source
 
 
 def _distributed(job: PredictJob) -> tuple[str, int, int]:
@@ -194,7 +194,7 @@ def _distributed(job: PredictJob) -> tuple[str, int, int]:
     driver only plans the job, commits it and counts the rows. A local input is checked first
     as for the local engine (format, columns) before the registry is touched."""
     name = job.tracking.model_name
-    fmt = None if spark.is_uri(job.source) else _checked_input(job)  # a URI: Spark checks it
+    fmt = None if spark.is_uri(job.source) else _checked_input(job).format  # a URI: Spark checks it
     client = registry.connect(job.tracking)
     version = registry.resolve_version(client, name, job.model)
     with tempfile.TemporaryDirectory(prefix="textops-model-") as tmp:
@@ -208,7 +208,7 @@ def _distributed(job: PredictJob) -> tuple[str, int, int]:
         session = spark.spark_session(job.spark_master)
         try:
             frame = spark.read_source(session, job.source, fmt)
-            data.require_columns(frame.columns, _input_columns(job), job.source)
+            inputs.require_columns(frame.columns, _input_columns(job), job.source)
             scored = spark.scored_frame(session, frame, batch_job)
             with _output_lock(job):
                 written = spark.write_distributed(session, scored, job.target, job.spark_format,
@@ -230,7 +230,7 @@ def _output_lock(job: PredictJob):
                              f"predict.py writing {job.output.name}", remove=True)
 
 
-def _with_spark(job: PredictJob, fmt: data.CsvFormat, batch_job: batch.ScoringSpec,
+def _with_spark(job: PredictJob, fmt: inputs.CsvFormat, batch_job: batch.ScoringSpec,
                 manifest: batch.Manifest, update: Callable[[int], None]) -> tuple[int, int]:
     """The Spark engine: rows scored by mlflow.pyfunc.spark_udf, written by the same writer."""
     session = spark.spark_session(job.spark_master)

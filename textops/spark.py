@@ -29,7 +29,7 @@ import pandas as pd
 from textops.errors import BadInputError, EngineUnavailableError, first_line
 from textops.interrupts import interrupt_from
 from textops.batch import ScoringSpec
-from textops.data import CsvFormat
+from textops.inputs import CsvFormat
 from textops.columns import MODEL_VERSION, PREDICTION, PROBA_PREFIX, PROBABILITY
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,8 @@ def read_source(spark, location: str, fmt: CsvFormat | None):
     (``fmt`` None: CSV by its extension, else Parquet, a file or a folder of parts)."""
     if fmt is None:
         csv = location.lower().rstrip("/").endswith(CSV_NAMES)
-        fmt = CsvFormat(encoding="utf-8", delimiter=",", container="csv" if csv else "parquet")
+        fmt = CsvFormat(encoding="utf-8", delimiter=",", lineterminator=None,
+                        container="csv" if csv else "parquet")
     if fmt.container == "parquet":  # a Parquet file or a committed folder of parts
         return spark.read.option("mergeSchema", True).parquet(spark_location(location))
     # Spark decompresses .gz / .bz2 / ... itself, by extension

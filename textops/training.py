@@ -20,7 +20,7 @@ from textops.errors import BadInputError, Interrupted, first_line
 from textops.interrupts import raise_if_interrupted
 from textops.redaction import redact
 from textops.timing import Stopwatch
-from textops import data, diagnostics, model, plots, promotion, registry, tuning
+from textops import data, diagnostics, inputs, model, plots, promotion, registry, tuning
 from textops.calibration import calibration_metrics
 from textops.columns import Columns
 from textops.locking import exclusive
@@ -105,9 +105,7 @@ def load_training_data(job: TrainJob) -> TrainingData:
     if text_col == label_col:
         raise BadInputError(f"the text and the label column are both {text_col!r}; pass "
                             f"--text-column and --label-column with two different columns")
-    frame = data.read_table(path, d.encoding, d.delimiter, usecols=[text_col, label_col])
-    data.require_columns(frame.columns, {text_col: "--text-column", label_col: "--label-column"},
-                         path)
+    frame = inputs.read_table(path, d.encoding, d.delimiter, usecols=[text_col, label_col])
     chosen = None
     if job.ledger is not None:
         frame, chosen = with_ledger_rows(frame, job.ledger, job.tracking.model_name, text_col,
@@ -139,7 +137,7 @@ def load_training_data(job: TrainJob) -> TrainingData:
                  _fit_rows(fit_split), _fit_rows(split), job.train.max_fit_rows)
     probes = fit_split.bounded(job.train.sample_rows, d.random_seed,
                                test_limit=job.train.sample_rows)
-    return TrainingData(path, data.file_sha256(path), rows, split, stopwords, fit_split, probes,
+    return TrainingData(path, inputs.file_sha256(path), rows, split, stopwords, fit_split, probes,
                         chosen)
 
 

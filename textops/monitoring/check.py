@@ -18,7 +18,7 @@ import pandas as pd
 
 from textops.errors import BadInputError
 from textops.files import atomic_output, refuse_overwriting
-from textops import batch, data, promotion, registry
+from textops import batch, data, inputs, promotion, registry
 from textops.columns import FALLBACK_LABEL, MODEL_VERSION, PREDICTION, PROBABILITY, Columns
 from textops.settings import Settings, Thresholds, Tracking
 from textops.monitoring import (alerts, classmix, drift, estimation, labelling, ledger, report,
@@ -120,22 +120,18 @@ def refuse_design_clash(id_columns: tuple[str, ...], label_column: str) -> None:
                             f"columns ({', '.join(sorted(taken))}); rename them in the input")
 
 
-def inspect_input(job: MonitorJob) -> tuple[data.CsvFormat, list[str], StreamSpec]:
+def inspect_input(job: MonitorJob) -> tuple[inputs.Input, StreamSpec]:
     """Everything wrong with the input fails here, before the tracking store is touched."""
-    data.check_readable_file(job.data)
-    fmt = data.detect_format(job.data, job.encoding, job.delimiter)
-    header = data.read_header(job.data, fmt)
+    source = inputs.open_input(job.data, job.encoding, job.delimiter)
+    header = source.header
     recorded = {PREDICTION, MODEL_VERSION} <= set(header)
-    if job.label_required:
-        data.require_columns(header, {job.columns.label: "--label-column"}, job.data)
-    if not recorded:
-        data.require_columns(header, {job.columns.text: "--text-column"}, job.data)
-    if job.columns.ids:
-        data.require_columns(header, {c: "--id-columns" for c in job.columns.ids}, job.data)
+    source.require({**({job.columns.label: "--label-column"} if job.label_required else {}),
+                    **({} if recorded else {job.columns.text: "--text-column"}),
+                    **{c: "--id-columns" for c in job.columns.ids}})
     spec = StreamSpec(job.columns, has_text=job.columns.text in header,
                       has_labels=job.columns.label in header, recorded=recorded, seed=job.seed,
                       proba_classes=proba_classes(header) if recorded else ())
-    return fmt, header, spec
+    return source, spec
 
 
 def read_labels_file(job: MonitorJob) -> labelling.Labels | None:
@@ -159,7 +155,7 @@ def read_spreadsheet_csv(path: Path) -> pd.DataFrame:
     """A small CSV a person may have re-saved (a labels file: a few hundred rows): UTF-8, with
     or without a byte-order mark, or else cp1252; delimiter ',', ';' or tab, whichever its
     header line uses most."""
-    data.check_readable_file(path, "--labels file")
+    inputs.check_readable_file(path, "--labels file")  # before its bytes are read to guess
     raw = path.read_bytes()
     first = raw.split(b"\n", 1)[0]
     delimiter = max((",", ";", "\t"), key=lambda d: first.count(d.encode()))
@@ -168,7 +164,7 @@ def read_spreadsheet_csv(path: Path) -> pd.DataFrame:
         encoding = "utf-8"
     except UnicodeDecodeError:
         encoding = "cp1252"
-    return data.read_table(path, encoding, delimiter)
+    return inputs.open_input(path, encoding, delimiter, what="--labels file").read()
 
 
 class References:
@@ -202,9 +198,9 @@ class References:
 
 def run(job: MonitorJob) -> MonitorReport:
     """Check the data; write the JSON and HTML reports and log the run; returns the report."""
-    fmt, header, spec = inspect_input(job)
+    source, spec = inspect_input(job)
     labels = read_labels_file(job)
-    sha256 = data.file_sha256(job.data)  # the report's, and the label sample's seed
+    sha256 = source.sha256()  # the report's, and the label sample's seed
     if labels is not None and labels.other_data(sha256):  # refused before anything is scored
         raise BadInputError(f"--labels {job.labels}: {labels.other_data(sha256)}; label the "
                             f"to_label file written for this --data")
@@ -217,7 +213,7 @@ def run(job: MonitorJob) -> MonitorReport:
     collector = labelling.Collector(budget, job.seed + int(sha256[:8], 16), job.columns.ids,
                                     job.columns.text if spec.has_text else None,
                                     references.strata_edges, labels, job.label_uniform_share)
-    chunks = data.iter_table(job.data, fmt, job.chunk_size, spec.columns(header))
+    chunks = source.chunks(job.chunk_size, spec.columns(source.header))
     pipeline = None
     if spec.recorded:
         seen = accumulate(chunks, spec, None, references.threshold, collector)
