@@ -45,7 +45,6 @@ from textops import model as modeling  # noqa: E402
 from textops import promotion, settings  # noqa: E402
 from textops.settings import Thresholds  # noqa: E402
 from textops.monitoring import alerts, drift, estimation, labelling  # noqa: E402
-from textops.monitoring.profile import ReferenceProfile  # noqa: E402
 from textops.monitoring.reference import build_reference  # noqa: E402
 from textops.monitoring.result import Figures  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -100,7 +99,7 @@ def scenario_row(scenario, model, split, x_mon, y_mon, seconds, config, budgets,
                             oov=None,
                             texts=[texts[i] for i in drift.sample_indices(len(texts), 1000)])
     thresholds = Thresholds.of(settings.resolve(config, cfg.PROJECT_ROOT).monitor)
-    checks = drift.compare(ReferenceProfile.from_dict(reference), current, thresholds, seed=0)
+    checks = drift.compare(reference, current, thresholds, seed=0)
     drifted = [c.name for c in checks if c.drifted]
     labelled = {}
     edges = labelling.strata_edges(test_conf, threshold)

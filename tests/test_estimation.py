@@ -13,11 +13,11 @@ from textops.columns import Columns
 from textops.settings import Thresholds
 from textops.monitoring import alerts
 from textops.metrics import macro_f1_from_confusion
-from textops.monitoring.estimation import (Combined, EstimateSums, estimate, estimation_alerts,
+from textops.monitoring.estimation import (EstimateSums, combine, estimate, estimation_alerts,
                                            moved, report_estimates)
 from textops.monitoring.labelling import stratified_accuracy
 from textops.monitoring.profile import ReferenceProfile
-from textops.monitoring.result import Performance, PerformanceReport
+from textops.monitoring.result import Figures, Performance, PerformanceReport
 from textops.monitoring.stream import StreamSpec, accumulate, proba_classes
 
 THRESHOLDS = Thresholds.defaults(min_accuracy=0.8, max_relative_drop=0.05)
@@ -95,8 +95,7 @@ def test_without_whole_vectors_a_multiclass_macro_f1_is_unknown_and_the_accuracy
 
 def test_estimate_alerts_on_the_interval_and_on_the_drop_from_training():
     def figures(accuracy, half):
-        return Combined("atc", accuracy, (accuracy - half, accuracy + half), None, 0.0, "",
-                        accuracy, False)
+        return combine({"atc": Figures(accuracy, (accuracy - half, accuracy + half), None, 500)})
 
     assert estimation_alerts(figures(0.95, 0.01), 0.96, THRESHOLDS, "overall") == []
     [low] = estimation_alerts(figures(0.75, 0.02), None, THRESHOLDS, "overall")
@@ -109,8 +108,7 @@ def test_estimate_alerts_on_the_interval_and_on_the_drop_from_training():
 
 def test_a_move_is_beyond_the_interval_and_at_least_one_point():
     def figures(accuracy, half=0.001):
-        return Combined("atc", accuracy, (accuracy - half, accuracy + half), None, 0.0, "",
-                        accuracy, False)
+        return combine({"atc": Figures(accuracy, (accuracy - half, accuracy + half), None, 500)})
 
     assert moved(figures(0.90), 0.95).startswith("estimated accuracy fell with it (0.9000 vs 0.9500")
     assert moved(figures(0.945), 0.95).startswith("estimated accuracy did not move")

@@ -98,9 +98,9 @@ def test_domain_classifier_tells_domains_apart_and_names_their_words():
     banking = pd.read_csv(shared("banking77", "test.csv"), dtype=str)["text"].sample(600, random_state=0)
     same = drift.domain_classifier(twcs.iloc[:600].tolist(), twcs.iloc[600:].tolist())
     other = drift.domain_classifier(twcs.iloc[:600].tolist(), banking.tolist())
-    assert same["auc"] < 0.55 < 0.95 < other["auc"]
-    assert {"card", "transfer"} & set(other["current_words"])
-    assert not any(re.search(r"\d", w) for w in other["reference_words"])  # ids are not content
+    assert same.auc < 0.55 < 0.95 < other.auc
+    assert {"card", "transfer"} & set(other.current_words)
+    assert not any(re.search(r"\d", w) for w in other.reference_words)  # ids are not content
 
 
 def test_performance_alerts_absolute_relative_and_per_class():
@@ -298,6 +298,8 @@ def test_reference_profile_is_saved_with_the_version(monitored):
     assert profile.length_sample == reference["length"]["sample"]
     assert profile.texts == reference["texts"] and profile.text_chars == reference["text_chars"]
     assert profile.atc == reference["atc"] and profile.accuracy == reference["metrics"]["accuracy"]
+    # written and read by the same class: the stored JSON is the profile's to_dict, byte for byte
+    assert json.dumps(profile.to_dict(), ensure_ascii=False) == open(path, encoding="utf-8").read()
 
 
 @pytest.mark.slow
@@ -415,6 +417,24 @@ def test_each_drift_check_is_its_own_function_and_compare_runs_them_in_order():
     assert drift.text_content(reference, current, thresholds) is None  # no texts: not run
 
 
+def test_a_reference_profile_is_written_and_read_by_the_same_class():
+    """Issue 28: ReferenceProfile.to_dict is what train.py stores; from_dict reads it back whole,
+    key for key and in order (a stored profile of this release round-trips unchanged)."""
+    stored = {"format": 1, "rows": 3, "classes": ["a", "b"], "class_priors": {"a": 0.5, "b": 0.5},
+              "predicted_distribution": {"a": 1 / 3, "b": 2 / 3},
+              "metrics": {"accuracy": 0.9, "macro_f1": 0.8, "calibrated": True},
+              "atc": {"threshold": 0.7, "tie_weight": 1.0, "accuracy": 0.9,
+                      "confidence_mean": 0.8, "rows": 3, "source": "test rows at training"},
+              "confidence": {"mean": 0.8, "sample": [0.7, 0.8, 0.9]},
+              "length": {"mean": 12.0, "median": 11.0, "sample": [10, 11, 15]},
+              "oov_rate": {"mean": 0.1, "rows": 3}, "texts": ["x", "y", "z"], "text_chars": 1000,
+              "test_confusion": {"classes": ["a", "b"], "counts": [[1, 0], [1, 1]]}}
+    profile = ReferenceProfile.from_dict(stored)
+    assert json.dumps(profile.to_dict()) == json.dumps(stored)
+    without = {k: v for k, v in stored.items() if k != "test_confusion"}
+    assert json.dumps(ReferenceProfile.from_dict(without).to_dict()) == json.dumps(without)
+
+
 def test_a_reference_profile_of_an_earlier_release_reads_with_its_missing_parts_empty():
     """Profiles saved before the ATC threshold, the text sample and the calibration flag were
     stored: the drift checks they allow still run, the threshold comes from the sample."""
@@ -430,8 +450,13 @@ def test_a_reference_profile_of_an_earlier_release_reads_with_its_missing_parts_
     current = drift.Current(rows=800, predicted_counts={"a": 320, "b": 480},
                             confidence=np.array(sample), lengths=rng.integers(20, 80, 800),
                             oov=None, texts=["some text"] * 800)
-    names = [c.name for c in drift.compare(old, current, Thresholds.defaults())]
-    assert names == ["predicted_class_distribution", "confidence", "text_length"]
+    checks = drift.compare(old, current, Thresholds.defaults())
+    assert [c.name for c in checks] == ["predicted_class_distribution", "confidence", "text_length"]
+    # each check's detail is typed and lands in the JSON as before (a dict per check)
+    stored = json.loads(json.dumps([c.to_dict() for c in checks]))
+    assert set(stored[0]["extra"]) == {"chi_square_pvalue", "psi_pvalue", "reference", "current"}
+    assert set(stored[1]["extra"]) == set(stored[2]["extra"]) == {"pvalue"}
+    assert list(stored[0]) == ["name", "method", "value", "threshold", "drifted", "detail", "extra"]
     assert "sampled test confidences" in estimation.threshold_from_reference(old).source
     empty = ReferenceProfile.from_dict({})
     assert (empty.classes, empty.oov_rate, empty.accuracy) == ([], None, None)

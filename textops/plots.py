@@ -13,7 +13,7 @@ import numpy as np
 
 from textops.calibration import ece, label_codes, reliability, uncalibrated
 from textops.model import Evaluation
-from textops.monitoring.runs import HISTORY_METRICS
+from textops.monitoring.runs import HISTORY_METRICS, HistoryPoint
 
 REFERENCE_COLOUR, CURRENT_COLOUR = "#8c959f", "#0969da"
 
@@ -124,10 +124,10 @@ def histogram_plot(reference: Sequence[float], current: Sequence[float], title: 
     return data_uri(fig)
 
 
-def history_plot(history: list[dict[str, Any]]) -> str:
+def history_plot(history: list[HistoryPoint]) -> str:
     fig, ax = figure()
     for key, label in HISTORY_METRICS.items():
-        points = [(h["time"], h[key]) for h in history if h.get(key) is not None]
+        points = [(h.time, h.values[key]) for h in history if h.values.get(key) is not None]
         if points:
             ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
     ax.set_ylim(0, 1.02)

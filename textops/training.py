@@ -25,6 +25,7 @@ from textops.calibration import calibration_metrics
 from textops.columns import Columns
 from textops.locking import exclusive
 from textops.monitoring import ledger
+from textops.monitoring.profile import ReferenceProfile
 from textops.monitoring.reference import (REFERENCE_PATH, build_reference, load_reference,
                                          write_reference)
 from textops.settings import (DataSettings, ModelSpec, PromotionSettings, Settings, Tracking,
@@ -510,7 +511,7 @@ def _leakage(pipeline: Any, probes: data.Split, macro_f1: float, text_col: str,
     return {"textops.leakage_warning": " | ".join(report.reasons) if report.suspicious else "none"}
 
 
-def reference_profile(job: TrainJob, fitted: Fitted, split: data.Split) -> dict[str, Any]:
+def reference_profile(job: TrainJob, fitted: Fitted, split: data.Split) -> ReferenceProfile:
     """What monitor.py compares new data with: the test split's profile."""
     text_col = job.columns.text
     report = fitted.evaluation.report
@@ -530,7 +531,7 @@ def reference_profile(job: TrainJob, fitted: Fitted, split: data.Split) -> dict[
             text_sample=job.reference_texts, seed=job.data.random_seed,
             oov_rows=job.train.sample_rows, test_labels=split.y_test.astype(str).tolist())
     log.info("reference profile for monitoring: %d test rows, %d texts kept (%.1f s)",
-             reference["rows"], len(reference["texts"]), took.seconds)
+             reference.rows, len(reference.texts), took.seconds)
     return reference
 
 

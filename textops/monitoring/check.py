@@ -25,8 +25,9 @@ from textops.monitoring import (alerts, classmix, drift, estimation, labelling, 
                                 runs)
 from textops.monitoring.profile import ReferenceProfile
 from textops.monitoring.reference import load_reference
-from textops.monitoring.result import (DataSummary, DriftSummary, EstimateReport, ModelSummary,
-                                       MonitorReport, PerformanceReport)
+from textops.monitoring.result import (DataSummary, DriftSummary, EstimateReport,
+                                       LabelSampleFile, ModelSummary, MonitorReport,
+                                       PerformanceReport)
 from textops.monitoring.stream import (StreamTotals, StreamSpec, accumulate, accumulate_scored,
                                        proba_classes)
 
@@ -455,7 +456,7 @@ def _keep_labels(job: MonitorJob, collector: labelling.Collector) -> None:
 
 
 def _write_to_label(job: MonitorJob, collector: labelling.Collector, result: MonitorReport,
-                    references: References) -> dict[str, Any] | None:
+                    references: References) -> LabelSampleFile | None:
     """Write the rows to label when asked (--label-sample N) or when tonight's estimate is not
     to be trusted alone (drift, or estimators that disagree): into their own file, named by
     night, model version and data, under a --to-label folder (or the --to-label file). A file
@@ -479,14 +480,14 @@ def _write_to_label(job: MonitorJob, collector: labelling.Collector, result: Mon
     kept = _kept_as_it_is(target, job.to_label_folder, label_column)
     if kept:
         log.warning("rows to label: %s is kept as it is (%s)", target, kept)
-        return {"path": str(target), "rows": None, "why": why, "strata": None, "kept": kept}
+        return LabelSampleFile(str(target), None, why, None, kept)
     rows = collector.to_label(label_column, sample_id, result.data.sha256)
     with atomic_output(target, "w", encoding="utf-8", newline="") as handle:
         rows.to_csv(handle, index=False)
     log.warning("wrote %d rows to label to %s (%s); fill in %r and pass --labels %s", len(rows),
                 target, why, label_column, target)
-    return {"path": str(target), "rows": int(len(rows)), "why": why,
-            "strata": int(rows["stratum"].nunique()) if len(rows) else 0}
+    return LabelSampleFile(str(target), int(len(rows)), why,
+                           int(rows["stratum"].nunique()) if len(rows) else 0)
 
 
 def _slug(name: str) -> str:

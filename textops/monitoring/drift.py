@@ -22,8 +22,8 @@ Every statistic is a pure function of arrays; ``compare`` runs them all and retu
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
-from typing import Any, Container, Iterable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Container, Iterable, Sequence, Union
 
 import numpy as np
 import pandas as pd
@@ -42,6 +42,45 @@ _TOKEN = re.compile(r"(?u)\b\w\w+\b")  # scikit-learn's default token pattern
 _LETTERS = r"(?u)\b[^\W\d_]{2,}\b"  # words without digits: ids and handles are not content
 
 
+@dataclass(frozen=True)
+class ClassShiftDetail:
+    """The predicted-class check's two p-values and the shares it compared."""
+
+    chi_square_pvalue: float
+    psi_pvalue: float  # the chance of a PSI this large for this many rows
+    reference: dict[str, float]
+    current: dict[str, float]
+
+
+@dataclass(frozen=True)
+class KsDetail:
+    """A Kolmogorov-Smirnov check's p-value."""
+
+    pvalue: float
+
+
+@dataclass(frozen=True)
+class OovDetail:
+    """The out-of-vocabulary rates compared (mean share of unknown words)."""
+
+    reference: float
+    current: float
+
+
+@dataclass(frozen=True)
+class ContentDetail:
+    """The text-content check's words typical of each side, and the two limits its threshold
+    is the larger of (the configured one and what chance reaches for these sample sizes)."""
+
+    reference_words: list[str]
+    current_words: list[str]
+    configured_max: float
+    significance_floor: float
+
+
+Detail = Union[ClassShiftDetail, KsDetail, OovDetail, ContentDetail]
+
+
 @dataclass
 class Check:
     """One drift method's verdict."""
@@ -52,10 +91,12 @@ class Check:
     threshold: float
     drifted: bool
     detail: str
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: Detail | None = None  # what the check measured beyond its value, by kind of check
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"name": self.name, "method": self.method, "value": self.value,
+                "threshold": self.threshold, "drifted": self.drifted, "detail": self.detail,
+                "extra": asdict(self.extra) if self.extra else {}}
 
 
 # --------------------------------------------------------------------------------------------
@@ -167,8 +208,18 @@ def oov_rates(texts: Iterable[str], vocabulary: set[str], stop_words: set[str],
     return np.asarray(rates, dtype=float)
 
 
+@dataclass(frozen=True)
+class DomainSplit:
+    """How well a classifier tells reference texts from current ones (cross-validated ROC-AUC)
+    and the words most typical of each side."""
+
+    auc: float
+    reference_words: list[str]
+    current_words: list[str]
+
+
 def domain_classifier(reference: Sequence[str], current: Sequence[str], seed: int = 0,
-                      top: int = 15) -> dict[str, Any]:
+                      top: int = 15) -> DomainSplit:
     """How well a classifier tells reference texts from current ones (cross-validated ROC-AUC)
     and the words most typical of each side."""
     texts = [str(t) for t in reference] + [str(t) for t in current]
@@ -178,7 +229,7 @@ def domain_classifier(reference: Sequence[str], current: Sequence[str], seed: in
     try:
         features = vectorizer.fit_transform(texts)
     except ValueError:  # no word appears twice: nothing to tell the sides apart with
-        return {"auc": 0.5, "reference_words": [], "current_words": []}
+        return DomainSplit(0.5, [], [])
     model = LogisticRegression(C=1.0, max_iter=1000)
     folds = StratifiedKFold(5, shuffle=True, random_state=seed)
     scores = cross_val_predict(model, features, target, cv=folds, method="predict_proba")[:, 1]
@@ -186,11 +237,8 @@ def domain_classifier(reference: Sequence[str], current: Sequence[str], seed: in
     weights = model.fit(features, target).coef_[0]
     names = vectorizer.get_feature_names_out()
     order = np.argsort(weights)
-    return {
-        "auc": auc,
-        "reference_words": [str(names[i]) for i in order[:top] if weights[i] < 0],
-        "current_words": [str(names[i]) for i in order[::-1][:top] if weights[i] > 0],
-    }
+    return DomainSplit(auc, [str(names[i]) for i in order[:top] if weights[i] < 0],
+                       [str(names[i]) for i in order[::-1][:top] if weights[i] > 0])
 
 
 def auc_significance_floor(n_reference: int, n_current: int, pvalue: float) -> float:
@@ -251,8 +299,7 @@ def predicted_class_distribution(reference: ReferenceProfile, current: Current,
         value > thresholds.psi_max and chance < thresholds.psi_pvalue,
         f"PSI {value:.3f} (chance p={chance:.2g} for {total} rows; chi-square p={p_value:.2g}); "
         f"largest change: " + ", ".join(f"{c} {expected[c]:.1%}->{shares[c]:.1%}" for c in moved[:3]),
-        {"chi_square_pvalue": p_value, "psi_pvalue": chance, "reference": expected,
-         "current": shares})
+        ClassShiftDetail(p_value, chance, expected, shares))
 
 
 def _ks_check(name: str, ref_sample: Any, cur: Any, thresholds: Thresholds,
@@ -262,7 +309,7 @@ def _ks_check(name: str, ref_sample: Any, cur: Any, thresholds: Thresholds,
     d, p = ks(ref_sample, cur)
     return Check(name, "Kolmogorov-Smirnov D", d, thresholds.ks_max,
                  d > thresholds.ks_max and p < thresholds.ks_pvalue,
-                 f"D {d:.3f} (p={p:.2g}); {shown(ref_sample)} -> {shown(cur)}", {"pvalue": p})
+                 f"D {d:.3f} (p={p:.2g}); {shown(ref_sample)} -> {shown(cur)}", KsDetail(p))
 
 
 def confidence_distribution(reference: ReferenceProfile, current: Current,
@@ -291,7 +338,7 @@ def out_of_vocabulary_rate(reference: ReferenceProfile, current: Current,
         "out_of_vocabulary_rate", "increase of the mean rate", after - before,
         thresholds.oov_increase_max, after - before > thresholds.oov_increase_max,
         f"{before:.1%} of words unknown to the model at training time, {after:.1%} now",
-        {"reference": before, "current": after})
+        OovDetail(before, after))
 
 
 def text_content(reference: ReferenceProfile, current: Current, thresholds: Thresholds,
@@ -312,10 +359,10 @@ def text_content(reference: ReferenceProfile, current: Current, thresholds: Thre
                                    thresholds.domain_pvalue)
     limit_auc = max(thresholds.domain_auc_max, floor)
     return Check(
-        "text_content", "domain classifier ROC-AUC", found["auc"], limit_auc,
-        found["auc"] > limit_auc,
-        f"ROC-AUC {found['auc']:.3f} telling {len(reference.texts)} reference texts "
+        "text_content", "domain classifier ROC-AUC", found.auc, limit_auc,
+        found.auc > limit_auc,
+        f"ROC-AUC {found.auc:.3f} telling {len(reference.texts)} reference texts "
         f"from {len(current.texts)} current ones (limit {limit_auc:.3f}); typical now: "
-        + (", ".join(found["current_words"][:8]) or "-"),
-        {"reference_words": found["reference_words"], "current_words": found["current_words"],
-         "configured_max": thresholds.domain_auc_max, "significance_floor": floor})
+        + (", ".join(found.current_words[:8]) or "-"),
+        ContentDetail(found.reference_words, found.current_words, thresholds.domain_auc_max,
+                      floor))

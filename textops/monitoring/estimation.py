@@ -264,27 +264,10 @@ SHIFT_FALLS = 1.5
 DRIFT_MARGIN = 0.05
 
 
-@dataclass(frozen=True)
-class Combined:
-    """The headline estimate of one scope and its interval honest about shift."""
-
-    method: str  # the headline estimator: atc, doc or cbpe
-    accuracy: float
-    accuracy_interval: Interval
-    macro_f1: float | None
-    spread: float
-    trust: str
-    decision_accuracy: float
-    label_a_sample: bool
-
-    @property
-    def estimator(self) -> str:
-        return self.method.upper()
-
-
 def combine(found: dict[str, Figures], drifted: Sequence[str] = (),
-            anchor: float | None = None) -> Combined:
-    """The headline estimate and an interval honest about shift.
+            anchor: float | None = None) -> VersionEstimate:
+    """The headline estimate and an interval honest about shift, every estimator beside it
+    (what the version was at training is :func:`version_estimate`'s to add).
 
     The headline is ATC (CBPE for versions without a threshold). The interval covers every
     estimator's own sampling interval, so it widens with their disagreement; after a drift
@@ -312,11 +295,14 @@ def combine(found: dict[str, Figures], drifted: Sequence[str] = (),
         trust += f": accuracy could be anywhere in {low:.2f}-{high:.2f}; label a sample"
     else:
         trust = f"estimators agree (within {spread:.2f}) and nothing drifted: trust it"
-    return Combined(name, head.accuracy, (low, high), head.macro_f1, spread, trust, decision,
-                    bool(spread > DISAGREE or drifted))
+    return VersionEstimate(
+        accuracy=head.accuracy, accuracy_interval=(low, high), macro_f1=head.macro_f1,
+        rows=head.rows, method=name, training_accuracy=None, at_training=None, calibrated=None,
+        spread=spread, trust=trust, label_a_sample=bool(spread > DISAGREE or drifted),
+        decision_accuracy=decision, methods=found, threshold=None)
 
 
-Judged = Union[Combined, VersionEstimate, SampleEstimate]  # what estimation_alerts can judge
+Judged = Union[VersionEstimate, SampleEstimate]  # what estimation_alerts can judge
 
 
 def estimation_alerts(estimated: Judged, reference_accuracy: float | None,
@@ -388,13 +374,10 @@ def version_estimate(sums: EstimateSums, reference: ReferenceProfile | None,
     test_confidence = reference.confidence_mean if reference else None
     at_training = (sums.threshold.accuracy if combined.method == "atc" and sums.threshold
                    else test_confidence)
-    return VersionEstimate(
-        accuracy=combined.accuracy, accuracy_interval=combined.accuracy_interval,
-        macro_f1=combined.macro_f1, rows=sums.rows, method=combined.method,
-        training_accuracy=reference.accuracy if reference else None, at_training=at_training,
-        calibrated=_calibrated(reference), spread=combined.spread, trust=combined.trust,
-        label_a_sample=combined.label_a_sample, decision_accuracy=combined.decision_accuracy,
-        methods=found, threshold=sums.threshold)
+    return replace(combined, rows=sums.rows,
+                   training_accuracy=reference.accuracy if reference else None,
+                   at_training=at_training, calibrated=_calibrated(reference),
+                   threshold=sums.threshold)
 
 
 def report_estimates(expected: dict[str, EstimateSums], labelled: dict[str, EstimateSums],

@@ -1,6 +1,7 @@
-"""A model version's reference profile as monitor.py reads it back: the typed view of the
-``reference/reference.json`` that train.py logs with each version
-(:func:`textops.monitoring.reference.build_reference` writes it).
+"""A model version's reference profile, typed both ways: train.py builds one
+(:func:`textops.monitoring.reference.build_reference`) and writes it with :meth:`to_dict` as the
+``reference/reference.json`` logged with each version; monitor.py reads any release's back with
+:meth:`from_dict`.
 
 Versions trained by earlier releases saved fewer fields (no ATC threshold, no text sample, no
 ``calibrated`` flag): what a stored profile lacks reads as empty or None here, in one place, so
@@ -19,6 +20,9 @@ import numpy as np
 from textops.columns import PROBABILITY_DECIMALS
 
 
+FORMAT = 1  # reference.json's layout version
+
+
 @dataclass(frozen=True)
 class ReferenceProfile:
     """What a version looked like on its test split at training time."""
@@ -35,6 +39,11 @@ class ReferenceProfile:
     atc: dict[str, Any] | None = None  # the stored ATC threshold (Threshold.to_dict())
     class_priors: dict[str, float] = field(default_factory=dict)  # training rows' class shares
     test_confusion: dict[str, Any] | None = None  # test rows' [predicted, true] counts
+    rows: int | None = None  # test rows it was computed on
+    length_mean: float | None = None
+    length_median: float | None = None
+    oov_rows: int | None = None  # texts the out-of-vocabulary rate was measured on
+    format: int | None = None  # the layout version it was written with (None: before there was one)
 
     @classmethod
     def from_dict(cls, stored: Mapping[str, Any]) -> "ReferenceProfile":
@@ -53,7 +62,27 @@ class ReferenceProfile:
             text_chars=int(stored.get("text_chars") or 0) or None,
             atc=stored.get("atc") or None,
             class_priors={str(k): float(v) for k, v in (stored.get("class_priors") or {}).items()},
-            test_confusion=stored.get("test_confusion") or None)
+            test_confusion=stored.get("test_confusion") or None,
+            rows=stored.get("rows"), length_mean=(stored.get("length") or {}).get("mean"),
+            length_median=(stored.get("length") or {}).get("median"),
+            oov_rows=(stored.get("oov_rate") or {}).get("rows"), format=stored.get("format"))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON train.py logs (``reference/reference.json``), in its key order."""
+        return {
+            "format": self.format, "rows": self.rows, "classes": self.classes,
+            "class_priors": self.class_priors,
+            "predicted_distribution": self.predicted_distribution, "metrics": self.metrics,
+            "atc": self.atc,
+            "confidence": {"mean": self.confidence_mean, "sample": self.confidence_sample},
+            "length": {"mean": self.length_mean, "median": self.length_median,
+                       "sample": self.length_sample},
+            "oov_rate": {"mean": self.oov_rate, "rows": self.oov_rows},
+            "texts": self.texts,
+            "text_chars": self.text_chars,  # current texts are cut the same way before comparing
+            **({"test_confusion": self.test_confusion} if self.test_confusion is not None
+               else {}),
+        }
 
     @property
     def accuracy(self) -> float | None:

@@ -13,21 +13,20 @@ import numpy as np
 
 from textops.monitoring.classmix import test_confusion
 from textops.monitoring.drift import distribution, oov_rates, sample_indices, word_vocabulary
-from textops.monitoring.profile import ReferenceProfile, fit_threshold
+from textops.monitoring.profile import FORMAT, ReferenceProfile, fit_threshold
 
 log = logging.getLogger(__name__)
 
 REFERENCE_DIR = "reference"
 REFERENCE_FILE = "reference.json"
 REFERENCE_PATH = f"{REFERENCE_DIR}/{REFERENCE_FILE}"
-FORMAT = 1
 
 
 def build_reference(pipeline: Any, texts: Sequence[str], predicted: Sequence[str],
                     confidence: Sequence[float], train_labels: Sequence[str],
                     metrics: dict[str, Any], sample_size: int = 2000, text_sample: int = 1000,
                     text_chars: int = 1000, seed: int = 0, oov_rows: int = 0,
-                    test_labels: Sequence[str] | None = None) -> dict[str, Any]:
+                    test_labels: Sequence[str] | None = None) -> ReferenceProfile:
     """The reference profile of a model version: computed on its test split (rows it never
     trained on), plus the training class priors and the test metrics. The out-of-vocabulary
     rate (per word, in Python) is measured on a seeded sample of ``oov_rows`` texts (0 = all).
@@ -40,33 +39,27 @@ def build_reference(pipeline: Any, texts: Sequence[str], predicted: Sequence[str
     oov = oov_rates([texts[i] for i in probe], vocabulary, stop_words, preprocess)
     keep = sample_indices(len(texts), sample_size, seed)
     keep_texts = sample_indices(len(texts), text_sample, seed + 1) if text_sample > 0 else []
-    return {
-        "format": FORMAT,
-        "rows": len(texts),
-        "classes": classes,
-        "class_priors": distribution(train_labels, classes),
-        "predicted_distribution": distribution(predicted, classes),
-        "metrics": metrics,
+    return ReferenceProfile(
+        format=FORMAT, rows=len(texts), classes=classes,
+        class_priors=distribution(train_labels, classes),
+        predicted_distribution=distribution(predicted, classes), metrics=metrics,
         # monitor.py's ATC / DoC estimates: the threshold fitted on every test row
-        "atc": fit_threshold(confidence, metrics["accuracy"]).to_dict(),
-        "confidence": {"mean": float(np.mean(confidence)),
-                       "sample": [float(v) for v in np.asarray(confidence)[keep]]},
-        "length": {"mean": float(lengths.mean()), "median": float(np.median(lengths)),
-                   "sample": [int(v) for v in lengths[keep]]},
-        "oov_rate": {"mean": float(np.nanmean(oov)) if np.isfinite(oov).any() else 0.0,
-                     "rows": len(probe)},
-        "texts": [texts[i][:text_chars] for i in keep_texts],
-        "text_chars": text_chars,  # current texts are cut the same way before comparing
-        **({"test_confusion": test_confusion(predicted, test_labels, classes)}
-           if test_labels is not None else {}),
-    }
+        atc=fit_threshold(confidence, metrics["accuracy"]).to_dict(),
+        confidence_mean=float(np.mean(confidence)),
+        confidence_sample=[float(v) for v in np.asarray(confidence)[keep]],
+        length_mean=float(lengths.mean()), length_median=float(np.median(lengths)),
+        length_sample=[int(v) for v in lengths[keep]],
+        oov_rate=float(np.nanmean(oov)) if np.isfinite(oov).any() else 0.0, oov_rows=len(probe),
+        texts=[texts[i][:text_chars] for i in keep_texts], text_chars=text_chars,
+        test_confusion=(test_confusion(predicted, test_labels, classes)
+                        if test_labels is not None else None))
 
 
-def write_reference(reference: dict[str, Any], folder: Path) -> Path:
+def write_reference(reference: ReferenceProfile, folder: Path) -> Path:
     """Write the profile into ``folder`` (logged as the run's artifacts) at REFERENCE_PATH."""
     path = folder / REFERENCE_DIR / REFERENCE_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(reference, ensure_ascii=False), encoding="utf-8")
+    path.write_text(json.dumps(reference.to_dict(), ensure_ascii=False), encoding="utf-8")
     return path
 
 

@@ -15,6 +15,7 @@ from textops.plots import class_plot, histogram_plot, history_plot
 from textops.monitoring.classmix import MOVED
 from textops.monitoring.profile import ReferenceProfile
 from textops.monitoring.result import MonitorReport
+from textops.monitoring.runs import HistoryPoint
 from textops.monitoring.stream import StreamTotals
 
 STATUS_COLOURS = {"healthy": "#1a7f37", "alert": "#cf222e", "drift": "#bf8700"}
@@ -48,13 +49,13 @@ def _drift_html(report: MonitorReport) -> str:
                    if rows else f"<p class='muted'>{_e(report.drift.note or 'no drift checks')}</p>")
     content = next((c for c in report.drift.checks
                     if c.name == "text_content" and c.value is not None), None)
-    if not content:
+    if not content or content.extra is None:
         return drift_table
     return drift_table + (
         "<h2>Typical words</h2><table><tr><th>more typical of the reference</th>"
         "<th>more typical of the current data</th></tr><tr>"
-        f"<td>{_words(content.extra['reference_words'])}</td>"
-        f"<td>{_words(content.extra['current_words'])}</td></tr></table>")
+        f"<td>{_words(content.extra.reference_words)}</td>"
+        f"<td>{_words(content.extra.current_words)}</td></tr></table>")
 
 
 def _performance_html(report: MonitorReport) -> str:
@@ -115,12 +116,12 @@ def _estimated_html(report: MonitorReport) -> str:
                        f"labelled rows of {sample.rows:,}; the label-free estimate was "
                        f"{sample.gap:+.4f} off. Alerts use the sample.</p>")
     to_label = report.to_label
-    if to_label and to_label.get("kept"):
-        sample_html += (f"<p>Rows to label: <code>{_e(to_label['path'])}</code> is kept as it is "
-                        f"({_e(to_label['kept'])}).</p>")
+    if to_label and to_label.kept:
+        sample_html += (f"<p>Rows to label: <code>{_e(to_label.path)}</code> is kept as it is "
+                        f"({_e(to_label.kept)}).</p>")
     elif to_label:
-        sample_html += (f"<p>{to_label['rows']} rows to label were written to "
-                        f"<code>{_e(to_label['path'])}</code> ({_e(to_label['why'])}); label "
+        sample_html += (f"<p>{to_label.rows} rows to label were written to "
+                        f"<code>{_e(to_label.path)}</code> ({_e(to_label.why)}); label "
                         f"them and rerun with <code>--labels</code>.</p>")
     return (f"<h2>Estimated performance (no labels; headline: {_e(est.method_name)})</h2>"
             + trust + "<table><tr><th>scope</th><th>rows</th><th>estimated accuracy</th>"
@@ -197,7 +198,7 @@ window.addEventListener("load", function () {{
 
 
 def plots(report: MonitorReport, reference: ReferenceProfile | None, seen: StreamTotals,
-          history: list[dict[str, Any]]) -> dict[str, str]:
+          history: list[HistoryPoint]) -> dict[str, str]:
     """Title -> PNG data URI: reference vs current class distribution, confidence and text
     length, and the monitoring history."""
     out = {}
@@ -218,9 +219,7 @@ def plots(report: MonitorReport, reference: ReferenceProfile | None, seen: Strea
             out["Text length"] = histogram_plot(
                 reference.length_sample, seen.lengths.items, "Text length",
                 "characters (longer texts in the last bin)", np.linspace(0, top, 31))
-    if sum(1 for h in history if h.get("accuracy") is not None or
-           h.get("estimated.accuracy") is not None or
-           h.get("drift.text_content") is not None) >= 2:
+    if sum(1 for h in history if h.charted) >= 2:
         out["Monitoring history"] = history_plot(history)
     return out
 

@@ -251,6 +251,22 @@ class DriftSummary:
 
 
 @dataclass(frozen=True)
+class LabelSampleFile:
+    """The rows to label of this run: where they went, how many, why, from how many strata; or
+    why an existing file there was kept as it is (``kept``: then nothing was written)."""
+
+    path: str
+    rows: int | None
+    why: str
+    strata: int | None
+    kept: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"path": self.path, "rows": self.rows, "why": self.why, "strata": self.strata,
+                **({"kept": self.kept} if self.kept else {})}
+
+
+@dataclass(frozen=True)
 class MonitorReport:
     """One monitor.py run's verdict and everything behind it."""
 
@@ -264,14 +280,14 @@ class MonitorReport:
     performance: PerformanceReport | None  # figures on labelled rows
     estimated: EstimateReport | None  # the label-free estimate (and the labelled sample's)
     drift: DriftSummary
-    to_label: dict[str, Any] | None = field(default=None)  # the rows written to label
+    to_label: LabelSampleFile | None = field(default=None)  # the rows written to label
 
     @property
     def all_alerts(self) -> list[str]:
         """Performance alerts, then drift alerts."""
         return self.alerts + self.drift.drifted
 
-    def with_to_label(self, to_label: dict[str, Any] | None) -> "MonitorReport":
+    def with_to_label(self, to_label: LabelSampleFile | None) -> "MonitorReport":
         return replace(self, to_label=to_label)
 
     def to_dict(self) -> dict[str, Any]:
@@ -281,4 +297,5 @@ class MonitorReport:
                 "model": asdict(self.model), "thresholds": self.thresholds.to_dict(),
                 "performance": self.performance.to_dict() if self.performance else None,
                 "estimated": self.estimated.to_dict() if self.estimated else None,
-                "drift": self.drift.to_dict(), "to_label": self.to_label}
+                "drift": self.drift.to_dict(),
+                "to_label": self.to_label.to_dict() if self.to_label else None}

@@ -3,6 +3,7 @@ thresholds, metrics, reports), and earlier runs are read back for the HTML repor
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,22 @@ HISTORY_METRICS = {"accuracy": "accuracy (labels)", "macro_f1": "macro-F1 (label
                    "drift.text_content": "text drift AUC"}
 
 
+@dataclass(frozen=True)
+class HistoryPoint:
+    """One monitoring run on the history chart: when it ran and the HISTORY_METRICS it logged
+    (None: not logged by that run)."""
+
+    time: datetime
+    values: dict[str, float | None]
+
+    @property
+    def charted(self) -> bool:
+        """Whether the run logged any of the charted metrics."""
+        return any(v is not None for v in self.values.values())
+
+
 def history(client: Any, experiment_id: str, name: str, limit: int,
-            report: MonitorReport) -> list[dict[str, Any]]:
+            report: MonitorReport) -> list[HistoryPoint]:
     """Earlier monitoring runs of this model (oldest first), plus this one."""
     points = []
     try:
@@ -29,11 +44,11 @@ def history(client: Any, experiment_id: str, name: str, limit: int,
         runs = []
     for run in reversed(runs):
         metrics = run.data.metrics
-        points.append({"time": datetime.fromtimestamp(run.info.start_time / 1000, timezone.utc),
-                       **{key: metrics.get(key) for key in HISTORY_METRICS}})
+        points.append(HistoryPoint(datetime.fromtimestamp(run.info.start_time / 1000, timezone.utc),
+                                   {key: metrics.get(key) for key in HISTORY_METRICS}))
     now = run_metrics(report)  # this run's point: the same metrics it is about to log
-    points.append({"time": datetime.now(timezone.utc),
-                   **{key: now.get(key) for key in HISTORY_METRICS}})
+    points.append(HistoryPoint(datetime.now(timezone.utc),
+                               {key: now.get(key) for key in HISTORY_METRICS}))
     return points
 
 
