@@ -196,3 +196,29 @@ def test_saved_models_name_the_estimators_textprep_dot_class_as_the_one_module_d
         "textprep.CatBoostText", "textprep.HashedTfidf", "textprep.TextColumn"}
     assert b"textprep.text" not in pickle.dumps(textprep.TextColumn(column="body"))
     assert callable(textprep._load_pyfunc)  # the python_function flavor's loader_module
+
+
+def test_every_job_carries_the_column_roles_as_one_columns_object():
+    """Issue 28: the input's column roles are declared once (textops.columns.Columns), resolved
+    at the entry point and carried whole; no job or worker spec restates them field by field,
+    and the three jobs share one shape (keyword-only, columns + tracking)."""
+    import dataclasses
+
+    from textops.batch import ScoringSpec
+    from textops.columns import Columns
+    from textops.monitoring.check import MonitorJob
+    from textops.monitoring.stream import StreamSpec
+    from textops.scoring import PredictJob
+    from textops.training import TrainJob
+
+    roles = {"text_column", "label_column", "id_columns"}
+    for kind in (PredictJob, MonitorJob, TrainJob, ScoringSpec, StreamSpec):
+        fields = {f.name: f.type for f in dataclasses.fields(kind)}
+        assert not roles & set(fields), kind.__name__
+        assert "Columns" in fields.values(), kind.__name__
+    for job in (PredictJob, MonitorJob, TrainJob):
+        fields = {f.name: f for f in dataclasses.fields(job)}
+        assert fields["columns"].type == "Columns" and fields["tracking"].type == "Tracking"
+        assert all(f.kw_only for f in fields.values()), job.__name__
+    assert {f.name for f in dataclasses.fields(Columns)} == {"text", "label", "ids", "features",
+                                                             "slices"}

@@ -31,7 +31,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from textops.columns import MODEL_VERSION, PREDICTION, PROBABILITY, PROBABILITY_DECIMALS
+from textops.columns import (FALLBACK_LABEL, MODEL_VERSION, PREDICTION, PROBABILITY,
+                             PROBABILITY_DECIMALS)
 from textops.monitoring.estimation import Z90
 from textops.monitoring.profile import Threshold
 from textops.monitoring.result import SampleEstimate
@@ -187,7 +188,7 @@ class Labels:
     the file says of it (prediction, text) and of itself (data hash, strata left unlabelled)."""
 
     by_key: dict[str, tuple[str, int, int]]
-    label_column: str = "label"
+    label_column: str = FALLBACK_LABEL
     shown: dict[str, tuple[str | None, str | None]] = field(default_factory=dict)  # key: (pred, text)
     data_sha256: str | None = None  # the data the sample was drawn from (files of this release on)
     unlabelled_strata: list[int] = field(default_factory=list)
