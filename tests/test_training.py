@@ -21,6 +21,15 @@ def twcs_config(path) -> training.TrainJob:
     return training.make_job(settings.resolve(config, cfg.PROJECT_ROOT))
 
 
+def test_no_training_data_given_is_bad_input_not_the_project_folder():
+    """--data '' (or an empty TEXTOPS_TRAIN_DATA flag value) names no file: exit 2 saying so,
+    instead of reading the project folder as Parquet parts."""
+    with pytest.raises(BadInputError, match="no training data given; pass --data PATH"):
+        twcs_config("")
+    job = twcs_config("data/x.csv")
+    assert job.data_path == cfg.PROJECT_ROOT / "data" / "x.csv"  # resolved once, in settings
+
+
 def test_training_data_is_read_cleaned_and_split_before_any_run():
     td = training.load_training_data(twcs_config(shared("twcs", "twcs_head5k_raw.csv")))
     assert len(td.rows.labels) == 5000 and set(td.rows.class_counts) == {"False", "True"}
