@@ -346,6 +346,15 @@ CONFIG: dict[str, dict[str, Setting]] = {
         "labeller": Setting("", "who labelled the --labels file, recorded in the ledger (empty: "
                                 "user@host)", "--labeller"),
         "history_runs": Setting(30, "earlier monitoring runs charted in the HTML report", low=0),
+        "slice_by": Setting("", "a column of the data to check slice by slice (e.g. a product or "
+                                "channel): each of its top values gets its own figures, and a "
+                                "slice more than --max-relative-drop below the test accuracy at "
+                                "training alerts (exit 1) when chance cannot explain it; empty = "
+                                "off", "--slice-by", metavar="COLUMN"),
+        "slice_top": Setting(10, "--slice-by: the values with most rows reported one by one (the "
+                                 "rest pooled as '(other)')", "--slice-top", low=1, high=100),
+        "slice_min_rows": Setting(100, "--slice-by: a slice with fewer rows is reported but "
+                                       "never alerts", "--slice-min-rows", low=1),
     },
     "logging": {
         "dir": Setting("logs", "folder of the rotating log files", path=True),

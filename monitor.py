@@ -9,7 +9,10 @@ With a label column, performance is checked too (per model version for predictio
 
 Performance alerts (exit 1): accuracy < --min-accuracy, macro-F1 < --min-macro-f1, either one more
 than --max-relative-drop below the version's own test metrics at training time, or a class's
-recall < --min-class-recall (classes with enough labelled rows).
+recall < --min-class-recall (classes with enough labelled rows). --slice-by COLUMN: the same
+figures for each of the column's top values, and an alert for a slice more than
+--max-relative-drop below the test accuracy at training that chance (shared by the slices
+checked) cannot explain.
 Without labels, accuracy is estimated from the model's confidences (report key "estimated"):
 ATC (average thresholded confidence, the headline), CBPE and DoC side by side, with a 90-percent
 interval that widens when they disagree and after drift; alert when the whole interval is below
@@ -42,7 +45,8 @@ from textops.monitoring import check, report
 log = logging.getLogger("monitor")
 
 GROUPS = {f"monitor.{key}": "performance alerts (exit 1)" for key in
-          ("min_accuracy", "min_macro_f1", "max_relative_drop", "min_class_recall")}
+          ("min_accuracy", "min_macro_f1", "max_relative_drop", "min_class_recall", "slice_by",
+           "slice_top", "slice_min_rows")}
 GROUPS.update({f"monitor.{key}": "drift alerts (exit 3)" for key in
                ("psi_max", "ks_max", "oov_increase_max", "domain_auc_max")})
 

@@ -25,7 +25,7 @@ from textops.monitoring.profile import ReferenceProfile
 from textops.monitoring.result import (DataSummary, DriftSummary, ModelSummary, MonitorReport,
                                        Performance, PerformanceReport)
 from textops.monitoring.stream import Reservoir, StreamSpec, accumulate
-from conftest import copy_project, registry, run_script, shared
+from conftest import assert_clean_failure, copy_project, registry, run_script, shared
 
 MODEL = "textops-classifier"
 
@@ -338,6 +338,57 @@ def test_shuffled_labels_are_a_performance_alert_exit_1(monitored):
     assert body["status"] == "alert" and body["exit_code"] == 1
     assert any("below its training-time test accuracy" in a for a in body["alerts"])
     assert body["drift"]["drifted"] == []  # same texts: only the labels are wrong
+
+
+@pytest.mark.slow
+def test_one_channel_with_corrupted_labels_is_a_slice_alert_naming_it(monitored):
+    """--slice-by (issue 26): five channels of the held-back tweets, one with 40 % of its labels
+    flipped. The overall figure stays above its own alert line; the slice alerts, by name; the
+    four healthy slices do not. The same data uncorrupted is healthy, slices and all."""
+    tmp = monitored["tmp"]
+    held = pd.read_csv(tmp / "held.csv", dtype=str)
+    held["channel"] = np.array(["web", "app", "mail", "sms", "chat"])[np.arange(len(held)) % 5]
+    held.to_csv(tmp / "channels.csv", index=False)
+    mail = np.flatnonzero((held["channel"] == "mail").to_numpy())
+    flip = np.random.default_rng(1).choice(mail, int(0.4 * len(mail)), replace=False)
+    held.loc[flip, "inbound"] = held.loc[flip, "inbound"].map({"True": "False", "False": "True"})
+    held.to_csv(tmp / "corrupted.csv", index=False)
+
+    result, body, html = monitor(monitored, "corrupted", "--label-column", "inbound",
+                                 "--slice-by", "channel")
+    ok_or(result, 1)
+    assert [a for a in body["alerts"] if a.startswith("slice ")] == [
+        a for a in body["alerts"] if a.startswith("slice channel=mail: accuracy 0.")]
+    assert any(a.startswith("slice channel=mail") for a in body["alerts"])
+    assert not any("below its training-time test accuracy" in a for a in body["alerts"])
+    found = body["slices"]
+    assert found["column"] == "channel" and found["level"] == pytest.approx(0.01)
+    by_value = {s["value"]: s for s in found["slices"]}
+    assert set(by_value) == {"web", "app", "mail", "sms", "chat"}
+    assert by_value["mail"]["alert"] and by_value["mail"]["labelled_rows"] == 200
+    assert all(not by_value[v]["alert"] for v in ("web", "app", "sms", "chat"))
+    assert by_value["web"]["estimated_accuracy"] > 0.9  # the label-free figure beside it
+    assert "Slices by <code>channel</code>" in html.read_text()
+    assert "slice channel=mail" in result.stdout
+
+    result, body, _ = monitor(monitored, "channels", "--label-column", "inbound",
+                              "--slice-by", "channel")
+    ok_or(result, 0)
+    assert "5 slice(s) by channel checked: none dropped" in result.stdout
+    assert all(not s["alert"] for s in body["slices"]["slices"])
+    client = registry(monitored["root"])
+    experiment = client.get_experiment_by_name("textops-monitoring").experiment_id
+    [last] = client.search_runs([experiment], order_by=["attributes.start_time DESC"],
+                                max_results=1)
+    assert last.data.metrics["slices.alerts"] == 0 and "slice.mail.accuracy" in last.data.metrics
+
+
+@pytest.mark.slow
+def test_slice_by_a_missing_column_or_the_text_is_refused_before_anything_runs(monitored):
+    result, _, _ = monitor(monitored, "held", "--slice-by", "region")
+    assert_clean_failure(result, 2, "column 'region' not found", "--slice-by")
+    result, _, _ = monitor(monitored, "held", "--slice-by", "text")
+    assert_clean_failure(result, 2, "--slice-by 'text' is the text column")
 
 
 @pytest.mark.slow

@@ -160,6 +160,9 @@ class MonitorSettings:
     ledger: Path | None
     labeller: str
     history_runs: int
+    slice_by: str
+    slice_top: int
+    slice_min_rows: int
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ estimation the label-free accuracy estimate (ATC, DoC, CBPE) and its shift-aware
 labelling  the stratified sample to label, the labels that come back (checked), the estimate
 ledger     the labels ledger: every accepted labelled row, kept once, with its provenance
 alerts     performance from confusion counts, alert rules, the graded verdict
-result     the typed report: MonitorReport, its performance, estimate and drift parts
+slices     --slice-by: figures per value of one column from sums, the guarded slice alert
+result     the typed report: MonitorReport, its performance, estimate, drift and slice parts
            (to_dict() is the JSON)
 report     the one-line summary and the self-contained HTML report
 runs       monitoring runs in MLflow (logging them, reading the history)

@@ -20,9 +20,10 @@ from textops.errors import BadInputError
 from textops.files import atomic_output, refuse_overwriting
 from textops import batch, data, inputs, promotion, registry
 from textops.columns import FALLBACK_LABEL, MODEL_VERSION, PREDICTION, PROBABILITY, Columns
-from textops.settings import Settings, Thresholds, Tracking
+from textops.settings import Settings, Thresholds, Tracking, columns
 from textops.monitoring import (alerts, classmix, drift, estimation, labelling, ledger, report,
                                 runs)
+from textops.monitoring import slices as slicing
 from textops.monitoring.profile import ReferenceProfile
 from textops.monitoring.reference import load_reference
 from textops.monitoring.result import (DataSummary, DriftSummary, EstimateReport,
@@ -61,6 +62,8 @@ class MonitorJob:
     ledger: Path | None = None  # where --labels rows are kept (None: off)
     labeller: str = ""  # who labelled them
     label_uniform_share: float = labelling.UNIFORM_SHARE  # of the budget drawn uniformly
+    slice_top: int = 10  # --slice-by: values reported one by one
+    slice_min_rows: int = 100  # --slice-by: fewer rows: reported, never alerting
 
     @property
     def model_name(self) -> str:
@@ -95,7 +98,7 @@ def make_job(settings: Settings, label_required: bool,
     refuse_overwriting({"--data": data_path, "--labels": labels},
                        {"--report": report_path, "--html": html,
                         "--to-label": to_label if to_label is not None and to_label.suffix else None})
-    cols = settings.columns(m.id_columns)
+    cols = replace(settings.columns(m.id_columns), slices=_slice_columns(m.slice_by, d))
     refuse_design_clash(cols.ids, cols.label)
     return MonitorJob(
         data=data_path, report=report_path, html=html, model=m.model,
@@ -108,7 +111,21 @@ def make_job(settings: Settings, label_required: bool,
         label_sample_forced=label_sample, to_label=to_label, labels=labels,
         tracking=settings.tracking, ledger=m.ledger,
         labeller=m.labeller.strip() or promotion.actor("monitor.py").split(" ")[0],
-        label_uniform_share=m.label_uniform_share)
+        label_uniform_share=m.label_uniform_share, slice_top=m.slice_top,
+        slice_min_rows=m.slice_min_rows)
+
+
+def _slice_columns(value: str, d: Any) -> tuple[str, ...]:
+    """--slice-by: one column of the data, not the text (each text is its own value)."""
+    found = columns(value)
+    if len(found) > 1:
+        raise BadInputError(f"--slice-by takes one column, got {', '.join(found)}; run monitor.py "
+                            f"once per column")
+    if found and found[0] == d.text_column:
+        raise BadInputError(f"--slice-by {found[0]!r} is the text column (every text would be a "
+                            f"slice of its own); give a categorical column, e.g. a product or "
+                            f"channel")
+    return found
 
 
 def refuse_design_clash(id_columns: tuple[str, ...], label_column: str) -> None:
@@ -128,7 +145,8 @@ def inspect_input(job: MonitorJob) -> tuple[inputs.Input, StreamSpec]:
     recorded = {PREDICTION, MODEL_VERSION} <= set(header)
     source.require({**({job.columns.label: "--label-column"} if job.label_required else {}),
                     **({} if recorded else {job.columns.text: "--text-column"}),
-                    **{c: "--id-columns" for c in job.columns.ids}})
+                    **{c: "--id-columns" for c in job.columns.ids},
+                    **{c: "--slice-by" for c in job.columns.slices}})
     spec = StreamSpec(job.columns, has_text=job.columns.text in header,
                       has_labels=job.columns.label in header, recorded=recorded, seed=job.seed,
                       proba_classes=proba_classes(header) if recorded else ())
@@ -227,6 +245,7 @@ def run(job: MonitorJob) -> MonitorReport:
     profiles = {v: references.of(v) for v in versions}
     found = _findings(job, spec, seen, versions, profiles, pipeline)
     _sample_estimate(found, collector, profiles[seen.main_version], job, sha256)
+    _slice_findings(found, job, seen, profiles[seen.main_version])
     _keep_labels(job, collector)
     result = _report(job, spec, seen, versions, found, sha256)
     result = result.with_to_label(_write_to_label(job, collector, result, references))
@@ -286,6 +305,7 @@ class _CheckFindings:
     reference_version: str | None = None
     estimated: EstimateReport | None = None  # performance estimated from the probabilities
     estimate_alerts: list[str] = field(default_factory=list)  # from the label-free estimate
+    slices: slicing.SliceReport | None = None  # --slice-by
 
 
 def _findings(job: MonitorJob, spec: StreamSpec, seen: StreamTotals, versions: list[str],
@@ -409,6 +429,24 @@ def _try_load(name: str, version: str) -> Any:
         return None
 
 
+def _slice_findings(found: _CheckFindings, job: MonitorJob, seen: StreamTotals,
+                    reference: ReferenceProfile | None) -> None:
+    """--slice-by: each slice's figures against the main version's test accuracy at training;
+    a slice that dropped (beyond chance, all slices considered) is a performance alert."""
+    if seen.slices is None:
+        return
+    classes = list(reference.classes) if reference else sorted(
+        {p for pairs in seen.tallies.values() for _, p in pairs})
+    found.slices = slicing.report(seen.slices, job.columns.slices[0], job.slice_top,
+                                  job.slice_min_rows, reference, classes,
+                                  job.thresholds.max_relative_drop)
+    checked = sum(1 for s in found.slices.slices if s.checked)
+    log.info("slices by %r: %d reported, %d with at least %d rows checked, %d alert(s)%s",
+             found.slices.column, len(found.slices.slices), checked, job.slice_min_rows,
+             len(found.slices.alerts), f"; {found.slices.note}" if found.slices.note else "")
+    found.alerts += found.slices.alerts
+
+
 def _sample_estimate(found: _CheckFindings, collector: labelling.Collector,
                      reference: ReferenceProfile | None, job: MonitorJob, sha256: str) -> None:
     """With a labels file: the night's accuracy from the labelled sample, beside the label-free
@@ -526,4 +564,4 @@ def _report(job: MonitorJob, spec: StreamSpec, seen: StreamTotals, versions: lis
                            "recorded predictions" if spec.recorded else f"@{job.model}"),
         thresholds=job.thresholds, performance=found.performance, estimated=found.estimated,
         drift=DriftSummary(found.reference_version, seen.versions[main], list(found.checks),
-                           drifted, found.note))
+                           drifted, found.note), slices=found.slices)

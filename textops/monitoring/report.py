@@ -150,6 +150,34 @@ def _class_mix_html(mixes: dict[str, Any], top: int = 20) -> str:
     return "".join(parts)
 
 
+def _slices_html(report: MonitorReport) -> str:
+    """--slice-by: one row per slice (empty without it)."""
+    found = report.slices
+    if found is None:
+        return ""
+    rows = []
+    for s in found.slices:
+        interval = (f"{s.estimated_interval[0]:.4f}&ndash;{s.estimated_interval[1]:.4f}"
+                    if s.estimated_interval else "&ndash;")
+        verdict = ("<span class='bad'>ALERT</span>" if s.alert else
+                   "ok" if s.checked else "<span class='muted'>too few rows</span>")
+        rows.append(f"<tr><td>{_e(s.value)}</td><td class='num'>{s.rows:,}</td>"
+                    f"<td class='num'>{s.labelled_rows:,}</td><td class='num'>{_number(s.accuracy)}"
+                    f"</td><td class='num'>{_number(s.macro_f1)}</td><td class='num'>"
+                    f"{_number(s.estimated_accuracy)}</td><td class='num'>{interval}</td>"
+                    f"<td>{verdict}</td></tr>")
+    rule = (f"<p>A slice with at least {found.min_rows:,} rows alerts when its accuracy is below "
+            f"{found.line:.4f} (the test accuracy at training less the allowed relative drop) "
+            f"and chance cannot explain it at the level {found.level:.2g} each (5% shared by "
+            f"the slices checked).</p>" if found.line is not None and found.level is not None
+            else "")
+    note = f"<p class='muted'>{_e(found.note)}</p>" if found.note else ""
+    return (f"<h2>Slices by <code>{_e(found.column)}</code></h2>" + rule +
+            "<table><tr><th>slice</th><th>rows</th><th>labelled rows</th><th>accuracy</th>"
+            "<th>macro-F1</th><th>estimated accuracy (no labels)</th><th>90% interval</th>"
+            "<th>verdict</th></tr>" + "".join(rows) + "</table>" + note)
+
+
 def render(report: MonitorReport, figures: dict[str, str]) -> str:
     """The whole page. ``figures``: title -> PNG data URI."""
     status = report.status
@@ -183,7 +211,7 @@ code {{ background: #f6f8fa; padding: 0 .25rem; border-radius: .2rem; }}
 <h2>Drift</h2>
 {drift_table}
 {perf_html}
-{_estimated_html(report)}
+{_estimated_html(report)}{_slices_html(report)}
 <h2>Plots</h2>
 {images or "<p class='muted'>no plots</p>"}
 <script>
@@ -257,5 +285,8 @@ def summary(report: MonitorReport) -> str:
     if checks:
         parts.append("drift in " + (", ".join(c.name for c in checks if c.drifted) or "none")
                      + f" of {sum(c.value is not None for c in checks)} checks")
+    if report.slices is not None and not report.slices.alerts:
+        checked = sum(1 for s in report.slices.slices if s.checked)
+        parts.append(f"{checked} slice(s) by {report.slices.column} checked: none dropped")
     parts += report.alerts
     return "; ".join(parts)

@@ -251,6 +251,52 @@ class DriftSummary:
 
 
 @dataclass(frozen=True)
+class SliceFigures:
+    """One slice's night: its rows, performance on its labelled rows, the label-free estimate,
+    and the verdict."""
+
+    value: str
+    rows: int
+    labelled_rows: int
+    accuracy: float | None  # on the labelled rows (None: none)
+    macro_f1: float | None
+    estimated_accuracy: float | None  # label-free (None: no estimate)
+    estimated_interval: tuple[float, float] | None  # its 90 % interval
+    checked: bool  # enough rows to be judged
+    alert: str  # the alert line ("" when none)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "rows": self.rows, "labelled_rows": self.labelled_rows,
+                "accuracy": self.accuracy, "macro_f1": self.macro_f1,
+                "estimated_accuracy": self.estimated_accuracy,
+                "estimated_interval": (list(self.estimated_interval)
+                                       if self.estimated_interval else None),
+                "checked": self.checked, "alert": self.alert}
+
+
+@dataclass(frozen=True)
+class SliceReport:
+    """The report's ``slices``: the column, the rule's figures and each slice."""
+
+    column: str
+    top: int
+    min_rows: int
+    line: float | None  # the accuracy below which a slice alerts, if chance cannot explain it
+    level: float | None  # the one-sided level each slice is tested at (Bonferroni)
+    slices: list[SliceFigures]
+    note: str = ""
+
+    @property
+    def alerts(self) -> list[str]:
+        return [s.alert for s in self.slices if s.alert]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"column": self.column, "top": self.top, "min_rows": self.min_rows,
+                "line": self.line, "level": self.level,
+                "slices": [s.to_dict() for s in self.slices], "note": self.note}
+
+
+@dataclass(frozen=True)
 class LabelSampleFile:
     """The rows to label of this run: where they went, how many, why, from how many strata; or
     why an existing file there was kept as it is (``kept``: then nothing was written)."""
@@ -281,6 +327,7 @@ class MonitorReport:
     estimated: EstimateReport | None  # the label-free estimate (and the labelled sample's)
     drift: DriftSummary
     to_label: LabelSampleFile | None = field(default=None)  # the rows written to label
+    slices: SliceReport | None = None  # --slice-by (absent from the JSON without it)
 
     @property
     def all_alerts(self) -> list[str]:
@@ -298,4 +345,5 @@ class MonitorReport:
                 "performance": self.performance.to_dict() if self.performance else None,
                 "estimated": self.estimated.to_dict() if self.estimated else None,
                 "drift": self.drift.to_dict(),
-                "to_label": self.to_label.to_dict() if self.to_label else None}
+                "to_label": self.to_label.to_dict() if self.to_label else None,
+                **({"slices": self.slices.to_dict()} if self.slices is not None else {})}

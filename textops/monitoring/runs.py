@@ -3,12 +3,13 @@ thresholds, metrics, reports), and earlier runs are read back for the HTML repor
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from textops.monitoring.result import EstimateReport, MonitorReport
+from textops.monitoring.result import EstimateReport, MonitorReport, SliceReport
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ def history(client: Any, experiment_id: str, name: str, limit: int,
     """Earlier monitoring runs of this model (oldest first), plus this one."""
     points = []
     try:
-        runs = client.search_runs([experiment_id], f"tags.`textops.model_name` = '{name}'",
+        runs = [] if limit <= 0 else client.search_runs([experiment_id], f"tags.`textops.model_name` = '{name}'",
                                   order_by=["attributes.start_time DESC"], max_results=limit)
     except Exception as exc:  # noqa: BLE001 - the history is a nice-to-have
         log.info("monitoring history unavailable: %s", exc)
@@ -67,6 +68,21 @@ def run_metrics(report: MonitorReport) -> dict[str, float]:
     for check in report.drift.checks:
         if check.value is not None:
             metrics[f"drift.{check.name}"] = check.value
+    if report.slices is not None:
+        metrics.update(_slice_metrics(report.slices))
+    return metrics
+
+
+def _slice_metrics(found: SliceReport) -> dict[str, float]:
+    """--slice-by: the slice alerts, and each slice's accuracy (labelled) and estimated accuracy
+    under ``slice.<value>.``; a value's characters MLflow refuses in a name become ``_``."""
+    metrics = {"slices.alerts": float(len(found.alerts))}
+    for s in found.slices:
+        name = "slice." + (re.sub(r"[^\w\-. /]", "_", s.value)[:200] or "_")
+        if s.accuracy is not None:
+            metrics[f"{name}.accuracy"] = s.accuracy
+        if s.estimated_accuracy is not None:
+            metrics[f"{name}.estimated.accuracy"] = s.estimated_accuracy
     return metrics
 
 

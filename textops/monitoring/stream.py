@@ -17,6 +17,7 @@ from textops.data import clean_text, is_blank
 from textops.monitoring.classmix import ProbaSample
 from textops.monitoring.estimation import EstimateSums
 from textops.monitoring.profile import Threshold
+from textops.monitoring.slices import SliceSums
 from textprep import top_class
 
 SAMPLE_VALUES = 50_000  # confidences / text lengths kept for the KS tests
@@ -70,7 +71,7 @@ class StreamSpec:
 
     def columns(self, header: Iterable[str]) -> list[str]:
         wanted = list(self.roles.ids) + ([self.roles.text] if self.has_text else []) + \
-            ([self.roles.label] if self.has_labels else [])
+            ([self.roles.label] if self.has_labels else []) + list(self.roles.slices)
         if self.recorded:
             wanted += [PREDICTION, MODEL_VERSION, PROBABILITY]
             wanted += [PROBA_PREFIX + c for c in self.proba_classes]
@@ -99,6 +100,7 @@ class StreamTotals:
     # each version's ATC threshold (from its reference profile), asked once per version
     threshold_of: Callable[[str], Threshold | None] = lambda version: None
     collector: Any = None  # labelling.Collector: the rows to label, the labels that came back
+    slices: SliceSums | None = None  # --slice-by: sums per value of the slice column
 
     def __post_init__(self) -> None:
         self.lengths = self.lengths or Reservoir(SAMPLE_VALUES, self.seed + 1)
@@ -201,6 +203,11 @@ def add_chunk(seen: StreamTotals, chunk: pd.DataFrame, spec: StreamSpec, score: 
         seen.collector.add(chunk, predicted, confidence, versions)
     labelled = (chunk[spec.roles.label].notna().to_numpy() if spec.has_labels
                 else np.zeros(len(chunk), dtype=bool))
+    slice_values = None
+    if seen.slices is not None:
+        slice_values = seen.slices.values_of(chunk[spec.roles.slices[0]])
+        seen.slices.add(slice_values, versions, predicted, confidence, found.proba,
+                        found.classes, seen.threshold_of)
     for v in np.unique(versions):  # model-dependent statistics are kept per version
         mask = versions == v
         seen.predicted.setdefault(str(v), Counter()).update(predicted[mask])
@@ -222,10 +229,21 @@ def add_chunk(seen: StreamTotals, chunk: pd.DataFrame, spec: StreamSpec, score: 
         labels = chunk[spec.roles.label]
         seen.unlabelled += int((~labelled).sum())
         truth = labels[labelled].astype(str).str.strip().to_numpy()
+        if slice_values is not None:
+            seen.slices.add_labelled(slice_values[labelled], truth, predicted[labelled])
         for v in np.unique(versions[labelled]):
             mask = versions[labelled] == v
             seen.tallies.setdefault(str(v), Counter()).update(
                 zip(truth[mask], predicted[labelled][mask]))
+
+
+def _totals(spec: StreamSpec, threshold_of: Callable[[str], Threshold | None] | None,
+            collector: Any) -> StreamTotals:
+    seen = StreamTotals(seed=spec.seed, collector=collector,
+                        slices=SliceSums() if spec.roles.slices else None)
+    if threshold_of is not None:
+        seen.threshold_of = threshold_of
+    return seen
 
 
 def accumulate(chunks: Iterable[pd.DataFrame], spec: StreamSpec, score: Scorer | None,
@@ -234,9 +252,7 @@ def accumulate(chunks: Iterable[pd.DataFrame], spec: StreamSpec, score: Scorer |
     """Read every chunk once into a bounded :class:`StreamTotals` (``score``: for raw texts;
     ``threshold_of``: a version's ATC threshold, asked when the version first appears;
     ``collector``: keeps the rows to label)."""
-    seen = StreamTotals(seed=spec.seed, collector=collector)
-    if threshold_of is not None:
-        seen.threshold_of = threshold_of
+    seen = _totals(spec, threshold_of, collector)
     for chunk in chunks:
         add_chunk(seen, chunk, spec, score)
     return seen
@@ -247,9 +263,7 @@ def accumulate_scored(pairs: Iterable[tuple[pd.DataFrame, pd.DataFrame]], spec: 
                       collector: Any = None) -> StreamTotals:
     """As :func:`accumulate`, for chunks already scored (e.g. by worker processes): each chunk
     with its class probabilities, indexed like the chunk."""
-    seen = StreamTotals(seed=spec.seed, collector=collector)
-    if threshold_of is not None:
-        seen.threshold_of = threshold_of
+    seen = _totals(spec, threshold_of, collector)
     for chunk, proba in pairs:
         add_chunk(seen, chunk, spec, lambda texts: proba.loc[texts.index])
     return seen
