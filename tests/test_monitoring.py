@@ -382,6 +382,26 @@ def test_one_channel_with_corrupted_labels_is_a_slice_alert_naming_it(monitored)
                                 max_results=1)
     assert last.data.metrics["slices.alerts"] == 0 and "slice.mail.accuracy" in last.data.metrics
 
+    # no labels in the data, a labelled sample given back: its rows of each slice judge it
+    held.drop(columns="inbound").to_csv(tmp / "channel_texts.csv", index=False)
+    sample = tmp / "channel_sample.csv"
+    args = ("--slice-by", "channel", "--id-columns", "tweet_id")
+    drawn = monitor(monitored, "channel_texts", "--label-sample", "300", "--to-label", sample,
+                    *args)[0]
+    assert drawn.returncode in (0, 3) and "Traceback" not in drawn.stderr, drawn.stderr
+    rows = pd.read_csv(sample, dtype=str)
+    rows["inbound"] = rows["tweet_id"].map(dict(zip(held["tweet_id"], held["inbound"])))
+    rows.to_csv(tmp / "channel_labelled.csv", index=False)
+    result, body, _ = monitor(monitored, "channel_texts", "--labels", tmp / "channel_labelled.csv",
+                              *args)
+    ok_or(result, 1)
+    by_value = {s["value"]: s for s in body["slices"]["slices"]}
+    assert by_value["mail"]["sample"]["accuracy"] < 0.8 < by_value["web"]["sample"]["accuracy"]
+    assert sum(s["sample"]["labelled_rows"] for s in by_value.values()) == 300
+    assert [a.split(":")[0] for a in body["alerts"] if a.startswith("slice ")] == [
+        "slice channel=mail"]
+    assert "rows of the labelled sample" in by_value["mail"]["alert"]
+
 
 @pytest.mark.slow
 def test_slice_by_a_missing_column_or_the_text_is_refused_before_anything_runs(monitored):

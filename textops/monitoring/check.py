@@ -245,7 +245,7 @@ def run(job: MonitorJob) -> MonitorReport:
     profiles = {v: references.of(v) for v in versions}
     found = _findings(job, spec, seen, versions, profiles, pipeline)
     _sample_estimate(found, collector, profiles[seen.main_version], job, sha256)
-    _slice_findings(found, job, seen, profiles[seen.main_version])
+    _slice_findings(found, job, seen, profiles[seen.main_version], collector)
     _keep_labels(job, collector)
     result = _report(job, spec, seen, versions, found, sha256)
     result = result.with_to_label(_write_to_label(job, collector, result, references))
@@ -430,16 +430,20 @@ def _try_load(name: str, version: str) -> Any:
 
 
 def _slice_findings(found: _CheckFindings, job: MonitorJob, seen: StreamTotals,
-                    reference: ReferenceProfile | None) -> None:
+                    reference: ReferenceProfile | None, collector: labelling.Collector) -> None:
     """--slice-by: each slice's figures against the main version's test accuracy at training;
     a slice that dropped (beyond chance, all slices considered) is a performance alert."""
     if seen.slices is None:
         return
     classes = list(reference.classes) if reference else sorted(
         {p for pairs in seen.tallies.values() for _, p in pairs})
+    sample_of = None
+    if collector.labels is not None:
+        align = data.spelled_as(classes)
+        sample_of = lambda values: collector.slice_estimate(align, values)  # noqa: E731
     found.slices = slicing.report(seen.slices, job.columns.slices[0], job.slice_top,
                                   job.slice_min_rows, reference, classes,
-                                  job.thresholds.max_relative_drop)
+                                  job.thresholds.max_relative_drop, sample_of)
     checked = sum(1 for s in found.slices.slices if s.checked)
     log.info("slices by %r: %d reported, %d with at least %d rows checked, %d alert(s)%s",
              found.slices.column, len(found.slices.slices), checked, job.slice_min_rows,

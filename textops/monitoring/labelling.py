@@ -164,6 +164,38 @@ def stratified_accuracy(right: np.ndarray, stratum: np.ndarray,
                           labelled_rows=int(len(right)), rows=int(total), strata=len(sizes))
 
 
+def domain_accuracy(right: np.ndarray, stratum: np.ndarray, stratum_rows: np.ndarray,
+                    inside: np.ndarray) -> SampleEstimate | None:
+    """The accuracy of the rows of one domain (a slice) from the whole stratified sample: the
+    ratio of the weighted right rows in the domain to its weighted rows (Hajek), its variance by
+    linearisation over every stratum, never below an Agresti-Coull binomial variance of the
+    domain's own labelled rows (a small domain all right is not sure). None without a labelled
+    row in the domain."""
+    right = np.asarray(right, dtype=float)
+    stratum, inside = np.asarray(stratum), np.asarray(inside, dtype=bool)
+    sizes = dict(zip(stratum, np.asarray(stratum_rows, dtype=float)))
+    n_of = {h: int(np.sum(stratum == h)) for h in sizes}
+    weight = np.array([sizes[h] / n_of[h] for h in stratum])
+    if not inside.any():
+        return None
+    rows = float(np.sum(weight * inside))
+    estimate = float(np.sum(weight * inside * right) / rows)
+    z = inside * (right - estimate) / rows  # each row's share of the ratio's error
+    variance = 0.0
+    for h, size in sizes.items():
+        mine = z[stratum == h]
+        n = len(mine)
+        if n > 1:
+            variance += size ** 2 * float(np.var(mine, ddof=1)) / n * max(1 - n / size, 0.0)
+    labelled = int(inside.sum())
+    rate = (float(right[inside].sum()) + SMOOTH) / (labelled + 2 * SMOOTH)
+    variance = max(variance, rate * (1 - rate) / labelled * max(1 - labelled / rows, 0.0))
+    half = Z90 * float(np.sqrt(variance))
+    return SampleEstimate(estimate, (max(estimate - half, 0.0), min(estimate + half, 1.0)),
+                          labelled_rows=labelled, rows=int(round(rows)),
+                          strata=len({h for h, i in zip(stratum, inside) if i}))
+
+
 def row_keys(chunk: pd.DataFrame, id_columns: Sequence[str]) -> pd.Series:
     """How a row is found again in a labels file: its id columns' values (as text), or its
     1-based row number in the monitored file."""
@@ -196,6 +228,7 @@ class Labels:
     # filled while the data streams by: each key's prediction, text and rows found
     predictions: dict[str, str] = field(default_factory=dict)
     texts: dict[str, str] = field(default_factory=dict)
+    slice_of: dict[str, str] = field(default_factory=dict)  # --slice-by: each key's slice value
     found: Counter = field(default_factory=Counter)
 
     def other_data(self, data_sha256: str) -> str | None:
@@ -249,12 +282,14 @@ class Collector:
         self.sampler: Sampler | None = None
 
     def add(self, chunk: pd.DataFrame, predicted: np.ndarray, confidence: np.ndarray,
-            versions: np.ndarray) -> None:
+            versions: np.ndarray, slice_values: np.ndarray | None = None) -> None:
         keys = row_keys(chunk, self.id_columns)
         if self.labels is not None:
             wanted = keys.isin(self.labels.by_key.keys()).to_numpy()
             self.labels.found.update(keys[wanted])
             self.labels.predictions.update(zip(keys[wanted], np.asarray(predicted)[wanted]))
+            if slice_values is not None:
+                self.labels.slice_of.update(zip(keys[wanted], slice_values[wanted]))
             if self.text_column is not None:
                 self.labels.texts.update(zip(keys[wanted], chunk[self.text_column][wanted]))
         if self.budget <= 0 or not len(chunk):
@@ -299,11 +334,27 @@ class Collector:
             raise ValueError(f"none of its labels ({', '.join(map(repr, unknown))}) is a class of "
                              f"the model ({', '.join(map(repr, list(classes)[:10]))}): wrong "
                              f"column, or labels spelled otherwise")
+        right, stratum, sizes = self._design(keys, given)
+        return stratified_accuracy(right, stratum, sizes)
+
+    def _design(self, keys: list[str], given: list[str]) -> tuple[np.ndarray, ...]:
         right = np.array([label == str(self.labels.predictions[k]) for k, label in
                           zip(keys, given)], dtype=float)
         stratum = np.array([self.labels.by_key[k][1] for k in keys])
         sizes = np.array([self.labels.by_key[k][2] for k in keys])
-        return stratified_accuracy(right, stratum, sizes)
+        return right, stratum, sizes
+
+    def slice_estimate(self, align: Any, values: Sequence[str]) -> SampleEstimate | None:
+        """--slice-by: the labelled sample's estimate for the rows whose slice value is one of
+        ``values`` (call after :meth:`sample_estimate` has checked the labels)."""
+        if self.labels is None or not self.labels.by_key:
+            return None
+        keys = list(self.labels.by_key)
+        given = [align(self.labels.by_key[k][0]) for k in keys]
+        right, stratum, sizes = self._design(keys, given)
+        wanted = set(values)
+        inside = np.array([self.labels.slice_of.get(k) in wanted for k in keys])
+        return domain_accuracy(right, stratum, sizes, inside)
 
 
 def read_labels(frame: pd.DataFrame, id_columns: Sequence[str], label_columns: Sequence[str],

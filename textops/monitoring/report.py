@@ -159,13 +159,15 @@ def _slices_html(report: MonitorReport) -> str:
     for s in found.slices:
         interval = (f"{s.estimated_interval[0]:.4f}&ndash;{s.estimated_interval[1]:.4f}"
                     if s.estimated_interval else "&ndash;")
+        sampled = (f"{s.sample.accuracy:.4f} ({s.sample.labelled_rows:,} rows)" if s.sample
+                   else "&ndash;")
         verdict = ("<span class='bad'>ALERT</span>" if s.alert else
                    "ok" if s.checked else "<span class='muted'>too few rows</span>")
         rows.append(f"<tr><td>{_e(s.value)}</td><td class='num'>{s.rows:,}</td>"
                     f"<td class='num'>{s.labelled_rows:,}</td><td class='num'>{_number(s.accuracy)}"
                     f"</td><td class='num'>{_number(s.macro_f1)}</td><td class='num'>"
                     f"{_number(s.estimated_accuracy)}</td><td class='num'>{interval}</td>"
-                    f"<td>{verdict}</td></tr>")
+                    f"<td class='num'>{sampled}</td><td>{verdict}</td></tr>")
     rule = (f"<p>A slice with at least {found.min_rows:,} rows alerts when its accuracy is below "
             f"{found.line:.4f} (the test accuracy at training less the allowed relative drop) "
             f"and chance cannot explain it at the level {found.level:.2g} each (5% shared by "
@@ -175,7 +177,7 @@ def _slices_html(report: MonitorReport) -> str:
     return (f"<h2>Slices by <code>{_e(found.column)}</code></h2>" + rule +
             "<table><tr><th>slice</th><th>rows</th><th>labelled rows</th><th>accuracy</th>"
             "<th>macro-F1</th><th>estimated accuracy (no labels)</th><th>90% interval</th>"
-            "<th>verdict</th></tr>" + "".join(rows) + "</table>" + note)
+            "<th>labelled sample</th><th>verdict</th></tr>" + "".join(rows) + "</table>" + note)
 
 
 def render(report: MonitorReport, figures: dict[str, str]) -> str:

@@ -264,6 +264,7 @@ class SliceFigures:
     estimated_interval: tuple[float, float] | None  # its 90 % interval
     checked: bool  # enough rows to be judged
     alert: str  # the alert line ("" when none)
+    sample: SampleEstimate | None = None  # --labels: the labelled sample's rows of the slice
 
     def to_dict(self) -> dict[str, Any]:
         return {"value": self.value, "rows": self.rows, "labelled_rows": self.labelled_rows,
@@ -271,6 +272,10 @@ class SliceFigures:
                 "estimated_accuracy": self.estimated_accuracy,
                 "estimated_interval": (list(self.estimated_interval)
                                        if self.estimated_interval else None),
+                "sample": ({"accuracy": self.sample.accuracy,
+                            "accuracy_interval": list(self.sample.accuracy_interval),
+                            "labelled_rows": self.sample.labelled_rows}
+                           if self.sample else None),
                 "checked": self.checked, "alert": self.alert}
 
 

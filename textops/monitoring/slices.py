@@ -28,7 +28,7 @@ from scipy.stats import binom, norm
 from textops.monitoring.alerts import align_labels, performance
 from textops.monitoring.estimation import EstimateSums, version_estimate
 from textops.monitoring.profile import ReferenceProfile, Threshold
-from textops.monitoring.result import SliceFigures, SliceReport
+from textops.monitoring.result import SampleEstimate, SliceFigures, SliceReport
 
 MAX_TRACKED = 1000  # distinct values kept apart while streaming
 MISSING = "(missing)"  # a row without a value
@@ -109,9 +109,12 @@ def _merged_estimate(sums: SliceSums, values: list[str],
 
 def report(sums: SliceSums, column: str, top: int, min_rows: int,
            reference: ReferenceProfile | None, classes: list[str],
-           max_relative_drop: float) -> SliceReport:
+           max_relative_drop: float,
+           sample_of: Callable[[list[str]], SampleEstimate | None] | None = None
+           ) -> SliceReport:
     """Each reported slice's figures and verdict (``reference``: the main version's profile,
-    whose test accuracy at training is the level a slice is compared with)."""
+    whose test accuracy at training is the level a slice is compared with; ``sample_of``: the
+    labelled sample's estimate for the rows of some slice values, with --labels)."""
     groups = _grouped(sums, top)
     base = reference.accuracy if reference else None
     line = (1.0 - max_relative_drop) * base if base is not None else None
@@ -125,14 +128,15 @@ def report(sums: SliceSums, column: str, top: int, min_rows: int,
         pairs = pairs_of[name]
         labelled = performance(pairs) if pairs else None
         estimate = _merged_estimate(sums, values, reference)
+        sample = sample_of(values) if sample_of is not None else None
         alert = ""
         if name in checked and level is not None:
-            alert = _verdict(name, column, labelled, estimate, line, base, level)
+            alert = _verdict(name, column, labelled, sample, estimate, line, base, level)
         figures.append(SliceFigures(
             name, rows_of[name], labelled.rows if labelled else 0,
             labelled.accuracy if labelled else None, labelled.macro_f1 if labelled else None,
             estimate[0] if estimate else None, estimate[1] if estimate else None,
-            name in checked, alert))
+            name in checked, alert, sample))
     note = ""
     if sums.pooled_rows:
         note = (f"{column!r} has more than {MAX_TRACKED} distinct values: {sums.pooled_rows} rows "
@@ -143,10 +147,10 @@ def report(sums: SliceSums, column: str, top: int, min_rows: int,
     return SliceReport(column, top, min_rows, line, level, figures, note)
 
 
-def _verdict(name: str, column: str, labelled: Any, estimate: Any, line: float, base: float,
-             level: float) -> str:
+def _verdict(name: str, column: str, labelled: Any, sample: SampleEstimate | None,
+             estimate: Any, line: float, base: float, level: float) -> str:
     """The alert line for one slice ("" when it holds): labelled rows judge when there are
-    any, else the label-free estimate."""
+    any, else the labelled sample's rows of the slice, else the label-free estimate."""
     where = f"slice {column}={name}"
     if labelled is not None and labelled.rows:
         right = int(round(labelled.accuracy * labelled.rows))
@@ -156,6 +160,15 @@ def _verdict(name: str, column: str, labelled: Any, estimate: Any, line: float, 
                     f"more than {1 - line / base:.0%} below the test accuracy at training "
                     f"{base:.4f} (binomial p={chance:.2g} < {level:.2g}, the level shared by the "
                     f"slices checked)")
+        return ""
+    if sample is not None:
+        accuracy, (_, high) = sample.accuracy, sample.accuracy_interval
+        upper = accuracy + (high - accuracy) * float(norm.isf(level)) / INTERVAL_Z
+        if upper < line:
+            return (f"{where}: accuracy {accuracy:.4f} from {sample.labelled_rows} rows of the "
+                    f"labelled sample, more than {1 - line / base:.0%} below the test accuracy "
+                    f"at training {base:.4f} even at the top of its interval widened to the "
+                    f"level shared by the slices checked ({upper:.4f})")
         return ""
     if estimate is None:
         return ""

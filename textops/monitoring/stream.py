@@ -199,15 +199,15 @@ def add_chunk(seen: StreamTotals, chunk: pd.DataFrame, spec: StreamSpec, score: 
         return
     seen.scored += len(chunk)
     seen.versions.update(versions)
-    if seen.collector is not None:
-        seen.collector.add(chunk, predicted, confidence, versions)
-    labelled = (chunk[spec.roles.label].notna().to_numpy() if spec.has_labels
-                else np.zeros(len(chunk), dtype=bool))
     slice_values = None
     if seen.slices is not None:
         slice_values = seen.slices.values_of(chunk[spec.roles.slices[0]])
         seen.slices.add(slice_values, versions, predicted, confidence, found.proba,
                         found.classes, seen.threshold_of)
+    if seen.collector is not None:
+        seen.collector.add(chunk, predicted, confidence, versions, slice_values)
+    labelled = (chunk[spec.roles.label].notna().to_numpy() if spec.has_labels
+                else np.zeros(len(chunk), dtype=bool))
     for v in np.unique(versions):  # model-dependent statistics are kept per version
         mask = versions == v
         seen.predicted.setdefault(str(v), Counter()).update(predicted[mask])
