@@ -58,14 +58,14 @@ def build_parser(config: dict) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    config, args = start("demo_data", build_parser, argv)
+    resolved, args = start("demo_data", build_parser, argv)
 
     articles = load_bbc_news(bbc_news_folder())
-    text_col, label_col = config["data"]["text_column"], config["data"]["label_column"]
+    text_col, label_col = resolved.data.text_column, resolved.data.label_column
     articles = articles.rename(columns={"text": text_col, "label": label_col})
     train, recent = train_test_split(articles, test_size=args.recent_share,
                                      stratify=articles[label_col],
-                                     random_state=int(config["data"]["random_seed"]))
+                                     random_state=resolved.data.random_seed)
     out_dir = Path(args.out_dir)
     for name, frame, columns in (("train.csv", train, [text_col, label_col]),
                                  ("recent.csv", recent, ["id", text_col, label_col])):

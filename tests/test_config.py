@@ -197,3 +197,28 @@ def test_every_setting_is_a_typed_field_of_its_sections_settings_object():
     assert resolved.path(resolved.predict.data) == Path("/srv/project/data/demo/recent.csv")
     with pytest.raises(dataclasses.FrozenInstanceError):
         resolved.tfidf.max_df = 0.5
+
+
+def test_the_demo_corpus_builder_runs_on_the_settings_start_returns(tmp_path, monkeypatch):
+    """demo_data.py (the README's first command) takes the resolved settings from common.start
+    like the three scripts; run in-process to its end: both files written, labelled."""
+    import demo_data
+
+    import logging
+
+    monkeypatch.setenv("TEXTOPS_LOGGING_DIR", str(tmp_path / "logs"))
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        assert demo_data.main(["--out-dir", str(tmp_path), "--quiet"]) == 0
+    finally:  # start() set up the script's logging: give this process its own back
+        for handler in root.handlers[:]:
+            root.removeHandler(handler)
+            if handler not in handlers:
+                handler.close()
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)
+        logging.captureWarnings(False)
+    train = (tmp_path / "train.csv").read_text(encoding="utf-8").splitlines()[0]
+    assert train == "text,label" and (tmp_path / "recent.csv").exists()

@@ -25,7 +25,7 @@ from textops.monitoring.profile import ReferenceProfile
 from textops.monitoring.result import (DataSummary, DriftSummary, ModelSummary, MonitorReport,
                                        Performance, PerformanceReport)
 from textops.monitoring.stream import Reservoir, StreamSpec, accumulate
-from conftest import assert_clean_failure, copy_project, registry, run_script, shared
+from conftest import copy_project, registry, run_script, shared
 
 MODEL = "textops-classifier"
 
@@ -403,12 +403,21 @@ def test_one_channel_with_corrupted_labels_is_a_slice_alert_naming_it(monitored)
     assert "rows of the labelled sample" in by_value["mail"]["alert"]
 
 
-@pytest.mark.slow
-def test_slice_by_a_missing_column_or_the_text_is_refused_before_anything_runs(monitored):
-    result, _, _ = monitor(monitored, "held", "--slice-by", "region")
-    assert_clean_failure(result, 2, "column 'region' not found", "--slice-by")
-    result, _, _ = monitor(monitored, "held", "--slice-by", "text")
-    assert_clean_failure(result, 2, "--slice-by 'text' is the text column")
+@pytest.mark.parametrize("slice_by, words", [
+    ("region", "column 'region' not found in"), ("text", "--slice-by 'text' is the text column"),
+    ("shop,region", "--slice-by takes one column")])
+def test_slice_by_a_missing_column_or_the_text_is_refused_before_anything_runs(tmp_path, slice_by,
+                                                                                words):
+    from common import BadInputError
+
+    (tmp_path / "d.csv").write_text("text,shop\nhello,a\n", encoding="utf-8")
+    config = cfg.load_config({})
+    config["monitor"].update(data=str(tmp_path / "d.csv"), report=str(tmp_path / "r.json"),
+                             slice_by=slice_by)
+    with pytest.raises(BadInputError, match=words):
+        check.inspect_input(check.make_job(settings.resolve(config, cfg.PROJECT_ROOT),
+                                           label_required=False))
+    assert not (tmp_path / "r.json").exists()
 
 
 @pytest.mark.slow
