@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     log.info("train: data=%s text=%s label=%s model=%s", job.train.data, job.columns.text,
              job.columns.label, job.tracking.model_name)
     td = training.load_training_data(job)  # input problems: exit 2, before any MLflow run
-    print(training.train(job, td, started))
+    print(training.train(job, td))
     log.info("done in %.1f s", time.perf_counter() - started)
     return int(ExitCode.OK)
 

@@ -196,3 +196,21 @@ def test_spark_only_options_are_refused_before_anything_runs(settings, words):
         _predict_job(**{"data": "in.csv", "output": "out.csv", **settings})
     for word in words:
         assert word in str(refused.value)
+
+
+def test_an_input_changed_before_the_commit_publishes_nothing(saved_model, tmp_path):
+    """predict.py checks its input once every row is written, before the output is published:
+    a refusal there (the input changed while it was read) leaves no output and no partial file."""
+    def changed():
+        raise BadInputError("--data x changed while it was being read")
+
+    data = shared("twcs", "twcs_head5k_raw.csv")
+    fmt = inputs.detect_format(data, "utf-8", ",")
+    job = batch.ScoringSpec(model_path=saved_model, columns=Columns(text="text", label="label"),
+                            model_version="3", proba_columns=False, explain=0)
+    manifest = batch.Manifest(str(data), 1, 1, "m", "3", 1000, {})
+    with pytest.raises(BadInputError, match="changed while it was being read"):
+        batch.write_predictions(inputs.iter_table(data, fmt, 1000, ["text"]),
+                                tmp_path / "out.csv", job, manifest,
+                                batch.Execution(before_commit=changed))
+    assert list(tmp_path.iterdir()) == []

@@ -222,3 +222,24 @@ def test_bad_containers_are_one_line_exit_2(trained, copies, tmp_path, case, scr
     result = run_script(trained, script, "--data", path, *extra)
     assert_clean_failure(result, 2, words)
     assert not (tmp_path / "out.csv").exists() and not (tmp_path / "r.json").exists()
+
+
+def test_an_input_that_changes_while_it_is_read_is_refused(tmp_path, copies):
+    """Issue 27: a cron export still being written. What was opened is fingerprinted (size and
+    modification time of the file, or of every part of a folder); after reading, a change is
+    exit 2 naming it, instead of a model, report or output built from a torn file."""
+    path = tmp_path / "growing.csv"
+    path.write_text("text,label\na,x\n", encoding="utf-8")
+    opened = inputs.open_input(path, "utf-8", ",")
+    opened.require_unchanged()  # nothing happened: fine
+    with open(path, "a", encoding="utf-8") as handle:
+        handle.write("b,y\n")
+    with pytest.raises(BadInputError, match=r"--data .*growing.csv changed while it was being "
+                                            r"read \(15 -> 19 bytes"):
+        opened.require_unchanged()
+    folder = tmp_path / "parts"
+    shutil.copytree(copies["folder"], folder)
+    opened = inputs.open_input(folder, "utf-8", ",")
+    shutil.copy(next(folder.glob("part-00001*")), folder / "part-00002-abc.snappy.parquet")
+    with pytest.raises(BadInputError, match="changed while it was being read"):
+        opened.require_unchanged()

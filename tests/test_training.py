@@ -70,3 +70,22 @@ def test_a_versions_task_comes_from_its_tags_else_its_reference_profile(monkeypa
                         ReferenceProfile.from_dict({"classes": [0, 1, 2]}))
     assert training.version_task(client, "m", "1") == training.Task(["a", "b"], "label")
     assert training.version_task(client, "m", "2") == training.Task(["0", "1", "2"], None)
+
+
+def test_a_training_file_that_grows_while_it_is_read_is_refused(tmp_path, monkeypatch):
+    """A weekly train.py started while the export is still being appended to: exit 2 before any
+    run, instead of a model trained (and hashed) on a torn file."""
+    from textops import inputs
+
+    path = tmp_path / "export.csv"
+    path.write_bytes(shared("twcs", "twcs_head5k_raw.csv").read_bytes())
+    hash_it = inputs.Input.sha256
+
+    def appended_meanwhile(self):
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write("1,sprintcare,False,x,late row,,\n")
+        return hash_it(self)
+
+    monkeypatch.setattr(inputs.Input, "sha256", appended_meanwhile)
+    with pytest.raises(BadInputError, match="export.csv changed while it was being read"):
+        training.load_training_data(twcs_config(path))

@@ -75,6 +75,9 @@ class Execution:
     model: Any = None
     lock_wait: float = 0.0  # seconds to wait for another run writing the same output
     resumable: bool = True  # False: a failed run's partial file is removed (nothing can resume it)
+    # called once every row is written, before the output is published: raising there (e.g.
+    # the input changed while it was read) removes the partial output instead
+    before_commit: Callable[[], None] = lambda: None
 
 
 @dataclass
@@ -492,6 +495,7 @@ def _write_locked(chunks: Iterable[pd.DataFrame], output: Path, job: ScoringSpec
             if state.rows_done == 0:
                 raise BadInputError(f"{manifest.input} has a header but no data rows; nothing "
                                     f"to score")
+            run.before_commit()
             _finish(partial, output, state, job.format, inode)
         except BaseException as exc:
             if isinstance(exc, BadInputError) or not run.resumable:  # nothing worth resuming

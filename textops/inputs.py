@@ -490,6 +490,16 @@ def read_header(path: Path, fmt: CsvFormat) -> list[str]:
     return list(_clean_columns(frame).columns)
 
 
+def fingerprint(path: Path) -> tuple[tuple[str, int, int], ...]:
+    """(name, size, modification time in ns) of the input's file, or of each part of a folder
+    of Parquet parts (the parts as they are now: none, when the folder is gone)."""
+    try:
+        files = parquet_parts(path) if path.is_dir() else [path]
+        return tuple((f.name, (s := f.stat()).st_size, s.st_mtime_ns) for f in files)
+    except (OSError, FormatError):
+        return ()
+
+
 def read_table(path: Path, encoding: str = "utf-8", delimiter: str = ",",
                usecols: Sequence[str] | None = None) -> pd.DataFrame:
     """Read a whole table as strings. ``usecols`` limits the columns kept in memory."""
@@ -549,11 +559,26 @@ def file_sha256(path: Path) -> str:
 # --------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Input:
-    """An input checked once: its path, format (container and CSV dialect) and header."""
+    """An input checked once: its path, format (container and CSV dialect) and header, and
+    what its files looked like then (to tell, once it has been read, that it did not change)."""
 
     path: Path
     format: CsvFormat
     header: tuple[str, ...]
+    fingerprint: tuple[tuple[str, int, int], ...] = ()
+
+    def require_unchanged(self, flag: str = "--data") -> None:
+        """BadInputError when the input changed since it was opened (a cron export still being
+        written, a file replaced under the job): what was read is torn, so nothing built from
+        it may be published."""
+        now = fingerprint(self.path)
+        if now != self.fingerprint:
+            before = sum(size for _, size, _ in self.fingerprint)
+            after = sum(size for _, size, _ in now)
+            raise BadInputError(
+                f"{flag} {self.path} changed while it was being read ({before:,} -> {after:,} "
+                f"bytes, or a newer modification time): is it still being written? Run once the "
+                f"export is complete (write it under another name and rename it into place)")
 
     def require(self, required: Mapping[str, str]) -> None:
         """BadInputError unless every column of ``required`` (name -> the flag that selects
@@ -578,8 +603,9 @@ def open_input(path: Path, encoding: str, delimiter: str,
     """The input check every script makes first: a readable file or folder of parts, its
     format, its header and the ``required`` columns (name -> flag); BadInputError otherwise."""
     check_readable_file(path, what)
+    stamp = fingerprint(path)
     fmt = detect_format(path, encoding, delimiter)
-    opened = Input(path, fmt, tuple(read_header(path, fmt)))
+    opened = Input(path, fmt, tuple(read_header(path, fmt)), stamp)
     if required:
         opened.require(required)
     return opened

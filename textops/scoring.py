@@ -161,7 +161,8 @@ def predict(job: PredictJob) -> tuple[str, int, int]:
                 rows, blank = batch.write_predictions(
                     chunks, job.output, batch_job, manifest,
                     batch.Execution(workers=job.workers, resume=job.resume, on_rows=update,
-                                    lock_wait=job.lock_wait))
+                                    lock_wait=job.lock_wait,
+                                    before_commit=source.require_unchanged))
         finally:
             close()
     seconds = time.perf_counter() - started

@@ -241,6 +241,7 @@ def run(job: MonitorJob) -> MonitorReport:
         spec = replace(spec, version=resolved.version)
         seen, pipeline = _score_texts(job, chunks, spec, resolved.version, references.threshold,
                                       collector)
+    source.require_unchanged()  # a torn input gives no report
     versions = _versions_seen(job, client, spec, seen)
     profiles = {v: references.of(v) for v in versions}
     found = _findings(job, spec, seen, versions, profiles, pipeline)
