@@ -32,7 +32,7 @@ from dotenv import load_dotenv
 from textops import paths
 
 PROJECT_ROOT = Path(__file__).resolve().parent
-SCRIPTS = ("train", "predict", "monitor", "champion")
+SCRIPTS = ("train", "predict", "monitor", "champion")  # a setting given these: a flag of every script
 CLI = ("train", "predict", "monitor")  # the three jobs (champion.py gets the common flags too)
 
 
@@ -95,7 +95,6 @@ def not_blank(value: str) -> str | None:
     return "must not be empty" if not str(value).strip() else None
 
 
-COMMON = SCRIPTS  # the flags every script takes (data columns, tracking)
 
 # The monitor settings that are alert rules, in the report's order: textops.settings.Thresholds
 # (generated, with these settings' types and defaults) and the report's ``thresholds`` object.
@@ -118,13 +117,13 @@ SECTION_HELP = {
 
 CONFIG: dict[str, dict[str, Setting]] = {
     "data": {
-        "text_column": Setting("text", "column holding the text", "--text-column", COMMON),
+        "text_column": Setting("text", "column holding the text", "--text-column", SCRIPTS),
         "label_column": Setting("label", "column holding the class label (twcs: inbound)",
                                 "--label-column", ("train",)),
         "encoding": Setting("utf-8", "input file encoding; a UTF-8/UTF-16 byte-order mark wins",
-                            "--encoding", COMMON),
+                            "--encoding", SCRIPTS),
         "delimiter": Setting(",", "input field delimiter, e.g. ',' or '\\t' (tab)", "--delimiter",
-                             COMMON),
+                             SCRIPTS),
         "test_size": Setting(0.2, "share of rows held out for test metrics and promotion",
                              "--test-size", ("train",), low=0.01, high=0.9),
         "validation_size": Setting(0.1, "share of rows for early stopping; 0 disables it",
@@ -178,7 +177,7 @@ CONFIG: dict[str, dict[str, Setting]] = {
         "tracking_uri": Setting("", "MLflow tracking URI; empty = embedded SQLite store in the project "
                                     "(a relative sqlite:/// path is relative to the project folder, "
                                     "or to the current directory when given as a flag)",
-                                "--tracking-uri", COMMON, env="MLFLOW_TRACKING_URI", uri=True),
+                                "--tracking-uri", SCRIPTS, env="MLFLOW_TRACKING_URI", uri=True),
         "sqlite_path": Setting("mlflow.db", "database of the embedded store", path=True),
         "artifact_root": Setting("mlartifacts", "artifact folder of local stores (the embedded one, or a "
                                                 "sqlite:/// tracking URI); a server keeps its own",
@@ -188,7 +187,7 @@ CONFIG: dict[str, dict[str, Setting]] = {
         "monitor_experiment": Setting("textops-monitoring", "MLflow experiment for monitoring runs",
                                       "--experiment", ("monitor",), rule=not_blank),
         "model_name": Setting("textops-classifier", "registered model name in the MLflow registry",
-                              "--model-name", COMMON, rule=model_name_problem),
+                              "--model-name", SCRIPTS, rule=model_name_problem),
         "connect_timeout": Setting(10.0, "seconds to wait for a tracking server before giving up "
                                          "(exit 4)", low=0.1),
     },
