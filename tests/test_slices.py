@@ -76,10 +76,11 @@ def test_an_identifier_column_stays_bounded_and_the_report_says_so():
         values = sums.values_of(pd.Series([f"id{i}" for i in range(start, start + 1000)]))
         sums.add(values, np.full(1000, "1", dtype=object), np.full(1000, "yes"),
                  np.full(1000, 0.9), None, (), lambda version: None)
-    assert len(sums.rows) <= slices.MAX_TRACKED + 1 and sums.pooled_rows == 2000
+    assert len(sums.rows) <= slices.MAX_TRACKED + 1
+    assert sums.pooled_rows == 3000 - slices.MAX_TRACKED
     found = slices.report(sums, "user", top=10, min_rows=100, reference=REFERENCE,
                           classes=["no", "yes"], max_relative_drop=0.10)
-    assert "more than 1000 distinct values" in found.note
+    assert f"more than {slices.MAX_TRACKED} distinct values" in found.note
     assert found.slices[-1].value == slices.OTHER and found.slices[-1].rows == 2990
 
 

@@ -5,7 +5,7 @@ product line" is seen even when the overall figure hides it.
 While the stream passes, each slice value keeps sums, never rows: its rows, its confusion
 counts on labelled rows, and the label-free estimator's sums per model version. At most
 ``MAX_TRACKED`` distinct values are kept apart (a slice column has few values; an identifier
-would not fit in memory): the rows of any further value are pooled into ``OTHER`` and the
+would neither fit in memory nor be read in time): the rows of any further value are pooled into ``OTHER`` and the
 report says so. At the end the ``top`` values by rows are reported one by one, the rest pooled
 into ``OTHER``.
 
@@ -30,7 +30,7 @@ from textops.monitoring.estimation import EstimateSums, version_estimate
 from textops.monitoring.profile import ReferenceProfile, Threshold
 from textops.monitoring.result import SampleEstimate, SliceFigures, SliceReport
 
-MAX_TRACKED = 1000  # distinct values kept apart while streaming
+MAX_TRACKED = 200  # distinct values kept apart while streaming
 MISSING = "(missing)"  # a row without a value
 OTHER = "(other)"  # the values beyond the top ones, pooled
 FAMILY_ALPHA = 0.05  # one-sided, for all the slices checked together
@@ -65,25 +65,30 @@ class SliceSums:
     def add(self, values: np.ndarray, versions: np.ndarray, predicted: np.ndarray,
             confidence: np.ndarray, proba: np.ndarray | None, classes: tuple[str, ...],
             threshold_of: Callable[[str], Threshold | None]) -> None:
-        """Fold in one chunk's usable rows (``values``: from :meth:`values_of`)."""
-        self.rows.update(values)
-        for value in np.unique(values):
-            here = values == value
-            for version in np.unique(versions[here]):
-                mask = here & (versions == version)
-                key = (str(value), str(version))
-                if key not in self.expected:
-                    self.expected[key] = EstimateSums(threshold=threshold_of(str(version)))
-                self.expected[key].add(predicted[mask], confidence[mask],
-                                       proba[mask] if proba is not None else None,
-                                       classes or None)
+        """Fold in one chunk's usable rows (``values``: from :meth:`values_of`), one group of
+        rows per (value, version) found by sorting once, not by a scan per value."""
+        if not len(values):
+            return
+        value_codes, value_names = pd.factorize(values)
+        version_codes, version_names = pd.factorize(versions)
+        self.rows.update(dict(zip(value_names, np.bincount(value_codes).tolist())))
+        codes = value_codes * len(version_names) + version_codes
+        order = np.argsort(codes, kind="stable")
+        bounds = np.flatnonzero(np.diff(codes[order])) + 1
+        for rows in np.split(order, bounds):
+            first = rows[0]
+            key = (str(values[first]), str(versions[first]))
+            version = key[1]
+            if key not in self.expected:
+                self.expected[key] = EstimateSums(threshold=threshold_of(str(version)))
+            self.expected[key].add(predicted[rows], confidence[rows],
+                                   proba[rows] if proba is not None else None, classes or None)
 
     def add_labelled(self, values: np.ndarray, truth: np.ndarray, predicted: np.ndarray) -> None:
         """Fold in the labelled rows' (truth, prediction) pairs."""
-        for value in np.unique(values):
-            here = values == value
-            self.tallies.setdefault(str(value), Counter()).update(zip(truth[here],
-                                                                      predicted[here]))
+        pairs = pd.DataFrame({"value": values, "truth": truth, "predicted": predicted})
+        for (value, true, guess), n in pairs.value_counts(sort=False).items():
+            self.tallies.setdefault(str(value), Counter())[(true, guess)] += int(n)
 
 
 def _grouped(sums: SliceSums, top: int) -> dict[str, list[str]]:
