@@ -167,21 +167,23 @@ def _verdict(name: str, column: str, labelled: Any, sample: SampleEstimate | Non
                     f"slices checked)")
         return ""
     if sample is not None:
-        accuracy, (_, high) = sample.accuracy, sample.accuracy_interval
-        upper = accuracy + (high - accuracy) * float(norm.isf(level)) / INTERVAL_Z
-        if upper < line:
-            return (f"{where}: accuracy {accuracy:.4f} from {sample.labelled_rows} rows of the "
-                    f"labelled sample, more than {1 - line / base:.0%} below the test accuracy "
-                    f"at training {base:.4f} even at the top of its interval widened to the "
-                    f"level shared by the slices checked ({upper:.4f})")
-        return ""
+        what = (f"accuracy {sample.accuracy:.4f} from {sample.labelled_rows} rows of the "
+                f"labelled sample")
+        return _interval_verdict(where, what, sample.accuracy, sample.accuracy_interval[1],
+                                 line, base, level)
     if estimate is None:
         return ""
-    accuracy, (low, high) = estimate
+    accuracy, (_, high) = estimate
+    return _interval_verdict(where, f"estimated accuracy {accuracy:.4f} (no labels)", accuracy,
+                             high, line, base, level)
+
+
+def _interval_verdict(where: str, what: str, accuracy: float, high: float, line: float,
+                      base: float, level: float) -> str:
+    """The alert when even the top of a 90 % interval, widened to ``level``, is below the line."""
     upper = accuracy + (high - accuracy) * float(norm.isf(level)) / INTERVAL_Z
-    if upper < line:
-        return (f"{where}: estimated accuracy {accuracy:.4f} (no labels), more than "
-                f"{1 - line / base:.0%} below the test accuracy at training {base:.4f} even at "
-                f"the top of its interval widened to the level shared by the slices checked "
-                f"({upper:.4f})")
-    return ""
+    if upper >= line:
+        return ""
+    return (f"{where}: {what}, more than {1 - line / base:.0%} below the test accuracy at "
+            f"training {base:.4f} even at the top of its interval widened to the level shared by "
+            f"the slices checked ({upper:.4f})")
