@@ -129,6 +129,16 @@ CONFIG: dict[str, dict[str, Setting]] = {
         "validation_size": Setting(0.1, "share of rows for early stopping; 0 disables it",
                                    "--validation-size", ("train",), low=0.0, high=0.9),
         "random_seed": Setting(42, "random seed for the split and the model", "--seed", ("train",), low=0, high=2**31 - 1),
+        "feature_columns": Setting("", "comma-separated side columns the model reads beside the text "
+                                       "(e.g. a channel, a reply flag, an hour): categorical ones go to "
+                                       "CatBoost as categories, numeric ones as numbers; predict.py then "
+                                       "needs them too; empty = text only", "--feature-columns",
+                                   ("train",), metavar="COLUMNS"),
+        "categorical_columns": Setting("", "comma-separated feature columns taken as categorical even "
+                                           "when every value is a number (e.g. a store number); the "
+                                           "others are numeric when every present value parses as a "
+                                           "number", "--categorical-columns", ("train",),
+                                       metavar="COLUMNS"),
     },
     "preprocessing": {
         "lowercase": Setting(True, "lowercase the text before TF-IDF"),
@@ -223,6 +233,11 @@ CONFIG: dict[str, dict[str, Setting]] = {
         "tune_trials": Setting(12, "maximum configurations tried by --tune", "--tune-trials", low=1),
         "tune_minutes": Setting(15.0, "time budget of --tune; no new trial starts after it",
                                 "--tune-minutes", low=0.0),
+        "max_categories": Setting(1000, "refuse a categorical feature column with more distinct "
+                                        "values than this (an identifier, not a feature)", low=2),
+        "leakage": Setting("warn", "what a LEAKAGE WARNING does: warn (logged, tagged on the run and "
+                                   "the version) or fail (refused before anything is registered, exit "
+                                   "2: for CI)", "--leakage", choices=("warn", "fail")),
         "max_classes": Setting(500, "refuse training data with more classes than this, before any "
                                     "work (the linear step's memory grows with classes x features)",
                                low=2),

@@ -189,11 +189,13 @@ def test_saved_models_name_the_estimators_textprep_dot_class_as_the_one_module_d
     import textprep
     from textops.registry import TRUSTED_TYPES
 
-    for name in ("TextColumn", "HashedTfidf", "CatBoostText", "PyfuncModel", "UnsafeModelError"):
+    for name in ("TextColumn", "HashedTfidf", "CatBoostText", "PyfuncModel", "UnsafeModelError",
+                 "SideColumns", "TextAndSide"):
         cls = getattr(textprep, name)
         assert f"{cls.__module__}.{cls.__qualname__}" == f"textprep.{name}"
     assert {t for t in TRUSTED_TYPES if t.startswith("textprep.")} == {
-        "textprep.CatBoostText", "textprep.HashedTfidf", "textprep.TextColumn"}
+        "textprep.CatBoostText", "textprep.HashedTfidf", "textprep.TextColumn",
+        "textprep.SideColumns", "textprep.TextAndSide"}  # the last two: side columns (issue 26)
     assert b"textprep.text" not in pickle.dumps(textprep.TextColumn(column="body"))
     assert callable(textprep._load_pyfunc)  # the python_function flavor's loader_module
 

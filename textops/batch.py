@@ -15,6 +15,7 @@ partial file, turned into one Parquet row group per chunk once every chunk is do
 from __future__ import annotations
 
 import collections
+from collections import Counter
 import contextlib
 import ctypes
 import gzip
@@ -26,7 +27,7 @@ import threading
 import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -39,10 +40,11 @@ from textops.columns import (FLOAT_FORMAT, MODEL_VERSION, PREDICTION, PROBA_PREF
                              TOP_TOKENS, Columns)
 from textops.data import clean_text, is_blank
 from textops.diagnostics import top_tokens
+from textops.model import side_columns
 from textops.errors import BadInputError
 from textops.files import prepare_output
 from textops.locking import exclusive
-from textops.registry import load_pipeline
+from textops.registry import load_pipeline, model_inputs
 from textprep import top_class
 
 log = logging.getLogger(__name__)
@@ -61,6 +63,45 @@ class ScoringSpec:
     format: str = "csv"  # one of OUTPUT_FORMATS' values
     model_name: str = "model"  # for messages
     excel_safe: bool = False  # CSV: cells that a spreadsheet would run as formulas get a '
+    # a model reading side columns (registry.ModelInputs): its own name for the text column
+    # and the side columns, which go to it with the text; empty: a text-only model
+    model_text: str = ""
+    side_columns: tuple[str, ...] = ()
+    side_kinds: tuple[str, ...] = ()  # categorical / numeric, one per side column
+
+    @property
+    def read_columns(self) -> list[str]:
+        """The input columns a chunk needs: the text, the id and the side columns."""
+        return list(dict.fromkeys([self.columns.text, *self.columns.ids, *self.side_columns]))
+
+
+def with_side_columns(spec: ScoringSpec) -> ScoringSpec:
+    """``spec`` for its downloaded model: the side columns it reads, if any (its MLmodel says)."""
+    reads = model_inputs(spec.model_path)
+    if not reads.side:
+        return spec
+    log.info("the model reads the side columns %s beside the text",
+             ", ".join(f"{c} ({k})" for c, k in reads.side.items()))
+    return replace(spec, model_text=reads.text, side_columns=tuple(reads.side),
+                   side_kinds=tuple(reads.side.values()))
+
+
+def side_columns_needed(spec: ScoringSpec) -> dict[str, str]:
+    """The side columns the model reads, each with how to fix its absence."""
+    return {c: f"the model {spec.model_name} v{spec.model_version} reads it beside the text: "
+               f"add it to the input, or score with a text-only version (--model)"
+            for c in spec.side_columns}
+
+
+def model_input(chunk: pd.DataFrame, texts: pd.Series, job: ScoringSpec) -> pd.Series | pd.DataFrame:
+    """What the pipeline is given for ``chunk`` (``texts``: its cleaned text column): the
+    texts, or for a model with side columns a frame of the text (under the model's own name
+    for it) and the side columns as read."""
+    if not job.side_columns:
+        return texts
+    frame = chunk[list(job.side_columns)].copy()
+    frame.insert(0, job.model_text, texts)
+    return frame
 
 
 @dataclass(frozen=True)
@@ -133,8 +174,9 @@ def output_rows(pipeline: Any, chunk: pd.DataFrame, job: ScoringSpec) -> pd.Data
     prediction = np.full(len(chunk), None, dtype=object)
     probability = np.full(len(chunk), np.nan)
     proba = np.full((len(chunk), len(classes)), np.nan)
+    given = model_input(chunk, texts, job)
     if scorable.any():  # the texts go to the pipeline as they are (its first step reads them)
-        found = np.asarray(pipeline.predict_proba(texts[scorable]), dtype=np.float64)
+        found = np.asarray(pipeline.predict_proba(given[scorable]), dtype=np.float64)
         proba[scorable] = found
         prediction[scorable], probability[scorable] = top_class(found, classes)
     out = pd.DataFrame({c: chunk[c].to_numpy() for c in job.columns.ids})
@@ -145,8 +187,21 @@ def output_rows(pipeline: Any, chunk: pd.DataFrame, job: ScoringSpec) -> pd.Data
         for j, c in enumerate(classes):
             out[PROBA_PREFIX + c] = proba[:, j]
     if job.explain > 0:
-        out[TOP_TOKENS] = top_tokens(pipeline, texts, prediction, job.explain)
+        out[TOP_TOKENS] = top_tokens(pipeline, given, prediction, job.explain)
     return out
+
+
+def surprises(pipeline: Any, chunk: pd.DataFrame, job: ScoringSpec) -> Counter:
+    """Per side column, the rows of ``chunk`` with a category unseen in training or a
+    non-number in a numeric column (empty for a text-only model)."""
+    encoder = side_columns(pipeline) if job.side_columns else None
+    return Counter() if encoder is None else Counter(encoder.surprises(chunk))
+
+
+def _score_chunk(pipeline: Any, chunk: pd.DataFrame, job: ScoringSpec, first: bool
+                 ) -> tuple[bytes, int, Counter]:
+    data, blank = render_chunk(output_rows(pipeline, chunk, job), job, first)
+    return data, blank, surprises(pipeline, chunk, job)
 
 
 def render_chunk(scored: pd.DataFrame, job: ScoringSpec, first: bool) -> tuple[bytes, int]:
@@ -264,8 +319,9 @@ def _die_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
 
 
-def _score_in_worker(job: ScoringSpec, chunk: pd.DataFrame, first: bool) -> tuple[bytes, int]:
-    return render_chunk(output_rows(_worker_model(job), chunk, job), job, first)
+def _score_in_worker(job: ScoringSpec, chunk: pd.DataFrame, first: bool
+                     ) -> tuple[bytes, int, Counter]:
+    return _score_chunk(_worker_model(job), chunk, job, first)
 
 
 def class_probabilities(model: Any, texts: pd.Series) -> pd.DataFrame:
@@ -275,8 +331,16 @@ def class_probabilities(model: Any, texts: pd.Series) -> pd.DataFrame:
     return pd.DataFrame(proba, index=texts.index, columns=[str(c) for c in model.classes_])
 
 
-def _proba_in_worker(job: ScoringSpec, texts: pd.Series) -> pd.DataFrame:
+def _proba_in_worker(job: ScoringSpec, texts: pd.Series | pd.DataFrame) -> pd.DataFrame:
     return class_probabilities(_worker_model(job), texts)
+
+
+def _monitor_input(chunk: pd.DataFrame, job: ScoringSpec) -> pd.Series | pd.DataFrame:
+    """What monitor.py's scoring gives the model: the text column as read, or with the side
+    columns for a model that reads them (the pipeline's first step cleans the text)."""
+    if not job.side_columns:
+        return chunk[job.columns.text]
+    return model_input(chunk, chunk[job.columns.text], job)
 
 
 def scored_chunks(chunks: Iterable[pd.DataFrame], job: ScoringSpec, run: Execution = Execution()
@@ -287,17 +351,17 @@ def scored_chunks(chunks: Iterable[pd.DataFrame], job: ScoringSpec, run: Executi
     if run.workers <= 1:
         model = run.model if run.model is not None else load_job_model(job)
         for chunk in chunks:
-            yield chunk, class_probabilities(model, chunk[job.columns.text])
+            yield chunk, class_probabilities(model, _monitor_input(chunk, job))
         return
     with _Pool(job, run.workers) as pool:
         yield from pool.ordered(_proba_in_worker,
-                                ((chunk, (chunk[job.columns.text],)) for chunk in chunks))
+                                ((chunk, (_monitor_input(chunk, job),)) for chunk in chunks))
 
 
 # --------------------------------------------------------------------------------------------
 # Scorers: in this process, in worker processes, or already scored (another engine)
 # --------------------------------------------------------------------------------------------
-Scored = tuple[int, bytes, int]  # rows, bytes to write, rows with blank text
+Scored = tuple[int, bytes, int, Counter]  # rows, bytes to write, rows with blank text, surprises
 
 
 class _InProcess:
@@ -314,8 +378,7 @@ class _InProcess:
 
     def scored(self, todo: Iterable[tuple[int, pd.DataFrame]]) -> Iterator[Scored]:
         for index, chunk in todo:
-            data, blank = render_chunk(output_rows(self.model, chunk, self.job), self.job, index == 0)
-            yield len(chunk), data, blank
+            yield len(chunk), *_score_chunk(self.model, chunk, self.job, index == 0)
 
 
 class _Prescored(_InProcess):
@@ -325,7 +388,7 @@ class _Prescored(_InProcess):
     def scored(self, todo: Iterable[tuple[int, pd.DataFrame]]) -> Iterator[Scored]:
         for index, chunk in todo:
             data, blank = render_chunk(chunk, self.job, index == 0)
-            yield len(chunk), data, blank
+            yield len(chunk), data, blank, Counter()
 
 
 class _Pool:
@@ -363,8 +426,8 @@ class _Pool:
 
     def scored(self, todo: Iterable[tuple[int, pd.DataFrame]]) -> Iterator[Scored]:
         tasks = ((len(chunk), (chunk, index == 0)) for index, chunk in todo)
-        for rows, (data, blank) in self.ordered(_score_in_worker, tasks):
-            yield rows, data, blank
+        for rows, (data, blank, unseen) in self.ordered(_score_in_worker, tasks):
+            yield rows, data, blank, unseen
 
 
 def _scorer(job: ScoringSpec, run: Execution, prescored: bool) -> _InProcess | _Pool:
@@ -470,7 +533,7 @@ def _write_locked(chunks: Iterable[pd.DataFrame], output: Path, job: ScoringSpec
                   run: Execution, prescored: bool) -> tuple[int, int]:
     partial, manifest_path = partial_paths(output)
     state = _resume_point(partial, manifest_path, manifest, run.resume)
-    blank = 0
+    blank, unseen = 0, Counter()
     with _scorer(job, run, prescored) as scorer:
         try:
             handle = open(partial, "ab" if state.chunks_done else "wb")
@@ -480,7 +543,9 @@ def _write_locked(chunks: Iterable[pd.DataFrame], output: Path, job: ScoringSpec
         inode = os.fstat(handle.fileno()).st_ino
         try:
             with handle:
-                for rows, data, nblank in scorer.scored(_skip(chunks, state.chunks_done)):
+                for rows, data, nblank, chunk_unseen in scorer.scored(
+                        _skip(chunks, state.chunks_done)):
+                    unseen.update(chunk_unseen)
                     handle.write(data)
                     handle.flush()
                     os.fsync(handle.fileno())
@@ -505,4 +570,8 @@ def _write_locked(chunks: Iterable[pd.DataFrame], output: Path, job: ScoringSpec
             raise
     with contextlib.suppress(OSError):
         manifest_path.unlink()
+    if any(unseen.values()):
+        log.warning("side columns: rows scored with a value unseen in training (a new category, "
+                    "scored as CatBoost scores one; or a non-number in a numeric column, scored as "
+                    "missing): %s", ", ".join(f"{c} {n}" for c, n in unseen.items() if n))
     return state.rows_done, blank

@@ -76,6 +76,7 @@ class LabelledData:
     dropped_blank_text: int
     dropped_missing_label: int
     label_merges: dict[str, list[str]]
+    side: pd.DataFrame | None = None  # the side columns of the kept rows (None: text only)
 
     @property
     def class_counts(self) -> dict[str, int]:
@@ -83,8 +84,9 @@ class LabelledData:
 
 
 def prepare_labelled(frame: pd.DataFrame, text_column: str, label_column: str,
-                     path: Path) -> LabelledData:
-    """Select, clean and validate the text and label columns of a training/monitoring table."""
+                     path: Path, side_columns: tuple[str, ...] = ()) -> LabelledData:
+    """Select, clean and validate the text and label columns of a training/monitoring table
+    (and keep the ``side_columns`` of the rows kept, as they are)."""
     require_columns(frame.columns, {text_column: "--text-column", label_column: "--label-column"}, path)
     if len(frame) == 0:
         raise BadInputError(f"{path} has a header but no data rows")
@@ -105,6 +107,7 @@ def prepare_labelled(frame: pd.DataFrame, text_column: str, label_column: str,
         dropped_blank_text=int(blank.sum()),
         dropped_missing_label=int((missing_label & ~blank).sum()),
         label_merges=merges,
+        side=frame.loc[keep, list(side_columns)].reset_index(drop=True) if side_columns else None,
     )
 
 
@@ -248,17 +251,20 @@ def assign_partitions(fractions: np.ndarray, labels: np.ndarray, test_size: floa
 
 
 def split_dataset(texts: pd.Series, labels: pd.Series, text_column: str, test_size: float,
-                  validation_size: float, seed: int) -> Split:
+                  validation_size: float, seed: int, side: pd.DataFrame | None = None) -> Split:
     """Train / validation / test split by a stable hash of each text (see assign_partitions).
 
     Shares follow ``test_size`` and ``validation_size`` per class up to hashing noise; row order
-    inside each part follows the input.
+    inside each part follows the input. ``side``: columns kept beside the text in the
+    ``x_*`` frames.
     """
     labels = pd.Series(np.asarray(labels, dtype=object)).reset_index(drop=True)
     texts = pd.Series(np.asarray(texts, dtype=object)).reset_index(drop=True)
     part = assign_partitions(stable_fractions(texts, seed), labels.to_numpy(), test_size,
                              validation_size)
     frame = pd.DataFrame({text_column: texts})
+    if side is not None:  # side columns ride along; the split still depends on the text only
+        frame = pd.concat([frame, side.reset_index(drop=True)], axis=1)
 
     def take(name: str):
         mask = part == name

@@ -453,15 +453,14 @@ def _clean_columns(frame: pd.DataFrame, fmt: CsvFormat | None = None) -> pd.Data
 
 
 def require_columns(columns: Sequence[str], required: dict[str, str], path: Path) -> None:
-    """``required`` maps column name -> the flag that selects it, for the error message."""
+    """``required`` maps column name -> the flag that selects it (or, not starting with "--",
+    the whole fix), for the error message."""
     for name, flag in required.items():
         if name not in columns:
             _refuse_if_damaged(Path(str(path)))  # a URI (Spark's input) is no local file
             shown = ", ".join(map(str, list(columns)[:20]))
-            raise BadInputError(
-                f"column {name!r} not found in {path} (columns: {shown}); pass {flag} NAME "
-                f"with the right column"
-            )
+            fix = f"pass {flag} NAME with the right column" if flag.startswith("--") else flag
+            raise BadInputError(f"column {name!r} not found in {path} (columns: {shown}); {fix}")
 
 
 def _refuse_if_damaged(path: Path) -> None:

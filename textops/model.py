@@ -25,7 +25,8 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from textops.errors import BadInputError
 from textops.metrics import macro_f1 as metrics_macro_f1
 from textops.settings import ModelSpec, Preprocessing, Tfidf
-from textprep import CatBoostText, HashedTfidf, TextColumn
+from textops.features import SideSpec
+from textprep import CatBoostText, HashedTfidf, SideColumns, SideFeatures, TextAndSide, TextColumn
 
 log = logging.getLogger(__name__)
 
@@ -92,10 +93,28 @@ def _vectorizer(pre: Preprocessing, tfidf: Tfidf, stopwords: Stopwords):
     return FeatureUnion([("word", words), ("char", chars)])
 
 
+def _text_vectorizer(pipeline: Pipeline) -> Any:
+    """The TF-IDF of the text: the pipeline's "tfidf" step, or its text part (side columns)."""
+    step = pipeline.named_steps["tfidf"]
+    return step.vectorizer_ if isinstance(step, TextAndSide) else step
+
+
+def side_columns(pipeline: Any) -> SideColumns | None:
+    """The fitted side-column encoder of a model with side columns (None: text only)."""
+    step = pipeline.named_steps["tfidf"]
+    return step.side_ if isinstance(step, TextAndSide) else None
+
+
+def text_matrix(pipeline: Pipeline, frame: pd.DataFrame) -> Any:
+    """The TF-IDF matrix of ``frame``'s texts (sparse), without any side column."""
+    out = pipeline[:-1].transform(frame)
+    return out.text if isinstance(out, SideFeatures) else out
+
+
 def vectorizers(pipeline: Pipeline) -> list[Any]:
     """The pipeline's TF-IDF step(s): one HashedTfidf, one TfidfVectorizer, or the two
     TfidfVectorizers (words, characters) of a FeatureUnion."""
-    step = pipeline.named_steps["tfidf"]
+    step = _text_vectorizer(pipeline)
     return [v for _, v in step.transformer_list] if isinstance(step, FeatureUnion) else [step]
 
 
@@ -103,7 +122,7 @@ def feature_names(pipeline: Pipeline) -> np.ndarray:
     """Readable names of the model's TF-IDF columns: words as is, character n-grams as [xy]
     with spaces (word boundaries) shown as _ (e.g. [_my_]). Hashed columns are named by the
     n-gram seen most often in them when fitting."""
-    step = pipeline.named_steps["tfidf"]
+    step = _text_vectorizer(pipeline)
     if not isinstance(step, FeatureUnion):
         return np.asarray(step.get_feature_names_out(), dtype=object)
     names = []
@@ -113,22 +132,41 @@ def feature_names(pipeline: Pipeline) -> np.ndarray:
     return np.concatenate(names)
 
 
-def build_pipeline(spec: ModelSpec, stopwords: Stopwords) -> Pipeline:
+def build_pipeline(spec: ModelSpec, stopwords: Stopwords, side: SideSpec | None = None) -> Pipeline:
     """TextColumn -> TF-IDF -> CatBoost, each step built from its settings. Works on a
-    DataFrame with the text column, as pyfunc passes it, and gives one prediction per row."""
+    DataFrame with the text column, as pyfunc passes it, and gives one prediction per row.
+
+    With ``side`` columns the same three steps read them too: TextColumn passes them on, the
+    TF-IDF step is a :class:`~textprep.TextAndSide` (TF-IDF of the text, the side columns
+    encoded) and CatBoost's trees see them beside the linear logits (categorical ones as
+    CatBoost categories). A text-only model is built exactly as before."""
     pre, cb = spec.preprocessing, spec.catboost
+    side = side or SideSpec()
+    if side and not cb.linear_boost:
+        raise BadInputError("--feature-columns needs TEXTOPS_CATBOOST_LINEAR_BOOST=true (the side "
+                            "columns join the linear stage's logits in the trees)")
+    vectorizer = _vectorizer(pre, spec.tfidf, stopwords)
+    text_extra: dict[str, Any] = {}
+    clf_extra: dict[str, Any] = {}
+    if side:
+        vectorizer = TextAndSide(vectorizer, SideColumns(side.names, side.kinds), spec.text_column)
+        text_extra, clf_extra = {"side_columns": side.names}, {"side_kinds": side.kinds}
     return Pipeline([
         ("text", TextColumn(
             column=spec.text_column, mask_urls=pre.mask_urls, mask_handles=pre.mask_handles,
-            mask_numbers=pre.mask_numbers, max_chars=pre.max_chars or None)),
-        ("tfidf", _vectorizer(pre, spec.tfidf, stopwords)),
+            mask_numbers=pre.mask_numbers, max_chars=pre.max_chars or None, **text_extra)),
+        ("tfidf", vectorizer),
         ("clf", CatBoostText(
             iterations=cb.iterations, learning_rate=cb.learning_rate, depth=cb.depth,
             border_count=cb.border_count, early_stopping_rounds=cb.early_stopping_rounds or None,
             thread_count=cb.thread_count, random_seed=spec.seed, linear_boost=cb.linear_boost,
             linear_c=cb.linear_c, cv_folds=cb.cv_folds, calibrate=cb.calibrate,
-            calibration_folds=cb.calibration_folds)),
+            calibration_folds=cb.calibration_folds, **clf_extra)),
     ])
+
+
+def _text_of(features: Any) -> Any:
+    return features.text if isinstance(features, SideFeatures) else features
 
 
 def fit_pipeline(pipeline: Pipeline, x_train: pd.DataFrame, y_train: pd.Series,
@@ -139,7 +177,7 @@ def fit_pipeline(pipeline: Pipeline, x_train: pd.DataFrame, y_train: pd.Series,
     ``validation_mask`` (then refitted on all rows, see ``CatBoostText.fit``)."""
     features = pipeline[:-1]
     x_feat = features.fit_transform(x_train, y_train)
-    if x_feat.shape[1] == 0:
+    if _text_of(x_feat).shape[1] == 0:
         raise BadInputError("the texts produced no features (all stop words or too rare); "
                             "lower TEXTOPS_TFIDF_MIN_DF or set TEXTOPS_PREPROCESSING_STOPWORDS=none")
     eval_set = None

@@ -16,7 +16,7 @@ import os
 import re
 import socket
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from importlib.metadata import version as installed_version
 from pathlib import Path
@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 import requests
 import skops.io as sio
+import yaml
 
 import textprep
 from textops.errors import (BadInputError, ModelNotFoundError, TrackingUnavailableError,
@@ -42,6 +43,8 @@ TRUSTED_TYPES = (
     "catboost.core.CatBoostClassifier",
     "textprep.CatBoostText",
     "textprep.HashedTfidf",
+    "textprep.SideColumns",
+    "textprep.TextAndSide",
     "textprep.TextColumn",
 )
 TEXTPREP_PATH = Path(textprep.__file__).resolve().parent  # shipped as the model's code
@@ -425,8 +428,33 @@ class _SklearnWithScores:
         mlflow_model.save(os.path.join(path, "MLmodel"))
 
 
-def log_and_register(pipeline, name: str, input_example) -> Any:
-    """Log the pipeline in the active run (skops, signature, input example) and register it."""
+MODEL_METADATA = "textops"  # the MLmodel metadata key of a model reading side columns
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    """The columns a logged model reads: its text column and its side columns with their kinds
+    (recorded in the MLmodel's metadata; a text-only model records nothing and reads the text
+    under any column name)."""
+
+    text: str = ""
+    side: dict[str, str] = field(default_factory=dict)  # side column -> categorical / numeric
+
+    def to_metadata(self) -> dict[str, Any]:
+        return {MODEL_METADATA: {"text_column": self.text, "side_columns": dict(self.side)}}
+
+
+def model_inputs(folder: str | Path) -> ModelInputs:
+    """What the model folder's MLmodel says the model reads (text-only when it says nothing)."""
+    meta = yaml.safe_load((Path(folder) / "MLmodel").read_text(encoding="utf-8")) or {}
+    recorded = (meta.get("metadata") or {}).get(MODEL_METADATA) or {}
+    return ModelInputs(str(recorded.get("text_column") or ""),
+                       {str(k): str(v) for k, v in (recorded.get("side_columns") or {}).items()})
+
+
+def log_and_register(pipeline, name: str, input_example, reads: ModelInputs | None = None) -> Any:
+    """Log the pipeline in the active run (skops, signature, input example) and register it;
+    ``reads``: a model reading side columns records them (and their kinds) in its MLmodel."""
     import mlflow  # heavy (~1.5 s): lazy, for a fast --help and lean workers
     from mlflow.models import Model, infer_signature  # heavy: lazy
 
@@ -445,6 +473,7 @@ def log_and_register(pipeline, name: str, input_example) -> Any:
             signature=signature,
             input_example=input_example,
             registered_model_name=name,
+            **({"metadata": reads.to_metadata()} if reads is not None and reads.side else {}),
         )
     for line in chatter.getvalue().splitlines():
         if line.strip():

@@ -143,10 +143,11 @@ def predict(job: PredictJob) -> tuple[str, int, int]:
                  "proba": "all" if job.proba_all else "best", "explain": job.explain,
                  **({"excel_safe": True} if job.excel_safe else {})})
     with tempfile.TemporaryDirectory(prefix="textops-model-") as tmp:
-        batch_job = batch.ScoringSpec(
+        batch_job = batch.with_side_columns(batch.ScoringSpec(
             model_path=registry.download_model(name, version.version, tmp), columns=job.columns,
             model_version=version.version, proba_columns=job.proba_all, explain=job.explain, format=job.output_format,
-            model_name=name, excel_safe=job.excel_safe)
+            model_name=name, excel_safe=job.excel_safe))
+        source.require(batch.side_columns_needed(batch_job))  # before anything is written
         log.info("using %s v%s (requested %r, run %s), %s", name, version.version, job.model,
                  version.run_id, f"{job.workers} worker(s)" if job.engine == "local"
                  else f"engine spark, master {job.spark_master}")
@@ -156,8 +157,7 @@ def predict(job: PredictJob) -> tuple[str, int, int]:
             if job.engine == "spark":
                 rows, blank = _with_spark(job, source.format, batch_job, manifest, update)
             else:
-                chunks = source.chunks(job.chunk_size,
-                                       list(dict.fromkeys([text_col, *job.columns.ids])))
+                chunks = source.chunks(job.chunk_size, batch_job.read_columns)
                 rows, blank = batch.write_predictions(
                     chunks, job.output, batch_job, manifest,
                     batch.Execution(workers=job.workers, resume=job.resume, on_rows=update,
@@ -199,9 +199,9 @@ def _distributed(job: PredictJob) -> tuple[str, int, int]:
     client = registry.connect(job.tracking)
     version = registry.resolve_version(client, name, job.model)
     with tempfile.TemporaryDirectory(prefix="textops-model-") as tmp:
-        batch_job = batch.ScoringSpec(
+        batch_job = batch.with_side_columns(batch.ScoringSpec(
             model_path=registry.download_model(name, version.version, tmp), columns=job.columns,
-            model_version=version.version, proba_columns=job.proba_all, explain=0, format=job.spark_format, model_name=name)
+            model_version=version.version, proba_columns=job.proba_all, explain=0, format=job.spark_format, model_name=name))
         log.info("using %s v%s (requested %r, run %s), engine spark, master %s, writing %s parts "
                  "from the executors", name, version.version, job.model, version.run_id,
                  job.spark_master, job.spark_format)
@@ -209,7 +209,8 @@ def _distributed(job: PredictJob) -> tuple[str, int, int]:
         session = spark.spark_session(job.spark_master)
         try:
             frame = spark.read_source(session, job.source, fmt)
-            inputs.require_columns(frame.columns, _input_columns(job), job.source)
+            inputs.require_columns(frame.columns, {**_input_columns(job),
+                                                   **batch.side_columns_needed(batch_job)}, job.source)
             scored = spark.scored_frame(session, frame, batch_job)
             with _output_lock(job):
                 written = spark.write_distributed(session, scored, job.target, job.spark_format,

@@ -19,6 +19,8 @@ class DataSettings:
     test_size: float
     validation_size: float
     random_seed: int
+    feature_columns: str
+    categorical_columns: str
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,8 @@ class TrainSettings:
     tune: bool
     tune_trials: int
     tune_minutes: float
+    max_categories: int
+    leakage: str
     max_classes: int
     allow_new_classes: str
     lock_dir: Path | None

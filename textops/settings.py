@@ -108,8 +108,9 @@ class Settings:
 
     def columns(self, ids: str = "") -> Columns:
         """The input's column roles: the text and label columns, ``ids`` (a ``*_columns``
-        setting: comma-separated) identifying rows."""
-        return Columns(text=self.data.text_column, label=self.data.label_column, ids=columns(ids))
+        setting: comma-separated) identifying rows; the side columns of --feature-columns."""
+        return Columns(text=self.data.text_column, label=self.data.label_column, ids=columns(ids),
+                       features=columns(self.data.feature_columns))
 
     def path(self, value: str) -> Path:
         """A path setting that may also be a URI (predict.py's), resolved like the others."""

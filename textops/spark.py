@@ -31,6 +31,7 @@ from textops.interrupts import interrupt_from
 from textops.batch import ScoringSpec
 from textops.inputs import CsvFormat
 from textops.columns import MODEL_VERSION, PREDICTION, PROBA_PREFIX, PROBABILITY
+from textprep.side import NUMERIC
 
 log = logging.getLogger(__name__)
 ROW = "_textops_row"
@@ -154,7 +155,13 @@ def scored_frame(spark, frame, job: ScoringSpec, keep: tuple[str, ...] = ()):
     output = [f.name for f in udf.returnType.fields] if hasattr(udf, "returnType") else None
     text = F.coalesce(F.col(f"`{text_column}`"), F.lit(""))
     blank = F.trim(text) == ""
-    scored = frame.withColumn(SCORES, udf(F.struct(text.alias(text_column))))
+    given = [text.alias(text_column)]
+    if job.side_columns:  # typed as the model's signature asks: numbers as double (else null)
+        given = [text.alias(job.model_text)] + [
+            (F.col(f"`{c}`").try_cast("double") if kind == NUMERIC
+             else F.col(f"`{c}`").cast("string")).alias(c)
+            for c, kind in zip(job.side_columns, job.side_kinds)]
+    scored = frame.withColumn(SCORES, udf(F.struct(*given)))
     columns = [F.col(c) for c in keep] + [F.col(f"`{c}`") for c in job.columns.ids]
     columns += [F.when(~blank, F.col(f"{SCORES}.{PREDICTION}")).alias(PREDICTION),
                 F.when(~blank, F.col(f"{SCORES}.{PROBABILITY}")).alias(PROBABILITY),

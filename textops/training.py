@@ -20,20 +20,22 @@ from textops.errors import BadInputError, Interrupted, first_line
 from textops.interrupts import raise_if_interrupted
 from textops.redaction import redact
 from textops.timing import Stopwatch
-from textops import data, diagnostics, inputs, model, plots, promotion, registry, tuning
+from textops import data, diagnostics, features, inputs, model, plots, promotion, registry, tuning
 from textops.calibration import calibration_metrics
 from textops.columns import Columns
 from textops.locking import exclusive
 from textops.monitoring import ledger
 from textops.monitoring.profile import ReferenceProfile
+from textops.monitoring.sideprofile import SideProfile, profile_side
 from textops.monitoring.reference import (REFERENCE_PATH, build_reference, load_reference,
                                          write_reference)
 from textops.settings import (DataSettings, ModelSpec, PromotionSettings, Settings, Tracking,
-                              TrainSettings)
+                              TrainSettings, columns as columns_of)
 
 log = logging.getLogger(__name__)
 
 TRAIN_PARAMS = ("refit", "baseline", "leakage_check", "max_fit_rows", "sample_rows")
+SIDE_SETTINGS = ("feature_columns", "categorical_columns")  # data.* params of side-column runs
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,6 +87,7 @@ class TrainingData:
     #                     the leakage probes and the token importance
     ledger: ledger.Selection | None = None  # --with-ledger: what the labels ledger added
     seconds: float = 0.0  # reading, checking and splitting it took
+    side: features.SideSpec = field(default_factory=features.SideSpec)  # --feature-columns
 
 
 @dataclass
@@ -107,14 +110,21 @@ def load_training_data(job: TrainJob) -> TrainingData:
     if text_col == label_col:
         raise BadInputError(f"the text and the label column are both {text_col!r}; pass "
                             f"--text-column and --label-column with two different columns")
-    source = inputs.open_input(path, d.encoding, d.delimiter,
-                               dict.fromkeys((text_col, label_col), "--text-column/--label-column"))
-    frame = source.read([text_col, label_col])
+    side_names = job.columns.features
+    features.check_roles(job.columns, columns_of(d.categorical_columns))
+    if side_names and job.ledger is not None:
+        raise BadInputError("--with-ledger cannot train a model with --feature-columns yet: the "
+                            "labels ledger keeps texts and labels, not side columns; drop one")
+    required = {**dict.fromkeys((text_col, label_col), "--text-column/--label-column"),
+                **dict.fromkeys(side_names, "--feature-columns")}
+    source = inputs.open_input(path, d.encoding, d.delimiter, required)
+    frame = source.read([text_col, label_col, *side_names])
     chosen = None
     if job.ledger is not None:
         frame, chosen = with_ledger_rows(frame, job.ledger, job.tracking.model_name, text_col,
                                          label_col)
-    rows = data.prepare_labelled(frame, text_col, label_col, path)
+    rows = data.prepare_labelled(frame, text_col, label_col, path, side_names)
+    side = _side_columns(job, rows, path)
     if rows.dropped_blank_text or rows.dropped_missing_label:
         log.warning("dropped %d rows with empty text and %d rows with a missing label",
                     rows.dropped_blank_text, rows.dropped_missing_label)
@@ -128,7 +138,7 @@ def load_training_data(job: TrainJob) -> TrainingData:
             f"TEXTOPS_TRAIN_MAX_CLASSES={job.train.max_classes} (memory grows with classes "
             f"x features): check --label-column, merge rare classes, or raise the limit")
     split = data.split_dataset(rows.texts, rows.labels, text_col, d.test_size,
-                               d.validation_size, d.random_seed)
+                               d.validation_size, d.random_seed, rows.side)
     log.info("rows: %d usable, split %s, %d classes", len(rows.labels), split.sizes,
              len(rows.class_counts))
     stopwords = model.load_stopwords(job.model.preprocessing.stopwords)
@@ -144,7 +154,24 @@ def load_training_data(job: TrainJob) -> TrainingData:
     sha256 = source.sha256()
     source.require_unchanged()  # what was read and hashed is the file as it is now
     return TrainingData(path, sha256, rows, split, stopwords, fit_split, probes, chosen,
-                        time.perf_counter() - began)
+                        time.perf_counter() - began, side)
+
+
+def _side_columns(job: TrainJob, rows: data.LabelledData, path: Path) -> features.SideSpec:
+    """The side columns of --feature-columns, their kinds inferred and checked (an identifier
+    look-alike is a LEAKAGE WARNING, refused with TEXTOPS_TRAIN_LEAKAGE=fail)."""
+    if rows.side is None:
+        return features.SideSpec()
+    side = features.side_spec(rows.side, job.columns.features,
+                              columns_of(job.data.categorical_columns), job.train.max_categories,
+                              path)
+    log.info("side columns: %s", side.describe())
+    for suspect in side.suspects:
+        log.warning("LEAKAGE WARNING: %s", suspect)
+    if side.suspects and job.train.leakage == "fail":
+        raise BadInputError(f"TEXTOPS_TRAIN_LEAKAGE=fail: {side.suspects[0]}; remove it from "
+                            f"--feature-columns")
+    return side
 
 
 def with_ledger_rows(frame: pd.DataFrame, path: Path, model_name: str, text_col: str,
@@ -284,10 +311,15 @@ def _few(values: list[str], limit: int = 5) -> str:
 
 
 def flat_params(job: TrainJob) -> dict[str, Any]:
-    """The run's settings as MLflow params (``section.key``), in CONFIG's order."""
-    return {**{f"data.{k}": v for k, v in asdict(job.data).items()}, **job.model.params(),
+    """The run's settings as MLflow params (``section.key``), in CONFIG's order (the side-column
+    settings only when they are used: a text-only run logs what it always logged)."""
+    side = bool(job.columns.features)
+    train_params = TRAIN_PARAMS + (("max_categories",) if side else ()) + \
+        (("leakage",) if job.train.leakage != "warn" else ())
+    return {**{f"data.{k}": v for k, v in asdict(job.data).items()
+               if side or k not in SIDE_SETTINGS}, **job.model.params(),
             **{f"promotion.{k}": v for k, v in asdict(job.promotion).items()},
-            **{f"train.{k}": getattr(job.train, k) for k in TRAIN_PARAMS}}
+            **{f"train.{k}": getattr(job.train, k) for k in train_params}}
 
 
 def train_in_run(job: TrainJob, client: Any, td: TrainingData) -> str:
@@ -311,7 +343,9 @@ def train_in_run(job: TrainJob, client: Any, td: TrainingData) -> str:
     champion_version, champion_score, champion_pred, champion_audit = _champion_on_test_rows(
         client, name, metric, td.split, audit_x)
     raise_if_interrupted()  # nothing registered yet: a swallowed SIGTERM still stops here
-    info = registry.log_and_register(fitted.pipeline, name, td.split.x_test.head(5).reset_index(drop=True))
+    info = registry.log_and_register(
+        fitted.pipeline, name, features.typed_example(td.split.x_test.head(5), td.side),
+        registry.ModelInputs(job.columns.text, {c.name: c.kind for c in td.side.columns}))
     version = str(info.registered_model_version)
     score = fitted.evaluation.metrics[metric]
     p = job.promotion
@@ -336,6 +370,7 @@ def train_in_run(job: TrainJob, client: Any, td: TrainingData) -> str:
         "textops.data_sha256": td.sha256,
         "textops.label_column": job.columns.label,
         "textops.classes": json.dumps(sorted(td.rows.class_counts), ensure_ascii=False)[:5000],
+        **({"textops.side_columns": td.side.as_json()[:5000]} if td.side else {}),
         **_test_tags(test),
         **_audit_tags(audit),
         "textops.reference": REFERENCE_PATH,
@@ -391,6 +426,7 @@ def _log_inputs(job: TrainJob, td: TrainingData) -> None:
         "data.rows_fit_sample": _fit_rows(td.fit_split),
         "stopwords.source": td.stopwords.source,
         "stopwords.count": len(td.stopwords.words),
+        **({"side.kinds": td.side.as_json()[:6000]} if td.side else {}),
         "model_name": job.tracking.model_name,
     })
     _log_datasets(job, td)
@@ -433,7 +469,7 @@ def fit_and_evaluate(job: TrainJob, td: TrainingData) -> Fitted:
     split = td.fit_split
     with Stopwatch() as fit_time:
         pipeline, info = model.train_model(
-            model.build_pipeline(job.model, td.stopwords), split.x_train, split.y_train,
+            model.build_pipeline(job.model, td.stopwords, td.side), split.x_train, split.y_train,
             split.x_val, split.y_val, refit=job.train.refit)
     clf = pipeline[-1]
     log.info("fitted in %.1f s (%d features, %d trees chosen by early stopping, final fit on %d "
@@ -463,17 +499,25 @@ def fit_and_evaluate(job: TrainJob, td: TrainingData) -> Fitted:
 
 def baseline_and_leakage(job: TrainJob, pipeline: Any, td: TrainingData,
                          macro_f1: float) -> dict[str, str]:
-    """Log the linear baseline's test metrics and the leakage probes; returns tags to set."""
+    """Log the linear baseline's test metrics and the leakage probes; returns tags to set.
+    With TEXTOPS_TRAIN_LEAKAGE=fail a LEAKAGE WARNING is a refusal (BadInputError, exit 2)."""
     tags: dict[str, str] = {}
     text_col = job.columns.text
     if job.train.baseline:  # fitted on the model's own (bounded) rows
         tags.update(_baseline(text_col, td.fit_split, macro_f1))
     if job.train.leakage_check:
         try:
-            tags.update(_leakage(pipeline, td.probes, macro_f1, text_col, job.data.random_seed))
+            tags.update(_leakage(pipeline, td.probes, macro_f1, text_col, job.data.random_seed,
+                                 td.side.suspects))
         except ValueError as exc:  # e.g. no identifier or word at all: the model still stands
             log.warning("leakage check skipped: %s", first_line(exc))
             tags["textops.leakage_warning"] = f"not run: {first_line(exc)}"
+    warning = tags.get("textops.leakage_warning", "none")
+    if job.train.leakage == "fail" and warning != "none" and not warning.startswith("not run"):
+        reasons = warning.split(" | ")
+        more = f" (and {len(reasons) - 1} more LEAKAGE WARNING(s) in the log)" if len(reasons) > 1 else ""
+        raise BadInputError(f"TEXTOPS_TRAIN_LEAKAGE=fail: {reasons[0]}{more}; nothing registered "
+                            f"(TEXTOPS_TRAIN_LEAKAGE=warn registers it with the warning)")
     return tags
 
 
@@ -501,7 +545,7 @@ def _baseline(text_col: str, split: data.Split, macro_f1: float) -> dict[str, st
 
 
 def _leakage(pipeline: Any, probes: data.Split, macro_f1: float, text_col: str,
-             seed: int) -> dict[str, str]:
+             seed: int, suspects: tuple[str, ...] = ()) -> dict[str, str]:
     """The leakage probes on the bounded samples, logged; returns the warning tag."""
     import mlflow  # heavy (~1.5 s): lazy, for a fast --help and lean workers
 
@@ -514,7 +558,8 @@ def _leakage(pipeline: Any, probes: data.Split, macro_f1: float, text_col: str,
                        "leakage.test_rows": probes.sizes["test"]})
     for reason in report.reasons:
         log.warning("LEAKAGE WARNING: %s", reason)
-    return {"textops.leakage_warning": " | ".join(report.reasons) if report.suspicious else "none"}
+    reasons = list(suspects) + report.reasons
+    return {"textops.leakage_warning": " | ".join(reasons) if reasons else "none"}
 
 
 def reference_profile(job: TrainJob, fitted: Fitted, split: data.Split) -> ReferenceProfile:
@@ -535,10 +580,17 @@ def reference_profile(job: TrainJob, fitted: Fitted, split: data.Split) -> Refer
             fitted.pipeline, data.clean_text(split.x_test[text_col]).tolist(), fitted.y_pred,
             np.max(fitted.proba, axis=1), split.training_rows()[1], metrics,
             text_sample=job.reference_texts, seed=job.data.random_seed,
-            oov_rows=job.train.sample_rows, test_labels=split.y_test.astype(str).tolist())
+            oov_rows=job.train.sample_rows, test_labels=split.y_test.astype(str).tolist(),
+            side=_side_profiles(fitted.pipeline, split, job.data.random_seed))
     log.info("reference profile for monitoring: %d test rows, %d texts kept (%.1f s)",
              reference.rows, len(reference.texts), took.seconds)
     return reference
+
+
+def _side_profiles(pipeline: Any, split: data.Split, seed: int) -> dict[str, SideProfile] | None:
+    """The side columns of the test rows, for monitor.py's drift checks (None: text only)."""
+    encoder = model.side_columns(pipeline)
+    return None if encoder is None else profile_side(split.x_test, encoder, seed)
 
 
 def _log_artifacts(job: TrainJob, td: TrainingData, fitted: Fitted) -> None:
@@ -642,7 +694,10 @@ def model_card(job: TrainJob, td: TrainingData, fitted: Fitted,
         classes += f", ... {len(counts) - 20} more"
     model_text = (
         f"Classifies the text column `{c.text}` into the label column "
-        f"`{c.label}`: {len(counts)} classes. TF-IDF + CatBoost pipeline trained by "
+        f"`{c.label}`: {len(counts)} classes. "
+        + (f"It also reads the side columns {td.side.describe()}: scoring data needs them. "
+           if td.side else "") +
+        f"TF-IDF + CatBoost pipeline trained by "
         f"textops' train.py; score it with predict.py, `mlflow.pyfunc` or `mlflow models serve` "
         f"(columns: prediction, probability, proba_<class>).\n\n"
         f"Latest training data: {td.path.name} ({len(td.rows.labels)} usable rows; classes: "

@@ -14,6 +14,7 @@ so models saved by this release name them ``textprep.<Class>`` too and both reso
 - :mod:`textprep.ngrams`         hashed n-grams: hash functions, reference and compiled counters
 - :mod:`textprep.hashed_tfidf`   HashedTfidf: TF-IDF of hashed word and character n-grams
 - :mod:`textprep.catboost_text`  CatBoostText: boosted classifier, temperature-calibrated
+- :mod:`textprep.side`           side columns beside the text: SideColumns, TextAndSide
 - :mod:`textprep.serving`        loading a model folder safely; the pyfunc flavor (_load_pyfunc)
 """
 from __future__ import annotations
@@ -25,10 +26,11 @@ from textprep.ngrams import reference_ngrams
 from textprep.serving import (PREDICTION, PROBA_PREFIX, PROBABILITY, PyfuncModel,
                               UnsafeModelError, _load_pyfunc, load_model_folder,
                               predictions_frame, top_class)
+from textprep.side import SideColumns, SideFeatures, TextAndSide
 from textprep.text import HANDLE_TOKEN, NUMBER_TOKEN, URL_TOKEN, TextColumn
 
 __all__ = ["CatBoostText", "HANDLE_TOKEN", "HashedTfidf", "NUMBER_TOKEN", "PARALLEL_FOLDS_MAX_BYTES",
-           "PREDICTION", "PROBABILITY", "PROBA_PREFIX", "PyfuncModel", "TextColumn", "URL_TOKEN",
+           "PREDICTION", "PROBABILITY", "PROBA_PREFIX", "PyfuncModel", "SideColumns", "SideFeatures", "TextAndSide", "TextColumn", "URL_TOKEN",
            "UnsafeModelError", "_load_pyfunc", "fit_temperature", "fold_copy_bytes",
            "load_model_folder", "predictions_frame", "reference_ngrams", "scores_to_proba",
            "top_class"]

@@ -6,6 +6,7 @@ import os
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 from joblib import parallel_config
 from scipy.optimize import minimize_scalar
@@ -13,6 +14,8 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.utils.validation import check_is_fitted
+
+from textprep.side import CATEGORICAL, SideFeatures
 
 
 class CatBoostText(ClassifierMixin, BaseEstimator):
@@ -33,12 +36,13 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
 
     calibrate = False  # models saved before calibration existed have neither it nor temperature_
     calibration_folds = 0  # nor this: their temperature (if any) came from the probe's rows
+    side_kinds: tuple[str, ...] = ()  # nor side columns (textprep.side): text only
 
     def __init__(self, iterations: int = 300, learning_rate: float | None = 0.1, depth: int = 4,
                  border_count: int = 32, early_stopping_rounds: int | None = 30,
                  thread_count: int = -1, random_seed: int = 0, linear_boost: bool = True,
                  linear_c: float = 10.0, cv_folds: int = 5, calibrate: bool = True,
-                 calibration_folds: int = 3):
+                 calibration_folds: int = 3, side_kinds: tuple[str, ...] = ()):
         self.iterations = iterations
         self.learning_rate = learning_rate
         self.depth = depth
@@ -51,6 +55,7 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
         self.cv_folds = cv_folds
         self.calibrate = calibrate
         self.calibration_folds = calibration_folds
+        self.side_kinds = side_kinds
 
     # -- helpers ---------------------------------------------------------------------------
     def _make_model(self, n_classes: int):
@@ -76,6 +81,7 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
         return scores.reshape(len(scores), -1)
 
     def _out_of_fold_scores(self, X: Any, codes: np.ndarray) -> np.ndarray:
+        X = _text_of(X)
         folds = max(2, min(int(self.cv_folds), int(np.bincount(codes).min())))
         n_jobs = (os.cpu_count() or 1) if self.thread_count == -1 else max(1, int(self.thread_count))
         if n_jobs > 1 and fold_copy_bytes(X, folds) * n_jobs > PARALLEL_FOLDS_MAX_BYTES:
@@ -92,7 +98,20 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
 
         if linear_scores is None:
             return Pool(X, labels)
-        return Pool(self._as_matrix(linear_scores), labels, baseline=self._as_matrix(linear_scores))
+        linear = self._as_matrix(linear_scores)
+        if not self.side_kinds:
+            return Pool(linear, labels, baseline=linear)
+        # the trees see the linear logits and the side columns, categorical ones as categories
+        frame = pd.DataFrame(linear, columns=[f"linear_logit_{j}" for j in range(linear.shape[1])])
+        categorical = []
+        for j, kind in enumerate(self.side_kinds):
+            name = f"side_{j}"
+            if kind == CATEGORICAL:
+                frame[name] = X.side[:, j].astype(np.int64)
+                categorical.append(frame.shape[1] - 1)
+            else:
+                frame[name] = X.side[:, j]
+        return Pool(frame, labels, cat_features=categorical, baseline=linear)
 
     # -- scikit-learn API --------------------------------------------------------------------
     def fit(self, X: Any, y: Any, eval_set: tuple[Any, Any] | None = None,
@@ -114,10 +133,12 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
         self.classes_, codes = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError("need at least two classes")
+        if self.side_kinds and not (self.linear_boost and isinstance(X, SideFeatures)):
+            raise ValueError("side columns need linear_boost and a TextAndSide feature step")
         scores, held_out = None, None
         if self.linear_boost:
             scores = self._as_matrix(self._out_of_fold_scores(X, codes))
-            self.linear_ = self._make_linear().fit(X, codes)
+            self.linear_ = self._make_linear().fit(_text_of(X), codes)
         n_classes = len(self.classes_)
         stop = dict(early_stopping_rounds=self.early_stopping_rounds, use_best_model=True)
         if validation_mask is not None and self.early_stopping_rounds:
@@ -156,7 +177,8 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
             if known.any():
                 x_val = eval_set[0][known]
                 val_codes = np.array([lookup[label] for label in y_val[known]])
-                val_scores = self.linear_.decision_function(x_val) if self.linear_boost else None
+                val_scores = (self.linear_.decision_function(_text_of(x_val)) if self.linear_boost
+                              else None)
                 fit_kwargs = dict(eval_set=self._pool(x_val, val_codes, val_scores), **stop)
                 held_out = (x_val, val_codes, val_scores)
         model.fit(self._pool(X, codes, scores), **fit_kwargs)
@@ -199,7 +221,7 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
         or one column for binary tasks)."""
         check_is_fitted(self, "model_")
         return self._raw(self.model_, X,
-                         self.linear_.decision_function(X) if self.linear_boost else None)
+                         self.linear_.decision_function(_text_of(X)) if self.linear_boost else None)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities; calibrated (raw scores divided by ``temperature_``, fitted on
@@ -209,6 +231,11 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
 
     def predict(self, X: Any) -> np.ndarray:
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+
+def _text_of(X: Any) -> Any:
+    """The TF-IDF part of the features (all of them for a text-only model)."""
+    return X.text if isinstance(X, SideFeatures) else X
 
 
 def scores_to_proba(raw: np.ndarray) -> np.ndarray:

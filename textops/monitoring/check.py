@@ -29,6 +29,7 @@ from textops.monitoring.reference import load_reference
 from textops.monitoring.result import (DataSummary, DriftSummary, EstimateReport,
                                        LabelSampleFile, ModelSummary, MonitorReport,
                                        PerformanceReport)
+from textops.monitoring.sidedrift import SideSums, side_checks
 from textops.monitoring.stream import (StreamTotals, StreamSpec, accumulate, accumulate_scored,
                                        proba_classes)
 
@@ -232,14 +233,14 @@ def run(job: MonitorJob) -> MonitorReport:
     collector = labelling.Collector(budget, job.seed + int(sha256[:8], 16), job.columns.ids,
                                     job.columns.text if spec.has_text else None,
                                     references.strata_edges, labels, job.label_uniform_share)
-    chunks = source.chunks(job.chunk_size, spec.columns(source.header))
     pipeline = None
     if spec.recorded:
+        chunks = source.chunks(job.chunk_size, spec.columns(source.header))
         seen = accumulate(chunks, spec, None, references.threshold, collector)
     else:
         resolved = registry.resolve_version(client, job.model_name, job.model)
         spec = replace(spec, version=resolved.version)
-        seen, pipeline = _score_texts(job, chunks, spec, resolved.version, references.threshold,
+        seen, pipeline = _score_texts(job, source, spec, resolved.version, references,
                                       collector)
     source.require_unchanged()  # a torn input gives no report
     versions = _versions_seen(job, client, spec, seen)
@@ -276,25 +277,34 @@ def _versions_seen(job: MonitorJob, client: Any, spec: StreamSpec, seen: StreamT
     return versions
 
 
-def _score_texts(job: MonitorJob, chunks: Any, spec: StreamSpec, version: str,
-                 threshold_of: Any, collector: Any = None) -> tuple[StreamTotals, Any]:
+def _score_texts(job: MonitorJob, source: inputs.Input, spec: StreamSpec, version: str,
+                 references: "References", collector: Any = None) -> tuple[StreamTotals, Any]:
     """Score raw texts as predict.py does: worker processes that each load the model (one per
     core by default), or this process for small inputs; returns the summary and the model when
-    it was loaded here."""
+    it was loaded here. A model reading side columns needs them in the input (exit 2 before
+    anything is scored) and gets their drift checked against its reference profile."""
     workers = job.workers
     if workers == 0:  # automatic: one per core, unless the input is small
         small = job.data.stat().st_size < POOL_MIN_BYTES
         workers = 1 if small else (os.cpu_count() or 1)
     with tempfile.TemporaryDirectory(prefix="textops-model-") as tmp:
-        scoring_spec = batch.ScoringSpec(
+        scoring_spec = batch.with_side_columns(batch.ScoringSpec(
             model_path=registry.download_model(job.model_name, version, tmp),
             columns=replace(job.columns, ids=()), model_version=version,
-            proba_columns=False, explain=0, model_name=job.model_name)
+            proba_columns=False, explain=0, model_name=job.model_name))
+        source.require(batch.side_columns_needed(scoring_spec))
+        side = None
+        if scoring_spec.side_columns:
+            spec = replace(spec, roles=replace(spec.roles, features=scoring_spec.side_columns))
+            reference = references.of(version)
+            if reference is not None and reference.side:
+                side = SideSums(reference.side, job.seed)
+        chunks = source.chunks(job.chunk_size, spec.columns(source.header))
         pipeline = batch.load_job_model(scoring_spec) if workers <= 1 else None
         log.info("scoring with %s v%s (requested %r), %d worker(s)", job.model_name, version,
                  job.model, workers)
         pairs = batch.scored_chunks(chunks, scoring_spec, batch.Execution(workers=workers, model=pipeline))
-        return accumulate_scored(pairs, spec, threshold_of, collector), pipeline
+        return accumulate_scored(pairs, spec, references.threshold, collector, side), pipeline
 
 
 @dataclass
@@ -335,6 +345,8 @@ def _findings(job: MonitorJob, spec: StreamSpec, seen: StreamTotals, versions: l
             pipeline = _try_load(job.model_name, main)
         found.checks = drift.compare(reference, _current(job, spec, seen, pipeline),
                                      job.thresholds, job.seed)
+        if seen.side is not None:
+            found.checks += side_checks(reference.side, seen.side, job.thresholds, job.seed)
         if len(versions) > 1:
             found.note = (f"predictions from {len(versions)} model versions: the class-"
                           f"distribution and confidence checks use the {seen.versions[main]} rows "

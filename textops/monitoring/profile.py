@@ -18,6 +18,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from textops.columns import PROBABILITY_DECIMALS
+from textops.monitoring.sideprofile import SideProfile
 
 
 FORMAT = 1  # reference.json's layout version
@@ -44,6 +45,7 @@ class ReferenceProfile:
     length_median: float | None = None
     oov_rows: int | None = None  # texts the out-of-vocabulary rate was measured on
     format: int | None = None  # the layout version it was written with (None: before there was one)
+    side: dict[str, SideProfile] = field(default_factory=dict)  # side columns (--feature-columns)
 
     @classmethod
     def from_dict(cls, stored: Mapping[str, Any]) -> "ReferenceProfile":
@@ -65,7 +67,8 @@ class ReferenceProfile:
             test_confusion=stored.get("test_confusion") or None,
             rows=stored.get("rows"), length_mean=(stored.get("length") or {}).get("mean"),
             length_median=(stored.get("length") or {}).get("median"),
-            oov_rows=(stored.get("oov_rate") or {}).get("rows"), format=stored.get("format"))
+            oov_rows=(stored.get("oov_rate") or {}).get("rows"), format=stored.get("format"),
+            side={str(k): SideProfile.from_dict(v) for k, v in (stored.get("side") or {}).items()})
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON train.py logs (``reference/reference.json``), in its key order."""
@@ -82,6 +85,7 @@ class ReferenceProfile:
             "text_chars": self.text_chars,  # current texts are cut the same way before comparing
             **({"test_confusion": self.test_confusion} if self.test_confusion is not None
                else {}),
+            **({"side": {k: v.to_dict() for k, v in self.side.items()}} if self.side else {}),
         }
 
     @property

@@ -14,6 +14,7 @@ import numpy as np
 from textops.monitoring.classmix import test_confusion
 from textops.monitoring.drift import distribution, oov_rates, sample_indices, word_vocabulary
 from textops.monitoring.profile import FORMAT, ReferenceProfile, fit_threshold
+from textops.monitoring.sideprofile import SideProfile
 
 log = logging.getLogger(__name__)
 
@@ -26,11 +27,13 @@ def build_reference(pipeline: Any, texts: Sequence[str], predicted: Sequence[str
                     confidence: Sequence[float], train_labels: Sequence[str],
                     metrics: dict[str, Any], sample_size: int = 2000, text_sample: int = 1000,
                     text_chars: int = 1000, seed: int = 0, oov_rows: int = 0,
-                    test_labels: Sequence[str] | None = None) -> ReferenceProfile:
+                    test_labels: Sequence[str] | None = None,
+                    side: dict[str, SideProfile] | None = None) -> ReferenceProfile:
     """The reference profile of a model version: computed on its test split (rows it never
     trained on), plus the training class priors and the test metrics. The out-of-vocabulary
     rate (per word, in Python) is measured on a seeded sample of ``oov_rows`` texts (0 = all).
-    With the test rows' ``test_labels``, their confusion counts (monitor.py's BBSE class mix)."""
+    With the test rows' ``test_labels``, their confusion counts (monitor.py's BBSE class mix);
+    with ``side``, the side columns' profiles (``sidecolumns.profile_side``)."""
     classes = [str(c) for c in pipeline.classes_]
     texts = [str(t) for t in texts]
     lengths = np.array([len(t) for t in texts], dtype=float)
@@ -52,7 +55,7 @@ def build_reference(pipeline: Any, texts: Sequence[str], predicted: Sequence[str
         oov_rate=float(np.nanmean(oov)) if np.isfinite(oov).any() else 0.0, oov_rows=len(probe),
         texts=[texts[i][:text_chars] for i in keep_texts], text_chars=text_chars,
         test_confusion=(test_confusion(predicted, test_labels, classes)
-                        if test_labels is not None else None))
+                        if test_labels is not None else None), side=side or {})
 
 
 def write_reference(reference: ReferenceProfile, folder: Path) -> Path:

@@ -17,6 +17,8 @@ from textops.data import clean_text, is_blank
 from textops.monitoring.classmix import ProbaSample
 from textops.monitoring.estimation import EstimateSums
 from textops.monitoring.profile import Threshold
+from textops.monitoring.sampling import Reservoir  # noqa: F401 - also imported from here
+from textops.monitoring.sidedrift import SideSums
 from textops.monitoring.slices import SliceSums
 from textprep import top_class
 
@@ -28,33 +30,6 @@ SAMPLE_TEXT_CHARS = 100_000
 
 # Scores a frame of non-blank texts: its class probabilities (columns: the model's classes).
 Scorer = Callable[[pd.Series], pd.DataFrame]  # texts -> class probabilities, indexed alike
-
-
-class Reservoir:
-    """A uniform sample of at most ``size`` items from a stream of chunks (algorithm R, seeded):
-    memory stays at ``size`` items whatever the stream's length."""
-
-    def __init__(self, size: int, seed: int = 0):
-        self.size = int(size)
-        self.seen = 0
-        self.items: list[Any] = []
-        self._rng = np.random.default_rng(seed)
-
-    def add(self, values: Iterable[Any]) -> None:
-        values = list(values)
-        room = max(self.size - len(self.items), 0)
-        self.items.extend(values[:room])
-        self.seen += min(room, len(values))
-        rest = values[room:]
-        if not rest or self.size == 0:
-            self.seen += len(rest)
-            return
-        positions = self.seen + np.arange(1, len(rest) + 1)  # 1-based stream positions
-        slots = (self._rng.random(len(rest)) * positions).astype(np.int64)
-        for value, slot in zip(rest, slots):
-            if slot < self.size:
-                self.items[slot] = value
-        self.seen += len(rest)
 
 
 @dataclass(frozen=True)
@@ -71,7 +46,8 @@ class StreamSpec:
 
     def columns(self, header: Iterable[str]) -> list[str]:
         wanted = list(self.roles.ids) + ([self.roles.text] if self.has_text else []) + \
-            ([self.roles.label] if self.has_labels else []) + list(self.roles.slices)
+            ([self.roles.label] if self.has_labels else []) + list(self.roles.slices) + \
+            list(self.roles.features)
         if self.recorded:
             wanted += [PREDICTION, MODEL_VERSION, PROBABILITY]
             wanted += [PROBA_PREFIX + c for c in self.proba_classes]
@@ -101,6 +77,7 @@ class StreamTotals:
     threshold_of: Callable[[str], Threshold | None] = lambda version: None
     collector: Any = None  # labelling.Collector: the rows to label, the labels that came back
     slices: SliceSums | None = None  # --slice-by: sums per value of the slice column
+    side: SideSums | None = None  # a model with side columns: their counts and samples
 
     def __post_init__(self) -> None:
         self.lengths = self.lengths or Reservoir(SAMPLE_VALUES, self.seed + 1)
@@ -199,6 +176,8 @@ def add_chunk(seen: StreamTotals, chunk: pd.DataFrame, spec: StreamSpec, score: 
         return
     seen.scored += len(chunk)
     seen.versions.update(versions)
+    if seen.side is not None:
+        seen.side.add(chunk)
     slice_values = None
     if seen.slices is not None:
         slice_values = seen.slices.values_of(chunk[spec.roles.slices[0]])
@@ -238,9 +217,9 @@ def add_chunk(seen: StreamTotals, chunk: pd.DataFrame, spec: StreamSpec, score: 
 
 
 def _totals(spec: StreamSpec, threshold_of: Callable[[str], Threshold | None] | None,
-            collector: Any) -> StreamTotals:
+            collector: Any, side: SideSums | None = None) -> StreamTotals:
     seen = StreamTotals(seed=spec.seed, collector=collector,
-                        slices=SliceSums() if spec.roles.slices else None)
+                        slices=SliceSums() if spec.roles.slices else None, side=side)
     if threshold_of is not None:
         seen.threshold_of = threshold_of
     return seen
@@ -260,10 +239,11 @@ def accumulate(chunks: Iterable[pd.DataFrame], spec: StreamSpec, score: Scorer |
 
 def accumulate_scored(pairs: Iterable[tuple[pd.DataFrame, pd.DataFrame]], spec: StreamSpec,
                       threshold_of: Callable[[str], Threshold | None] | None = None,
-                      collector: Any = None) -> StreamTotals:
+                      collector: Any = None, side: SideSums | None = None) -> StreamTotals:
     """As :func:`accumulate`, for chunks already scored (e.g. by worker processes): each chunk
-    with its class probabilities, indexed like the chunk."""
-    seen = _totals(spec, threshold_of, collector)
+    with its class probabilities, indexed like the chunk (``side``: the side columns' sums to
+    fold them into)."""
+    seen = _totals(spec, threshold_of, collector, side)
     for chunk, proba in pairs:
         add_chunk(seen, chunk, spec, lambda texts: proba.loc[texts.index])
     return seen
