@@ -128,6 +128,13 @@ def test_monitor_checks_each_side_column_and_alerts_on_the_one_that_moved(side_p
     assert "ALERT drift: side:is_reply: PSI" in alarmed.stderr
     checks = {c["name"]: c for c in json.loads(report.read_text())["drift"]["checks"]}
     assert checks["side:is_reply"]["drifted"] and not checks["side:hour"]["drifted"]
+    # a predictions file that carries the side columns (copied with --id-columns) is checked too
+    scored = tmp_path / "scored.csv"
+    ok(run_script(root, "predict.py", "--data", moved, "--output", scored, "--id-columns",
+                  "is_reply,hour"))
+    recorded = run_script(root, "monitor.py", "--data", scored, "--report", report)
+    assert recorded.returncode == 3, recorded.stderr
+    assert "ALERT drift: side:is_reply: PSI" in recorded.stderr
 
 
 def test_author_id_is_refused_as_an_identifier_or_caught_by_the_leakage_probe(side_project):

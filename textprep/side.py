@@ -31,9 +31,26 @@ def category_strings(values: pd.Series) -> pd.Series:
     values = pd.Series(values).reset_index(drop=True)
     present = values.notna().to_numpy()
     out = pd.Series(np.full(len(values), None, dtype=object))
-    if present.any():
-        out[present] = [_category_name(v) for v in values[present].tolist()]
+    if not present.any():
+        return out
+    if pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_integer_dtype(values.dtype):
+        out[present] = values[present].astype(str).to_numpy(dtype=object)
+        return out
+    if not pd.api.types.is_float_dtype(values.dtype):
+        stripped = _stripped(values)
+        if stripped is not None and int(stripped.notna().sum()) == int(present.sum()):
+            out[present] = stripped[present].to_numpy(dtype=object)  # text only: the fast path
+            return out
+    out[present] = [_category_name(v) for v in values[present].tolist()]
     return out
+
+
+def _stripped(values: pd.Series) -> pd.Series | None:
+    """The values stripped, when pandas takes them for text (None: it does not)."""
+    try:
+        return values.str.strip()
+    except AttributeError:  # e.g. an object column of numbers only
+        return None
 
 
 def _category_name(value: Any) -> str:

@@ -235,8 +235,11 @@ def run(job: MonitorJob) -> MonitorReport:
                                     references.strata_edges, labels, job.label_uniform_share)
     pipeline = None
     if spec.recorded:
+        side = _recorded_side(job, client, references, source.header)
+        if side is not None:
+            spec = replace(spec, roles=replace(spec.roles, features=tuple(side.profiles)))
         chunks = source.chunks(job.chunk_size, spec.columns(source.header))
-        seen = accumulate(chunks, spec, None, references.threshold, collector)
+        seen = accumulate(chunks, spec, None, references.threshold, collector, side)
     else:
         resolved = registry.resolve_version(client, job.model_name, job.model)
         spec = replace(spec, version=resolved.version)
@@ -275,6 +278,20 @@ def _versions_seen(job: MonitorJob, client: Any, spec: StreamSpec, seen: StreamT
     if spec.recorded:
         registry.require_versions(client, job.model_name, versions, "the model_version column")
     return versions
+
+
+def _recorded_side(job: MonitorJob, client: Any, references: "References",
+                   header: list[str]) -> SideSums | None:
+    """A predictions file that carries the side columns of the monitored version (--model, the
+    champion by default; predict.py copies them with --id-columns) gets their drift checked
+    against that version's profile; None otherwise."""
+    try:
+        version = registry.resolve_version(client, job.model_name, job.model).version
+    except Exception:  # noqa: BLE001 - no such version: the file's own versions are checked
+        return None
+    reference = references.of(version)
+    profiles = {c: p for c, p in (reference.side if reference else {}).items() if c in header}
+    return SideSums(profiles, job.seed) if profiles else None
 
 
 def _score_texts(job: MonitorJob, source: inputs.Input, spec: StreamSpec, version: str,
@@ -346,7 +363,7 @@ def _findings(job: MonitorJob, spec: StreamSpec, seen: StreamTotals, versions: l
         found.checks = drift.compare(reference, _current(job, spec, seen, pipeline),
                                      job.thresholds, job.seed)
         if seen.side is not None:
-            found.checks += side_checks(reference.side, seen.side, job.thresholds, job.seed)
+            found.checks += side_checks(seen.side.profiles, seen.side, job.thresholds, job.seed)
         if len(versions) > 1:
             found.note = (f"predictions from {len(versions)} model versions: the class-"
                           f"distribution and confidence checks use the {seen.versions[main]} rows "

@@ -227,11 +227,11 @@ def _totals(spec: StreamSpec, threshold_of: Callable[[str], Threshold | None] | 
 
 def accumulate(chunks: Iterable[pd.DataFrame], spec: StreamSpec, score: Scorer | None,
                threshold_of: Callable[[str], Threshold | None] | None = None,
-               collector: Any = None) -> StreamTotals:
+               collector: Any = None, side: SideSums | None = None) -> StreamTotals:
     """Read every chunk once into a bounded :class:`StreamTotals` (``score``: for raw texts;
     ``threshold_of``: a version's ATC threshold, asked when the version first appears;
-    ``collector``: keeps the rows to label)."""
-    seen = _totals(spec, threshold_of, collector)
+    ``collector``: keeps the rows to label; ``side``: the side columns' sums)."""
+    seen = _totals(spec, threshold_of, collector, side)
     for chunk in chunks:
         add_chunk(seen, chunk, spec, score)
     return seen
