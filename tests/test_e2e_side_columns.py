@@ -100,6 +100,39 @@ def test_predict_pyfunc_and_spark_score_with_the_side_columns(side_project, tmp_
     pd.testing.assert_frame_equal(by_spark, local.drop(columns=["top_tokens"]))
 
 
+@pytest.mark.server
+def test_the_scoring_server_takes_the_side_columns_and_refuses_rows_without_them(side_project,
+                                                                                tmp_path):
+    import sys
+    from pathlib import Path
+
+    import requests
+
+    from conftest import free_port, start_server, stop_server
+
+    root, port = side_project["root"], free_port()
+    env = clean_env(MLFLOW_TRACKING_URI=f"sqlite:///{root / 'mlflow.db'}")
+    mlflow_bin = Path(sys.executable).parent / "mlflow"
+    proc = start_server([str(mlflow_bin), "models", "serve", "-m", f"models:/{MODEL}@champion",
+                         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
+                        tmp_path, f"http://127.0.0.1:{port}/ping", env=env)
+    try:
+        url = f"http://127.0.0.1:{port}/invocations"
+        rows = [["@AppleSupport my phone died again", "False", 22],
+                ["we are sorry to hear that, send us a DM", "True", 3],
+                ["hello", None, None]]  # missing side values are scored as missing
+        answer = requests.post(url, json={"dataframe_split": {
+            "columns": ["text", "is_reply", "hour"], "data": rows}}, timeout=60)
+        assert answer.status_code == 200, answer.text[:500]
+        served = pd.DataFrame(answer.json()["predictions"])
+        assert served["prediction"].tolist()[:2] == ["True", "False"]
+        text_only = requests.post(url, json={"dataframe_split": {"columns": ["text"],
+                                                                 "data": [["hello"]]}}, timeout=60)
+        assert text_only.status_code == 400 and "is_reply" in text_only.text
+    finally:
+        stop_server(proc)
+
+
 def test_data_without_a_side_column_is_refused_before_anything_is_written(side_project, tmp_path):
     data = tmp_path / "no_hour.csv"
     side_project["rows"].head(50).drop(columns=["hour"]).to_csv(data, index=False)
