@@ -241,8 +241,9 @@ CONFIG: dict[str, dict[str, Setting]] = {
         "max_classes": Setting(500, "refuse training data with more classes than this, before any "
                                     "work (the linear step's memory grows with classes x features)",
                                low=2),
-        "allow_new_classes": Setting("", "replace a champion trained on other classes or another label "
-                                         "column, and record this reason (otherwise refused, exit 2)",
+        "allow_new_classes": Setting("", "replace a champion trained on other classes, another label "
+                                         "column or other side columns (--feature-columns), and "
+                                         "record this reason (otherwise refused, exit 2)",
                                      "--allow-new-classes", ("train", "champion"), metavar="REASON"),
         "lock_dir": Setting(".locks", "folder of the train-<model>.lock files (one training per model "
                                       "at a time) and alias-<model>.lock (one alias change at a time)",

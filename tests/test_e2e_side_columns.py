@@ -183,3 +183,17 @@ def test_author_id_is_refused_as_an_identifier_or_caught_by_the_leakage_probe(si
     assert "LEAKAGE WARNING: feature column 'author_id' alone reaches" in failed.stderr
     client = registry(root)
     assert not client.search_model_versions("name='authors'")  # nothing registered
+
+
+def test_changing_the_side_columns_of_the_champion_needs_consent(side_project, tmp_path):
+    """Every consumer's scoring data must hold the champion's side columns: a training that
+    would replace it with a model reading other columns (here: the text only) is a task change,
+    refused without --allow-new-classes REASON; a side column missing from the data is named."""
+    root, data = side_project["root"], side_project["data"]
+    refused = run_script(root, "train.py", "--data", data, "--label-column", "inbound")
+    assert_clean_failure(refused, 2, "side columns differ (champion v1: is_reply, hour; this "
+                                     "data: none)", "--allow-new-classes")
+    missing = run_script(root, "train.py", "--data", data, "--label-column", "inbound",
+                         "--feature-columns", "is_reply,channel")
+    assert_clean_failure(missing, 2, "column 'channel' not found", "--feature-columns")
+    assert len(registry(root).search_model_versions(f"name='{MODEL}'")) == 1

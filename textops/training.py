@@ -236,15 +236,17 @@ def train(job: TrainJob, td: TrainingData) -> str:
 
 def check_same_task(client: Any, name: str, td: TrainingData, label_column: str,
                     allow_reason: str) -> str:
-    """Refuse (exit 2) training data whose classes, or label column, differ from the current
-    champion's: the new version would be compared with a model of another task (scoring 0) and
-    replace it for every consumer. ``allow_reason`` (--allow-new-classes) lets it through;
+    """Refuse (exit 2) training data whose classes, label column or side columns differ from
+    the current champion's: the new version would be compared with a model of another task
+    (scoring 0), or ask every consumer's scoring data for other columns, and replace it for
+    every consumer. ``allow_reason`` (--allow-new-classes) lets it through;
     returns the reason to record ("" when the task is the same or there is no champion)."""
     version = registry.aliases_of(client, name).get(registry.CHAMPION)
     if version is None:
         return ""
     differences = task_differences(version_task(client, name, version), str(version),
-                                   Task(sorted(td.rows.class_counts), label_column), "this data")
+                                   Task(sorted(td.rows.class_counts), label_column,
+                                        td.side.names), "this data")
     return allowed_change(name, differences, allow_reason, "train under another --model-name")
 
 
@@ -261,6 +263,11 @@ def task_differences(old: Task, old_version: str, new: Task, new_name: str) -> l
     if old.label_column and new.label_column and old.label_column != new.label_column:
         differences.append(f"label column {new.label_column!r} is not champion v{old_version}'s "
                            f"{old.label_column!r}")
+    if sorted(old.side) != sorted(new.side):
+        shown = lambda side: ", ".join(side) or "none"  # noqa: E731
+        differences.append(f"side columns differ (champion v{old_version}: {shown(old.side)}; "
+                           f"{new_name}: {shown(new.side)}), and what scoring data must hold "
+                           f"with them")
     return differences
 
 
@@ -280,10 +287,12 @@ def allowed_change(name: str, differences: list[str], allow_reason: str, other_w
 
 @dataclass(frozen=True)
 class Task:
-    """What a version classifies: its classes and label column (None: not known)."""
+    """What a version classifies: its classes and label column (None: not known), and the
+    side columns it reads beside the text (none for every version before side columns)."""
 
     classes: list[str] | None
     label_column: str | None
+    side: tuple[str, ...] = ()
 
 
 def version_task(client: Any, name: str, version: str) -> Task:
@@ -291,18 +300,20 @@ def version_task(client: Any, name: str, version: str) -> Task:
     its reference profile, else the model itself (versions of earlier releases)."""
     tags = client.get_model_version(name, version).tags or {}
     label_column = tags.get("textops.label_column") or None
+    side = tuple(json.loads(tags.get("textops.side_columns") or "{}"))
     try:
-        return Task([str(c) for c in json.loads(tags["textops.classes"])], label_column)
+        return Task([str(c) for c in json.loads(tags["textops.classes"])], label_column, side)
     except (KeyError, ValueError, TypeError):
         pass
     reference = load_reference(client, name, version)
     if reference and reference.classes:
-        return Task(list(reference.classes), label_column)
+        return Task(list(reference.classes), label_column, side)
     try:
-        return Task([str(c) for c in registry.load_pipeline(name, version).classes_], label_column)
+        return Task([str(c) for c in registry.load_pipeline(name, version).classes_],
+                    label_column, side)
     except Exception as exc:  # noqa: BLE001 - a broken champion must not block training
         log.warning("classes of champion v%s unknown (%s): not compared", version, exc)
-        return Task(None, label_column)
+        return Task(None, label_column, side)
 
 
 def _few(values: list[str], limit: int = 5) -> str:
