@@ -26,6 +26,17 @@ def side_table(rows: pd.DataFrame) -> pd.DataFrame:
                          "hour": posted.dt.hour.astype(str), "author_id": rows["author_id"]})
 
 
+def champion_folder(root, destination) -> str:
+    """The champion's model folder, downloaded through the project's own store (no global
+    MLflow URI: other tests in this process may have set one)."""
+    import mlflow
+
+    client = registry(root)
+    version = client.get_model_version_by_alias(MODEL, "champion").version
+    return mlflow.artifacts.download_artifacts(
+        artifact_uri=client.get_model_version_download_uri(MODEL, version), dst_path=str(destination))
+
+
 @pytest.fixture(scope="module")
 def side_project(tmp_path_factory):
     base = tmp_path_factory.mktemp("side")
@@ -57,12 +68,9 @@ def test_a_model_with_side_columns_records_them_everywhere_a_user_looks(side_pro
     assert set(reference["side"]) == {"is_reply", "hour"}
     importance = pd.read_csv(f"{folder}/token_importance.csv")
     assert {"side:is_reply", "side:hour"} <= set(importance["token"])
-    import mlflow
     import yaml
 
-    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
-    logged = mlflow.artifacts.download_artifacts(f"models:/{MODEL}/1",
-                                                 dst_path=str(side_project["base"] / "model"))
+    logged = champion_folder(root, side_project["base"] / "model")
     mlmodel = yaml.safe_load(open(f"{logged}/MLmodel"))
     assert mlmodel["metadata"]["textops"] == {"text_column": "text", "side_columns": kinds}
     signature = {c["name"]: c["type"] for c in json.loads(mlmodel["signature"]["inputs"])}
@@ -84,8 +92,7 @@ def test_predict_pyfunc_and_spark_score_with_the_side_columns(side_project, tmp_
 
     import mlflow
 
-    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
-    served = mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
+    served = mlflow.pyfunc.load_model(champion_folder(root, tmp_path / "model"))
     frame = pd.read_csv(data, dtype=str)[["text", "is_reply", "hour"]]
     frame["hour"] = pd.to_numeric(frame["hour"], errors="coerce")  # as a JSON client sends it
     answered = served.predict(frame)
