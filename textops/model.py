@@ -161,7 +161,8 @@ def build_pipeline(spec: ModelSpec, stopwords: Stopwords, side: SideSpec | None 
             border_count=cb.border_count, early_stopping_rounds=cb.early_stopping_rounds or None,
             thread_count=cb.thread_count, random_seed=spec.seed, linear_boost=cb.linear_boost,
             linear_c=cb.linear_c, cv_folds=cb.cv_folds, calibrate=cb.calibrate,
-            calibration_folds=cb.calibration_folds, **clf_extra)),
+            calibration_folds=cb.calibration_folds, split_features=cb.split_features,
+            **clf_extra)),
     ])
 
 

@@ -62,6 +62,7 @@ class CatBoostSettings:
     learning_rate: float
     depth: int
     border_count: int
+    split_features: int
     early_stopping_rounds: int
     thread_count: int
 

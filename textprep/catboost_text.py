@@ -37,12 +37,14 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
     calibrate = False  # models saved before calibration existed have neither it nor temperature_
     calibration_folds = 0  # nor this: their temperature (if any) came from the probe's rows
     side_kinds: tuple[str, ...] = ()  # nor side columns (textprep.side): text only
+    split_features = 0  # nor a share of features per split: every feature scored
 
     def __init__(self, iterations: int = 300, learning_rate: float | None = 0.1, depth: int = 4,
                  border_count: int = 32, early_stopping_rounds: int | None = 30,
                  thread_count: int = -1, random_seed: int = 0, linear_boost: bool = True,
                  linear_c: float = 10.0, cv_folds: int = 5, calibrate: bool = True,
-                 calibration_folds: int = 3, side_kinds: tuple[str, ...] = ()):
+                 calibration_folds: int = 3, side_kinds: tuple[str, ...] = (),
+                 split_features: int = 0):
         self.iterations = iterations
         self.learning_rate = learning_rate
         self.depth = depth
@@ -56,6 +58,7 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
         self.calibrate = calibrate
         self.calibration_folds = calibration_folds
         self.side_kinds = side_kinds
+        self.split_features = split_features
 
     # -- helpers ---------------------------------------------------------------------------
     def _make_model(self, n_classes: int):
@@ -71,7 +74,19 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
             random_seed=self.random_seed,
             allow_writing_files=False,
             verbose=0,
+            **self._split_share(n_classes),
         )
+
+    def _split_share(self, n_classes: int) -> dict[str, float]:
+        """CatBoost's ``rsm`` when the trees have more features than ``split_features``: each
+        split then scores about that many (the linear logits of 77 classes: 4x faster at the
+        same macro-F1); nothing for fewer (a binary model is trained exactly as before)."""
+        wanted = int(getattr(self, "split_features", 0) or 0)
+        n_features = (1 if n_classes == 2 else n_classes) + len(self.side_kinds) \
+            if self.linear_boost else 0
+        if not wanted or not n_features or n_features <= wanted:
+            return {}
+        return {"rsm": wanted / n_features}
 
     def _make_linear(self):
         return LogisticRegression(C=self.linear_c, max_iter=2000)
