@@ -9,7 +9,7 @@ machines are noisy). The model is trained as train.py trains it (stable split, e
     python bench/multiclass_bench.py catboost.calibration_folds=0 catboost.cv_folds=3
 
 Prints one line: total seconds, the stages (out-of-fold logits, every CatBoost fit, the
-cross-fitted calibration copies among them), trees chosen, test macro-F1 and ECE, and the same
+cross-fitted calibration copies among them; the linear fits: out-of-fold and full), trees chosen, test macro-F1 and ECE, and the same
 for the logistic regression."""
 from __future__ import annotations
 
@@ -52,8 +52,8 @@ def timed(name: str, function):
 def main() -> int:
     import catboost
 
-    catboost_text.CatBoostText._out_of_fold_scores = timed(
-        "out_of_fold_logits", catboost_text.CatBoostText._out_of_fold_scores)
+    catboost_text.CatBoostText._linear_fits = timed(
+        "linear_fits", catboost_text.CatBoostText._linear_fits)
     catboost_text.CatBoostText._cross_fitted_raw = timed(
         "calibration_copies", catboost_text.CatBoostText._cross_fitted_raw)
     catboost.CatBoostClassifier.fit = timed("catboost_fits", catboost.CatBoostClassifier.fit)

@@ -107,7 +107,7 @@ def test_after_a_refit_the_temperature_is_fitted_on_cross_fitted_copies_of_the_k
     np.testing.assert_array_equal(crossfit.decision_function(X), probe.decision_function(X))
     assert crossfit.temperature_ != probe.temperature_
     codes = np.searchsorted(crossfit.classes_, labels)
-    linear = crossfit._as_matrix(crossfit._out_of_fold_scores(X, codes))
+    linear = crossfit._as_matrix(crossfit._linear_fits(X, codes)[0])
     raw = np.empty((len(codes), 1))
     for fit_rows, own in StratifiedKFold(3, shuffle=True, random_state=1).split(X, codes):
         copy = crossfit._make_model(2)

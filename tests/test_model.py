@@ -294,3 +294,27 @@ def test_many_class_trees_score_a_share_of_the_logits_per_split_and_binary_ones_
     assert fitted.model_.get_params()["rsm"] == pytest.approx(4 / 12)
     assert "rsm" not in CatBoostText(iterations=5, cv_folds=2, calibrate=False, split_features=4).fit(
         X, np.where(np.arange(300) % 2, "a", "b")).model_.get_params()
+
+
+def test_many_class_linear_fits_in_processes_equal_the_folds_and_full_fit_done_one_by_one():
+    """The multinomial fits run in worker processes side by side (the lbfgs holds the GIL):
+    the out-of-fold logits and the full fit are those of fitting each fold, then all rows, in
+    this process."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.model_selection import StratifiedKFold
+
+    from textprep import CatBoostText
+
+    rng = np.random.default_rng(1)
+    X = sp.csr_matrix(rng.random((240, 30)) * (rng.random((240, 30)) < 0.4))
+    codes = np.arange(240) % 6
+    clf = CatBoostText(cv_folds=3, thread_count=2)
+    clf.classes_ = np.array([f"c{i}" for i in range(6)])
+    scores, full = clf._linear_fits(X, codes)
+    expected = np.empty_like(scores)
+    for fit_rows, own in StratifiedKFold(3, shuffle=True, random_state=0).split(X, codes):
+        expected[own] = LogisticRegression(C=10, max_iter=2000).fit(
+            X[fit_rows], codes[fit_rows]).decision_function(X[own])
+    np.testing.assert_allclose(scores, expected, atol=1e-6)
+    np.testing.assert_allclose(full.coef_, LogisticRegression(C=10, max_iter=2000).fit(X, codes).coef_,
+                               atol=1e-6)
