@@ -341,7 +341,8 @@ def train_in_run(job: TrainJob, client: Any, td: TrainingData) -> str:
     metric = job.promotion.metric
     _log_inputs(job, td)
     if job.train.tune:
-        tuned = tuning.tune(job.model, td.fit_split, job.train.tune_trials, job.train.tune_minutes)
+        tuned = tuning.tune(job.model, td.fit_split, job.train.tune_trials, job.train.tune_minutes,
+                            td.side)
         mlflow.log_params({f"tuned.{k}": v for k, v in tuning.trial_params(tuned).items()})
         if tuned.preprocessing.stopwords != job.model.preprocessing.stopwords:
             td = replace(td, stopwords=model.load_stopwords(tuned.preprocessing.stopwords))

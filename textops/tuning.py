@@ -10,6 +10,7 @@ import numpy as np
 from textops.errors import BadInputError
 from textops.timing import Stopwatch
 from textops import model
+from textops.features import SideSpec
 from textops.data import Split
 from textops.settings import ModelSpec
 
@@ -54,9 +55,11 @@ def trial_params(spec: ModelSpec) -> dict[str, Any]:
     return {f"{s}.{k}": getattr(getattr(spec, s), k) for s, k in SEARCH_SPACE}
 
 
-def tune(spec: ModelSpec, split: Split, trials: int, minutes: float) -> ModelSpec:
+def tune(spec: ModelSpec, split: Split, trials: int, minutes: float,
+         side: SideSpec | None = None) -> ModelSpec:
     """Seeded random search over at most ``trials`` settings and ``minutes``; each trial is a
-    nested MLflow run scored on the validation rows. Returns the best model settings."""
+    nested MLflow run scored on the validation rows (reading the ``side`` columns too, as the
+    final model will). Returns the best model settings."""
     import mlflow  # heavy: only when tuning inside a run
 
     if split.x_val is None:
@@ -76,7 +79,7 @@ def tune(spec: ModelSpec, split: Split, trials: int, minutes: float) -> ModelSpe
                 language = candidate.preprocessing.stopwords
                 if language not in stopwords:
                     stopwords[language] = model.load_stopwords(language)
-                pipe = model.build_pipeline(candidate, stopwords[language])
+                pipe = model.build_pipeline(candidate, stopwords[language], side)
                 model.fit_pipeline(pipe, split.x_train, split.y_train, split.x_val, split.y_val)
                 score = model.evaluate(split.y_val, pipe.predict(split.x_val)).metrics["macro_f1"]
             mlflow.log_metrics({"validation_macro_f1": score, "training_seconds": took.seconds})
