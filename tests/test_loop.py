@@ -191,3 +191,31 @@ def test_the_ledger_survives_kill_9_at_any_point(tmp_path):
     with sqlite3.connect(path) as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert ledger.append(path, [_row("after", "1", "t", "x", "2026-12-07")]).added == 1
+
+
+def test_side_columns_come_back_from_the_ledger_rows_ids(tmp_path, caplog):
+    """A model with side columns closes the loop too: monitor.py --id-columns carried them into
+    the rows to label, the ledger keeps them with each row's ids, and --with-ledger trains on
+    them (the latest row of a text gives them; a row without one trains as missing, counted)."""
+    import json
+
+    from textops import training
+
+    path = tmp_path / "ledger.db"
+    keys = [f"k{i}" for i in range(200) if not ledger.in_audit("s1", f"k{i}")]
+    audited = next(f"k{i}" for i in range(200) if ledger.in_audit("s1", f"k{i}"))
+    ledger.append(path, [
+        _row("s1", keys[0], "late", "x", "2026-12-01", ids=json.dumps({"hour": "3"})),
+        _row("s1", keys[1], "no hour", "y", "2026-12-01"),
+        _row("s1", audited, "held back", "y", "2026-12-01", ids=json.dumps({"hour": "9"}))])
+    ledger.append(path, [_row("s2", keys[2], "late", "y", "2026-12-02",
+                              ids=json.dumps({"hour": "4"}))])
+    chosen = ledger.select(ledger.read(path), "m")
+    assert dict(zip(chosen.texts, [i.get("hour") for i in chosen.ids])) == {"late": "4",
+                                                                             "no hour": None}
+    assert chosen.audit[0]["ids"] == {"hour": "9"}
+    frame = pd.DataFrame({"text": ["csv row"], "label": ["x"], "hour": ["7"]})
+    merged, _ = training.with_ledger_rows(frame, path, "m", "text", "label", ("hour",))
+    rows = {t: h for t, h in zip(merged["text"], merged["hour"])}
+    assert rows["csv row"] == "7" and rows["late"] == "4" and pd.isna(rows["no hour"])
+    assert "1 of 2 row(s) have no 'hour'" in caplog.text

@@ -112,9 +112,6 @@ def load_training_data(job: TrainJob) -> TrainingData:
                             f"--text-column and --label-column with two different columns")
     side_names = job.columns.features
     features.check_roles(job.columns, columns_of(d.categorical_columns))
-    if side_names and job.ledger is not None:
-        raise BadInputError("--with-ledger cannot train a model with --feature-columns yet: the "
-                            "labels ledger keeps texts and labels, not side columns; drop one")
     required = {**dict.fromkeys((text_col, label_col), "--text-column/--label-column"),
                 **dict.fromkeys(side_names, "--feature-columns")}
     source = inputs.open_input(path, d.encoding, d.delimiter, required)
@@ -122,7 +119,7 @@ def load_training_data(job: TrainJob) -> TrainingData:
     chosen = None
     if job.ledger is not None:
         frame, chosen = with_ledger_rows(frame, job.ledger, job.tracking.model_name, text_col,
-                                         label_col)
+                                         label_col, side_names)
     rows = data.prepare_labelled(frame, text_col, label_col, path, side_names)
     side = _side_columns(job, rows, path)
     if rows.dropped_blank_text or rows.dropped_missing_label:
@@ -175,11 +172,14 @@ def _side_columns(job: TrainJob, rows: data.LabelledData, path: Path) -> feature
 
 
 def with_ledger_rows(frame: pd.DataFrame, path: Path, model_name: str, text_col: str,
-                     label_col: str) -> tuple[pd.DataFrame, ledger.Selection | None]:
+                     label_col: str, side_columns: tuple[str, ...] = ()
+                     ) -> tuple[pd.DataFrame, ledger.Selection | None]:
     """The training table with the labels ledger's rows of this model added (their latest
     label; the audit part left out, and taken out of the table too, so it stays unseen); a
     text of the table that the ledger labelled is replaced by the ledger's row. Without a
-    ledger yet (no labels given back so far) the table as it is."""
+    ledger yet (no labels given back so far) the table as it is. ``side_columns`` come from
+    each ledger row's ids (monitor.py --id-columns carried them into the rows to label); a
+    row without one gets a missing value, counted in the log."""
     if not path.exists():
         log.warning("--with-ledger: the labels ledger %s does not exist yet (no labels given back "
                     "with monitor.py --labels): training on the training file alone", path)
@@ -188,6 +188,12 @@ def with_ledger_rows(frame: pd.DataFrame, path: Path, model_name: str, text_col:
     in_ledger = set(chosen.texts) | {row["text"] for row in chosen.audit}
     replaced = data.clean_text(frame[text_col]).isin(in_ledger).to_numpy()
     added = pd.DataFrame({text_col: chosen.texts, label_col: chosen.labels})
+    for column in side_columns:
+        added[column] = [ids.get(column) for ids in chosen.ids]
+        if added[column].isna().any():
+            log.warning("labels ledger: %d of %d row(s) have no %r (label samples written "
+                        "without it: pass it to monitor.py --id-columns); trained as missing",
+                        int(added[column].isna().sum()), len(added), column)
     log.info("labels ledger %s: %d row(s) of %s added from %d batch(es) (nights %s); %d audit "
              "row(s) kept aside, never trained on; %d row(s) of the data replaced by a ledger "
              "label; %d older ledger label(s) superseded by a later one; %d text(s) relabelled "
@@ -341,12 +347,7 @@ def train_in_run(job: TrainJob, client: Any, td: TrainingData) -> str:
     metric = job.promotion.metric
     _log_inputs(job, td)
     if job.train.tune:
-        tuned = tuning.tune(job.model, td.fit_split, job.train.tune_trials, job.train.tune_minutes,
-                            td.side)
-        mlflow.log_params({f"tuned.{k}": v for k, v in tuning.trial_params(tuned).items()})
-        if tuned.preprocessing.stopwords != job.model.preprocessing.stopwords:
-            td = replace(td, stopwords=model.load_stopwords(tuned.preprocessing.stopwords))
-        job = replace(job, model=tuned)
+        job, td = _tuned(job, td)
     fitted = fit_and_evaluate(job, td)
     quality_tags = baseline_and_leakage(job, fitted.pipeline, td,
                                         fitted.evaluation.metrics["macro_f1"])
@@ -394,6 +395,18 @@ def train_in_run(job: TrainJob, client: Any, td: TrainingData) -> str:
     registry.describe(client, name, version, model_card(job, td, fitted, tags))
     log.info("v%s -> @%s: %s", version, decision.alias, decision.reason)
     return f"{name} v{version} -> @{decision.alias}: {decision.reason}"
+
+
+def _tuned(job: TrainJob, td: TrainingData) -> tuple[TrainJob, TrainingData]:
+    """--tune: the job with the best settings found (and their stop words), logged."""
+    import mlflow  # heavy (~1.5 s): lazy, for a fast --help and lean workers
+
+    tuned = tuning.tune(job.model, td.fit_split, job.train.tune_trials, job.train.tune_minutes,
+                        td.side)
+    mlflow.log_params({f"tuned.{k}": v for k, v in tuning.trial_params(tuned).items()})
+    if tuned.preprocessing.stopwords != job.model.preprocessing.stopwords:
+        td = replace(td, stopwords=model.load_stopwords(tuned.preprocessing.stopwords))
+    return replace(job, model=tuned), td
 
 
 def _comparisons(job: TrainJob, td: TrainingData, fitted: Fitted,
@@ -664,7 +677,10 @@ def _audit_rows(job: TrainJob, td: TrainingData) -> pd.DataFrame | None:
     """The ledger's audit rows as model input (None: no ledger or no audit row)."""
     if td.ledger is None or not td.ledger.audit:
         return None
-    return pd.DataFrame({job.columns.text: [row["text"] for row in td.ledger.audit]})
+    rows = pd.DataFrame({job.columns.text: [row["text"] for row in td.ledger.audit]})
+    for column in td.side.names:  # a model with side columns reads them here too
+        rows[column] = [row.get("ids", {}).get(column) for row in td.ledger.audit]
+    return rows
 
 
 def _audit_comparison(chosen: ledger.Selection, pipeline: Any, audit_x: pd.DataFrame,

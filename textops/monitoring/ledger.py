@@ -21,7 +21,7 @@ import contextlib
 import hashlib
 import json
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -145,6 +145,7 @@ class Selection:
     superseded: int
     conflicts: int
     digest: str
+    ids: list[dict[str, Any]] = field(default_factory=list)  # per text: the ids of its latest row
 
     @property
     def nights(self) -> list[str]:
@@ -158,14 +159,17 @@ def select(rows: Iterable[dict[str, Any]], model_name: str) -> Selection:
     mine = [r for r in rows if r.get("model_name") == model_name and r.get("text") is not None
             and str(r.get("label") or "").strip()]
     latest: dict[str, str] = {}
+    ids_of: dict[str, dict[str, Any]] = {}
     labels_of: dict[str, set[str]] = {}
     for row in mine:
         latest[row["text"]] = str(row["label"]).strip()
+        ids_of[row["text"]] = dict(row.get("ids") or {})
         labels_of.setdefault(row["text"], set()).add(str(row["label"]).strip())
     audited = {r["text"] for r in mine if r.get("audit")}
     train_texts = [t for t in latest if t not in audited]
     audit_rows = [{"text": r["text"], "label": latest[r["text"]], "weight": _weight(r),
-                   "sample_id": r["sample_id"], "night": r.get("night") or ""}
+                   "sample_id": r["sample_id"], "night": r.get("night") or "",
+                   "ids": dict(r.get("ids") or {})}
                   for r in mine if r.get("audit")]
     used = {t: None for t in train_texts}
     batches: dict[str, dict[str, Any]] = {}
@@ -188,7 +192,7 @@ def select(rows: Iterable[dict[str, Any]], model_name: str) -> Selection:
                  for sid, b in sorted(batches.items(), key=lambda kv: (kv[1]["night"], kv[0]))],
         superseded=sum(1 for r in mine if r["text"] in used) - len(train_texts),
         conflicts=sum(1 for labels in labels_of.values() if len(labels) > 1),
-        digest=digest.hexdigest())
+        digest=digest.hexdigest(), ids=[ids_of[t] for t in train_texts])
 
 
 def _weight(row: dict[str, Any]) -> float:
