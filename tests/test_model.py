@@ -296,7 +296,8 @@ def test_many_class_trees_score_a_share_of_the_logits_per_split_and_binary_ones_
         X, np.where(np.arange(300) % 2, "a", "b")).model_.get_params()
 
 
-def test_many_class_linear_fits_in_processes_equal_the_folds_and_full_fit_done_one_by_one():
+def test_many_class_linear_fits_in_processes_equal_the_folds_and_full_fit_done_one_by_one(
+        monkeypatch):
     """The multinomial fits run in worker processes side by side (the lbfgs holds the GIL):
     the out-of-fold logits and the full fit are those of fitting each fold, then all rows, in
     this process."""
@@ -310,6 +311,9 @@ def test_many_class_linear_fits_in_processes_equal_the_folds_and_full_fit_done_o
     codes = np.arange(240) % 6
     clf = CatBoostText(cv_folds=3, thread_count=2)
     clf.classes_ = np.array([f"c{i}" for i in range(6)])
+    import textprep.catboost_text as module
+
+    monkeypatch.setattr(module, "PROCESS_FITS_MIN_WORK", 0)  # this small problem in processes too
     scores, full = clf._linear_fits(X, codes)
     expected = np.empty_like(scores)
     for fit_rows, own in StratifiedKFold(3, shuffle=True, random_state=0).split(X, codes):

@@ -103,14 +103,16 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
         which release the GIL: measured as fast), then the full fit. Many classes: the
         multinomial lbfgs holds the GIL (BANKING77's five folds: 40.7 s in one thread, 40.3 s
         in two), so the folds *and* the full fit go to worker processes side by side (each
-        with its copy of X, which the memory guard bounds): 51 -> 29 s."""
+        with its copy of X, which the memory guard bounds): 51 -> 29 s; small problems stay in
+        threads (starting the processes would cost more than it saves)."""
         X = _text_of(X)
         folds = max(2, min(int(self.cv_folds), int(np.bincount(codes).min())))
         n_jobs = (os.cpu_count() or 1) if self.thread_count == -1 else max(1, int(self.thread_count))
         if n_jobs > 1 and fold_copy_bytes(X, folds) * n_jobs > PARALLEL_FOLDS_MAX_BYTES:
             n_jobs = 1  # one fold at a time: its copy of X is the fit's memory peak
         cv = StratifiedKFold(folds, shuffle=True, random_state=self.random_seed)
-        if len(self.classes_) == 2 or n_jobs == 1:
+        work = (X.nnz if sp.issparse(X) else int(np.prod(X.shape))) * len(self.classes_)
+        if len(self.classes_) == 2 or n_jobs == 1 or work < PROCESS_FITS_MIN_WORK:
             with parallel_config(backend="threading"):
                 scores = cross_val_predict(self._make_linear(), X, codes, cv=cv,
                                            method="decision_function", n_jobs=n_jobs)
@@ -297,6 +299,10 @@ def fit_temperature(raw: np.ndarray, codes: np.ndarray) -> float:
 
     return float(np.exp(minimize_scalar(loss, bounds=(-3.0, 3.0), method="bounded").x))
 
+
+# Many classes: the linear fits go to worker processes only when there is enough work (stored
+# values x classes) to pay for starting them (~2 s); BANKING77: 1.6M x 77 = 123M.
+PROCESS_FITS_MIN_WORK = 20_000_000
 
 # Out-of-fold logits: folds are fitted side by side only while their copies of X (each fold's
 # training rows, converted to float64 by the solver) stay below this; above it, one at a time.
