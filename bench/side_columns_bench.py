@@ -14,9 +14,10 @@ Models:
                    linear logits; categorical ones as CatBoost categories)
   textops-side+linear  as textops-side, and the side columns also one-hot in the linear stage
 
-Speed: ROWS tweet-like rows (../shared/tools/make_tweets.py) with three side columns, scored by
-``batch.output_rows`` (what predict.py runs per chunk) with a text-only model and a model with the
-three side columns, trained on the same rows, alternately, three rounds; the ratio of medians.
+Speed: ROWS tweet-like rows (../shared/tools/make_tweets.py) with three side columns, scored as a
+predict.py worker scores a chunk (``batch._score_chunk``: predict, render the CSV bytes, count
+unseen values) with a text-only model and a model with the three side columns, trained on the
+same rows, alternately, three rounds; the ratio of medians.
 
     python bench/side_columns_bench.py [--rows 100000] [--seeds 0,1,2]
 """
@@ -180,8 +181,8 @@ def speed(rows: int, rounds: int = 3) -> dict:
     for _ in range(rounds):
         for name, fitted in models.items():
             started = time.perf_counter()
-            for chunk in chunks:
-                batch.output_rows(batch.single_threaded(fitted), chunk, specs[name])
+            for index, chunk in enumerate(chunks):  # a worker's work: score, render, count
+                batch._score_chunk(batch.single_threaded(fitted), chunk, specs[name], index == 0)
             times[name].append(time.perf_counter() - started)
     rate = {name: len(frame) / statistics.median(t) for name, t in times.items()}
     return {"rows": len(frame), "rows_per_second": rate,

@@ -120,10 +120,15 @@ class SideColumns(TransformerMixin, BaseEstimator):
         for column, kind in zip(self.columns, self.kinds):
             if column not in X.columns:
                 continue
+            # judged once per distinct value, then weighed by its rows: a column of a few
+            # values costs a value_counts, not a second encoding of every row
+            seen = X[column].value_counts(dropna=True)
+            values = pd.Series(seen.index.to_numpy(dtype=object), dtype=object)
             if kind == CATEGORICAL:
-                counts[column] = int((self._codes(column, X[column]) == UNSEEN_CODE).sum())
+                odd = ~category_strings(values).isin(self.categories_[column]).to_numpy()
             else:
-                counts[column] = as_numbers(X[column])[1]
+                odd = np.isnan(as_numbers(values)[0])
+            counts[column] = int(seen.to_numpy()[odd].sum())
         return counts
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
