@@ -41,11 +41,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import config as cfg  # noqa: E402
-from textops import batch, diagnostics, features, settings  # noqa: E402
+from textops import batch, features, settings  # noqa: E402
 from textops import data as dataio  # noqa: E402
 from textops import model as modeling  # noqa: E402
 from textops.columns import Columns  # noqa: E402
-from textprep import SideColumns, TextAndSide  # noqa: E402
+from textprep import TextAndSide  # noqa: E402
 from textprep.side import SideFeatures, category_strings  # noqa: E402
 
 SHARED = Path(os.environ.get("TEXTOPS_SHARED_DATA", ROOT.parent / "shared" / "data"))
