@@ -231,6 +231,14 @@ CONFIG: dict[str, dict[str, Setting]] = {
                                          "validation rows, a seeded per-class sample (test rows are "
                                          "always all scored); bounds memory and time; 0 = all rows",
                                 "--max-fit-rows", metavar="ROWS", low=0),
+        "max_test_rows": Setting(200_000, "test rows kept in memory (a seeded per-class sample) for the "
+                                          "comparison with the champion, the paired test and the "
+                                          "reference profile; the test metrics always come from all "
+                                          "test rows, scored in chunks; 0 = keep all",
+                                 "--max-test-rows", metavar="ROWS", low=0),
+        "chunk_size": Setting(50_000, "rows read at a time: train.py streams its data (a census, then "
+                                      "the samples, then the test rows), so memory does not grow with "
+                                      "the file", low=100),
         "sample_rows": Setting(50_000, "rows sampled (seeded) for the leakage probes, token importance "
                                        "and the monitoring reference profile", metavar="ROWS", low=100),
         "tune": Setting(False, "random search over TF-IDF/CatBoost settings first (nested MLflow runs, "

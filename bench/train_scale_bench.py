@@ -79,6 +79,9 @@ def main() -> int:
     parser.add_argument("--work-dir", type=Path, default=Path("/tmp/textops-train-scale-bench"))
     parser.add_argument("--json", type=Path,
                         default=ROOT / "bench" / "results" / "train_scale.json")
+    parser.add_argument("--no-plain", action="store_true",
+                        help="measure train.py alone (the plain pipeline holds every row: at 10M "
+                             "rows it measures the machine, not textops)")
     parser.add_argument("--train-args", default="",
                         help="extra train.py flags, e.g. '--max-fit-rows 0'")
     args = parser.parse_args()
@@ -91,8 +94,10 @@ def main() -> int:
         store = work / f"store_{rows}"
         store.mkdir(exist_ok=True)
         env = bench_env(store)
-        plain = measure([py, "-c", PLAIN, str(data), str(ROOT)], env)
-        plain.update(json.loads(plain.pop("stdout").strip().splitlines()[-2]))
+        plain = None
+        if not args.no_plain:
+            plain = measure([py, "-c", PLAIN, str(data), str(ROOT)], env)
+            plain.update(json.loads(plain.pop("stdout").strip().splitlines()[-2]))
         train = measure([py, str(ROOT / "train.py"), "--data", str(data), "--label-column",
                          "inbound", "--quiet", *args.train_args.split()], env)
         train.pop("stdout")
@@ -100,7 +105,10 @@ def main() -> int:
         train.update(macro_f1=m["macro_f1"], baseline_macro_f1=m.get("baseline.macro_f1"),
                      fit_rows=m["fit_rows"], fit_seconds=m.get("training_seconds"))
         for name, r in (("plain TF-IDF + LR", plain), ("train.py", train)):
-            r.update(rows=rows, run=name, wall_ratio=r["wall_seconds"] / plain["wall_seconds"])
+            if r is None:
+                continue
+            r.update(rows=rows, run=name, wall_ratio=r["wall_seconds"] / plain["wall_seconds"]
+                     if plain else float("nan"))
             results.append(r)
             print(f"{rows:>9,} {name:18s} wall {r['wall_seconds']:7.1f} s ({r['wall_ratio']:.2f}x)"
                   f"  peak {r['peak_rss_mb'] / 1024:5.2f} GiB  macro-F1 {r['macro_f1']:.4f}",

@@ -116,6 +116,16 @@ def registry(root: Path, uri: str | None = None):
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
+def model_folder(root: Path, model: str, version: str, destination: Path) -> str:
+    """A registered version's model folder, downloaded through the project's own store (no
+    global MLflow URI: other tests in this process may have set one)."""
+    import mlflow
+
+    return mlflow.artifacts.download_artifacts(
+        artifact_uri=registry(root).get_model_version_download_uri(model, version),
+        dst_path=str(destination))
+
+
 def ok(result: subprocess.CompletedProcess) -> subprocess.CompletedProcess:
     """A run that succeeded: exit 0 and no traceback."""
     assert result.returncode == 0, (result.returncode, result.stdout, result.stderr)

@@ -15,6 +15,7 @@ from conftest import (
     clean_env,
     copy_project,
     free_port,
+    model_folder,
     ok,
     registry,
     run_script,
@@ -29,14 +30,15 @@ MODEL = "textops-classifier"
 @pytest.fixture(scope="module")
 def twcs_project(tmp_path_factory):
     """A project whose registry holds v1 (@champion, trained on twcs_head5k_raw) and v2, a
-    deliberately weak challenger."""
+    deliberately weak challenger, trained keeping only 400 test rows in memory (its test metrics
+    stream all of them) and reading its data 700 rows at a time."""
     root = copy_project(tmp_path_factory.mktemp("twcs") / "project")
     first = ok(run_script(root, "train.py", "--data", shared("twcs", "twcs_head5k_raw.csv"),
                           "--label-column", "inbound"))
     weak_env = clean_env(TEXTOPS_CATBOOST_LINEAR_BOOST="false", TEXTOPS_TFIDF_MAX_FEATURES="20")
     second = ok(run_script(root, "train.py", "--data", shared("twcs", "twcs_head5k_raw.csv"),
                            "--label-column", "inbound", "--iterations", "3", "--threshold", "0.5",
-                           env=weak_env))
+                           "--max-test-rows", "400", env={**weak_env, "TEXTOPS_TRAIN_CHUNK_SIZE": "700"}))
     return {"root": root, "first": first, "second": second}
 
 
@@ -125,6 +127,31 @@ def test_a_worse_model_becomes_challenger_and_the_champion_stays(twcs_project):
     assert run.data.tags["textops.decision"] == "challenger"
     assert run.data.tags["textops.promotion_pvalue"] == tags["textops.promotion_pvalue"]
     assert "champion_macro_f1" in run.data.metrics
+
+
+def test_test_metrics_cover_every_test_row_when_only_a_sample_is_kept(twcs_project, tmp_path):
+    """v2 kept 400 of its test rows in memory (the champion was compared on them) and streamed
+    every test row for its metrics: they are the metrics of the registered model on the whole
+    test split, computed here in memory."""
+    import mlflow
+
+    from textops import data, inputs, model
+
+    root, client = twcs_project["root"], registry(twcs_project["root"])
+    run = client.get_run(client.get_model_version(MODEL, "2").run_id)
+    params, metrics = run.data.params, run.data.metrics
+    assert "on the same sample of the test rows" in twcs_project["second"].stdout
+    path = shared("twcs", "twcs_head5k_raw.csv")
+    rows = data.prepare_labelled(inputs.read_table(path), "text", "inbound", path)
+    split = data.split_dataset(rows.texts, rows.labels, "text", 0.2, 0.1, 42)
+    assert int(params["data.rows_test"]) == len(split.y_test) > 900
+    assert int(params["data.rows_test_sample"]) == 400
+    pipeline = mlflow.sklearn.load_model(model_folder(root, MODEL, "2", tmp_path / "v2"))
+    predicted, proba = model.predict_with_proba(pipeline, split.x_test)
+    expected = model.evaluate(split.y_test, predicted, proba, pipeline.classes_).metrics
+    for name in ("accuracy", "macro_f1", "roc_auc"):
+        assert metrics[name] == pytest.approx(expected[name], abs=1e-9), name
+    assert "all %d test rows scored" % len(split.y_test) in (root / "logs" / "train.log").read_text()
 
 
 # ------------------------------------------------------------------------------------------

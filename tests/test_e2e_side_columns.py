@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import assert_clean_failure, clean_env, copy_project, ok, registry, run_script, shared
+from conftest import (assert_clean_failure, clean_env, copy_project, model_folder, ok, registry,
+                      run_script, shared)
 
 pytestmark = pytest.mark.slow  # real scripts as subprocesses, on real data
 
@@ -27,14 +28,9 @@ def side_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 def champion_folder(root, destination) -> str:
-    """The champion's model folder, downloaded through the project's own store (no global
-    MLflow URI: other tests in this process may have set one)."""
-    import mlflow
-
-    client = registry(root)
-    version = client.get_model_version_by_alias(MODEL, "champion").version
-    return mlflow.artifacts.download_artifacts(
-        artifact_uri=client.get_model_version_download_uri(MODEL, version), dst_path=str(destination))
+    """The champion's model folder (see conftest.model_folder)."""
+    version = registry(root).get_model_version_by_alias(MODEL, "champion").version
+    return model_folder(root, MODEL, str(version), destination)
 
 
 @pytest.fixture(scope="module")

@@ -27,6 +27,20 @@ def test_promotion_rule(score, champion, champion_score, alias, words):
     assert decision.promoted == (alias == "champion")
 
 
+@pytest.mark.parametrize("score, compared, champion_score, alias, words", [
+    # the test metric on every test row meets the threshold; the champion, scored on the sample
+    # of test rows train.py keeps in memory, is compared with the new model on that sample
+    (0.90, 0.86, 0.85, "champion", "on the same sample of the test rows (0.8600 on them)"),
+    (0.90, 0.84, 0.85, "challenger", "macro_f1 0.8400 does not beat champion v3"),
+    (0.65, 0.95, 0.85, "challenger", "below the threshold"),  # the threshold reads all rows
+])
+def test_a_champion_scored_on_a_sample_of_the_test_rows_is_compared_on_that_sample(
+        score, compared, champion_score, alias, words):
+    decision = promotion.decide_promotion("macro_f1", score, 0.7, "3", champion_score,
+                                          compared=compared)
+    assert (decision.alias, words in decision.reason) == (alias, True), decision.reason
+
+
 def _test(pvalue):
     return promotion.PairedTest("paired bootstrap", 0.01, (-0.002, 0.02), pvalue)
 

@@ -32,7 +32,7 @@ def test_no_training_data_given_is_bad_input_not_the_project_folder():
 
 def test_training_data_is_read_cleaned_and_split_before_any_run():
     td = training.load_training_data(twcs_config(shared("twcs", "twcs_head5k_raw.csv")))
-    assert len(td.rows.labels) == 5000 and set(td.rows.class_counts) == {"False", "True"}
+    assert td.census.usable == 5000 and set(td.census.class_counts) == {"False", "True"}
     assert sum(td.split.sizes.values()) == 5000 and td.split.sizes["test"] > 800
     assert len(td.sha256) == 64 and td.stopwords.language == "english"
 

@@ -9,7 +9,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -18,6 +18,8 @@ from textops.errors import BadInputError
 from textops.inputs import require_columns
 
 log = logging.getLogger(__name__)
+
+PARTS = ("train", "validation", "test")
 
 
 # --------------------------------------------------------------------------------------------
@@ -54,7 +56,14 @@ def canonical_labels(labels: pd.Series) -> tuple[pd.Series, dict[str, list[str]]
     (canonical spelling -> the other spellings), for logging.
     """
     stripped = labels.astype(str).str.strip()
-    counts = stripped.value_counts()
+    mapping, merges = label_mapping(stripped.value_counts())
+    return stripped.map(mapping), merges
+
+
+def label_mapping(counts: pd.Series) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """The label-spelling rule on the counts of each stripped spelling, most frequent first
+    (ties: first seen), as ``value_counts`` gives them: spelling -> canonical spelling, and the
+    merges made (canonical -> the other spellings)."""
     by_key: dict[str, list[str]] = {}
     for spelling in counts.index:  # most frequent first
         by_key.setdefault(spelling.casefold(), []).append(spelling)
@@ -66,7 +75,15 @@ def canonical_labels(labels: pd.Series) -> tuple[pd.Series, dict[str, list[str]]
             mapping[spelling] = canonical
         if len(spellings) > 1:
             merges[canonical] = spellings[1:]
-    return stripped.map(mapping), merges
+    return mapping, merges
+
+
+def usable_rows(text: pd.Series, label: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows a training keeps (a text and a label), and the blank-text and missing-label
+    rows it drops (a row with neither counts as blank)."""
+    missing_label = (label.isna() | (label.astype(str).str.strip() == "")).to_numpy()
+    blank = is_blank(text)
+    return ~missing_label & ~blank, blank, missing_label & ~blank
 
 
 @dataclass
@@ -92,9 +109,7 @@ def prepare_labelled(frame: pd.DataFrame, text_column: str, label_column: str,
         raise BadInputError(f"{path} has a header but no data rows")
     text = clean_text(frame[text_column])
     label = frame[label_column]
-    missing_label = (label.isna() | (label.astype(str).str.strip() == "")).to_numpy()
-    blank = is_blank(text)
-    keep = ~missing_label & ~blank
+    keep, blank, missing_label = usable_rows(text, label)
     if not keep.any():
         raise BadInputError(
             f"{path} has no usable rows: every row has an empty {text_column!r} or a missing "
@@ -105,7 +120,7 @@ def prepare_labelled(frame: pd.DataFrame, text_column: str, label_column: str,
         texts=text[keep].reset_index(drop=True),
         labels=labels.reset_index(drop=True),
         dropped_blank_text=int(blank.sum()),
-        dropped_missing_label=int((missing_label & ~blank).sum()),
+        dropped_missing_label=int(missing_label.sum()),
         label_merges=merges,
         side=frame.loc[keep, list(side_columns)].reset_index(drop=True) if side_columns else None,
     )
@@ -132,24 +147,22 @@ class Split:
 
     def bounded(self, limit: int, seed: int, test_limit: int = 0) -> "Split":
         """This split with its training and validation rows cut to about ``limit`` together,
-        and its test rows to ``test_limit`` (seeded, per class, see ``stratified_sample``);
-        0 keeps all."""
-        n_val = 0 if self.y_val is None else len(self.y_val)
-        total = len(self.y_train) + n_val
-        share = limit / total if limit and total > limit else 1.0
-
-        def cut(x: pd.DataFrame | None, y: pd.Series | None, size: float, salt: int):
-            if y is None or size >= len(y):
-                return x, y
-            keep = stratified_sample(y, max(1, round(size)), seed + salt)
-            return x.iloc[keep].reset_index(drop=True), y.iloc[keep].reset_index(drop=True)
-
-        x_train, y_train = cut(self.x_train, self.y_train, len(self.y_train) * share, 0)
-        x_val, y_val = cut(self.x_val, self.y_val, n_val * share, 1)
-        x_test, y_test = cut(self.x_test, self.y_test, test_limit or len(self.y_test), 2)
-        if y_train is self.y_train and y_val is self.y_val and y_test is self.y_test:
+        and its test rows to ``test_limit`` (seeded, per class, see ``sample_plan``); 0 keeps
+        all."""
+        parts = {"train": (self.x_train, self.y_train), "validation": (self.x_val, self.y_val),
+                 "test": (self.x_test, self.y_test)}
+        plan = sample_plan({part: {} if y is None else label_counts(y)
+                            for part, (_, y) in parts.items()}, limit, seed, test_limit)
+        if all(picks is None for picks in plan.values()):
             return self
-        return Split(x_train, y_train, x_val, y_val, x_test, y_test)
+        cut = {}
+        for part, (x, y) in parts.items():
+            if y is None or plan[part] is None:
+                cut[part] = (x, y)
+                continue
+            keep = picked_positions(y, plan[part])
+            cut[part] = (x.iloc[keep].reset_index(drop=True), y.iloc[keep].reset_index(drop=True))
+        return Split(*cut["train"], *cut["validation"], *cut["test"])
 
     @property
     def sizes(self) -> dict[str, int]:
@@ -165,29 +178,70 @@ def stratified_sample(labels: pd.Series | np.ndarray, size: int, seed: int,
     """Sorted positions of a seeded sample of about ``size`` rows in which every class keeps its
     share, and at least ``floor`` rows (all of them when it has fewer); all rows when there
     are no more than ``size``."""
-    labels = np.asarray(labels, dtype=object)
-    n = len(labels)
+    picks = stratified_picks(label_counts(labels), size, seed, floor)
+    return np.arange(len(labels)) if picks is None else picked_positions(labels, picks)
+
+
+def label_counts(labels: pd.Series | np.ndarray) -> dict[str, int]:
+    """Rows per class (labels as strings)."""
+    classes, counts = np.unique(np.asarray(labels, dtype=object).astype(str), return_counts=True)
+    return {str(c): int(k) for c, k in zip(classes, counts)}
+
+
+def picked_positions(labels: pd.Series | np.ndarray, picks: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Sorted positions of the rows a plan picked (per class: the ordinals of its rows)."""
+    labels = np.asarray(labels, dtype=object).astype(str)
+    return np.sort(np.concatenate([np.flatnonzero(labels == label)[ordinals]
+                                   for label, ordinals in picks.items()]))
+
+
+def stratified_picks(counts: Mapping[str, int], size: int, seed: int,
+                     floor: int = 3) -> dict[str, np.ndarray] | None:
+    """:func:`stratified_sample` from the class counts alone: per class, the sorted ordinals
+    (0 = its first row) of the rows drawn; None when there are no more than ``size`` rows.
+    The same draws as on the rows themselves, so a streamed table gets the same sample."""
+    n = sum(counts.values())
     if n <= size:
-        return np.arange(n)
+        return None
     rng = np.random.default_rng(seed)
-    _, codes = np.unique(labels.astype(str), return_inverse=True)
-    picks = []
-    for code in range(codes.max() + 1):
-        rows = np.flatnonzero(codes == code)
-        quota = min(len(rows), max(floor, round(len(rows) * size / n)))
-        picks.append(rng.choice(rows, size=quota, replace=False))
-    return np.sort(np.concatenate(picks))
+    picks = {}
+    for label in sorted(c for c, k in counts.items() if k > 0):
+        count = int(counts[label])
+        quota = min(count, max(floor, round(count * size / n)))
+        picks[label] = np.sort(rng.choice(count, size=quota, replace=False))
+    return picks
+
+
+def sample_plan(counts: Mapping[str, Mapping[str, int]], limit: int, seed: int,
+                test_limit: int = 0) -> dict[str, dict[str, np.ndarray] | None]:
+    """What :meth:`Split.bounded` keeps of each part (per class, see :func:`stratified_picks`;
+    None: all of it), from the class counts of each part (``counts[part][label]``)."""
+    sizes = {part: sum(counts.get(part, {}).values()) for part in PARTS}
+    total = sizes["train"] + sizes["validation"]
+    share = limit / total if limit and total > limit else 1.0
+    wanted = {"train": (sizes["train"] * share, 0), "validation": (sizes["validation"] * share, 1),
+              "test": (test_limit or sizes["test"], 2)}
+    plan: dict[str, dict[str, np.ndarray] | None] = {}
+    for part, (size, salt) in wanted.items():
+        plan[part] = None if size >= sizes[part] else stratified_picks(
+            counts[part], max(1, round(size)), seed + salt)
+    return plan
 
 
 def validate_for_split(labels: pd.Series, label_column: str, test_size: float,
                        validation_size: float) -> None:
     """Fail early, with the fix, when a stratified train/validation/test split is impossible."""
+    validate_class_counts(labels.value_counts(), label_column, test_size, validation_size)
+
+
+def validate_class_counts(counts: pd.Series, label_column: str, test_size: float,
+                          validation_size: float) -> None:
+    """:func:`validate_for_split` on the rows per class (most frequent first)."""
     if not 0 < test_size < 1 or not 0 <= validation_size < 1 or test_size + validation_size >= 1:
         raise BadInputError(
             f"test size {test_size} and validation size {validation_size} must be fractions "
             f"whose sum is below 1"
         )
-    counts = labels.value_counts()
     if len(counts) < 2:
         only = counts.index[0] if len(counts) else "?"
         raise BadInputError(
@@ -202,7 +256,7 @@ def validate_for_split(labels: pd.Series, label_column: str, test_size: float,
             f"too few rows per class for a stratified split: {shown}; every class needs at least "
             f"{needed} rows: add rows or remove those classes"
         )
-    n, k = len(labels), len(counts)
+    n, k = int(counts.sum()), len(counts)
     if int(n * test_size) < k or (validation_size > 0 and int(n * validation_size) < k):
         raise BadInputError(
             f"{n} rows are too few to hold out every one of the {k} classes in the test/validation "
@@ -222,6 +276,14 @@ def stable_fractions(texts: pd.Series, seed: int) -> np.ndarray:
     )
 
 
+def base_partitions(fractions: np.ndarray, test_size: float,
+                    validation_size: float) -> np.ndarray:
+    """'test' / 'validation' / 'train' per row from its stable fraction alone."""
+    return np.where(fractions < test_size, "test",
+                    np.where(fractions < test_size + validation_size, "validation",
+                             "train")).astype(object)
+
+
 def assign_partitions(fractions: np.ndarray, labels: np.ndarray, test_size: float,
                       validation_size: float) -> np.ndarray:
     """'test' / 'validation' / 'train' per row from its stable fraction.
@@ -231,23 +293,37 @@ def assign_partitions(fractions: np.ndarray, labels: np.ndarray, test_size: floa
     model, and champion comparisons in later runs stay fair. Each class is guaranteed a row in
     every partition (taken by smallest fraction), which only matters for tiny classes.
     """
-    part = np.where(fractions < test_size, "test",
-                    np.where(fractions < test_size + validation_size, "validation", "train"))
-    part = part.astype(object)
-    wanted = ["test", "validation"] if validation_size > 0 else ["test"]
+    part = base_partitions(fractions, test_size, validation_size)
     for label in np.unique(labels):
         rows = np.flatnonzero(labels == label)
-        for target in wanted + ["train"]:
-            if (part[rows] == target).any():
-                continue
-            counts = {p: int((part[rows] == p).sum()) for p in ("train", "validation", "test")}
-            donors = [r for r in rows if counts[part[r]] > 1]
-            if not donors:
-                continue
-            pick = min(donors, key=lambda r: fractions[r]) if target != "train" \
-                else max(donors, key=lambda r: fractions[r])
-            part[pick] = target
+        counts = {p: int((part[rows] == p).sum()) for p in PARTS}
+        for row, target in class_moves(rows, part[rows], fractions[rows], counts,
+                                       validation_size > 0):
+            part[row] = target
     return part
+
+
+def class_moves(rows: np.ndarray, parts: np.ndarray, fractions: np.ndarray,
+                counts: Mapping[str, int], validation: bool) -> list[tuple[int, str]]:
+    """The moves (row, partition) that give one class a row in every partition: the test and
+    validation rows it lacks are taken by smallest fraction, a lacking training row by largest,
+    from partitions that keep one. ``rows`` (in input order) may be only the few smallest and
+    largest fractions of each partition (a streamed table keeps no more), ``counts`` are the
+    class's rows per partition."""
+    parts, counts, moves = parts.copy(), dict(counts), []
+    for target in (["test", "validation"] if validation else ["test"]) + ["train"]:
+        if counts.get(target, 0) > 0:
+            continue
+        donors = [i for i in range(len(rows)) if counts[parts[i]] > 1]
+        if not donors:
+            continue
+        pick = min(donors, key=lambda i: fractions[i]) if target != "train" \
+            else max(donors, key=lambda i: fractions[i])
+        counts[parts[pick]] -= 1
+        counts[target] = counts.get(target, 0) + 1
+        parts[pick] = target
+        moves.append((int(rows[pick]), target))
+    return moves
 
 
 def split_dataset(texts: pd.Series, labels: pd.Series, text_column: str, test_size: float,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import posixpath
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from sklearn.metrics import (
 from sklearn.pipeline import FeatureUnion, Pipeline
 
 from textops.errors import BadInputError
-from textops.metrics import macro_f1 as metrics_macro_f1
+from textops.metrics import macro_f1 as metrics_macro_f1, macro_f1_from_confusion
 from textops.settings import ModelSpec, Preprocessing, Tfidf
 from textops.features import SideSpec
 from textprep import CatBoostText, HashedTfidf, SideColumns, SideFeatures, TextAndSide, TextColumn
@@ -256,31 +257,55 @@ class Evaluation:
 
 
 def evaluate(y_true: pd.Series | np.ndarray, y_pred: np.ndarray, proba: np.ndarray | None = None,
-             classes: np.ndarray | None = None) -> Evaluation:
-    """Accuracy, macro-F1, per-class precision/recall/F1 and, for binary tasks, ROC-AUC."""
+             classes: np.ndarray | None = None, weight: np.ndarray | None = None,
+             roc_auc: float | None = None) -> Evaluation:
+    """Accuracy, macro-F1, per-class precision/recall/F1 and, for binary tasks, ROC-AUC.
+    ``weight``: rows per (truth, prediction) pair, when the pairs are a confusion table's
+    cells (see :func:`evaluate_counts`); ``roc_auc``: given rather than computed."""
     y_true = np.asarray(y_true, dtype=object).astype(str)
     y_pred = np.asarray(y_pred, dtype=object).astype(str)
     labels = sorted(set(y_true) | set(y_pred) | set(map(str, classes if classes is not None else [])))
     metrics: dict[str, float] = {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": metrics_macro_f1(y_true, y_pred),
-        "weighted_f1": float(f1_score(y_true, y_pred, average="weighted", zero_division=0)),
+        "accuracy": float(accuracy_score(y_true, y_pred, sample_weight=weight)),
+        "macro_f1": (metrics_macro_f1(y_true, y_pred) if weight is None else
+                     float(macro_f1_from_confusion(confusion_matrix(
+                         y_true, y_pred, labels=labels, sample_weight=weight)))),
+        "weighted_f1": float(f1_score(y_true, y_pred, average="weighted", zero_division=0,
+                                      sample_weight=weight)),
     }
     precision, recall, f1, _ = precision_recall_fscore_support(y_true, y_pred, labels=labels,
-                                                               zero_division=0)
+                                                               zero_division=0,
+                                                               sample_weight=weight)
     keys = metric_keys(labels)
     for label, p, r, f in zip(labels, precision, recall, f1):
         key = keys[label]
         metrics[f"precision.{key}"] = float(p)
         metrics[f"recall.{key}"] = float(r)
         metrics[f"f1.{key}"] = float(f)
-    if proba is not None and classes is not None and len(classes) == 2 and len(set(y_true)) == 2:
+    if roc_auc is not None:
+        metrics["roc_auc"] = roc_auc
+    elif proba is not None and classes is not None and len(classes) == 2 and len(set(y_true)) == 2:
         positive = str(classes[1])
         metrics["roc_auc"] = float(roc_auc_score(y_true == positive, proba[:, 1]))
-    report_text = classification_report(y_true, y_pred, labels=labels, zero_division=0, digits=4)
-    report = classification_report(y_true, y_pred, labels=labels, zero_division=0, output_dict=True)
+    report_text = classification_report(y_true, y_pred, labels=labels, zero_division=0, digits=4,
+                                        sample_weight=weight)
+    report = classification_report(y_true, y_pred, labels=labels, zero_division=0, output_dict=True,
+                                   sample_weight=weight)
+    if weight is not None:  # the supports are row counts: spelled as integers, as without weights
+        report_text = re.sub(r"(\d+)\.0$", lambda m: "  " + m.group(1), report_text, flags=re.M)
     return Evaluation(metrics, report_text, report, labels,
-                      confusion_matrix(y_true, y_pred, labels=labels))
+                      confusion_matrix(y_true, y_pred, labels=labels, sample_weight=weight))
+
+
+def evaluate_counts(cells: dict[tuple[str, str], int], classes: np.ndarray | None = None,
+                    roc_auc: float | None = None) -> Evaluation:
+    """:func:`evaluate` from the rows per (truth, prediction) pair alone: the same figures
+    as on the rows themselves, from a table of classes x classes counts."""
+    pairs = sorted(cells)
+    return evaluate(np.array([t for t, _ in pairs], dtype=object),
+                    np.array([p for _, p in pairs], dtype=object), classes=classes,
+                    weight=np.array([cells[pair] for pair in pairs], dtype=np.int64),
+                    roc_auc=roc_auc)
 
 
 def predict_with_proba(pipeline: Pipeline, frame: pd.DataFrame,

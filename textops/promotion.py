@@ -272,16 +272,20 @@ def audit_comparison(y_true: Any, new: Any, old: Any, weights: Any, batches: int
 def decide_promotion(metric: str, score: float, threshold: float, champion_version: str | None,
                      champion_score: float | None, test: PairedTest | None = None,
                      alpha: float = 0.05, min_gain: float = 0.0,
-                     audit: AuditComparison | None = None) -> Decision:
+                     audit: AuditComparison | None = None,
+                     compared: float | None = None) -> Decision:
     """The promotion rule: reach the threshold AND (no champion OR beat it on the same rows, by
     at least ``min_gain`` and, when ``test`` is given, significantly at level ``alpha``).
 
     With the ledger's ``audit`` rows as well: a model the test rows promote is still kept as
     challenger when it is significantly *worse* on the audit rows; and where the test rows
     cannot tell the two apart (significant neither way), a model significantly better on the
-    audit rows (by at least ``min_gain``) is promoted. Noise promotes nothing."""
+    audit rows (by at least ``min_gain``) is promoted. Noise promotes nothing.
+
+    ``compared``: the new model's score on the rows the champion was scored on, when those are a
+    sample of the test rows (``score``, on all of them, then meets the threshold only)."""
     decision = _decide_on_test_rows(metric, score, threshold, champion_version, champion_score,
-                                    test, alpha, min_gain)
+                                    test, alpha, min_gain, compared)
     if audit is None or test is None or champion_version is None or champion_score is None \
             or score < threshold:
         return decision
@@ -302,7 +306,8 @@ def decide_promotion(metric: str, score: float, threshold: float, champion_versi
 
 def _decide_on_test_rows(metric: str, score: float, threshold: float,
                          champion_version: str | None, champion_score: float | None,
-                         test: PairedTest | None, alpha: float, min_gain: float) -> Decision:
+                         test: PairedTest | None, alpha: float, min_gain: float,
+                         compared: float | None = None) -> Decision:
     """The rule on the test rows alone (see :func:`decide_promotion`)."""
     if score < threshold:
         return Decision(CHALLENGER, f"{metric} {score:.4f} is below the threshold {threshold:.4f}")
@@ -312,18 +317,21 @@ def _decide_on_test_rows(metric: str, score: float, threshold: float,
     if champion_score is None:
         return Decision(CHAMPION, f"{metric} {score:.4f} reaches the threshold {threshold:.4f}; "
                                   f"the current champion v{champion_version} could not be evaluated")
-    if score <= champion_score:
-        return Decision(CHALLENGER, f"{metric} {score:.4f} does not beat champion "
-                                    f"v{champion_version} ({champion_score:.4f}) on the same test rows")
-    beats = (f"{metric} {score:.4f} beats champion v{champion_version} ({champion_score:.4f}) on "
-             f"the same test rows")
-    if score - champion_score < min_gain:
-        return Decision(CHALLENGER, f"{beats}, but by {score - champion_score:.4f}, less than the "
+    rows = "the same test rows" if compared is None else "the same sample of the test rows"
+    against = score if compared is None else compared
+    if against <= champion_score:
+        return Decision(CHALLENGER, f"{metric} {against:.4f} does not beat champion "
+                                    f"v{champion_version} ({champion_score:.4f}) on {rows}")
+    beats = (f"{metric} {against:.4f} beats champion v{champion_version} ({champion_score:.4f}) on "
+             f"{rows}")
+    if against - champion_score < min_gain:
+        return Decision(CHALLENGER, f"{beats}, but by {against - champion_score:.4f}, less than the "
                                     f"minimum gain {min_gain:.4f}")
     if test is not None and not test.pvalue < alpha:
         return Decision(CHALLENGER, f"{beats}, but not significantly ({test.method} p="
                                     f"{test.pvalue:.3f} >= {alpha:g}): kept as challenger")
     significance = "" if test is None else f", significantly ({test.method} p={test.pvalue:.3g})"
+    shown = "" if compared is None else f" ({against:.4f} on them)"
     return Decision(CHAMPION, f"{metric} {score:.4f} reaches the threshold {threshold:.4f} and "
-                              f"beats champion v{champion_version} ({champion_score:.4f}) on the "
-                              f"same test rows{significance}")
+                              f"beats champion v{champion_version} ({champion_score:.4f}) on "
+                              f"{rows}{shown}{significance}")

@@ -99,6 +99,8 @@ class TrainSettings:
     baseline: bool
     leakage_check: bool
     max_fit_rows: int
+    max_test_rows: int
+    chunk_size: int
     sample_rows: int
     tune: bool
     tune_trials: int

@@ -20,7 +20,8 @@ from textops.errors import BadInputError, Interrupted, first_line
 from textops.interrupts import raise_if_interrupted
 from textops.redaction import redact
 from textops.timing import Stopwatch
-from textops import data, diagnostics, features, inputs, model, plots, promotion, registry, tuning
+from textops import (data, diagnostics, features, inputs, model, plots, promotion, registry,
+                     streamsplit, testscore, tuning)
 from textops.calibration import calibration_metrics
 from textops.columns import Columns
 from textops.locking import exclusive
@@ -75,19 +76,30 @@ def make_job(settings: Settings) -> TrainJob:
 
 @dataclass
 class TrainingData:
-    """The validated input of one training: the file, its rows and their split."""
+    """The validated input of one training: the file, its census and the samples drawn."""
 
     path: Path
     sha256: str
-    rows: data.LabelledData
-    split: data.Split
+    census: streamsplit.Census  # the rows read, kept, dropped, per class and partition
+    split: data.Split  # the training + validation rows cut to max_fit_rows, the test rows to
+    #                    max_test_rows (seeded, per class; all of them when fewer)
     stopwords: model.Stopwords
-    fit_split: data.Split  # ``split`` with its training + validation rows cut to max_fit_rows
-    probes: data.Split  # ``fit_split`` cut to sample_rows (and its test rows too): drawn once for
+    probes: data.Split  # ``split`` cut to sample_rows (and its test rows too): drawn once for
     #                     the leakage probes and the token importance
     ledger: ledger.Selection | None = None  # --with-ledger: what the labels ledger added
     seconds: float = 0.0  # reading, checking and splitting it took
     side: features.SideSpec = field(default_factory=features.SideSpec)  # --feature-columns
+    table: streamsplit.LabelledTable | None = None  # to stream the test rows once more
+
+    @property
+    def fit_split(self) -> data.Split:
+        """The rows the model is fitted on (training + validation) and measured on (test)."""
+        return self.split
+
+    @property
+    def test_sampled(self) -> bool:
+        """Whether the test rows in memory are a sample (the test metrics then stream all)."""
+        return self.split.sizes["test"] < self.census.sizes["test"]
 
 
 @dataclass
@@ -101,10 +113,12 @@ class Fitted:
     proba: np.ndarray
     seconds: float
     calibration: dict[str, float] = field(default_factory=dict)  # calibration.* on the test rows
+    sample_metrics: dict[str, float] | None = None  # on the test rows in memory, when a sample
 
 
 def load_training_data(job: TrainJob) -> TrainingData:
-    """Read, clean, validate and split the training CSV (raises BadInputError with the fix)."""
+    """Stream, clean, validate and split the training data (raises BadInputError with the fix):
+    a census, then the samples (see ``textops.streamsplit``); memory holds the samples only."""
     began, d, path = time.perf_counter(), job.data, job.data_path
     text_col, label_col = job.columns.text, job.columns.label
     if text_col == label_col:
@@ -115,51 +129,68 @@ def load_training_data(job: TrainJob) -> TrainingData:
     required = {**dict.fromkeys((text_col, label_col), "--text-column/--label-column"),
                 **dict.fromkeys(side_names, "--feature-columns")}
     source = inputs.open_input(path, d.encoding, d.delimiter, required)
-    frame = source.read([text_col, label_col, *side_names])
+    table = streamsplit.LabelledTable(source, text_col, label_col, d.random_seed, d.test_size,
+                                      d.validation_size, side_names, job.train.chunk_size)
     chosen = None
     if job.ledger is not None:
-        frame, chosen = with_ledger_rows(frame, job.ledger, job.tracking.model_name, text_col,
-                                         label_col, side_names)
-    rows = data.prepare_labelled(frame, text_col, label_col, path, side_names)
-    side = _side_columns(job, rows, path)
-    if rows.dropped_blank_text or rows.dropped_missing_label:
-        log.warning("dropped %d rows with empty text and %d rows with a missing label",
-                    rows.dropped_blank_text, rows.dropped_missing_label)
-    for canonical, others in rows.label_merges.items():
-        log.warning("label spellings %s merged into %r", others, canonical)
-    data.validate_for_split(rows.labels, label_col, d.test_size, d.validation_size)
-    classes = rows.labels.nunique()
+        table, chosen = _with_ledger(table, job.ledger, job.tracking.model_name)
+    census = streamsplit.take_census(table)
+    _log_census(census, chosen)
+    data.validate_class_counts(census.frequencies(), label_col, d.test_size, d.validation_size)
+    classes = len(census.class_counts)
     if classes > job.train.max_classes:
         raise BadInputError(
             f"label column {label_col!r} has {classes} classes, more than "
             f"TEXTOPS_TRAIN_MAX_CLASSES={job.train.max_classes} (memory grows with classes "
             f"x features): check --label-column, merge rare classes, or raise the limit")
-    split = data.split_dataset(rows.texts, rows.labels, text_col, d.test_size,
-                               d.validation_size, d.random_seed, rows.side)
-    log.info("rows: %d usable, split %s, %d classes", len(rows.labels), split.sizes,
-             len(rows.class_counts))
+    split = streamsplit.collect(table, census, data.sample_plan(
+        census.counts, job.train.max_fit_rows, d.random_seed, job.train.max_test_rows))
+    _log_split(job, census, split)
+    side = _side_columns(job, split, path)
     stopwords = model.load_stopwords(job.model.preprocessing.stopwords)
     log.info("stop words: %s, %d words, from %s", stopwords.language, len(stopwords.words),
              stopwords.source)
-    fit_split = split.bounded(job.train.max_fit_rows, d.random_seed)
-    if fit_split is not split:
-        log.info("fitting on a seeded per-class sample of %d of the %d training + validation rows "
-                 "(TEXTOPS_TRAIN_MAX_FIT_ROWS=%d; test rows all kept)",
-                 _fit_rows(fit_split), _fit_rows(split), job.train.max_fit_rows)
-    probes = fit_split.bounded(job.train.sample_rows, d.random_seed,
-                               test_limit=job.train.sample_rows)
+    probes = split.bounded(job.train.sample_rows, d.random_seed, test_limit=job.train.sample_rows)
     sha256 = source.sha256()
     source.require_unchanged()  # what was read and hashed is the file as it is now
-    return TrainingData(path, sha256, rows, split, stopwords, fit_split, probes, chosen,
-                        time.perf_counter() - began, side)
+    return TrainingData(path, sha256, census, split, stopwords, probes, chosen,
+                        time.perf_counter() - began, side, table)
 
 
-def _side_columns(job: TrainJob, rows: data.LabelledData, path: Path) -> features.SideSpec:
-    """The side columns of --feature-columns, their kinds inferred and checked (an identifier
-    look-alike is a LEAKAGE WARNING, refused with TEXTOPS_TRAIN_LEAKAGE=fail)."""
-    if rows.side is None:
+def _log_census(census: streamsplit.Census, chosen: ledger.Selection | None) -> None:
+    if census.dropped_blank_text or census.dropped_missing_label:
+        log.warning("dropped %d rows with empty text and %d rows with a missing label",
+                    census.dropped_blank_text, census.dropped_missing_label)
+    for canonical, others in census.label_merges.items():
+        log.warning("label spellings %s merged into %r", others, canonical)
+    if chosen is not None:
+        log.info("labels ledger: %d row(s) of the data replaced by a ledger label",
+                 census.left_out)
+
+
+def _log_split(job: TrainJob, census: streamsplit.Census, split: data.Split) -> None:
+    log.info("rows: %d usable of %d read, split %s, %d classes", census.usable,
+             census.rows_read, census.sizes, len(census.class_counts))
+    fit_rows, all_fit = _fit_rows(split), census.sizes["train"] + census.sizes["validation"]
+    if fit_rows < all_fit:
+        log.info("fitting on a seeded per-class sample of %d of the %d training + validation rows "
+                 "(TEXTOPS_TRAIN_MAX_FIT_ROWS=%d)", fit_rows, all_fit, job.train.max_fit_rows)
+    if split.sizes["test"] < census.sizes["test"]:
+        log.info("keeping a seeded per-class sample of %d of the %d test rows for the champion "
+                 "comparison and the reference profile (TEXTOPS_TRAIN_MAX_TEST_ROWS=%d); the "
+                 "test metrics score all of them", split.sizes["test"], census.sizes["test"],
+                 job.train.max_test_rows)
+
+
+def _side_columns(job: TrainJob, split: data.Split, path: Path) -> features.SideSpec:
+    """The side columns of --feature-columns, their kinds inferred and checked on the rows
+    drawn (all rows when the table fits max_fit_rows and max_test_rows); an identifier
+    look-alike is a LEAKAGE WARNING, refused with TEXTOPS_TRAIN_LEAKAGE=fail."""
+    if not job.columns.features:
         return features.SideSpec()
-    side = features.side_spec(rows.side, job.columns.features,
+    frames = [split.x_train, split.x_test] + ([] if split.x_val is None else [split.x_val])
+    rows = pd.concat([x[list(job.columns.features)] for x in frames], ignore_index=True)
+    side = features.side_spec(rows, job.columns.features,
                               columns_of(job.data.categorical_columns), job.train.max_categories,
                               path)
     log.info("side columns: %s", side.describe())
@@ -174,19 +205,41 @@ def _side_columns(job: TrainJob, rows: data.LabelledData, path: Path) -> feature
 def with_ledger_rows(frame: pd.DataFrame, path: Path, model_name: str, text_col: str,
                      label_col: str, side_columns: tuple[str, ...] = ()
                      ) -> tuple[pd.DataFrame, ledger.Selection | None]:
-    """The training table with the labels ledger's rows of this model added (their latest
-    label; the audit part left out, and taken out of the table too, so it stays unseen); a
-    text of the table that the ledger labelled is replaced by the ledger's row. Without a
-    ledger yet (no labels given back so far) the table as it is. ``side_columns`` come from
-    each ledger row's ids (monitor.py --id-columns carried them into the rows to label); a
-    row without one gets a missing value, counted in the log."""
+    """The training table with the labels ledger's rows of this model added (see
+    :func:`ledger_rows`); a text of the table that the ledger labelled is replaced by the
+    ledger's row. Without a ledger yet the table as it is."""
+    added, texts, chosen = ledger_rows(path, model_name, text_col, label_col, side_columns)
+    if chosen is None:
+        return frame, None
+    replaced = data.clean_text(frame[text_col]).isin(texts).to_numpy()
+    log.info("labels ledger: %d row(s) of the data replaced by a ledger label", int(replaced.sum()))
+    return pd.concat([frame[~replaced], added], ignore_index=True), chosen
+
+
+def _with_ledger(table: streamsplit.LabelledTable, path: Path, model_name: str
+                 ) -> tuple[streamsplit.LabelledTable, ledger.Selection | None]:
+    """The table to stream with the labels ledger's rows added after it, and the texts they
+    label taken out of it (see :func:`ledger_rows`)."""
+    added, texts, chosen = ledger_rows(path, model_name, table.text, table.label, table.side)
+    if chosen is None:
+        return table, None
+    return replace(table, extra=added, left_out=frozenset(texts)), chosen
+
+
+def ledger_rows(path: Path, model_name: str, text_col: str, label_col: str,
+                side_columns: tuple[str, ...] = ()
+                ) -> tuple[pd.DataFrame | None, set[str], ledger.Selection | None]:
+    """The labels ledger's rows of this model (their latest label; the audit part left out),
+    and every text it labels (the audit's too: the training table must not hold them, so the
+    audit stays unseen). ``side_columns`` come from each ledger row's ids (monitor.py
+    --id-columns carried them into the rows to label); a row without one gets a missing value,
+    counted in the log. (None, empty, None) without a ledger yet (no labels given back)."""
     if not path.exists():
         log.warning("--with-ledger: the labels ledger %s does not exist yet (no labels given back "
                     "with monitor.py --labels): training on the training file alone", path)
-        return frame, None
+        return None, set(), None
     chosen = ledger.select(ledger.read(path), model_name)
     in_ledger = set(chosen.texts) | {row["text"] for row in chosen.audit}
-    replaced = data.clean_text(frame[text_col]).isin(in_ledger).to_numpy()
     added = pd.DataFrame({text_col: chosen.texts, label_col: chosen.labels})
     for column in side_columns:
         added[column] = [ids.get(column) for ids in chosen.ids]
@@ -195,15 +248,14 @@ def with_ledger_rows(frame: pd.DataFrame, path: Path, model_name: str, text_col:
                         "without it: pass it to monitor.py --id-columns); trained as missing",
                         int(added[column].isna().sum()), len(added), column)
     log.info("labels ledger %s: %d row(s) of %s added from %d batch(es) (nights %s); %d audit "
-             "row(s) kept aside, never trained on; %d row(s) of the data replaced by a ledger "
-             "label; %d older ledger label(s) superseded by a later one; %d text(s) relabelled "
-             "differently over time", path, len(chosen.texts), model_name, len(chosen.batches),
-             ", ".join(chosen.nights) or "-", len(chosen.audit), int(replaced.sum()),
+             "row(s) kept aside, never trained on; %d older ledger label(s) superseded by a "
+             "later one; %d text(s) relabelled differently over time", path, len(chosen.texts),
+             model_name, len(chosen.batches), ", ".join(chosen.nights) or "-", len(chosen.audit),
              chosen.superseded, chosen.conflicts)
     if not chosen.texts and not chosen.audit:
         log.warning("--with-ledger: the labels ledger %s holds no row of model %s", path,
                     model_name)
-    return pd.concat([frame[~replaced], added], ignore_index=True), chosen
+    return added, in_ledger, chosen
 
 
 def _fit_rows(split: data.Split) -> int:
@@ -251,7 +303,7 @@ def check_same_task(client: Any, name: str, td: TrainingData, label_column: str,
     if version is None:
         return ""
     differences = task_differences(version_task(client, name, version), str(version),
-                                   Task(sorted(td.rows.class_counts), label_column,
+                                   Task(sorted(td.census.class_counts), label_column,
                                         td.side.names), "this data")
     return allowed_change(name, differences, allow_reason, "train under another --model-name")
 
@@ -364,8 +416,10 @@ def train_in_run(job: TrainJob, client: Any, td: TrainingData) -> str:
     p = job.promotion
     threshold = p.threshold
     test, audit = _comparisons(job, td, fitted, champion_pred, audit_x, champion_audit)
+    compared = None if fitted.sample_metrics is None else fitted.sample_metrics[metric]
     decision = promotion.decide_promotion(metric, score, threshold, champion_version,
-                                          champion_score, test, p.alpha, p.min_gain, audit)
+                                          champion_score, test, p.alpha, p.min_gain, audit,
+                                          compared)
     with promotion.alias_lock(job.train.lock_dir, name):
         decision = promotion.still_valid(decision, champion_version,
                                          registry.aliases_of(client, name).get(registry.CHAMPION))
@@ -382,7 +436,7 @@ def train_in_run(job: TrainJob, client: Any, td: TrainingData) -> str:
         "textops.champion_score": "" if champion_score is None else f"{champion_score:.6f}",
         "textops.data_sha256": td.sha256,
         "textops.label_column": job.columns.label,
-        "textops.classes": json.dumps(sorted(td.rows.class_counts), ensure_ascii=False)[:5000],
+        "textops.classes": json.dumps(sorted(td.census.class_counts), ensure_ascii=False)[:5000],
         **({"textops.side_columns": td.side.as_json()[:5000]} if td.side else {}),
         **_test_tags(test),
         **_audit_tags(audit),
@@ -443,12 +497,13 @@ def _log_inputs(job: TrainJob, td: TrainingData) -> None:
     mlflow.log_params({
         "data.path": str(td.path),
         "data.sha256": td.sha256,
-        "data.rows_usable": len(td.rows.labels),
-        "data.rows_dropped_blank_text": td.rows.dropped_blank_text,
-        "data.rows_dropped_missing_label": td.rows.dropped_missing_label,
-        "data.n_classes": len(td.rows.class_counts),
-        **{f"data.rows_{k}": v for k, v in td.split.sizes.items()},
-        "data.rows_fit_sample": _fit_rows(td.fit_split),
+        "data.rows_usable": td.census.usable,
+        "data.rows_dropped_blank_text": td.census.dropped_blank_text,
+        "data.rows_dropped_missing_label": td.census.dropped_missing_label,
+        "data.n_classes": len(td.census.class_counts),
+        **{f"data.rows_{k}": v for k, v in td.census.sizes.items()},
+        "data.rows_fit_sample": _fit_rows(td.split),
+        **({"data.rows_test_sample": td.split.sizes["test"]} if td.test_sampled else {}),
         "stopwords.source": td.stopwords.source,
         "stopwords.count": len(td.stopwords.words),
         **({"side.kinds": td.side.as_json()[:6000]} if td.side else {}),
@@ -463,7 +518,7 @@ def _log_datasets(job: TrainJob, td: TrainingData) -> None:
     import mlflow  # heavy (~1.5 s): lazy, for a fast --help and lean workers
     from mlflow.data.meta_dataset import MetaDataset
 
-    datasets = [(td.path, td.path.name, td.sha256, {"rows": str(len(td.rows.labels))})]
+    datasets = [(td.path, td.path.name, td.sha256, {"rows": str(td.census.usable)})]
     if td.ledger is not None:
         chosen = td.ledger
         mlflow.log_params({"ledger.path": str(job.ledger), "ledger.rows": len(chosen.texts),
@@ -502,10 +557,15 @@ def fit_and_evaluate(job: TrainJob, td: TrainingData) -> Fitted:
              info["fit_rows"])
     with Stopwatch() as eval_time:
         y_pred, proba = model.predict_with_proba(pipeline, split.x_test)
-    evaluation = model.evaluate(split.y_test, y_pred, proba, pipeline.classes_)
-    mlflow.log_metrics(evaluation.metrics)
     temperature = float(getattr(clf, "temperature_", 1.0))
-    calibration = calibration_metrics(proba, split.y_test, pipeline.classes_, temperature)
+    sample_metrics = None
+    if td.test_sampled:
+        evaluation, calibration = _all_test_rows(td, pipeline, temperature)
+        sample_metrics = model.evaluate(split.y_test, y_pred).metrics
+    else:
+        evaluation = model.evaluate(split.y_test, y_pred, proba, pipeline.classes_)
+        calibration = calibration_metrics(proba, split.y_test, pipeline.classes_, temperature)
+    mlflow.log_metrics(evaluation.metrics)
     mlflow.log_metrics(calibration)
     log.info("calibration on the test rows: temperature %.3f, ECE %.4f -> %.4f, Brier %.4f -> %.4f",
              temperature, calibration["calibration.ece_raw"], calibration["calibration.ece"],
@@ -519,7 +579,21 @@ def fit_and_evaluate(job: TrainJob, td: TrainingData) -> Fitted:
     })
     log.info("test: accuracy %.4f, macro-F1 %.4f", evaluation.metrics["accuracy"],
              evaluation.metrics["macro_f1"])
-    return Fitted(pipeline, info, evaluation, y_pred, proba, fit_time.seconds, calibration)
+    return Fitted(pipeline, info, evaluation, y_pred, proba, fit_time.seconds, calibration,
+                  sample_metrics)
+
+
+def _all_test_rows(td: TrainingData, pipeline: Any, temperature: float
+                   ) -> tuple[model.Evaluation, dict[str, float]]:
+    """The test metrics over every test row, streamed once more from the input and scored in
+    chunks (the rows in memory are a sample of them)."""
+    assert td.table is not None
+    with Stopwatch() as took:
+        evaluation, calibration, rows = testscore.score_test_rows(
+            pipeline, streamsplit.test_chunks(td.table, td.census), temperature)
+    td.table.source.require_unchanged()  # the rows scored are the rows the split counted
+    log.info("all %d test rows scored in chunks for the test metrics (%.1f s)", rows, took.seconds)
+    return evaluation, calibration
 
 
 def baseline_and_leakage(job: TrainJob, pipeline: Any, td: TrainingData,
@@ -630,17 +704,17 @@ def _log_artifacts(job: TrainJob, td: TrainingData, fitted: Fitted) -> None:
             folder / "token_importance.csv", index=False)
         mlflow.log_param("token_importance.rows", len(rows))
         plots.save_confusion_matrix(evaluation, folder / "confusion_matrix.png",
-                                    f"{name}: test split ({len(split.y_test)} rows)")
+                                    f"{name}: test split ({td.census.sizes['test']} rows)")
         plots.save_reliability_diagram(fitted.proba, split.y_test, fitted.pipeline.classes_,
                                  fitted.calibration["calibration.temperature"],
                                  folder / "reliability_diagram.png")
         (folder / "classification_report.txt").write_text(evaluation.report_text, encoding="utf-8")
         (folder / "classification_report.json").write_text(json.dumps(evaluation.report, indent=2))
         profile = {
-            "path": str(td.path), "sha256": td.sha256, "class_counts": td.rows.class_counts,
-            "split_sizes": split.sizes, "label_merges": td.rows.label_merges,
-            "dropped_blank_text": td.rows.dropped_blank_text,
-            "dropped_missing_label": td.rows.dropped_missing_label,
+            "path": str(td.path), "sha256": td.sha256, "class_counts": td.census.class_counts,
+            "split_sizes": td.census.sizes, "label_merges": td.census.label_merges,
+            "dropped_blank_text": td.census.dropped_blank_text,
+            "dropped_missing_label": td.census.dropped_missing_label,
         }
         (folder / "data_profile.json").write_text(json.dumps(profile, indent=2, ensure_ascii=False))
         (folder / "stopwords.txt").write_text("\n".join(td.stopwords.words) + "\n", encoding="utf-8")
@@ -716,7 +790,7 @@ def model_card(job: TrainJob, td: TrainingData, fitted: Fitted,
                tags: dict[str, str]) -> registry.ModelCard:
     """What the MLflow UI shows on the registered model's and the version's pages."""
     c = job.columns
-    counts = td.rows.class_counts
+    counts = td.census.class_counts
     classes = ", ".join(f"{c} ({n})" for c, n in list(counts.items())[:20])
     if len(counts) > 20:
         classes += f", ... {len(counts) - 20} more"
@@ -728,14 +802,14 @@ def model_card(job: TrainJob, td: TrainingData, fitted: Fitted,
         f"TF-IDF + CatBoost pipeline trained by "
         f"textops' train.py; score it with predict.py, `mlflow.pyfunc` or `mlflow models serve` "
         f"(columns: prediction, probability, proba_<class>).\n\n"
-        f"Latest training data: {td.path.name} ({len(td.rows.labels)} usable rows; classes: "
+        f"Latest training data: {td.path.name} ({td.census.usable} usable rows; classes: "
         f"{classes}).")
     m = fitted.evaluation.metrics
     baseline = tags.get("textops.baseline_macro_f1")
     version_text = (
-        f"Trained on {td.path.name} (sha256 {td.sha256[:12]}, {len(td.rows.labels)} rows; split "
-        f"{td.split.sizes}).\n\n"
-        f"Test rows ({td.split.sizes['test']}): accuracy {m['accuracy']:.4f}, macro-F1 "
+        f"Trained on {td.path.name} (sha256 {td.sha256[:12]}, {td.census.usable} rows; split "
+        f"{td.census.sizes}).\n\n"
+        f"Test rows ({td.census.sizes['test']}): accuracy {m['accuracy']:.4f}, macro-F1 "
         f"{m['macro_f1']:.4f}"
         + (f"; linear baseline macro-F1 {float(baseline):.4f}" if baseline else "") + ".\n\n"
         + _ledger_card(td.ledger) +
