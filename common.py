@@ -34,6 +34,7 @@ from textops.interrupts import (_quiet_swallowed_interrupt, _raise_interrupted, 
 from textops.redaction import (MASK, SECRET_VALUES, SECRET_VARIABLES,  # noqa: F401
                                add_secret, collect_secrets, learn_uri_secrets, redact,
                                uri_password, uri_query_secrets)
+from textops.paths import is_uri
 from textops.settings import LoggingSettings, Settings, resolve
 from textops.timing import Stopwatch  # noqa: F401
 
@@ -320,7 +321,7 @@ def cli_path(value: str) -> str:
 
 def _flag_type(setting: cfg.Setting) -> Callable[[str], Any]:
     def parse(raw: str) -> Any:
-        if setting.path and raw:
+        if setting.path and raw and not (setting.remote and is_uri(raw)):  # a URI stays a URI
             return cli_path(raw)
         if setting.uri:
             return cfg.absolute_sqlite_uri(raw, Path.cwd())
@@ -346,8 +347,8 @@ def add_setting_flags(parser: argparse.ArgumentParser, config: dict[str, Any], s
             continue
         dest = f"{section}.{key}"
         default = config[section][key]  # argparse passes a str default through the flag's type,
-        if setting.path and default:   # which reads paths against the current directory: a
-            default = str(cfg.resolve_path(default))  # configured path is the project's
+        if setting.path and default and not (setting.remote and is_uri(default)):  # argparse
+            default = str(cfg.resolve_path(default))  # reads paths against the current directory
         elif setting.uri:
             default = cfg.absolute_sqlite_uri(default, cfg.PROJECT_ROOT)
         names = [cfg.env_name(section, key)] + cfg.aliases_of(section, key)[:1]

@@ -4,9 +4,19 @@ configuration (relative to the project folder the entry point names) or on the c
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 SQLITE_PREFIX = "sqlite:///"
+
+
+HADOOP_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")  # hdfs://, s3a://, abfss://, file://, ...
+
+
+def is_uri(location: str | os.PathLike[str]) -> bool:
+    """A Hadoop-FS URI (read and written by Spark, never opened by this process): it stays as
+    given, never resolved as a path."""
+    return bool(HADOOP_URI.match(str(location)))
 
 
 def resolve_path(path: str | os.PathLike[str], root: Path) -> Path:

@@ -30,6 +30,7 @@ from textops.errors import BadInputError, EngineUnavailableError, first_line
 from textops.interrupts import interrupt_from
 from textops.batch import ScoringSpec
 from textops.inputs import CsvFormat
+from textops.paths import is_uri
 from textops.columns import MODEL_VERSION, PREDICTION, PROBA_PREFIX, PROBABILITY
 from textprep.side import NUMERIC
 
@@ -85,13 +86,7 @@ def spark_encoding(encoding: str) -> str:
             "ascii": "us-ascii", "utf-16-le": "utf-16le", "utf-16-be": "utf-16be"}.get(name, name)
 
 
-URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")  # hdfs://, s3a://, abfss://, file://, ...
 CSV_NAMES = (".csv", ".tsv", ".txt", ".csv.gz", ".csv.bz2", ".csv.xz", ".csv.zst", ".gz", ".bz2")
-
-
-def is_uri(location: str) -> bool:
-    """A Hadoop-FS URI (read and written by Spark, never opened by this process)."""
-    return bool(URI.match(str(location)))
 
 
 def spark_location(location: str | Path) -> str:
