@@ -219,8 +219,15 @@ CONFIG: dict[str, dict[str, Setting]] = {
     },
     "train": {
         "data": Setting("data/demo/train.csv", "labelled training data: CSV (plain or gzip/bzip2/xz/zstd), "
-                                                "Parquet file or folder of Parquet parts", "--data",
-                        path=True),
+                                                "Parquet file or folder of Parquet parts (with --engine "
+                                                "spark also a Hadoop-FS URI: hdfs://, s3a://, ...)",
+                        "--data", path=True, remote=True),
+        "engine": Setting("local", "local: this process streams the data; spark: Spark executors count "
+                                   "the data, draw the samples and score the test rows (pip install -r "
+                                   "requirements-spark.txt); the driver fits and registers as the local "
+                                   "engine does", "--engine", choices=("local", "spark")),
+        "spark_master": Setting("local[*]", "Spark master URL for train.py --engine spark",
+                                "--spark-master"),
         "refit": Setting(True, "refit on training + validation rows once early stopping has chosen the "
                                "number of trees (test rows are never trained on)"),
         "baseline": Setting(True, "also fit TF-IDF + LogisticRegression and log its test metrics",

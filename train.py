@@ -27,7 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     resolved, _ = start("train", build_parser, argv)
     started = time.perf_counter()
     job = training.make_job(resolved)
-    log.info("train: data=%s text=%s label=%s model=%s", job.train.data, job.columns.text,
+    log.info("train: data=%s text=%s label=%s model=%s", job.location, job.columns.text,
              job.columns.label, job.tracking.model_name)
     td = training.load_training_data(job)  # input problems: exit 2, before any MLflow run
     print(training.train(job, td))

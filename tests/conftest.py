@@ -83,6 +83,18 @@ def compiled_kernel() -> None:
     textprep.HashedTfidf(min_df=1).fit(texts).transform(texts)
 
 
+@pytest.fixture(scope="module")
+def spark_local():
+    """A local Spark session (2 threads) for a module's in-process Spark tests (skipped without
+    the optional PySpark extra)."""
+    pytest.importorskip("pyspark")
+    from textops import spark
+
+    active = spark.spark_session("local[2]")
+    yield active
+    active.stop()
+
+
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     return copy_project(tmp_path / "project")

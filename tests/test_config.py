@@ -12,6 +12,7 @@ import pytest
 
 import common
 import config as cfg
+from textops import training
 from conftest import PROJECT_ROOT
 
 
@@ -107,6 +108,11 @@ def test_flags_override_the_configuration_one_way(tmp_path, monkeypatch):
     assert config["data"]["random_seed"] == 7
     assert config["train"]["baseline"] is False
     assert config["train"]["data"] == str(tmp_path / "x.csv")  # flags: relative to the cwd
+    uri = parser.parse_args(["--data", "hdfs://nn:8020/tables/tweets"])
+    assert vars(uri)["train.data"] == "hdfs://nn:8020/tables/tweets"  # a URI stays a URI
+    predict = common.make_parser("predict", cfg.load_config({"TEXTOPS_PREDICT_OUTPUT": "s3a://b/o"}), "t")
+    given = vars(predict.parse_args(["--data", "file:///data/in.parquet"]))
+    assert (given["predict.data"], given["predict.output"]) == ("file:///data/in.parquet", "s3a://b/o")
     assert config["data"]["delimiter"] == "\t"
     assert config["promotion"]["metric"] == "accuracy"
     untouched = cfg.load_config({"TEXTOPS_RANDOM_SEED": "3"})
@@ -190,7 +196,8 @@ def test_every_setting_is_a_typed_field_of_its_sections_settings_object():
                                                  "TEXTOPS_MONITOR_LEDGER": "~/ledger.db"}),
                                 Path("/srv/project"))
     assert resolved.tfidf.max_df == 1.0 and isinstance(resolved.tfidf.max_df, float)
-    assert resolved.train.data == Path("/srv/project/data/demo/train.csv")  # against the root
+    assert resolved.train.data == "data/demo/train.csv"  # may be a URI: the job resolves it
+    assert training.make_job(resolved).data_path == Path("/srv/project/data/demo/train.csv")
     assert resolved.monitor.ledger == Path("~/ledger.db").expanduser()
     assert resolved.monitor.to_label == Path("/srv/project/reports/to_label")
     assert resolved.predict.data == "data/demo/recent.csv"  # may be a URI: the job resolves it

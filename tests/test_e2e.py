@@ -649,3 +649,47 @@ def test_served_champion_answers_like_predict_py(twcs_project, tmp_path):
         assert wrong.status_code == 400
     finally:
         stop_server(proc)
+
+
+# ------------------------------------------------------------------------------------------
+# train.py --engine spark (last: it registers v3)
+# ------------------------------------------------------------------------------------------
+@pytest.mark.spark
+def test_the_spark_engine_trains_what_the_local_engine_trained(twcs_project):
+    """train.py --engine spark with v2's settings: the executors count the census, draw the
+    samples and score every test row; the driver fits and registers. The same rows, so the
+    same model: v3's split, samples, metrics and promotion are v2's."""
+    pytest.importorskip("pyspark")
+    root = twcs_project["root"]
+    env = clean_env(TEXTOPS_CATBOOST_LINEAR_BOOST="false", TEXTOPS_TFIDF_MAX_FEATURES="20")
+    result = ok(run_script(root, "train.py", "--data", shared("twcs", "twcs_head5k_raw.csv"),
+                           "--label-column", "inbound", "--iterations", "3", "--threshold", "0.5",
+                           "--max-test-rows", "400", "--engine", "spark", "--spark-master",
+                           "local[2]", env=env))
+    assert f"{MODEL} v3 -> @challenger" in result.stdout
+    assert "on the same sample of the test rows" in result.stdout
+    client = registry(root)
+    local, spark = (client.get_run(client.get_model_version(MODEL, v).run_id).data
+                    for v in ("2", "3"))
+    for key in ("data.rows_usable", "data.rows_train", "data.rows_validation", "data.rows_test",
+                "data.rows_fit_sample", "data.rows_test_sample", "data.sha256", "data.n_classes"):
+        assert spark.params[key] == local.params[key], key
+    for name in ("accuracy", "macro_f1", "roc_auc", "calibration.ece", "calibration.brier",
+                 "champion_macro_f1", "best_iteration", "n_features"):
+        assert spark.metrics[name] == pytest.approx(local.metrics[name], abs=1e-9), name
+    assert (spark.params["train.engine"], "train.engine" in local.params) == ("spark", False)
+    for tag in ("textops.decision", "textops.classes", "textops.promotion_pvalue"):
+        assert spark.tags[tag] == local.tags[tag], tag
+
+
+def test_a_spark_training_refuses_bad_input_before_spark_starts(project, tmp_path):
+    """A local file is checked as the local engine checks it (exit 2 before any session or
+    run); a Hadoop-FS URI needs --engine spark."""
+    pytest.importorskip("pyspark")
+    missing = run_script(project, "train.py", "--data", shared("twcs", "sample.csv"), "--engine",
+                         "spark", "--label-column", "no_such_column")
+    assert_clean_failure(missing, 2, "no_such_column")
+    uri = run_script(project, "train.py", "--data", "hdfs://nn:8020/tables/tweets")
+    assert_clean_failure(uri, 2, "--engine spark")
+    assert not (project / "mlflow.db").exists()
+

@@ -11,13 +11,8 @@ pytestmark = [pytest.mark.spark, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
-def session():
-    pytest.importorskip("pyspark")
-    from textops import spark
-
-    active = spark.spark_session("local[2]")
-    yield active
-    active.stop()
+def session(spark_local):
+    return spark_local
 
 
 def _rows(session, n, offset=0):

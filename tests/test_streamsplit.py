@@ -134,6 +134,13 @@ def test_test_metrics_from_running_sums_are_those_of_the_rows_held_at_once(twcs)
     # chunks of other sizes than the in-memory run's: the last bits of a float may differ
     assert figures == pytest.approx(calibration.calibration_metrics(
         proba, split.y_test, pipeline.classes_, 1.0), rel=1e-6)
+    # sums of separate chunks (Spark partitions) merge into the same figures
+    halves = [testscore.TestSums(pipeline.classes_, 1.0) for _ in range(2)]
+    for i, (x, y) in enumerate(streamsplit.test_chunks(table, census)):
+        halves[i % 2].add(pipeline, x, y)
+    merged = halves[0].merge(halves[1]).result()
+    assert merged[0].metrics == evaluation.metrics and merged[2] == rows
+    assert merged[1] == pytest.approx(figures, rel=1e-12)
 
 
 def test_train_keeps_samples_only_and_says_so(twcs, monkeypatch):

@@ -100,6 +100,14 @@ class CalibrationSums:
                 total += part
             self.brier[kind] += float(np.sum(squared_errors(p, codes)))
 
+    def merge(self, other: "CalibrationSums") -> None:
+        """Add ``other``'s sums (rows of the same model scored elsewhere)."""
+        self.rows += other.rows
+        for kind in self.sums:
+            for total, part in zip(self.sums[kind], other.sums[kind]):
+                total += part
+            self.brier[kind] += other.brier[kind]
+
     def metrics(self) -> dict[str, float]:
         n = max(self.rows, 1)
         ece_raw, ece_cal = (ece_of(reliability_table(*self.sums[kind]), self.rows)

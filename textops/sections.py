@@ -94,7 +94,9 @@ class PromotionSettings:
 class TrainSettings:
     """CONFIG['train']: train.py."""
 
-    data: Path | None
+    data: str
+    engine: str
+    spark_master: str
     refit: bool
     baseline: bool
     leakage_check: bool

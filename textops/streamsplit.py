@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from typing import Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
 
-from textops import data
+from textops import data, testscore
 from textops.errors import BadInputError
 from textops.inputs import Input
 
@@ -37,7 +37,7 @@ class LabelledTable:
     ledger adds after the table's (``extra``, read last) and takes out of it (``left_out``:
     the texts it labels)."""
 
-    source: Input
+    source: Input | str  # a location string: read by Spark (sparktrain), never streamed here
     text: str
     label: str
     seed: int
@@ -125,7 +125,7 @@ def chunks(table: LabelledTable) -> Iterator[Chunk]:
         start += int(keep.sum())
 
 
-def _extremes(rows: pd.DataFrame) -> pd.DataFrame:
+def extremes(rows: pd.DataFrame) -> pd.DataFrame:
     """Per spelling and partition, the EXTREMES rows of smallest and of largest fraction (ties:
     first row), which are all the candidates the tiny-class moves pick from."""
     keys = ["spelling", "part"]
@@ -140,11 +140,10 @@ def take_census(table: LabelledTable) -> Census:
     tally: dict[tuple[str, str], int] = {}
     seen: dict[str, int] = {}  # spelling -> rows, in the order first seen
     candidates = pd.DataFrame({"spelling": [], "part": [], "fraction": [], "ordinal": []})
-    read = blank = missing = left_out = usable = 0
+    read = blank = missing = left_out = 0
     for chunk in chunks(table):
         read, blank, missing = read + chunk.read, blank + chunk.blank, missing + chunk.missing
         left_out += chunk.left_out
-        usable += len(chunk.texts)
         if not len(chunk.texts):
             continue
         fractions = data.stable_fractions(chunk.texts, table.seed)
@@ -159,16 +158,27 @@ def take_census(table: LabelledTable) -> Census:
             seen.setdefault(spelling, 0)
         for spelling, n in rows["spelling"].value_counts(sort=False).items():
             seen[spelling] += int(n)
-        candidates = _extremes(pd.concat([candidates, rows], ignore_index=True)
+        candidates = extremes(pd.concat([candidates, rows], ignore_index=True)
                                if len(candidates) else rows)
-    path = table.source.path
+    return census_from(tally, seen, candidates, table, read, blank, missing, left_out)
+
+
+def census_from(tally: Mapping[tuple[str, str], int], seen: Mapping[str, int],
+                candidates: pd.DataFrame, table: LabelledTable, read: int, blank: int,
+                missing: int, left_out: int) -> Census:
+    """The census from what a pass counted (any engine): rows per (spelling, partition), rows
+    per spelling in the order first seen, the candidate rows of the tiny-class moves (spelling,
+    part, fraction, ordinal: any increasing row key), and the rows read and dropped;
+    BadInputError when nothing is usable."""
+    usable = sum(tally.values())
+    where = getattr(table.source, "path", table.source)
     if read == 0:
-        raise BadInputError(f"{path} has a header but no data rows")
+        raise BadInputError(f"{where} has a header but no data rows")
     if usable == 0:
         raise BadInputError(
-            f"{path} has no usable rows: every row has an empty {table.text!r} or a missing "
+            f"{where} has no usable rows: every row has an empty {table.text!r} or a missing "
             f"{table.label!r}; check --text-column and --label-column")
-    spellings = pd.Series(seen).sort_values(ascending=False, kind="stable")
+    spellings = pd.Series(dict(seen), dtype="int64").sort_values(ascending=False, kind="stable")
     mapping, merges = data.label_mapping(spellings)
     counts: dict[str, dict[str, int]] = {part: {} for part in data.PARTS}
     for (spelling, part), n in tally.items():
@@ -279,3 +289,28 @@ def test_chunks(table: LabelledTable, census: Census) -> Iterator[tuple[pd.DataF
         rows = np.flatnonzero(parts == "test")
         if len(rows):
             yield chunk.frame(table.text, rows), labels[rows]
+
+
+@dataclass
+class TestRows:
+    """A streamed table's census, its samples and every test row, for the local engine (the
+    same interface as ``sparktrain.SparkSplit``)."""
+
+    __test__ = False  # not a pytest class
+
+    table: LabelledTable
+    census: Census
+
+    def sample(self, plan: Mapping[str, Mapping[str, np.ndarray] | None]) -> data.Split:
+        return collect(self.table, self.census, plan)
+
+    def score(self, pipeline: Any, temperature: float) -> tuple[Any, dict[str, float], int]:
+        """Every test row, streamed once more, scored in chunks into running sums; the input
+        must not have changed since the census (the rows scored are the rows it counted)."""
+        result = testscore.score_test_rows(pipeline, test_chunks(self.table, self.census),
+                                           temperature)
+        self.table.source.require_unchanged()
+        return result
+
+    def close(self) -> None:
+        """Nothing to release (a Spark session is, in the Spark engine)."""

@@ -1,7 +1,8 @@
 """Every test row of a training scored, chunk by chunk, into running sums: the test metrics of a
 training that keeps only a sample of its test rows in memory (TEXTOPS_TRAIN_MAX_TEST_ROWS). The
 sums are the confusion counts, the calibration bins and Brier sums, and for two classes one
-score a test row for ROC-AUC; they give the same figures as the rows held at once would."""
+score a test row for ROC-AUC; they give the same figures as the rows held at once would, and
+sums of separate chunks (Spark partitions) merge."""
 from __future__ import annotations
 
 from typing import Any, Iterable
@@ -14,29 +15,60 @@ from textops.calibration import CalibrationSums
 from textops.interrupts import raise_if_interrupted
 
 
+class TestSums:
+    """The running sums of one model's test rows (see the module's docstring)."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self, classes: Any, temperature: float) -> None:
+        self.classes = np.asarray(classes)
+        self.cells: dict[tuple[str, str], int] = {}
+        self.calibration = CalibrationSums(self.classes, temperature)
+        self.positive = str(self.classes[1]) if len(self.classes) == 2 else None
+        self.truth: list[np.ndarray] = []
+        self.scores: list[np.ndarray] = []
+
+    @property
+    def rows(self) -> int:
+        return self.calibration.rows
+
+    def add(self, pipeline: Any, x: Any, y: np.ndarray) -> None:
+        """Score the rows ``x`` (true labels ``y``) and add them."""
+        predicted, proba = model.predict_with_proba(pipeline, x)
+        names, counts = metrics.confusion(y, predicted)
+        for i, j in zip(*np.nonzero(counts)):
+            self.cells[names[i], names[j]] = self.cells.get((names[i], names[j]), 0) + int(counts[i, j])
+        self.calibration.add(proba, y)
+        if self.positive is not None:
+            self.truth.append(np.asarray(y, dtype=object).astype(str) == self.positive)
+            self.scores.append(proba[:, 1])
+
+    def merge(self, other: "TestSums") -> "TestSums":
+        """These sums with ``other``'s added (rows scored elsewhere)."""
+        for cell, n in other.cells.items():
+            self.cells[cell] = self.cells.get(cell, 0) + n
+        self.calibration.merge(other.calibration)
+        self.truth += other.truth
+        self.scores += other.scores
+        return self
+
+    def result(self) -> tuple[model.Evaluation, dict[str, float], int]:
+        """The evaluation, the calibration metrics and the rows scored."""
+        roc_auc = None
+        if self.positive is not None and self.truth:
+            is_positive = np.concatenate(self.truth)
+            if 0 < is_positive.sum() < len(is_positive):
+                roc_auc = float(roc_auc_score(is_positive, np.concatenate(self.scores)))
+        return (model.evaluate_counts(self.cells, self.classes, roc_auc),
+                self.calibration.metrics(), self.rows)
+
+
 def score_test_rows(pipeline: Any, chunks: Iterable[tuple[Any, np.ndarray]], temperature: float
                     ) -> tuple[model.Evaluation, dict[str, float], int]:
     """The evaluation and the calibration metrics over every (rows, true labels) chunk, and
     the rows scored."""
-    classes = np.asarray(pipeline.classes_)
-    cells: dict[tuple[str, str], int] = {}
-    sums = CalibrationSums(classes, temperature)
-    positive = str(classes[1]) if len(classes) == 2 else None
-    truth: list[np.ndarray] = []
-    scores: list[np.ndarray] = []
+    sums = TestSums(pipeline.classes_, temperature)
     for x, y in chunks:
-        predicted, proba = model.predict_with_proba(pipeline, x)
-        names, counts = metrics.confusion(y, predicted)
-        for i, j in zip(*np.nonzero(counts)):
-            cells[names[i], names[j]] = cells.get((names[i], names[j]), 0) + int(counts[i, j])
-        sums.add(proba, y)
-        if positive is not None:
-            truth.append(np.asarray(y, dtype=object).astype(str) == positive)
-            scores.append(proba[:, 1])
+        sums.add(pipeline, x, y)
         raise_if_interrupted()
-    roc_auc = None
-    if positive is not None and truth:
-        is_positive = np.concatenate(truth)
-        if 0 < is_positive.sum() < len(is_positive):
-            roc_auc = float(roc_auc_score(is_positive, np.concatenate(scores)))
-    return model.evaluate_counts(cells, classes, roc_auc), sums.metrics(), sums.rows
+    return sums.result()

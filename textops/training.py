@@ -21,7 +21,7 @@ from textops.interrupts import raise_if_interrupted
 from textops.redaction import redact
 from textops.timing import Stopwatch
 from textops import (data, diagnostics, features, inputs, model, plots, promotion, registry,
-                     streamsplit, testscore, tuning)
+                     spark, sparktrain, streamsplit, tuning)
 from textops.calibration import calibration_metrics
 from textops.columns import Columns
 from textops.locking import exclusive
@@ -52,17 +52,30 @@ class TrainJob:
     reference_texts: int  # texts kept in the monitoring reference profile
     ledger: Path | None = None  # --with-ledger: the labels ledger to add rows from (None: off)
 
+    location: str = ""  # the data as given: a resolved local path, or a Hadoop-FS URI
+
+    @property
+    def is_uri(self) -> bool:
+        """Data only Spark reads (hdfs://, s3a://, ...): --engine spark."""
+        return spark.is_uri(self.location)
+
     @property
     def data_path(self) -> Path:
-        """The labelled file (resolved, never None: :func:`make_job` checks)."""
-        assert self.train.data is not None
-        return self.train.data
+        """The labelled file (for a URI: its last part names it)."""
+        return Path(self.location)
 
 
 def make_job(settings: Settings) -> TrainJob:
     """The run's job, from the resolved settings."""
-    if settings.train.data is None:
+    given = str(settings.train.data or "").strip()
+    if not given:
         raise BadInputError("no training data given; pass --data PATH")
+    if spark.is_uri(given) and settings.train.engine != "spark":
+        raise BadInputError(f"--data {given} is a Hadoop-FS URI, which only Spark reads; add "
+                            f"--engine spark")
+    if settings.train.engine == "spark":
+        spark.require_pyspark()
+    location = given if spark.is_uri(given) else str(settings.path(given))
     ledger_path = None
     if settings.train.with_ledger:
         if not settings.monitor.ledger:
@@ -71,7 +84,8 @@ def make_job(settings: Settings) -> TrainJob:
         ledger_path = settings.monitor.ledger
     return TrainJob(columns=settings.columns(), data=settings.data, model=settings.model, train=settings.train,
                     promotion=settings.promotion, tracking=settings.tracking,
-                    reference_texts=settings.monitor.reference_texts, ledger=ledger_path)
+                    reference_texts=settings.monitor.reference_texts, ledger=ledger_path,
+                    location=location)
 
 
 @dataclass
@@ -89,7 +103,8 @@ class TrainingData:
     ledger: ledger.Selection | None = None  # --with-ledger: what the labels ledger added
     seconds: float = 0.0  # reading, checking and splitting it took
     side: features.SideSpec = field(default_factory=features.SideSpec)  # --feature-columns
-    table: streamsplit.LabelledTable | None = None  # to stream the test rows once more
+    test_rows: Any = None  # streamsplit.TestRows or sparktrain.SparkSplit: all test rows
+    location: str = ""  # the data as given (a URI stays a URI)
 
     @property
     def fit_split(self) -> data.Split:
@@ -118,43 +133,69 @@ class Fitted:
 
 def load_training_data(job: TrainJob) -> TrainingData:
     """Stream, clean, validate and split the training data (raises BadInputError with the fix):
-    a census, then the samples (see ``textops.streamsplit``); memory holds the samples only."""
-    began, d, path = time.perf_counter(), job.data, job.data_path
+    a census, then the samples (see ``textops.streamsplit``; ``--engine spark``: the executors
+    count and draw them, ``textops.sparktrain``); memory holds the samples only."""
+    began, d = time.perf_counter(), job.data
     text_col, label_col = job.columns.text, job.columns.label
     if text_col == label_col:
         raise BadInputError(f"the text and the label column are both {text_col!r}; pass "
                             f"--text-column and --label-column with two different columns")
-    side_names = job.columns.features
     features.check_roles(job.columns, columns_of(d.categorical_columns))
-    required = {**dict.fromkeys((text_col, label_col), "--text-column/--label-column"),
-                **dict.fromkeys(side_names, "--feature-columns")}
-    source = inputs.open_input(path, d.encoding, d.delimiter, required)
-    table = streamsplit.LabelledTable(source, text_col, label_col, d.random_seed, d.test_size,
-                                      d.validation_size, side_names, job.train.chunk_size)
+    source = None if job.is_uri else inputs.open_input(job.data_path, d.encoding, d.delimiter, {
+        **dict.fromkeys((text_col, label_col), "--text-column/--label-column"),
+        **dict.fromkeys(job.columns.features, "--feature-columns")})
+    table = streamsplit.LabelledTable(source or job.location, text_col, label_col, d.random_seed,
+                                      d.test_size, d.validation_size, job.columns.features,
+                                      job.train.chunk_size)
     chosen = None
     if job.ledger is not None:
         table, chosen = _with_ledger(table, job.ledger, job.tracking.model_name)
-    census = streamsplit.take_census(table)
+    test_rows = _engine(job, table, source)
+    try:
+        return _split_and_check(job, test_rows, source, chosen, began)
+    except BaseException:
+        test_rows.close()
+        raise
+
+
+def _engine(job: TrainJob, table: streamsplit.LabelledTable, source: inputs.Input | None
+            ) -> streamsplit.TestRows | sparktrain.SparkSplit:
+    """The census, counted by this process (streamed) or by Spark's executors."""
+    if job.train.engine != "spark":
+        assert source is not None
+        return streamsplit.TestRows(table, streamsplit.take_census(table))
+    log.info("engine spark, master %s: the executors count the census and draw the samples",
+             job.train.spark_master)
+    return sparktrain.start(job.location, None if source is None else source.format, table,
+                            job.train.spark_master)
+
+
+def _split_and_check(job: TrainJob, test_rows: streamsplit.TestRows | sparktrain.SparkSplit,
+                     source: inputs.Input | None, chosen: ledger.Selection | None,
+                     began: float) -> TrainingData:
+    d, census = job.data, test_rows.census
     _log_census(census, chosen)
-    data.validate_class_counts(census.frequencies(), label_col, d.test_size, d.validation_size)
+    data.validate_class_counts(census.frequencies(), job.columns.label, d.test_size,
+                               d.validation_size)
     classes = len(census.class_counts)
     if classes > job.train.max_classes:
         raise BadInputError(
-            f"label column {label_col!r} has {classes} classes, more than "
+            f"label column {job.columns.label!r} has {classes} classes, more than "
             f"TEXTOPS_TRAIN_MAX_CLASSES={job.train.max_classes} (memory grows with classes "
             f"x features): check --label-column, merge rare classes, or raise the limit")
-    split = streamsplit.collect(table, census, data.sample_plan(
-        census.counts, job.train.max_fit_rows, d.random_seed, job.train.max_test_rows))
+    split = test_rows.sample(data.sample_plan(census.counts, job.train.max_fit_rows,
+                                              d.random_seed, job.train.max_test_rows))
     _log_split(job, census, split)
-    side = _side_columns(job, split, path)
+    side = _side_columns(job, split, job.location)
     stopwords = model.load_stopwords(job.model.preprocessing.stopwords)
     log.info("stop words: %s, %d words, from %s", stopwords.language, len(stopwords.words),
              stopwords.source)
     probes = split.bounded(job.train.sample_rows, d.random_seed, test_limit=job.train.sample_rows)
-    sha256 = source.sha256()
-    source.require_unchanged()  # what was read and hashed is the file as it is now
-    return TrainingData(path, sha256, census, split, stopwords, probes, chosen,
-                        time.perf_counter() - began, side, table)
+    sha256 = test_rows.digest if source is None else source.sha256()
+    if source is not None:
+        source.require_unchanged()  # what was read and hashed is the file as it is now
+    return TrainingData(job.data_path, sha256, census, split, stopwords, probes, chosen,
+                        time.perf_counter() - began, side, test_rows, job.location)
 
 
 def _log_census(census: streamsplit.Census, chosen: ledger.Selection | None) -> None:
@@ -264,7 +305,16 @@ def _fit_rows(split: data.Split) -> int:
 
 def train(job: TrainJob, td: TrainingData) -> str:
     """Hold the model's lock, then train in one MLflow run; returns the one-line decision.
-    The run's ``total_seconds``: reading the data (``td.seconds``) and everything here."""
+    The run's ``total_seconds``: reading the data (``td.seconds``) and everything here. The
+    engine (a Spark session) is released at the end, whatever happens."""
+    try:
+        return _train(job, td)
+    finally:
+        if td.test_rows is not None:
+            td.test_rows.close()
+
+
+def _train(job: TrainJob, td: TrainingData) -> str:
     began, name = time.perf_counter(), job.tracking.model_name
     lock = job.train.lock_dir / f"train-{name}.lock"
     with exclusive(lock, job.train.lock_wait, "train.py of this model"):
@@ -381,10 +431,12 @@ def _few(values: list[str], limit: int = 5) -> str:
 
 def flat_params(job: TrainJob) -> dict[str, Any]:
     """The run's settings as MLflow params (``section.key``), in CONFIG's order (the side-column
-    settings only when they are used: a text-only run logs what it always logged)."""
+    settings, and the engine's, only when they are used: a text-only local run logs what it
+    always logged)."""
     side = bool(job.columns.features)
     train_params = TRAIN_PARAMS + (("max_categories",) if side else ()) + \
-        (("leakage",) if job.train.leakage != "warn" else ())
+        (("leakage",) if job.train.leakage != "warn" else ()) + \
+        (("engine", "spark_master") if job.train.engine == "spark" else ())
     return {**{f"data.{k}": v for k, v in asdict(job.data).items()
                if side or k not in SIDE_SETTINGS}, **job.model.params(),
             **{f"promotion.{k}": v for k, v in asdict(job.promotion).items()},
@@ -495,7 +547,7 @@ def _log_inputs(job: TrainJob, td: TrainingData) -> None:
 
     mlflow.log_params(flat_params(job))
     mlflow.log_params({
-        "data.path": str(td.path),
+        "data.path": td.location,
         "data.sha256": td.sha256,
         "data.rows_usable": td.census.usable,
         "data.rows_dropped_blank_text": td.census.dropped_blank_text,
@@ -518,7 +570,7 @@ def _log_datasets(job: TrainJob, td: TrainingData) -> None:
     import mlflow  # heavy (~1.5 s): lazy, for a fast --help and lean workers
     from mlflow.data.meta_dataset import MetaDataset
 
-    datasets = [(td.path, td.path.name, td.sha256, {"rows": str(td.census.usable)})]
+    datasets = [(td.location, td.path.name, td.sha256, {"rows": str(td.census.usable)})]
     if td.ledger is not None:
         chosen = td.ledger
         mlflow.log_params({"ledger.path": str(job.ledger), "ledger.rows": len(chosen.texts),
@@ -587,11 +639,8 @@ def _all_test_rows(td: TrainingData, pipeline: Any, temperature: float
                    ) -> tuple[model.Evaluation, dict[str, float]]:
     """The test metrics over every test row, streamed once more from the input and scored in
     chunks (the rows in memory are a sample of them)."""
-    assert td.table is not None
     with Stopwatch() as took:
-        evaluation, calibration, rows = testscore.score_test_rows(
-            pipeline, streamsplit.test_chunks(td.table, td.census), temperature)
-    td.table.source.require_unchanged()  # the rows scored are the rows the split counted
+        evaluation, calibration, rows = td.test_rows.score(pipeline, temperature)
     log.info("all %d test rows scored in chunks for the test metrics (%.1f s)", rows, took.seconds)
     return evaluation, calibration
 
@@ -711,7 +760,7 @@ def _log_artifacts(job: TrainJob, td: TrainingData, fitted: Fitted) -> None:
         (folder / "classification_report.txt").write_text(evaluation.report_text, encoding="utf-8")
         (folder / "classification_report.json").write_text(json.dumps(evaluation.report, indent=2))
         profile = {
-            "path": str(td.path), "sha256": td.sha256, "class_counts": td.census.class_counts,
+            "path": td.location, "sha256": td.sha256, "class_counts": td.census.class_counts,
             "split_sizes": td.census.sizes, "label_merges": td.census.label_merges,
             "dropped_blank_text": td.census.dropped_blank_text,
             "dropped_missing_label": td.census.dropped_missing_label,
