@@ -9,9 +9,11 @@ rows ``data.sample_plan`` picked are kept by a semi-join with the picks. Only th
 local engine does. Once fitted, the pipeline is broadcast and every test row is scored by the
 executors into ``testscore.TestSums``, one per partition, merged by the driver: sums, never rows.
 
-Row order is the row id Spark gives as it reads (``monotonically_increasing_id``: input order for
-a file, part order for a folder of parts), so on the same file the split is the local engine's,
-row for row.
+Each row's partition depends on its text alone, so the test rows (and every test metric) are
+the local engine's. The per-class draws follow the row id Spark gives as it reads
+(``monotonically_increasing_id``): a file's line order, so on one file the samples are the local
+engine's row for row; the parts of a folder Spark plans in its own order (by size), so there the
+samples are other rows with the same class shares.
 """
 from __future__ import annotations
 

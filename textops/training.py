@@ -223,7 +223,7 @@ def _log_split(job: TrainJob, census: streamsplit.Census, split: data.Split) -> 
                  job.train.max_test_rows)
 
 
-def _side_columns(job: TrainJob, split: data.Split, path: Path) -> features.SideSpec:
+def _side_columns(job: TrainJob, split: data.Split, path: Path | str) -> features.SideSpec:
     """The side columns of --feature-columns, their kinds inferred and checked on the rows
     drawn (all rows when the table fits max_fit_rows and max_test_rows); an identifier
     look-alike is a LEAKAGE WARNING, refused with TEXTOPS_TRAIN_LEAKAGE=fail."""
