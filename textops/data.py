@@ -267,12 +267,13 @@ def validate_class_counts(counts: pd.Series, label_column: str, test_size: float
 
 def stable_fractions(texts: pd.Series, seed: int) -> np.ndarray:
     """A number in [0, 1) per row that depends only on the row's text and the seed."""
-    salt = f"{seed}\x1f".encode()
+    salt, blake2b = f"{seed}\x1f".encode(), hashlib.blake2b
+    values = texts.astype(str).tolist()  # a list: iterating an Arrow-backed column is slow
     return np.fromiter(
-        (int.from_bytes(hashlib.blake2b(salt + t.encode("utf-8", "surrogatepass"),
-                                        digest_size=8).digest(), "big") / 2.0**64
-         for t in texts.astype(str)),
-        dtype=float, count=len(texts),
+        (int.from_bytes(blake2b(salt + t.encode("utf-8", "surrogatepass"),
+                                digest_size=8).digest(), "big") / 2.0**64
+         for t in values),
+        dtype=float, count=len(values),
     )
 
 
