@@ -393,8 +393,8 @@ def test_predicted_class_psi_needs_significance_two_rows_never_drift():
 def test_a_pool_worker_exits_when_its_parent_is_killed(tmp_path):
     code = ("import os, sys, time; sys.path.insert(0, sys.argv[1])\n"
             "from concurrent.futures import ProcessPoolExecutor\n"
-            "from textops import batch\n"
-            "pool = ProcessPoolExecutor(2, initializer=batch._die_with_parent, "
+            "from textops import workers\n"
+            "pool = ProcessPoolExecutor(2, initializer=workers.die_with_parent, "
             "initargs=(os.getpid(),))\n"
             "print(*[pool.submit(os.getpid).result() for _ in range(4)], flush=True)\n"
             "time.sleep(600)\n")

@@ -141,6 +141,10 @@ def test_test_metrics_from_running_sums_are_those_of_the_rows_held_at_once(twcs)
     merged = halves[0].merge(halves[1]).result()
     assert merged[0].metrics == evaluation.metrics and merged[2] == rows
     assert merged[1] == pytest.approx(figures, rel=1e-12)
+    # in two worker processes (a big test split): the same figures, bit for bit
+    parallel = testscore.score_test_rows(pipeline, streamsplit.test_chunks(table, census), 1.0,
+                                         workers=2)
+    assert (parallel[0].metrics, parallel[1], parallel[2]) == (evaluation.metrics, figures, rows)
 
 
 def test_train_keeps_samples_only_and_says_so(twcs, monkeypatch):

@@ -17,14 +17,10 @@ from __future__ import annotations
 import collections
 from collections import Counter
 import contextlib
-import ctypes
 import gzip
 import json
 import logging
 import os
-import signal
-import threading
-import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
@@ -44,6 +40,7 @@ from textops.model import side_columns
 from textops.errors import BadInputError
 from textops.files import prepare_output
 from textops.locking import exclusive
+from textops.workers import die_with_parent
 from textops.registry import load_pipeline, model_inputs
 from textprep import top_class
 
@@ -296,29 +293,6 @@ def _warm_up(job: ScoringSpec) -> None:
     _worker_model(job)
 
 
-PARENT_CHECK_SECONDS = 1.0
-
-
-def _die_with_parent(parent: int) -> None:
-    """Worker initializer: a worker whose parent is gone exits. After ``kill -9`` of predict.py
-    or monitor.py (what the OOM killer does) a worker would otherwise wait on its task pipe
-    forever, holding a model in memory. Linux's parent-death signal ends it at once; a watchdog
-    thread checking the parent's pid covers the rest (and a parent that died before this ran).
-    SIGTERM gets its default action back (the parent's handler raised into pipe reads), and
-    Ctrl-C is the parent's to handle: it stops the pool (no traceback per worker)."""
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    with contextlib.suppress(Exception):  # Linux only; the watchdog works everywhere
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
-
-    def watch() -> None:
-        while os.getppid() == parent:
-            time.sleep(PARENT_CHECK_SECONDS)
-        os._exit(1)
-
-    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
-
-
 def _score_in_worker(job: ScoringSpec, chunk: pd.DataFrame, first: bool
                      ) -> tuple[bytes, int, Counter]:
     return _score_chunk(_worker_model(job), chunk, job, first)
@@ -398,7 +372,7 @@ class _Pool:
         self.job, self.workers = job, workers
 
     def __enter__(self) -> "_Pool":
-        self.pool = ProcessPoolExecutor(max_workers=self.workers, initializer=_die_with_parent,
+        self.pool = ProcessPoolExecutor(max_workers=self.workers, initializer=die_with_parent,
                                         initargs=(os.getpid(),))
         try:  # every worker loads the model before any output file is opened
             for ready in [self.pool.submit(_warm_up, self.job) for _ in range(self.workers)]:

@@ -18,6 +18,7 @@ model is fitted, :func:`test_chunks` streams the test rows a third time, to scor
 from __future__ import annotations
 
 import itertools
+import os
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping
 
@@ -305,10 +306,12 @@ class TestRows:
         return collect(self.table, self.census, plan)
 
     def score(self, pipeline: Any, temperature: float) -> tuple[Any, dict[str, float], int]:
-        """Every test row, streamed once more, scored in chunks into running sums; the input
-        must not have changed since the census (the rows scored are the rows it counted)."""
+        """Every test row, streamed once more, scored in chunks into running sums (in one
+        worker process per core when there are more than two chunks of them); the input must
+        not have changed since the census (the rows scored are the rows it counted)."""
+        many = self.census.sizes["test"] > 2 * self.table.chunk_size  # worth starting workers
         result = testscore.score_test_rows(pipeline, test_chunks(self.table, self.census),
-                                           temperature)
+                                           temperature, (os.cpu_count() or 1) if many else 1)
         self.table.source.require_unchanged()
         return result
 

@@ -5,6 +5,11 @@ score a test row for ROC-AUC; they give the same figures as the rows held at onc
 sums of separate chunks (Spark partitions) merge."""
 from __future__ import annotations
 
+import collections
+import multiprocessing
+import os
+import pickle
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any, Iterable
 
 import numpy as np
@@ -13,6 +18,7 @@ from sklearn.metrics import roc_auc_score
 from textops import metrics, model
 from textops.calibration import CalibrationSums
 from textops.interrupts import raise_if_interrupted
+from textops.workers import die_with_parent
 
 
 class TestSums:
@@ -63,12 +69,46 @@ class TestSums:
                 self.calibration.metrics(), self.rows)
 
 
-def score_test_rows(pipeline: Any, chunks: Iterable[tuple[Any, np.ndarray]], temperature: float
-                    ) -> tuple[model.Evaluation, dict[str, float], int]:
+def score_test_rows(pipeline: Any, chunks: Iterable[tuple[Any, np.ndarray]], temperature: float,
+                    workers: int = 1) -> tuple[model.Evaluation, dict[str, float], int]:
     """The evaluation and the calibration metrics over every (rows, true labels) chunk, and
-    the rows scored."""
+    the rows scored; with ``workers`` > 1 the chunks are scored in that many worker processes
+    (at most two chunks each in flight) and their sums merged in order: the same figures, bit
+    for bit, as one process adding them."""
     sums = TestSums(pipeline.classes_, temperature)
-    for x, y in chunks:
-        sums.add(pipeline, x, y)
-        raise_if_interrupted()
+    if workers <= 1:
+        for x, y in chunks:
+            sums.add(pipeline, x, y)
+            raise_if_interrupted()
+        return sums.result()
+    # spawned, not forked: this process has run CatBoost's and numba's threads, whose state a
+    # forked child would inherit half-way
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_start_worker,
+                               initargs=(os.getpid(), pickle.dumps(pipeline), temperature))
+    try:
+        pending: collections.deque = collections.deque()
+        for x, y in chunks:
+            pending.append(pool.submit(_scored_in_worker, x, y))
+            while len(pending) >= 2 * workers:
+                sums.merge(pending.popleft().result())
+                raise_if_interrupted()
+        while pending:
+            sums.merge(pending.popleft().result())
+    finally:
+        pool.shutdown(cancel_futures=True)
     return sums.result()
+
+
+_WORKER: dict[str, Any] = {}  # a worker process's pipeline and temperature
+
+
+def _start_worker(parent: int, pipeline: bytes, temperature: float) -> None:
+    die_with_parent(parent)
+    _WORKER.update(pipeline=pickle.loads(pipeline), temperature=temperature)
+
+
+def _scored_in_worker(x: Any, y: np.ndarray) -> TestSums:
+    sums = TestSums(_WORKER["pipeline"].classes_, _WORKER["temperature"])
+    sums.add(_WORKER["pipeline"], x, y)
+    return sums
