@@ -101,7 +101,7 @@ def test_train_with_ledger_but_no_ledger_yet_trains_on_the_data_alone(tmp_path):
     from textops import training
 
     frame = pd.DataFrame({"text": ["a b", "c d"], "label": ["x", "y"]})
-    same, chosen = training.with_ledger_rows(frame, tmp_path / "none.db", "m", "text", "label")
+    same, chosen = streamed_with_ledger(tmp_path, frame, tmp_path / "none.db")
     assert chosen is None and same.equals(frame)
     from dataclasses import replace
 
@@ -113,6 +113,23 @@ def test_train_with_ledger_but_no_ledger_yet_trains_on_the_data_alone(tmp_path):
     off = replace(resolved, monitor=replace(resolved.monitor, ledger=""))  # --ledger ''
     with pytest.raises(BadInputError, match="--with-ledger needs the labels ledger"):
         training.make_job(off)
+
+
+def streamed_with_ledger(tmp_path, frame: pd.DataFrame, path, side: tuple[str, ...] = ()):
+    """The rows train.py streams from ``frame`` (as a CSV) with the ledger at ``path`` of model
+    "m": text, label, side columns; and what the ledger gave."""
+    import numpy as np
+
+    from textops import inputs, streamsplit, training
+
+    csv = tmp_path / "table.csv"
+    frame.to_csv(csv, index=False)
+    table = streamsplit.LabelledTable(inputs.open_input(csv, "utf-8", ","), "text", "label", 0,
+                                      0.2, 0.1, side)
+    table, chosen = training.with_ledger(table, path, "m")
+    rows = [chunk.frame("text", np.arange(len(chunk.texts))).assign(label=chunk.spellings)
+            for chunk in streamsplit.chunks(table)]
+    return pd.concat(rows, ignore_index=True)[["text", "label", *side]], chosen
 
 
 def _row(sample: str, key: str, text: str, label: str, night: str, **extra) -> dict:
@@ -141,9 +158,7 @@ def test_the_ledger_gives_training_each_texts_latest_label_and_never_its_audit_r
     assert {b.sample_id: (b.rows, b.audit) for b in chosen.batches} == {"s1": (1, 1),
                                                                         "s2": (1, 0)}
     frame = pd.DataFrame({"text": ["late", "held back", "csv only"], "label": ["x", "x", "x"]})
-    from textops import training
-
-    merged, _ = training.with_ledger_rows(frame, path, "m", "text", "label")
+    merged, _ = streamed_with_ledger(tmp_path, frame, path)
     assert sorted(map(tuple, merged.to_numpy())) == [("csv only", "x"), ("kept", "y"),
                                                      ("late", "y")]
     assert chosen.digest == ledger.select(ledger.read(path), "m").digest
@@ -199,8 +214,6 @@ def test_side_columns_come_back_from_the_ledger_rows_ids(tmp_path, caplog):
     them (the latest row of a text gives them; a row without one trains as missing, counted)."""
     import json
 
-    from textops import training
-
     path = tmp_path / "ledger.db"
     keys = [f"k{i}" for i in range(200) if not ledger.in_audit("s1", f"k{i}")]
     audited = next(f"k{i}" for i in range(200) if ledger.in_audit("s1", f"k{i}"))
@@ -215,7 +228,7 @@ def test_side_columns_come_back_from_the_ledger_rows_ids(tmp_path, caplog):
                                                                              "no hour": None}
     assert chosen.audit[0]["ids"] == {"hour": "9"}
     frame = pd.DataFrame({"text": ["csv row"], "label": ["x"], "hour": ["7"]})
-    merged, _ = training.with_ledger_rows(frame, path, "m", "text", "label", ("hour",))
+    merged, _ = streamed_with_ledger(tmp_path, frame, path, ("hour",))
     rows = {t: h for t, h in zip(merged["text"], merged["hour"])}
     assert rows["csv row"] == "7" and rows["late"] == "4" and pd.isna(rows["no hour"])
     assert "1 of 2 row(s) have no 'hour'" in caplog.text

@@ -149,7 +149,7 @@ def load_training_data(job: TrainJob) -> TrainingData:
                                       job.train.chunk_size)
     chosen = None
     if job.ledger is not None:
-        table, chosen = _with_ledger(table, job.ledger, job.tracking.model_name)
+        table, chosen = with_ledger(table, job.ledger, job.tracking.model_name)
     test_rows = _engine(job, table, source)
     try:
         return _split_and_check(job, test_rows, source, chosen, began)
@@ -243,24 +243,12 @@ def _side_columns(job: TrainJob, split: data.Split, path: Path | str) -> feature
     return side
 
 
-def with_ledger_rows(frame: pd.DataFrame, path: Path, model_name: str, text_col: str,
-                     label_col: str, side_columns: tuple[str, ...] = ()
-                     ) -> tuple[pd.DataFrame, ledger.Selection | None]:
-    """The training table with the labels ledger's rows of this model added (see
-    :func:`ledger_rows`); a text of the table that the ledger labelled is replaced by the
-    ledger's row. Without a ledger yet the table as it is."""
-    added, texts, chosen = ledger_rows(path, model_name, text_col, label_col, side_columns)
-    if chosen is None:
-        return frame, None
-    replaced = data.clean_text(frame[text_col]).isin(texts).to_numpy()
-    log.info("labels ledger: %d row(s) of the data replaced by a ledger label", int(replaced.sum()))
-    return pd.concat([frame[~replaced], added], ignore_index=True), chosen
-
-
-def _with_ledger(table: streamsplit.LabelledTable, path: Path, model_name: str
-                 ) -> tuple[streamsplit.LabelledTable, ledger.Selection | None]:
-    """The table to stream with the labels ledger's rows added after it, and the texts they
-    label taken out of it (see :func:`ledger_rows`)."""
+def with_ledger(table: streamsplit.LabelledTable, path: Path, model_name: str
+                ) -> tuple[streamsplit.LabelledTable, ledger.Selection | None]:
+    """The table to stream with the labels ledger's rows of this model added after it, and
+    the texts they label taken out of it, so a text the ledger labelled trains with the
+    ledger's label and the audit rows stay unseen (see :func:`ledger_rows`). Without a ledger
+    yet, the table as it is."""
     added, texts, chosen = ledger_rows(path, model_name, table.text, table.label, table.side)
     if chosen is None:
         return table, None
