@@ -313,8 +313,15 @@ CONFIG: dict[str, dict[str, Setting]] = {
     },
     "monitor": {
         "data": Setting("data/demo/recent.csv", "texts, or predict.py output (CSV, compressed CSV or "
-                                                "Parquet); with labels or without", "--data",
-                        path=True),
+                                                "Parquet, a folder of Parquet parts; with --engine spark "
+                                                "also a Hadoop-FS URI: hdfs://, s3a://, ...); with labels "
+                                                "or without", "--data", path=True, remote=True),
+        "engine": Setting("local", "local: this process (and worker processes) read the data; spark: "
+                                   "Spark executors read it and fold it into the running sums the "
+                                   "driver merges (pip install -r requirements-spark.txt; --id-columns "
+                                   "identify the rows to label)", "--engine", choices=("local", "spark")),
+        "spark_master": Setting("local[*]", "Spark master URL for monitor.py --engine spark",
+                                "--spark-master"),
         "model": Setting("champion", "model to score raw texts with: alias, 'latest' or version; "
                                      "ignored for predictions files", "--model"),
         "report": Setting("reports/monitor.json", "JSON report path, replaced atomically", "--report",

@@ -140,7 +140,9 @@ class PredictSettings:
 class MonitorSettings:
     """CONFIG['monitor']: monitor.py."""
 
-    data: Path | None
+    data: str
+    engine: str
+    spark_master: str
     model: str
     report: Path | None
     html: Path | None

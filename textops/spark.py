@@ -39,6 +39,32 @@ ROW = "_textops_row"
 SCORES = "_textops_scores"
 
 
+@contextlib.contextmanager
+def spark_errors(location: str, doing: str, outcome: str = "nothing was registered"
+                 ) -> Iterator[None]:
+    """A Spark job's failure as one line (the JVM trace goes to the log file): exit 4."""
+    try:
+        yield
+    except (BadInputError, KeyboardInterrupt):
+        raise
+    except Exception as exc:  # noqa: BLE001 - a JVM failure becomes one line (trace: log file)
+        interrupt = interrupt_from(exc)
+        if interrupt is not None:
+            raise interrupt from None
+        log.error("the Spark job %s %s failed: %s", doing, location, exc, extra={"file_only": True})
+        refused = re.search(re.escape(GUARD) + r"([^\n]*?)(?:\s+SQLSTATE|\n|$)", str(exc))
+        if refused:  # bad input found by an executor (see refused_input): exit 2
+            raise BadInputError(refused.group(1).rstrip(". ")) from None
+        raise EngineUnavailableError(f"the Spark job {doing} {location} failed "
+                                     f"({first_line(exc, 200)}); {outcome}") from None
+
+
+def refused_input(error: BadInputError) -> RuntimeError:
+    """Bad input an executor found, as the error that carries it to the driver (where
+    :func:`spark_errors` makes it the same one-line exit 2 as the local engine's)."""
+    return RuntimeError(GUARD + str(error).replace("\n", " "))
+
+
 def require_pyspark() -> None:
     try:
         import pyspark  # noqa: F401 - optional extra (requirements-spark.txt), heavy: lazy
@@ -65,7 +91,7 @@ def spark_session(master: str):
     try:
         return (SparkSession.builder.master(master).appName("textops-predict")
                 .config("spark.ui.enabled", "false")
-                .config("spark.log.level", "ERROR")
+                .config("spark.log.level", "FATAL")  # failures: one line of ours (trace: log file)
                 .config("spark.driver.extraJavaOptions",
                         f"-Dlog4j2.configurationFile=file:{quiet_log4j}")
                 .config("spark.ui.showConsoleProgress", "false")
@@ -305,6 +331,24 @@ class HadoopFs:
                 if status.isDirectory():
                     folders.append((name + "/", status.getPath()))
         return found
+
+    def fingerprint(self, location: str, limit: int = 100_000) -> list[tuple[str, int, int]]:
+        """(path relative to ``location``, size, modification time) of every file below it (or
+        of the file itself): what the data looked like, to name it and to tell it changed."""
+        fs, root = self._fs(location), self._path(location)
+        status = fs.getFileStatus(root)
+        if not status.isDirectory():
+            return [("", int(status.getLen()), int(status.getModificationTime()))]
+        found, folders = [], [("", root)]
+        while folders and len(found) < limit:
+            prefix, folder = folders.pop()
+            for status in fs.listStatus(folder):
+                name = prefix + str(status.getPath().getName())
+                if status.isDirectory():
+                    folders.append((name + "/", status.getPath()))
+                else:
+                    found.append((name, int(status.getLen()), int(status.getModificationTime())))
+        return sorted(found)
 
     def check_replaceable(self, location: str, shown: str) -> None:
         """BadInputError unless ``location`` is absent or an earlier committed Spark output

@@ -29,9 +29,8 @@ import numpy as np
 import pandas as pd
 
 from textops import data, spark as engine, streamsplit, testscore
-from textops.errors import BadInputError, EngineUnavailableError, first_line
+from textops.spark import spark_errors
 from textops.inputs import CsvFormat, Input, require_columns
-from textops.interrupts import interrupt_from
 
 log = logging.getLogger(__name__)
 
@@ -72,22 +71,6 @@ class SparkSplit:
     def close(self) -> None:
         with contextlib.suppress(Exception):
             self.session.stop()
-
-
-@contextlib.contextmanager
-def spark_errors(location: str, doing: str) -> Iterator[None]:
-    """A Spark job's failure as one line (the JVM trace goes to the log file): exit 4."""
-    try:
-        yield
-    except (BadInputError, KeyboardInterrupt):
-        raise
-    except Exception as exc:  # noqa: BLE001 - a JVM failure becomes one line (trace: log file)
-        interrupt = interrupt_from(exc)
-        if interrupt is not None:
-            raise interrupt from None
-        log.error("the Spark job %s %s failed: %s", doing, location, exc, extra={"file_only": True})
-        raise EngineUnavailableError(f"the Spark job {doing} {location} failed "
-                                     f"({first_line(exc, 200)}); nothing was registered") from None
 
 
 def prepare(spark, location: str, fmt: CsvFormat | None, table: streamsplit.LabelledTable):

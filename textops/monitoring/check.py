@@ -17,13 +17,14 @@ import numpy as np
 import pandas as pd
 
 from textops.errors import BadInputError
+from textops.paths import is_uri
 from textops.files import atomic_output, refuse_overwriting
-from textops import batch, data, inputs, promotion, registry
+from textops import batch, data, inputs, promotion, registry, spark
 from textops.columns import FALLBACK_LABEL, MODEL_VERSION, PREDICTION, PROBABILITY, Columns
 from textops.settings import Settings, Thresholds, Tracking, columns
 from textops.monitoring import (alerts, classmix, drift, estimation, labelling, ledger, report,
                                 runs)
-from textops.monitoring import slices as slicing
+from textops.monitoring import slices as slicing, sparkstream
 from textops.monitoring.profile import ReferenceProfile
 from textops.monitoring.reference import load_reference
 from textops.monitoring.result import (DataSummary, DriftSummary, EstimateReport,
@@ -65,6 +66,19 @@ class MonitorJob:
     label_uniform_share: float = labelling.UNIFORM_SHARE  # of the budget drawn uniformly
     slice_top: int = 10  # --slice-by: values reported one by one
     slice_min_rows: int = 100  # --slice-by: fewer rows: reported, never alerting
+    engine: str = "local"  # spark: executors fold the rows (textops.monitoring.sparkstream)
+    spark_master: str = "local[*]"
+    location: str = ""  # the data as given: a resolved local path, or a Hadoop-FS URI
+
+    @property
+    def is_uri(self) -> bool:
+        """Data only Spark reads (hdfs://, s3a://, ...)."""
+        return is_uri(self.location)
+
+    @property
+    def shown(self) -> str:
+        """The data as reports and messages name it."""
+        return self.location or str(self.data)
 
     @property
     def model_name(self) -> str:
@@ -89,18 +103,31 @@ def make_job(settings: Settings, label_required: bool,
              label_sample: int | None = None) -> MonitorJob:
     """The run's options, validated (BadInputError names the flag to fix)."""
     m, d = settings.monitor, settings.data
-    if not m.data:
+    given = str(m.data or "").strip()
+    if not given:
         raise BadInputError("no input given; pass --data PATH")
-    data_path, report_path, html, to_label, labels = m.data, m.report, m.html, m.to_label, m.labels
+    if is_uri(given) and m.engine != "spark":
+        raise BadInputError(f"--data {given} is a Hadoop-FS URI, which only Spark reads; add "
+                            f"--engine spark")
+    location = given if is_uri(given) else str(settings.path(given))
+    data_path, report_path, html, to_label, labels = (Path(location), m.report, m.html,
+                                                      m.to_label, m.labels)
     if label_sample is not None and label_sample < 1:
         raise BadInputError(f"--label-sample must be at least 1, got {label_sample}")
     if label_sample is not None and to_label is None:
         raise BadInputError("--label-sample needs a --to-label path")
-    refuse_overwriting({"--data": data_path, "--labels": labels},
+    refuse_overwriting({"--data": None if is_uri(given) else data_path, "--labels": labels},
                        {"--report": report_path, "--html": html,
                         "--to-label": to_label if to_label is not None and to_label.suffix else None})
     cols = replace(settings.columns(m.id_columns), slices=_slice_columns(m.slice_by, d))
     refuse_design_clash(cols.ids, cols.label)
+    if m.engine == "spark":
+        spark.require_pyspark()
+        if not cols.ids and (label_sample is not None or labels is not None):
+            raise BadInputError(f"--engine spark knows the rows to label by their ids (Spark's "
+                                f"parts have no row numbers): {'--labels' if labels else '--label-sample'} "
+                                f"needs --id-columns (predict.py's Spark output carries them), "
+                                f"or use --engine local")
     return MonitorJob(
         data=data_path, report=report_path, html=html, model=m.model,
         columns=cols,
@@ -113,7 +140,8 @@ def make_job(settings: Settings, label_required: bool,
         tracking=settings.tracking, ledger=m.ledger,
         labeller=m.labeller.strip() or promotion.actor("monitor.py").split(" ")[0],
         label_uniform_share=m.label_uniform_share, slice_top=m.slice_top,
-        slice_min_rows=m.slice_min_rows)
+        slice_min_rows=m.slice_min_rows, engine=m.engine, spark_master=m.spark_master,
+        location=location)
 
 
 def _slice_columns(value: str, d: Any) -> tuple[str, ...]:
@@ -142,16 +170,21 @@ def refuse_design_clash(id_columns: tuple[str, ...], label_column: str) -> None:
 def inspect_input(job: MonitorJob) -> tuple[inputs.Input, StreamSpec]:
     """Everything wrong with the input fails here, before the tracking store is touched."""
     source = inputs.open_input(job.data, job.encoding, job.delimiter)
-    header = source.header
+    return source, stream_spec(job, source.header)
+
+
+def stream_spec(job: MonitorJob, header: list[str] | tuple[str, ...]) -> StreamSpec:
+    """What the input's columns say it is (BadInputError for a column the flags name that it
+    lacks)."""
     recorded = {PREDICTION, MODEL_VERSION} <= set(header)
-    source.require({**({job.columns.label: "--label-column"} if job.label_required else {}),
-                    **({} if recorded else {job.columns.text: "--text-column"}),
-                    **{c: "--id-columns" for c in job.columns.ids},
-                    **{c: "--slice-by" for c in job.columns.slices}})
-    spec = StreamSpec(job.columns, has_text=job.columns.text in header,
+    inputs.require_columns(header, {
+        **({job.columns.label: "--label-column"} if job.label_required else {}),
+        **({} if recorded else {job.columns.text: "--text-column"}),
+        **{c: "--id-columns" for c in job.columns.ids},
+        **{c: "--slice-by" for c in job.columns.slices}}, job.shown)
+    return StreamSpec(job.columns, has_text=job.columns.text in header,
                       has_labels=job.columns.label in header, recorded=recorded, seed=job.seed,
                       proba_classes=proba_classes(header) if recorded else ())
-    return source, spec
 
 
 def read_labels_file(job: MonitorJob) -> labelling.Labels | None:
@@ -216,23 +249,72 @@ class References:
                                       self.threshold(version))
 
 
+@dataclass
+class _Read:
+    """What reading the data gave: its description, summary and identity, and what scored it."""
+
+    spec: StreamSpec
+    seen: StreamTotals
+    sha256: str
+    client: Any
+    references: "References"
+    collector: labelling.Collector
+    pipeline: Any = None  # the model, when it was loaded in this process
+
+
 def run(job: MonitorJob) -> MonitorReport:
     """Check the data; write the JSON and HTML reports and log the run; returns the report."""
-    source, spec = inspect_input(job)
-    labels = read_labels_file(job)
-    sha256 = source.sha256()  # the report's, and the label sample's seed
+    read = _read_spark(job) if job.engine == "spark" else _read_local(job)
+    seen, sha256 = read.seen, read.sha256
+    versions = _versions_seen(job, read.client, read.spec, seen)
+    profiles = {v: read.references.of(v) for v in versions}
+    found = _findings(job, read.spec, seen, versions, profiles, read.pipeline)
+    _sample_estimate(found, read.collector, profiles[seen.main_version], job, sha256)
+    _slice_findings(found, job, seen, profiles[seen.main_version], read.collector)
+    _keep_labels(job, read.collector)
+    result = _report(job, read.spec, seen, versions, found, sha256)
+    result = result.with_to_label(_write_to_label(job, read.collector, result, read.references))
+    with atomic_output(job.report, "w", encoding="utf-8") as handle:  # first: whatever the store
+        json.dump(result.to_dict(), handle, indent=2, ensure_ascii=False)  # does next, it is kept
+    experiment_id = registry.ensure_experiment(read.client, job.tracking, job.experiment)
+    if job.html is not None:
+        points = runs.history(read.client, experiment_id, job.model_name, job.history_runs, result)
+        report.write_html(job.html, result,
+                          report.plots(result, profiles[seen.main_version], seen, points))
+    runs.log_run(experiment_id, result, [job.report] + ([job.html] if job.html else []))
+    return result
+
+
+def _opening(job: MonitorJob, spec: StreamSpec, sha256: str, labels: labelling.Labels | None
+             ) -> tuple[Any, "References", labelling.Collector]:
+    """Once the data is known by its SHA-256: the labels checked against it, the registry
+    connected, the collector of rows to label made (seeded by the data)."""
     if labels is not None and labels.other_data(sha256):  # refused before anything is scored
         raise BadInputError(f"--labels {job.labels}: {labels.other_data(sha256)}; label the "
                             f"to_label file written for this --data")
-    log.info("monitor: data=%s mode=%s, %s", job.data,
+    log.info("monitor: data=%s mode=%s, %s%s", job.shown,
              "recorded predictions" if spec.recorded else f"score with {job.model_name}@{job.model}",
-             f"labels in {job.columns.label!r}" if spec.has_labels else "no labels (drift only)")
+             f"labels in {job.columns.label!r}" if spec.has_labels else "no labels (drift only)",
+             f"; engine spark, master {job.spark_master}" if job.engine == "spark" else "")
     client = registry.connect(job.tracking)
     references = References(client, job.model_name)
     budget = job.label_sample_forced or (job.label_sample if job.to_label else 0)
+    if job.engine == "spark" and not job.columns.ids and budget:
+        log.info("no rows to label will be drawn: --engine spark knows rows by their "
+                 "--id-columns only (none given)")
+        budget = 0
     collector = labelling.Collector(budget, job.seed + int(sha256[:8], 16), job.columns.ids,
                                     job.columns.text if spec.has_text else None,
                                     references.strata_edges, labels, job.label_uniform_share)
+    return client, references, collector
+
+
+def _read_local(job: MonitorJob) -> _Read:
+    """The local engine: this process reads the chunks (worker processes score raw texts)."""
+    source, spec = inspect_input(job)
+    labels = read_labels_file(job)
+    sha256 = source.sha256()  # the report's, and the label sample's seed
+    client, references, collector = _opening(job, spec, sha256, labels)
     pipeline = None
     if spec.recorded:
         side = _recorded_side(job, client, references, source.header)
@@ -246,23 +328,63 @@ def run(job: MonitorJob) -> MonitorReport:
         seen, pipeline = _score_texts(job, source, spec, resolved.version, references,
                                       collector)
     source.require_unchanged()  # a torn input gives no report
-    versions = _versions_seen(job, client, spec, seen)
-    profiles = {v: references.of(v) for v in versions}
-    found = _findings(job, spec, seen, versions, profiles, pipeline)
-    _sample_estimate(found, collector, profiles[seen.main_version], job, sha256)
-    _slice_findings(found, job, seen, profiles[seen.main_version], collector)
-    _keep_labels(job, collector)
-    result = _report(job, spec, seen, versions, found, sha256)
-    result = result.with_to_label(_write_to_label(job, collector, result, references))
-    with atomic_output(job.report, "w", encoding="utf-8") as handle:  # first: whatever the store
-        json.dump(result.to_dict(), handle, indent=2, ensure_ascii=False)  # does next, it is kept
-    experiment_id = registry.ensure_experiment(client, job.tracking, job.experiment)
-    if job.html is not None:
-        points = runs.history(client, experiment_id, job.model_name, job.history_runs, result)
-        report.write_html(job.html, result,
-                          report.plots(result, profiles[seen.main_version], seen, points))
-    runs.log_run(experiment_id, result, [job.report] + ([job.html] if job.html else []))
-    return result
+    return _Read(spec, seen, sha256, client, references, collector, pipeline)
+
+
+def _read_spark(job: MonitorJob) -> _Read:
+    """The Spark engine: the executors fold the rows, the driver merges their totals (see
+    ``sparkstream``); a local file or folder is checked as the local engine checks it first."""
+    source = None if job.is_uri else inputs.open_input(job.data, job.encoding, job.delimiter)
+    spec = stream_spec(job, source.header) if source is not None else None
+    labels = read_labels_file(job)
+    opened = sparkstream.open_data(job.location, source.format if source else None,
+                                   job.spark_master)
+    try:
+        spec = spec or stream_spec(job, opened.header)
+        files = None if source is not None else sparkstream.fingerprint(opened)
+        sha256 = source.sha256() if source is not None else sparkstream.digest(files, job.location)
+        client, references, collector = _opening(job, spec, sha256, labels)
+        spec, fold, pipeline = _fold_plan(job, opened, spec, client, references, collector)
+        seen = sparkstream.accumulate_spark(opened, fold, pipeline if not spec.recorded else None)
+        if source is not None:
+            source.require_unchanged()  # a torn input gives no report
+        elif sparkstream.fingerprint(opened) != files:
+            raise BadInputError(f"{job.location} changed while it was read (files added, replaced "
+                                f"or grown); run monitor.py again once it is complete")
+    finally:
+        opened.close()
+    collector.merge(seen.collector)
+    seen.collector, seen.threshold_of = collector, references.threshold
+    return _Read(spec, seen, sha256, client, references, collector, pipeline)
+
+
+def _fold_plan(job: MonitorJob, opened: Any, spec: StreamSpec, client: Any,
+               references: "References", collector: labelling.Collector
+               ) -> tuple[StreamSpec, sparkstream.Fold, Any]:
+    """What the executors need, resolved on the driver: the versions' thresholds, the label
+    sampler's strata, the slice values kept apart, the side columns' profiles, the model."""
+    pipeline = scoring = None
+    if spec.recorded:
+        side = _recorded_side(job, client, references, opened.header)
+        if side is not None:
+            spec = replace(spec, roles=replace(spec.roles, features=tuple(side.profiles)))
+        rows = sparkstream.versions(opened)
+        profiles = side.profiles if side is not None else None
+    else:
+        version = registry.resolve_version(client, job.model_name, job.model).version
+        spec = replace(spec, version=version)
+        with tempfile.TemporaryDirectory(prefix="textops-model-") as tmp:
+            scoring, spec, profiles = _scoring(job, spec, version, references, tmp)
+            inputs.require_columns(opened.header, batch.side_columns_needed(scoring), job.shown)
+            pipeline = batch.load_job_model(scoring)
+        rows = {version: 1}
+    main = max(sorted(rows), key=lambda v: rows[v]) if rows else None
+    admitted = (sparkstream.top_slice_values(opened, spec.roles.slices[0])
+                if spec.roles.slices else None)
+    fold = sparkstream.Fold(spec, {v: references.threshold(v) for v in rows}, collector,
+                            references.strata_edges(main) if main else [], profiles, admitted,
+                            scoring)
+    return spec, fold, pipeline
 
 
 def _versions_seen(job: MonitorJob, client: Any, spec: StreamSpec, seen: StreamTotals
@@ -305,23 +427,33 @@ def _score_texts(job: MonitorJob, source: inputs.Input, spec: StreamSpec, versio
         small = job.data.stat().st_size < POOL_MIN_BYTES
         workers = 1 if small else (os.cpu_count() or 1)
     with tempfile.TemporaryDirectory(prefix="textops-model-") as tmp:
-        scoring_spec = batch.with_side_columns(batch.ScoringSpec(
-            model_path=registry.download_model(job.model_name, version, tmp),
-            columns=replace(job.columns, ids=()), model_version=version,
-            proba_columns=False, explain=0, model_name=job.model_name))
+        scoring_spec, spec, profiles = _scoring(job, spec, version, references, tmp)
         source.require(batch.side_columns_needed(scoring_spec))
-        side = None
-        if scoring_spec.side_columns:
-            spec = replace(spec, roles=replace(spec.roles, features=scoring_spec.side_columns))
-            reference = references.of(version)
-            if reference is not None and reference.side:
-                side = SideSums(reference.side, job.seed)
+        side = SideSums(profiles, job.seed) if profiles else None
         chunks = source.chunks(job.chunk_size, spec.columns(source.header))
         pipeline = batch.load_job_model(scoring_spec) if workers <= 1 else None
         log.info("scoring with %s v%s (requested %r), %d worker(s)", job.model_name, version,
                  job.model, workers)
         pairs = batch.scored_chunks(chunks, scoring_spec, batch.Execution(workers=workers, model=pipeline))
         return accumulate_scored(pairs, spec, references.threshold, collector, side), pipeline
+
+
+def _scoring(job: MonitorJob, spec: StreamSpec, version: str, references: "References",
+             folder: str) -> tuple[batch.ScoringSpec, StreamSpec, dict[str, Any] | None]:
+    """How raw texts are scored with ``version`` (downloaded into ``folder``): the scoring
+    spec, the stream spec with the side columns the model reads, and their reference
+    profiles (None: no side columns, or a version without their profile)."""
+    scoring_spec = batch.with_side_columns(batch.ScoringSpec(
+        model_path=registry.download_model(job.model_name, version, folder),
+        columns=replace(job.columns, ids=()), model_version=version,
+        proba_columns=False, explain=0, model_name=job.model_name))
+    profiles = None
+    if scoring_spec.side_columns:
+        spec = replace(spec, roles=replace(spec.roles, features=scoring_spec.side_columns))
+        reference = references.of(version)
+        if reference is not None and reference.side:
+            profiles = reference.side
+    return scoring_spec, spec, profiles
 
 
 @dataclass
@@ -593,7 +725,7 @@ def _report(job: MonitorJob, spec: StreamSpec, seen: StreamTotals, versions: lis
     return MonitorReport(
         status=status, exit_code=int(alerts.VERDICTS[status]), alerts=found.alerts,
         checked_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        data=DataSummary(str(job.data), sha256, seen.rows, seen.scored, seen.skipped),
+        data=DataSummary(job.shown, sha256, seen.rows, seen.scored, seen.skipped),
         model=ModelSummary(job.model_name, versions,
                            "recorded predictions" if spec.recorded else f"@{job.model}"),
         thresholds=job.thresholds, performance=found.performance, estimated=found.estimated,

@@ -27,6 +27,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from textops.monitoring.sampling import KeyedSample
+
 SAMPLE_ROWS = 20_000  # probability vectors kept per version for EM (seeded reservoir)
 SAMPLE_CELLS = 2_000_000  # ... and at most this many values (16 MB), for many classes
 MOVED = 0.10  # total variation distance from the training mix the console and HTML point out
@@ -62,6 +64,49 @@ class ProbaSample:
         keep = slots < self.size
         self.rows[slots[keep]] = rest[keep]  # later rows win a slot drawn twice, as in algorithm R
         self.seen += len(proba)
+
+
+class KeyedProbaSample:
+    """:class:`ProbaSample`'s mergeable form (a Spark executor's part): the same cap, kept by
+    bottom-k sampling (``sampling.KeyedSample``), merged part by part on the driver."""
+
+    def __init__(self, size: int = SAMPLE_ROWS, seed: Any = 0):
+        self.size, self.seed = int(size), seed
+        self.classes: list[str] | None = None
+        self._sample: KeyedSample | None = None
+
+    @property
+    def seen(self) -> int:
+        return self._sample.seen if self._sample is not None else 0
+
+    @property
+    def rows(self) -> np.ndarray | None:
+        if self._sample is None:
+            return None
+        return np.array(self._sample.items).reshape(-1, len(self.classes))
+
+    def add(self, proba: np.ndarray, classes: Sequence[str]) -> None:
+        proba = np.asarray(proba, dtype=float)
+        proba = proba[np.isfinite(proba).all(axis=1)]
+        classes = [str(c) for c in classes]
+        if self.classes is None:
+            self.classes = classes
+            size = max(min(self.size, SAMPLE_CELLS // max(len(classes), 1)), 1)
+            self._sample = KeyedSample(size, self.seed)
+        elif classes != self.classes:
+            proba = proba[:, [classes.index(c) for c in self.classes]]
+        self._sample.offer(len(proba), lambda positions: list(proba[positions]))
+
+    def merge(self, other: "KeyedProbaSample") -> None:
+        if other._sample is None:
+            return
+        if self._sample is None:
+            self.classes, self._sample = other.classes, other._sample
+            return
+        if other.classes != self.classes:
+            order = [other.classes.index(c) for c in self.classes]
+            other._sample.items = [row[order] for row in other._sample.items]
+        self._sample.merge(other._sample)
 
 
 def total_variation(a: np.ndarray, b: np.ndarray) -> float:

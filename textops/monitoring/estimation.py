@@ -148,6 +148,30 @@ class EstimateSums:
             return
         self.confusion_rows += other.confusion_rows
 
+    def combine(self, other: "EstimateSums") -> None:
+        """Add another part of the same version's rows (a Spark executor's sums): every sum
+        adds up, as if one stream had folded both parts."""
+        for label, sums in other.by_label.items():
+            self.by_label[label] = self.by_label.get(label, np.zeros(3)) + sums
+        for label, right in other.atc_by_label.items():
+            self.atc_by_label[label] = self.atc_by_label.get(label, 0.0) + right
+        self.anchored_rows += other.anchored_rows
+        self.doc_shift += other.doc_shift
+        if self.threshold is None:
+            self.threshold = other.threshold
+        if other.confusion is None:
+            return
+        if self.confusion is None:
+            self.classes, self.confusion = other.classes, other.confusion.copy()
+            self.atc_confusion = None if other.atc_confusion is None else other.atc_confusion.copy()
+        else:
+            order = [other.classes.index(c) for c in self.classes]
+            self.confusion = self.confusion + other.confusion[np.ix_(order, order)]
+            if other.atc_confusion is not None:
+                self.atc_confusion = (0.0 if self.atc_confusion is None else self.atc_confusion) \
+                    + other.atc_confusion[np.ix_(order, order)]
+        self.confusion_rows += other.confusion_rows
+
     def anchor_rows_variance(self) -> float:
         """rows^2 x the variance of the test accuracy the threshold was fitted to (the part of
         ATC's and DoC's error that more monitored rows cannot shrink)."""

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Sequence
 
 import numpy as np
@@ -36,6 +36,7 @@ from textops.columns import (FALLBACK_LABEL, MODEL_VERSION, PREDICTION, PROBABIL
 from textops.monitoring.estimation import Z90
 from textops.monitoring.profile import Threshold
 from textops.monitoring.result import SampleEstimate
+from textops.monitoring.sampling import KeyedSample
 
 SD_FLOOR = 0.25  # a stratum's assumed error spread is never below this (confident errors hide)
 MIN_PER_STRATUM = 2  # labelled rows a non-empty stratum gets at least (for its variance)
@@ -65,20 +66,33 @@ class _Stratum:
     confidence_sum: float = 0.0
     items: list[dict[str, Any]] = field(default_factory=list)
     seen: int = 0
+    keyed: KeyedSample | None = None  # a part of many (Spark): a mergeable sample instead
 
 
 class Sampler:
-    """Streams rows into per-stratum reservoirs (seeded); :meth:`draw` allocates the budget."""
+    """Streams rows into per-stratum reservoirs (seeded); :meth:`draw` allocates the budget.
+    ``part`` (a Spark partition's number): mergeable per-stratum samples (:meth:`merge`)."""
 
     def __init__(self, budget: int, edges: Sequence[float], seed: int,
-                 uniform_share: float = UNIFORM_SHARE):
+                 uniform_share: float = UNIFORM_SHARE, part: int | None = None):
         if not 0.0 <= uniform_share <= 1.0:
             raise ValueError(f"uniform_share must be between 0 and 1, not {uniform_share}")
         self.budget, self.edges = int(budget), list(edges)
         self.uniform_share = float(uniform_share)
-        self.strata = [_Stratum() for _ in range(len(self.edges) + 1)]
+        self.strata = [_Stratum(keyed=None if part is None else
+                                KeyedSample(self.budget, (int(seed), int(part), h)))
+                       for h in range(len(self.edges) + 1)]
         self._rng = np.random.default_rng(seed)
         self._seed = seed
+
+    def merge(self, other: "Sampler") -> None:
+        """Add another part's strata (both made with ``part``)."""
+        for mine, theirs in zip(self.strata, other.strata):
+            mine.rows += theirs.rows
+            mine.confidence_sum += theirs.confidence_sum
+            mine.seen += theirs.seen
+            mine.keyed.merge(theirs.keyed)
+            mine.items = mine.keyed.items
 
     def add(self, records: pd.DataFrame, confidence: np.ndarray) -> None:
         """Fold in rows (``records``: the columns to write, one row each) with their confidence."""
@@ -88,6 +102,11 @@ class Sampler:
             stratum = self.strata[int(h)]
             stratum.rows += len(mine)
             stratum.confidence_sum += float(np.sum(confidence[mine]))
+            if stratum.keyed is not None:
+                stratum.keyed.offer(len(mine), lambda positions: records.iloc[
+                    mine[positions]].to_dict("records"))
+                stratum.items, stratum.seen = stratum.keyed.items, stratum.seen + len(mine)
+                continue
             room = max(self.budget - len(stratum.items), 0)  # algorithm R, per stratum
             stratum.items.extend(records.iloc[mine[:room]].to_dict("records"))
             rest = mine[room:]
@@ -274,12 +293,36 @@ class Collector:
 
     def __init__(self, budget: int, seed: int, id_columns: Sequence[str], text_column: str | None,
                  edges_for: Any, labels: Labels | None = None,
-                 uniform_share: float = UNIFORM_SHARE):
+                 uniform_share: float = UNIFORM_SHARE, part: int | None = None):
         self.budget, self.seed = int(budget), int(seed)
         self.uniform_share = uniform_share
         self.id_columns, self.text_column = list(id_columns), text_column
         self.edges_for, self.labels = edges_for, labels
         self.sampler: Sampler | None = None
+        self.part = part  # a Spark partition's part: rows known by their ids, samples merge
+
+    def for_part(self, part: int, edges: Sequence[float]) -> "Collector":
+        """An empty collector for one part of the stream (a Spark partition), to
+        :meth:`merge` back: the same budget and seed, the strata of ``edges``, a copy of the
+        labels file's keys to look for."""
+        labels = None if self.labels is None else replace(
+            self.labels, found=Counter(), predictions={}, slice_of={}, texts={})
+        return Collector(self.budget, self.seed, self.id_columns, self.text_column,
+                         lambda version: edges, labels, self.uniform_share, part)
+
+    def merge(self, other: "Collector") -> None:
+        """Fold in a part's rows to label and the labelled rows it found."""
+        if other.labels is not None:
+            self.labels.found.update(other.labels.found)
+            self.labels.predictions.update(other.labels.predictions)
+            self.labels.slice_of.update(other.labels.slice_of)
+            self.labels.texts.update(other.labels.texts)
+        if other.sampler is None:
+            return
+        if self.sampler is None:
+            self.sampler = other.sampler
+        else:
+            self.sampler.merge(other.sampler)
 
     def add(self, chunk: pd.DataFrame, predicted: np.ndarray, confidence: np.ndarray,
             versions: np.ndarray, slice_values: np.ndarray | None = None) -> None:
@@ -296,8 +339,10 @@ class Collector:
             return
         if self.sampler is None:
             self.sampler = Sampler(self.budget, self.edges_for(str(versions[0])), self.seed,
-                                   self.uniform_share)
-        records = pd.DataFrame({"row": chunk.index + 1}, index=chunk.index)
+                                   self.uniform_share, self.part)
+        # a part of many knows its rows by their ids only (no row number across the parts)
+        records = pd.DataFrame({"row": chunk.index + 1} if self.part is None else {},
+                               index=chunk.index)
         for column in self.id_columns:
             records[column] = chunk[column].to_numpy()
         if self.text_column is not None:

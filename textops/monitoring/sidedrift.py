@@ -16,7 +16,7 @@ numbers, never rows) and :func:`side_checks` compares them, with the rule the ot
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -32,13 +32,14 @@ class SideSums:
     """What monitoring keeps of the side columns: per categorical column a count per bucket,
     per numeric column the missing count and a seeded reservoir of present values."""
 
-    def __init__(self, profiles: Mapping[str, SideProfile], seed: int = 0):
+    def __init__(self, profiles: Mapping[str, SideProfile], seed: int = 0,
+                 sample: Callable[[int, Any], Any] = Reservoir):
         self.profiles = dict(profiles)
         self.known = {c: set(p.known) for c, p in self.profiles.items()}
         self.rows = 0
         self.counts: dict[str, dict[str, int]] = {c: {} for c in self.profiles}
         self.missing: dict[str, int] = {c: 0 for c in self.profiles}
-        self.numbers = {c: Reservoir(SAMPLE_NUMBERS, seed + 11 + i)
+        self.numbers = {c: sample(SAMPLE_NUMBERS, seed + 11 + i)
                         for i, (c, p) in enumerate(self.profiles.items()) if p.kind == NUMERIC}
 
     def add(self, chunk: pd.DataFrame) -> None:
@@ -55,6 +56,17 @@ class SideSums:
                 present = ~np.isnan(numbers)
                 self.missing[column] += int((~present).sum())
                 self.numbers[column].add(numbers[present].tolist())
+
+    def merge(self, other: "SideSums") -> None:
+        """Add another part's counts and samples (parts sampled with ``KeyedSample``)."""
+        self.rows += other.rows
+        for column, counts in other.counts.items():
+            for bucket, n in counts.items():
+                self.counts[column][bucket] = self.counts[column].get(bucket, 0) + n
+        for column, n in other.missing.items():
+            self.missing[column] += n
+        for column, sample in other.numbers.items():
+            self.numbers[column].merge(sample)
 
 
 @dataclass(frozen=True)

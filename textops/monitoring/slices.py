@@ -37,6 +37,11 @@ FAMILY_ALPHA = 0.05  # one-sided, for all the slices checked together
 INTERVAL_Z = float(norm.isf(0.05))  # the estimates' 90 % intervals are +- this many errors
 
 
+def slice_strings(column: pd.Series) -> pd.Series:
+    """A slice column's values as the slices name them: stripped text, MISSING for none."""
+    return column.astype("string").str.strip().fillna(MISSING).replace("", MISSING)
+
+
 @dataclass
 class SliceSums:
     """What the stream keeps for each slice value: rows, labelled confusion counts, and the
@@ -46,11 +51,20 @@ class SliceSums:
     tallies: dict[str, Counter] = field(default_factory=dict)  # value: (true, predicted) counts
     expected: dict[tuple[str, str], EstimateSums] = field(default_factory=dict)  # (value, version)
     pooled_rows: int = 0  # rows of values beyond MAX_TRACKED, pooled into OTHER
+    # the values kept apart, decided before the stream (Spark: the most frequent ones, counted
+    # first); None: the first MAX_TRACKED values seen
+    admitted: frozenset[str] | None = None
 
     def values_of(self, column: pd.Series) -> np.ndarray:
         """Each row's slice value as text (missing: MISSING). Values first seen once
         MAX_TRACKED are kept apart are pooled into OTHER (first come, first kept)."""
-        values = column.astype("string").str.strip().fillna(MISSING).replace("", MISSING)
+        values = slice_strings(column)
+        if self.admitted is not None:
+            pooled = ~values.isin(self.admitted).to_numpy()
+            self.pooled_rows += int(pooled.sum())
+            values = values.to_numpy(dtype=object)
+            values[pooled] = OTHER
+            return values
         known = values.isin(self.rows.keys()).to_numpy()
         if known.all():
             return values.to_numpy(dtype=object)
@@ -83,6 +97,18 @@ class SliceSums:
                 self.expected[key] = EstimateSums(threshold=threshold_of(str(version)))
             self.expected[key].add(predicted[rows], confidence[rows],
                                    proba[rows] if proba is not None else None, classes or None)
+
+    def merge(self, other: "SliceSums") -> None:
+        """Add another part's sums (its values were admitted by the same rule)."""
+        self.rows.update(other.rows)
+        for value, pairs in other.tallies.items():
+            self.tallies.setdefault(value, Counter()).update(pairs)
+        for key, sums in other.expected.items():
+            if key in self.expected:
+                self.expected[key].combine(sums)
+            else:
+                self.expected[key] = sums
+        self.pooled_rows += other.pooled_rows
 
     def add_labelled(self, values: np.ndarray, truth: np.ndarray, predicted: np.ndarray) -> None:
         """Fold in the labelled rows' (truth, prediction) pairs."""

@@ -14,10 +14,10 @@ import pandas as pd
 from textops.errors import BadInputError
 from textops.columns import MODEL_VERSION, PREDICTION, PROBA_PREFIX, PROBABILITY, Columns
 from textops.data import clean_text, is_blank
-from textops.monitoring.classmix import ProbaSample
+from textops.monitoring.classmix import KeyedProbaSample, ProbaSample
 from textops.monitoring.estimation import EstimateSums
 from textops.monitoring.profile import Threshold
-from textops.monitoring.sampling import Reservoir  # noqa: F401 - also imported from here
+from textops.monitoring.sampling import Reservoir, sample_maker  # noqa: F401 - Reservoir re-exported
 from textops.monitoring.sidedrift import SideSums
 from textops.monitoring.slices import SliceSums
 from textprep import top_class
@@ -55,6 +55,11 @@ class StreamSpec:
         return [c for c in dict.fromkeys(wanted) if c in present]
 
 
+def _no_threshold(version: str) -> None:
+    """No version has an ATC threshold (the default)."""
+    return None
+
+
 @dataclass
 class StreamTotals:
     """Everything kept from the stream: counts, confusion tallies and bounded samples."""
@@ -74,14 +79,60 @@ class StreamTotals:
     lengths: Reservoir = None  # type: ignore[assignment]
     texts: Reservoir = None  # type: ignore[assignment]
     # each version's ATC threshold (from its reference profile), asked once per version
-    threshold_of: Callable[[str], Threshold | None] = lambda version: None
+    threshold_of: Callable[[str], Threshold | None] = _no_threshold
     collector: Any = None  # labelling.Collector: the rows to label, the labels that came back
     slices: SliceSums | None = None  # --slice-by: sums per value of the slice column
     side: SideSums | None = None  # a model with side columns: their counts and samples
+    part: int | None = None  # one part of many (a Spark partition): samples that merge
 
     def __post_init__(self) -> None:
-        self.lengths = self.lengths or Reservoir(SAMPLE_VALUES, self.seed + 1)
-        self.texts = self.texts or Reservoir(SAMPLE_TEXTS, self.seed + 2)
+        self.lengths = self.lengths or self.sample(SAMPLE_VALUES, self.seed + 1)
+        self.texts = self.texts or self.sample(SAMPLE_TEXTS, self.seed + 2)
+
+    def sample(self, size: int, seed: int) -> Any:
+        """A seeded uniform sample of the stream (a part's: one that merges)."""
+        return sample_maker(self.part)(size, seed)
+
+    def proba_sample(self) -> ProbaSample | KeyedProbaSample:
+        return ProbaSample(seed=self.seed + 3) if self.part is None else \
+            KeyedProbaSample(seed=(self.seed + 3, self.part))
+
+    def merge(self, other: "StreamTotals") -> None:
+        """Add another part's totals (both folded with ``part`` set): counts and sums add up,
+        samples merge into uniform samples of both parts."""
+        for name in ("rows", "scored", "skipped", "unlabelled"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.versions.update(other.versions)
+        for mine, theirs in ((self.predicted, other.predicted), (self.tallies, other.tallies)):
+            for version, counts in theirs.items():
+                mine.setdefault(version, Counter()).update(counts)
+        for mine, theirs in ((self.confidence, other.confidence), (self.proba, other.proba)):
+            for version, sample in theirs.items():
+                if version in mine:
+                    mine[version].merge(sample)
+                else:
+                    mine[version] = sample
+        for mine, theirs in ((self.expected, other.expected),
+                             (self.expected_labelled, other.expected_labelled)):
+            for version, sums in theirs.items():
+                if version in mine:
+                    mine[version].combine(sums)
+                else:
+                    mine[version] = sums
+        self.lengths.merge(other.lengths)
+        self.texts.merge(other.texts)
+        for mine, theirs in ((self.collector, other.collector), (self.slices, other.slices),
+                             (self.side, other.side)):
+            if mine is not None and theirs is not None:
+                mine.merge(theirs)
+
+    def detached(self) -> "StreamTotals":
+        """These totals without the callables only the process that folded them has (to be
+        pickled and sent on; the merging side gives them back)."""
+        self.threshold_of = _no_threshold
+        if self.collector is not None:
+            self.collector.edges_for = None
+        return self
 
     @property
     def main_version(self) -> str:
@@ -192,11 +243,11 @@ def add_chunk(seen: StreamTotals, chunk: pd.DataFrame, spec: StreamSpec, score: 
         seen.predicted.setdefault(str(v), Counter()).update(predicted[mask])
         values = confidence[mask]
         if np.isfinite(values).any():
-            seen.confidence.setdefault(str(v), Reservoir(SAMPLE_VALUES, seen.seed)).add(
+            seen.confidence.setdefault(str(v), seen.sample(SAMPLE_VALUES, seen.seed)).add(
                 values[np.isfinite(values)].tolist())
         _add_expected(seen.expected, str(v), found, mask, seen.threshold_of)
         if found.proba is not None:
-            seen.proba.setdefault(str(v), ProbaSample(seed=seen.seed + 3)).add(
+            seen.proba.setdefault(str(v), seen.proba_sample()).add(
                 found.proba[mask], found.classes)
         if spec.has_labels:
             _add_expected(seen.expected_labelled, str(v), found, mask & labelled, seen.threshold_of)
@@ -217,9 +268,10 @@ def add_chunk(seen: StreamTotals, chunk: pd.DataFrame, spec: StreamSpec, score: 
 
 
 def _totals(spec: StreamSpec, threshold_of: Callable[[str], Threshold | None] | None,
-            collector: Any, side: SideSums | None = None) -> StreamTotals:
-    seen = StreamTotals(seed=spec.seed, collector=collector,
-                        slices=SliceSums() if spec.roles.slices else None, side=side)
+            collector: Any, side: SideSums | None = None, part: int | None = None,
+            admitted: frozenset[str] | None = None) -> StreamTotals:
+    seen = StreamTotals(seed=spec.seed, collector=collector, part=part, side=side,
+                        slices=SliceSums(admitted=admitted) if spec.roles.slices else None)
     if threshold_of is not None:
         seen.threshold_of = threshold_of
     return seen
@@ -227,11 +279,13 @@ def _totals(spec: StreamSpec, threshold_of: Callable[[str], Threshold | None] | 
 
 def accumulate(chunks: Iterable[pd.DataFrame], spec: StreamSpec, score: Scorer | None,
                threshold_of: Callable[[str], Threshold | None] | None = None,
-               collector: Any = None, side: SideSums | None = None) -> StreamTotals:
+               collector: Any = None, side: SideSums | None = None, part: int | None = None,
+               admitted: frozenset[str] | None = None) -> StreamTotals:
     """Read every chunk once into a bounded :class:`StreamTotals` (``score``: for raw texts;
     ``threshold_of``: a version's ATC threshold, asked when the version first appears;
-    ``collector``: keeps the rows to label; ``side``: the side columns' sums)."""
-    seen = _totals(spec, threshold_of, collector, side)
+    ``collector``: keeps the rows to label; ``side``: the side columns' sums; ``part``: one
+    part of many, to :meth:`StreamTotals.merge`; ``admitted``: the slice values kept apart)."""
+    seen = _totals(spec, threshold_of, collector, side, part, admitted)
     for chunk in chunks:
         add_chunk(seen, chunk, spec, score)
     return seen
@@ -239,11 +293,12 @@ def accumulate(chunks: Iterable[pd.DataFrame], spec: StreamSpec, score: Scorer |
 
 def accumulate_scored(pairs: Iterable[tuple[pd.DataFrame, pd.DataFrame]], spec: StreamSpec,
                       threshold_of: Callable[[str], Threshold | None] | None = None,
-                      collector: Any = None, side: SideSums | None = None) -> StreamTotals:
+                      collector: Any = None, side: SideSums | None = None,
+                     part: int | None = None, admitted: frozenset[str] | None = None
+                     ) -> StreamTotals:
     """As :func:`accumulate`, for chunks already scored (e.g. by worker processes): each chunk
-    with its class probabilities, indexed like the chunk (``side``: the side columns' sums to
-    fold them into)."""
-    seen = _totals(spec, threshold_of, collector, side)
+    with its class probabilities, indexed like the chunk."""
+    seen = _totals(spec, threshold_of, collector, side, part, admitted)
     for chunk, proba in pairs:
         add_chunk(seen, chunk, spec, lambda texts: proba.loc[texts.index])
     return seen
