@@ -83,10 +83,10 @@ def compiled_kernel() -> None:
     textprep.HashedTfidf(min_df=1).fit(texts).transform(texts)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def spark_local():
-    """A local Spark session (2 threads) for a module's in-process Spark tests (skipped without
-    the optional PySpark extra)."""
+    """A local Spark session (2 threads) for the in-process Spark tests (skipped without the
+    optional PySpark extra): one per test process, shared by the modules that run there."""
     pytest.importorskip("pyspark")
     from textops import spark
 
