@@ -29,6 +29,11 @@ rate rising by more than --oov-increase-max, text content (domain classifier ROC
 each side).
 Writes a JSON report and a self-contained HTML report (atomically) and logs an MLflow run in the
 monitoring experiment, tagged with the model version, so the MLflow UI charts it over time.
+
+--engine spark: Spark reads --data (a file, predict.py's Spark output folder, or a Hadoop-FS URI:
+hdfs://, s3a://, ...), its executors fold each partition into the same running sums and bounded
+samples and the driver merges them (never a row); the same figures from sums as the local engine,
+other uniform samples; rows to label are known by their --id-columns.
 """
 from __future__ import annotations
 

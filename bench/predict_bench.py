@@ -111,9 +111,11 @@ def tree_rss_kb(pid: int) -> int:
 
 
 def measure(cmd: list[str], env: dict[str, str],
-            also: Callable[[int], None] | None = None) -> dict[str, float]:
+            also: Callable[[int], None] | None = None,
+            exit_codes: tuple[int, ...] = (0,)) -> dict[str, float]:
     """Run ``cmd``; wall time, peak tree RSS, and the seconds it printed last (if any).
-    ``also(pid)`` is called at each memory sample (for other peaks the caller keeps)."""
+    ``also(pid)`` is called at each memory sample (for other peaks the caller keeps);
+    ``exit_codes``: the ones that mean it ran (monitor.py's alerts are 1 and 3)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     peak = [0]
@@ -130,7 +132,7 @@ def measure(cmd: list[str], env: dict[str, str],
     out, err = proc.communicate()
     wall = time.perf_counter() - start
     sampler.join()
-    if proc.returncode != 0:
+    if proc.returncode not in exit_codes:
         raise SystemExit(f"{cmd[:3]} failed ({proc.returncode}): {err[-2000:]}")
     inner = None
     for line in reversed(out.strip().splitlines()):

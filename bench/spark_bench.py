@@ -45,7 +45,8 @@ def _status_kb(pid: int, key: str) -> int:
     return int(line.split()[1])
 
 
-def run(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
+def run(cmd: list[str], env: dict[str, str], exit_codes: tuple[int, ...] = (0,)
+        ) -> dict[str, float]:
     """Run ``cmd``; wall time and memory peaks (the process itself, its JVM child, the tree)."""
     peaks = {"driver_python_mb": 0.0, "jvm_mb": 0.0}
 
@@ -56,7 +57,7 @@ def run(cmd: list[str], env: dict[str, str]) -> dict[str, float]:
                 if os.readlink(f"/proc/{child}/exe").endswith("/java"):
                     peaks["jvm_mb"] = max(peaks["jvm_mb"], _status_kb(child, "VmHWM:") / 1024)
 
-    m = measure(cmd, env, also=driver_and_jvm)
+    m = measure(cmd, env, also=driver_and_jvm, exit_codes=exit_codes)
     return {"wall_seconds": m["wall_seconds"], **peaks, "tree_mb": m["peak_rss_mb"]}
 
 

@@ -238,6 +238,9 @@ def parquet_columns(path: Path) -> list[str]:
     return list(parquet_dataset(path).schema.names)
 
 
+NO_PRE_BUFFER = ds.ParquetFragmentScanOptions(pre_buffer=False)
+
+
 def parquet_chunks(path: Path, chunk_size: int,
                    columns: Sequence[str] | None = None) -> Iterator[pd.DataFrame]:
     """Chunks of exactly ``chunk_size`` rows (the last one shorter), across files and row
@@ -250,7 +253,12 @@ def parquet_chunks(path: Path, chunk_size: int,
         columns = [c for c in columns if c in set(dataset.schema.names)]
     start, buffer, buffered = 0, [], 0
     try:
-        for batch in dataset.to_batches(columns=columns, batch_size=chunk_size):
+        # little read-ahead: by default the scanner reads row groups (pre-buffered) as far
+        # ahead of a slower reader as it can, and the peak grew with the file (+0.1 GiB per
+        # million predict.py rows; bench/spark_monitor_bench.py)
+        for batch in dataset.to_batches(columns=columns, batch_size=chunk_size,
+                                        batch_readahead=2, fragment_readahead=1,
+                                        fragment_scan_options=NO_PRE_BUFFER):
             buffer.append(batch)
             buffered += batch.num_rows
             while buffered >= chunk_size:

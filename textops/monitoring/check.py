@@ -334,11 +334,14 @@ def _read_local(job: MonitorJob) -> _Read:
 def _read_spark(job: MonitorJob) -> _Read:
     """The Spark engine: the executors fold the rows, the driver merges their totals (see
     ``sparkstream``); a local file or folder is checked as the local engine checks it first."""
-    source = None if job.is_uri else inputs.open_input(job.data, job.encoding, job.delimiter)
+    csv_parts = not job.is_uri and sparkstream.csv_parts(job.data)
+    source = None if job.is_uri or csv_parts else inputs.open_input(job.data, job.encoding,
+                                                                    job.delimiter)
     spec = stream_spec(job, source.header) if source is not None else None
     labels = read_labels_file(job)
-    opened = sparkstream.open_data(job.location, source.format if source else None,
-                                   job.spark_master)
+    fmt = source.format if source is not None else (
+        inputs.CsvFormat(job.encoding, job.delimiter, None, "csv") if csv_parts else None)
+    opened = sparkstream.open_data(job.location, fmt, job.spark_master)
     try:
         spec = spec or stream_spec(job, opened.header)
         files = None if source is not None else sparkstream.fingerprint(opened)

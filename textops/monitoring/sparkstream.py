@@ -17,6 +17,7 @@ import json
 import logging
 import pickle
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
@@ -80,6 +81,13 @@ def open_data(location: str, fmt: CsvFormat | None, master: str) -> SparkData:
         session.stop()
         raise
     return SparkData(session, location, frame, header)
+
+
+def csv_parts(path: Path) -> bool:
+    """A local folder of CSV parts (predict.py --engine spark --spark-format csv): Spark reads
+    it as CSV (the local reader reads folders of Parquet parts only)."""
+    return path.is_dir() and any(part.name.startswith("part-") and part.name.endswith(
+        engine.CSV_NAMES) for part in path.iterdir())
 
 
 def fingerprint(data: SparkData) -> list[tuple[str, int, int]]:
