@@ -331,7 +331,8 @@ def test_monitor_on_spark_scores_raw_texts_in_the_executors_as_the_local_engine_
     """Raw labelled texts: the executors score them with the broadcast champion and fold the
     sums; the report is the local engine's but for the text-content check, which trains a
     classifier on 1,000 texts sampled from the 1,199 (another uniform sample); a URI without
-    --engine spark and --labels without ids are refused before Spark starts."""
+    --engine spark, --labels without ids and (locally) a folder of CSV parts are refused
+    before Spark starts."""
     pytest.importorskip("pyspark")
     root, reports = twcs_project["root"], {}
     data = tmp_path / "tweets.csv"
@@ -350,6 +351,11 @@ def test_monitor_on_spark_scores_raw_texts_in_the_executors_as_the_local_engine_
     labels = run_script(root, "monitor.py", "--data", data, "--engine", "spark", "--labels",
                         tmp_path / "labelled.csv")
     assert_clean_failure(labels, 2, "--id-columns")
+    parts = tmp_path / "csv_parts"  # predict.py --engine spark --spark-format csv
+    parts.mkdir()
+    shutil.copy(data, parts / "part-00000-0.csv")
+    (parts / "_SUCCESS").touch()
+    assert_clean_failure(run_script(root, "monitor.py", "--data", parts), 2, "add --engine spark")
 
 
 def test_rows_with_empty_text_get_a_blank_prediction(twcs_project, tmp_path):

@@ -311,6 +311,9 @@ def _opening(job: MonitorJob, spec: StreamSpec, sha256: str, labels: labelling.L
 
 def _read_local(job: MonitorJob) -> _Read:
     """The local engine: this process reads the chunks (worker processes score raw texts)."""
+    if sparkstream.csv_parts(job.data):
+        raise BadInputError(f"{job.data} is a folder of CSV parts (predict.py --spark-format csv), "
+                            f"which the local engine does not read; add --engine spark")
     source, spec = inspect_input(job)
     labels = read_labels_file(job)
     sha256 = source.sha256()  # the report's, and the label sample's seed
