@@ -51,6 +51,28 @@ def differences(a: dict, b: dict, path: str = "") -> list[str]:
     return [] if a == b else [f"{path}: {str(a)[:40]} vs {str(b)[:40]}"]
 
 
+def print_tables(results: list[dict], master: str) -> None:
+    """The markdown table of docs/benchmarks.md, the reports' differences, the peak ratios."""
+    print(f"Machine: {os.cpu_count()} cores, master {master}.\n")
+    print("| rows | engine | wall s | driver (Python) peak GiB | JVM peak GiB | tree peak GiB | "
+          "accuracy | estimated accuracy |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in results:
+        for engine in ("local", "spark"):
+            m = r[engine]
+            print(f"| {r['rows']:,} | {engine} | {m['wall_seconds']:.0f} | "
+                  f"{m['driver_python_mb'] / 1024:.2f} | {m['jvm_mb'] / 1024:.2f} | "
+                  f"{m['tree_mb'] / 1024:.2f} | {m['accuracy']:.6f} | {m['estimated']:.6f} |")
+    for r in results:
+        print(f"\n{r['rows']:,} rows: the reports differ in {len(r['differences'])} figure(s)"
+              + "".join(f"\n  - {d}" for d in r["differences"]))
+    first = results[0]
+    for r in results[1:]:
+        print(f"\nspark driver (Python) peak at {r['rows']:,} rows / at {first['rows']:,}: "
+              f"{r['spark']['driver_python_mb'] / first['spark']['driver_python_mb']:.2f}x; "
+              f"local tree peak: {r['local']['tree_mb'] / first['local']['tree_mb']:.2f}x")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -91,24 +113,7 @@ def main() -> int:
         row["differences"] = differences(row["local"].pop("report"), row["spark"].pop("report"))
         results.append(row)
         print(json.dumps(row), file=sys.stderr, flush=True)
-    print(f"Machine: {os.cpu_count()} cores, master {args.master}.\n")
-    print("| rows | engine | wall s | driver (Python) peak GiB | JVM peak GiB | tree peak GiB | "
-          "accuracy | estimated accuracy |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in results:
-        for engine in ("local", "spark"):
-            m = r[engine]
-            print(f"| {r['rows']:,} | {engine} | {m['wall_seconds']:.0f} | "
-                  f"{m['driver_python_mb'] / 1024:.2f} | {m['jvm_mb'] / 1024:.2f} | "
-                  f"{m['tree_mb'] / 1024:.2f} | {m['accuracy']:.6f} | {m['estimated']:.6f} |")
-    for r in results:
-        print(f"\n{r['rows']:,} rows: the reports differ in {len(r['differences'])} figure(s)"
-              + "".join(f"\n  - {d}" for d in r["differences"]))
-    first = results[0]
-    for r in results[1:]:
-        print(f"\nspark driver (Python) peak at {r['rows']:,} rows / at {first['rows']:,}: "
-              f"{r['spark']['driver_python_mb'] / first['spark']['driver_python_mb']:.2f}x; "
-              f"local tree peak: {r['local']['tree_mb'] / first['local']['tree_mb']:.2f}x")
+    print_tables(results, args.master)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"machine": f"{os.cpu_count()} cores", "master": args.master,
                                      "results": results}, indent=2))
