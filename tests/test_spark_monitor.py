@@ -77,3 +77,11 @@ def test_bad_input_an_executor_finds_is_one_line_exit_2(spark_local, tmp_path):
     with pytest.raises(BadInputError, match=r"^column 'probability' holds 1 value\(s\) that are "
                                             r"not probabilities .*'high'"):
         sparkstream.accumulate_spark(data, _fold(spec, None))
+
+
+def test_a_path_spark_cannot_find_is_bad_input(spark_local, tmp_path):
+    """A URI naming nothing (a night's folder not written yet): exit 2 naming it, not exit 4."""
+    missing = (tmp_path / "scored" / "2026-12-06").as_uri()
+    with pytest.raises(BadInputError, match="does not exist .*check --data"):
+        with sparkstream.engine.spark_errors(missing, "reading", sparkstream.OUTCOME):
+            sparkstream.engine.read_source(spark_local, missing, None).columns

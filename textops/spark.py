@@ -55,6 +55,9 @@ def spark_errors(location: str, doing: str, outcome: str = "nothing was register
         refused = re.search(re.escape(GUARD) + r"([^\n]*?)(?:\s+SQLSTATE|\n|$)", str(exc))
         if refused:  # bad input found by an executor (see refused_input): exit 2
             raise BadInputError(refused.group(1).rstrip(". ")) from None
+        if "PATH_NOT_FOUND" in str(exc):
+            raise BadInputError(f"{location} does not exist (Spark found no such path); check "
+                                f"--data") from None
         raise EngineUnavailableError(f"the Spark job {doing} {location} failed "
                                      f"({first_line(exc, 200)}); {outcome}") from None
 

@@ -359,7 +359,8 @@ def _read_spark(job: MonitorJob) -> _Read:
                                 f"or grown); run monitor.py again once it is complete")
     finally:
         opened.close()
-    collector.merge(seen.collector)
+    if seen.collector is not None:  # None: no partition at all (nothing read)
+        collector.merge(seen.collector)
     seen.collector, seen.threshold_of = collector, references.threshold
     return _Read(spec, seen, sha256, client, references, collector, pipeline)
 
