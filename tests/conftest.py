@@ -49,6 +49,31 @@ def shared(*parts: str) -> Path:
     return path
 
 
+# The slowest modules first (their tests' seconds on a full run, 2026-12-06: test_e2e.py ~5 min,
+# the next ones 1-3 min): with two workers each taking the next file when it is done
+# (pytest.ini: loadfile, no reordering by test count), a long module left for the end would
+# run alone while the other worker idles.
+SLOWEST_FIRST = ("test_e2e.py", "test_e2e_datasets.py", "test_servers.py", "test_production.py",
+                 "test_e2e_side_columns.py", "test_monitoring.py", "test_formats.py",
+                 "test_loop.py", "test_shift_estimation.py", "test_hardening.py",
+                 "test_e2e_spark_monitor.py")
+
+
+@pytest.fixture(autouse=True)
+def sys_path_restored():
+    """Loading a model folder in process appends its ``code/`` folder to ``sys.path``
+    (textprep.serving); a worker process a later test starts (joblib's loky) would then import
+    the legacy fixture's single-file ``textprep.py`` from there instead of the package."""
+    saved = list(sys.path)
+    yield
+    sys.path[:] = saved
+
+
+def pytest_collection_modifyitems(items: list[Any]) -> None:
+    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: order kept within
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """One line for every test skipped for want of ../shared/data, instead of silence."""
     skipped = [r for r in terminalreporter.stats.get("skipped", [])

@@ -251,8 +251,8 @@ def test_spark_engine_writes_the_same_bytes_as_the_local_engine(twcs_project, tm
 def test_spark_engine_writes_a_committed_folder_from_the_executors(twcs_project, tmp_path):
     """--engine spark into a folder: Parquet parts partitioned by prediction, committed with
     _SUCCESS and renamed into place (no hidden staging folder left); the same prediction per
-    id as the local engine; monitor.py reads the folder as it is (replacing an output and a
-    failed job: tests/test_spark_commit.py)."""
+    id as the local engine; monitor.py --engine spark reads the folder as it is (replacing an
+    output and a failed job: tests/test_spark_commit.py)."""
     pytest.importorskip("pyspark")
     data = tmp_path / "tweets.csv"
     tweets = pd.read_csv(shared("twcs", "twcs_head5k.csv"), dtype=str).iloc[1500:2700]
@@ -280,15 +280,21 @@ def test_spark_engine_writes_a_committed_folder_from_the_executors(twcs_project,
     assert (spark_rows["prediction"][~blank] == local_rows["prediction"][~blank].astype(str)).all()
     np.testing.assert_allclose(spark_rows["probability"][~blank], local_rows["probability"][~blank],
                                atol=1e-6)
-    report = tmp_path / "r.json"
+    # monitor.py --engine spark reads the folder where it is: the executors fold the parts
+    report, to_label = tmp_path / "r.json", tmp_path / "to_label.csv"
     monitored = run_script(twcs_project["root"], "monitor.py", "--data", folder, "--label-column",
-                           "inbound", "--report", report, "--html", "")
-    assert monitored.returncode in (0, 1), monitored.stderr
+                           "inbound", "--report", report, "--html", "", "--engine", "spark",
+                           "--spark-master", "local[2]", "--id-columns", "tweet_id",
+                           "--label-sample", "20", "--to-label", to_label)
+    assert monitored.returncode in (0, 1) and "Traceback" not in monitored.stderr
     seen = json.loads(report.read_text())
     assert seen["data"]["rows"] == 1200 and seen["performance"]["overall"]["rows"] == 1199
     local_accuracy = (local_rows["prediction"][~blank].astype(str) ==
                       local_rows["inbound"][~blank].astype(str)).mean()
     assert seen["performance"]["overall"]["accuracy"] == pytest.approx(local_accuracy)
+    drawn = pd.read_csv(to_label, dtype=str)  # known by their ids: no row numbers across parts
+    assert len(drawn) == 20 and "row" not in drawn and drawn["tweet_id"].is_unique
+    assert drawn["tweet_id"].isin(local_rows.index[~blank]).all()
 
 
 def test_rows_with_empty_text_get_a_blank_prediction(twcs_project, tmp_path):

@@ -441,6 +441,34 @@ def test_slice_by_a_missing_column_or_the_text_is_refused_before_anything_runs(t
     assert not (tmp_path / "r.json").exists()
 
 
+@pytest.mark.parametrize("case, words", [
+    ("uri", "is a Hadoop-FS URI, which only Spark reads; add --engine spark"),
+    ("labels without ids", "--labels needs --id-columns"),
+    ("csv parts", "is a folder of CSV parts .* add --engine spark")])
+def test_what_only_the_spark_engine_reads_or_it_cannot_join_is_refused_first(tmp_path, case,
+                                                                              words):
+    """Before a session starts, a registry is touched or a report written: a URI without
+    --engine spark, labels the Spark engine could not join to rows without ids, and (local
+    engine) a folder of CSV parts, which predict.py --engine spark --spark-format csv writes."""
+    from common import BadInputError
+
+    config = cfg.load_config({})
+    config["monitor"].update(data="hdfs://nn:8020/scored/tonight", report=str(tmp_path / "r.json"))
+    if case == "labels without ids":
+        pytest.importorskip("pyspark")
+        (tmp_path / "d.csv").write_text("text\nhello\n", encoding="utf-8")
+        config["monitor"].update(data=str(tmp_path / "d.csv"), engine="spark",
+                                 labels=str(tmp_path / "labelled.csv"))
+    elif case == "csv parts":
+        (tmp_path / "parts").mkdir()
+        (tmp_path / "parts" / "part-00000-0.csv").write_text("text\nhello\n", encoding="utf-8")
+        (tmp_path / "parts" / "_SUCCESS").touch()
+        config["monitor"]["data"] = str(tmp_path / "parts")
+    with pytest.raises(BadInputError, match=words):
+        check.run(check.make_job(settings.resolve(config, cfg.PROJECT_ROOT), label_required=False))
+    assert not (tmp_path / "r.json").exists()
+
+
 @pytest.mark.slow
 def test_predictions_file_without_labels_checks_drift_from_recorded_scores(monitored):
     tmp = monitored["tmp"]
