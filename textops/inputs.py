@@ -253,11 +253,11 @@ def parquet_chunks(path: Path, chunk_size: int,
         columns = [c for c in columns if c in set(dataset.schema.names)]
     start, buffer, buffered = 0, [], 0
     try:
-        # little read-ahead: by default the scanner reads row groups (pre-buffered) as far
-        # ahead of a slower reader as it can, and the peak grew with the file (+0.1 GiB per
-        # million predict.py rows; bench/spark_monitor_bench.py)
+        # one thread, little read-ahead: the threaded scanner decoded row groups as far ahead
+        # of a slower reader as it could, and the peak grew with the file (5M predict.py rows:
+        # 593 MB reading alone; now 162 MB, as at 1M, in the same time; bench/spark_monitor_bench.py)
         for batch in dataset.to_batches(columns=columns, batch_size=chunk_size,
-                                        batch_readahead=2, fragment_readahead=1,
+                                        batch_readahead=2, fragment_readahead=1, use_threads=False,
                                         fragment_scan_options=NO_PRE_BUFFER):
             buffer.append(batch)
             buffered += batch.num_rows
