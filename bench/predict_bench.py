@@ -110,6 +110,19 @@ def tree_rss_kb(pid: int) -> int:
     return total
 
 
+MAKE_TWEETS = SHARED.parent / "tools" / "make_tweets.py"
+
+
+def make_rows(rows: int, folder: Path) -> Path:
+    """``folder/tweets_<rows>.csv``: that many distinct tweet-like rows (make_tweets.py, seed 7),
+    built once and kept between runs."""
+    path = folder / f"tweets_{rows}.csv"
+    if not path.exists():
+        subprocess.run([sys.executable, str(MAKE_TWEETS), str(rows), str(path), "7"], check=True,
+                       stdout=subprocess.DEVNULL)
+    return path
+
+
 def measure(cmd: list[str], env: dict[str, str],
             also: Callable[[int], None] | None = None,
             exit_codes: tuple[int, ...] = (0,)) -> dict[str, float]:

@@ -31,9 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from predict_bench import SHARED, _descendants, bench_env, measure  # noqa: E402
+from predict_bench import SHARED, _descendants, bench_env, make_rows, measure  # noqa: E402
 
-MAKE_TWEETS = SHARED.parent / "tools" / "make_tweets.py"
 
 
 def _status_kb(pid: int, key: str) -> int:
@@ -98,9 +97,7 @@ def main() -> int:
                        env=env, check=True)
     results = []
     for rows in [int(r) for r in args.rows.split(",")]:
-        data = work / f"tweets_{rows}.csv"
-        if not data.exists():
-            subprocess.run([py, str(MAKE_TWEETS), str(rows), str(data), "7"], check=True)
+        data = make_rows(rows, work)
         local, folder = work / f"local_{rows}.parquet", work / f"spark_{rows}"
         common = ["--data", str(data), "--id-columns", "id"]
         timed = {

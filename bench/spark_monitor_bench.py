@@ -32,10 +32,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from predict_bench import SHARED, bench_env  # noqa: E402
+from predict_bench import SHARED, bench_env, make_rows  # noqa: E402
 from spark_bench import run  # noqa: E402
 
-MAKE_TWEETS = SHARED.parent / "tools" / "make_tweets.py"
 
 
 def differences(a: dict, b: dict, path: str = "") -> list[str]:
@@ -89,10 +88,7 @@ def main() -> int:
     subprocess.run([py, str(ROOT / "train.py"), "--data", str(SHARED / "twcs" / "twcs_head5k_raw.csv"),
                     "--label-column", "inbound", "--quiet", "--no-baseline"], env=env, check=True)
     for rows in [int(r) for r in args.rows.split(",")]:
-        data, scored = work / f"tweets_{rows}.csv", work / f"scored_{rows}.parquet"
-        if not data.exists():
-            subprocess.run([py, str(MAKE_TWEETS), str(rows), str(data), "7"], check=True,
-                           stdout=subprocess.DEVNULL)
+        data, scored = make_rows(rows, work), work / f"scored_{rows}.parquet"
         subprocess.run([py, str(ROOT / "predict.py"), "--data", str(data), "--output", str(scored),
                         "--id-columns", "id,inbound", "--proba", "all", "--quiet"], env=env,
                        check=True)

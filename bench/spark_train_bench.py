@@ -22,17 +22,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from predict_bench import SHARED, bench_env  # noqa: E402
+from predict_bench import bench_env, make_rows  # noqa: E402
 from spark_bench import run  # noqa: E402
 
-MAKE_TWEETS = SHARED.parent / "tools" / "make_tweets.py"
 COMPARED = ("data.rows_usable", "data.rows_test", "data.rows_fit_sample", "data.rows_test_sample")
 METRICS = ("accuracy", "macro_f1", "roc_auc", "calibration.ece")
 
@@ -64,10 +62,7 @@ def main() -> int:
     work.mkdir(parents=True, exist_ok=True)
     py, results = sys.executable, []
     for rows in [int(r) for r in args.rows.split(",")]:
-        data = work / f"tweets_{rows}.csv"
-        if not data.exists():
-            subprocess.run([py, str(MAKE_TWEETS), str(rows), str(data), "7"], check=True,
-                           stdout=subprocess.DEVNULL)
+        data = make_rows(rows, work)
         row: dict = {"rows": rows}
         for engine in ("local", "spark"):
             store = work / f"store_{engine}_{rows}"

@@ -21,15 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
-from predict_bench import bench_env, measure  # noqa: E402
+from predict_bench import bench_env, make_rows, measure  # noqa: E402
 
-MAKE_TWEETS = ROOT.parent / "shared" / "tools" / "make_tweets.py"
 
 PLAIN = """
 import json, sys, time
@@ -51,14 +49,6 @@ macro_f1 = model.evaluate(split.y_test, pipe.predict(split.x_test)).metrics["mac
 print(json.dumps({"macro_f1": macro_f1, "fit_rows": len(y_fit)}))
 print(time.perf_counter() - start)
 """
-
-
-def make_rows(rows: int, folder: Path) -> Path:
-    path = folder / f"tweets_{rows}.csv"
-    if not path.exists():
-        subprocess.run([sys.executable, str(MAKE_TWEETS), str(rows), str(path), "7"], check=True,
-                       stdout=subprocess.DEVNULL)
-    return path
 
 
 def logged_metrics(env: dict[str, str]) -> dict[str, float]:

@@ -57,8 +57,8 @@ def test_the_executors_sums_of_a_folder_of_parts_are_the_local_engines(spark_loc
     numbers = spark.side.numbers["amount"], local.side.numbers["amount"]  # 3,600 values: sampled
     assert numbers[0].seen == numbers[1].seen and len(numbers[0].items) == len(numbers[1].items)
     assert set(numbers[0].items) <= set(_predictions(4_000, seed=3)["amount"].dropna().astype(float))
-    strata = [(s.rows, len(s.items)) for s in spark.collector.sampler.strata]
-    assert strata == [(s.rows, len(s.items)) for s in local.collector.sampler.strata]
+    strata = [(s.rows, len(s.kept)) for s in spark.collector.sampler.strata]
+    assert strata == [(s.rows, len(s.kept)) for s in local.collector.sampler.strata]
     assert sparkstream.versions(data) == {"3": local.versions["3"], "4": local.versions["4"]}
     assert sparkstream.top_slice_values(data, "store") == frozenset(local.slices.rows)
 

@@ -103,10 +103,13 @@ class KeyedProbaSample:
         if self._sample is None:
             self.classes, self._sample = other.classes, other._sample
             return
-        if other.classes != self.classes:
+        theirs = other._sample
+        if other.classes != self.classes:  # a reordered copy: the other part is left as it is
             order = [other.classes.index(c) for c in self.classes]
-            other._sample.items = [row[order] for row in other._sample.items]
-        self._sample.merge(other._sample)
+            theirs = KeyedSample(theirs.size)
+            theirs.seen, theirs.keys = other._sample.seen, other._sample.keys
+            theirs.items = [row[order] for row in other._sample.items]
+        self._sample.merge(theirs)
 
 
 def total_variation(a: np.ndarray, b: np.ndarray) -> float:

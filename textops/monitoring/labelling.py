@@ -68,6 +68,11 @@ class _Stratum:
     seen: int = 0
     keyed: KeyedSample | None = None  # a part of many (Spark): a mergeable sample instead
 
+    @property
+    def kept(self) -> list[dict[str, Any]]:
+        """The stratum's sampled rows (from whichever sample it keeps)."""
+        return self.keyed.items if self.keyed is not None else self.items
+
 
 class Sampler:
     """Streams rows into per-stratum reservoirs (seeded); :meth:`draw` allocates the budget.
@@ -92,7 +97,6 @@ class Sampler:
             mine.confidence_sum += theirs.confidence_sum
             mine.seen += theirs.seen
             mine.keyed.merge(theirs.keyed)
-            mine.items = mine.keyed.items
 
     def add(self, records: pd.DataFrame, confidence: np.ndarray) -> None:
         """Fold in rows (``records``: the columns to write, one row each) with their confidence."""
@@ -105,7 +109,7 @@ class Sampler:
             if stratum.keyed is not None:
                 stratum.keyed.offer(len(mine), lambda positions: records.iloc[
                     mine[positions]].to_dict("records"))
-                stratum.items, stratum.seen = stratum.keyed.items, stratum.seen + len(mine)
+                stratum.seen += len(mine)
                 continue
             room = max(self.budget - len(stratum.items), 0)  # algorithm R, per stratum
             stratum.items.extend(records.iloc[mine[:room]].to_dict("records"))
@@ -148,9 +152,9 @@ class Sampler:
         for h, (stratum, n) in enumerate(zip(self.strata, self.allocation())):
             if n == 0:
                 continue
-            picked = rng.choice(len(stratum.items), size=n, replace=False)
+            picked = rng.choice(len(stratum.kept), size=n, replace=False)
             for i in sorted(picked):
-                rows.append({**stratum.items[int(i)], "stratum": h, "stratum_rows": stratum.rows,
+                rows.append({**stratum.kept[int(i)], "stratum": h, "stratum_rows": stratum.rows,
                              "inclusion_probability": n / stratum.rows,
                              "weight": stratum.rows / n})
         order = rng.permutation(len(rows))

@@ -12,6 +12,7 @@ addition); the samples are other uniform samples of the same rows.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -50,10 +51,8 @@ class SparkData:
     header: list[str]
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(Exception):  # stopping is best effort
             self.session.stop()
-        except Exception:  # noqa: BLE001 - stopping is best effort
-            pass
 
 
 @dataclass(frozen=True)
