@@ -126,7 +126,10 @@ CONFIG: dict[str, dict[str, Setting]] = {
                              SCRIPTS),
         "test_size": Setting(0.2, "share of rows held out for test metrics and promotion",
                              "--test-size", ("train",), low=0.01, high=0.9),
-        "validation_size": Setting(0.1, "share of rows for early stopping; 0 disables it",
+        "validation_size": Setting(0.1, "share of rows held out for early stopping; 0 disables it "
+                                        "(with train.refit and catboost.fold_stopping, the "
+                                        "defaults, the trees stop on cross-fitting folds of every "
+                                        "row instead, and this only switches early stopping on)",
                                    "--validation-size", ("train",), low=0.0, high=0.9),
         "random_seed": Setting(42, "random seed for the split and the model", "--seed", ("train",), low=0, high=2**31 - 1),
         "feature_columns": Setting("", "comma-separated side columns the model reads beside the text "
@@ -170,12 +173,23 @@ CONFIG: dict[str, dict[str, Setting]] = {
                                       "CatBoost on the raw TF-IDF columns, slow with many classes)"),
         "linear_c": Setting(10.0, "inverse regularisation of that logistic regression", low=1e-6),
         "cv_folds": Setting(5, "folds for its out-of-fold logits", low=2, high=20),
+        "linear_solver": Setting("auto", "its solver: auto = lbfgs for two classes, sag for more; "
+                                         "with sag the model kept is the mean of its fold models "
+                                         "(no fit on all rows; see README); lbfgs = as releases "
+                                         "before 2026-12-06 fitted every model",
+                                 choices=("auto", "lbfgs", "sag")),
         "calibrate": Setting(True, "temperature-scale the probabilities (the labels predicted do not "
                                    "change); needs validation_size > 0"),
-        "calibration_folds": Setting(3, "after the refit, fit the temperature on these many cross-fitted "
-                                        "copies of the final trees (rows each copy did not see); 0 = on "
-                                        "the early-stopping rows, as earlier releases did",
+        "calibration_folds": Setting(2, "after the refit, fit the temperature on these many cross-fitted "
+                                        "folds of trees, each scoring the rows it did not see (3 before "
+                                        "2026-12-06); 0 = on the early-stopping rows, as releases "
+                                        "before 2026-11-30 did",
                                      low=0, high=10, rule=folds_or_off),
+        "fold_stopping": Setting(True, "with refit, the calibration folds' trees also choose the "
+                                       "number of trees, each stopping early on its own fold (one "
+                                       "set of out-of-fold trees instead of a probe on the "
+                                       "validation rows plus cross-fitted copies); false = the "
+                                       "probe, as earlier releases"),
         "iterations": Setting(300, "maximum CatBoost iterations (trees)", "--iterations", ("train",), low=1),
         "learning_rate": Setting(0.1, "CatBoost learning rate", low=1e-6, high=1.0),
         "depth": Setting(4, "tree depth", low=1, high=16),

@@ -101,7 +101,7 @@ def test_after_a_refit_the_temperature_is_fitted_on_cross_fitted_copies_of_the_k
     from sklearn.model_selection import StratifiedKFold
 
     X, labels, mask = _noisy_text_task()
-    kwargs = dict(iterations=40, cv_folds=3, random_seed=0)
+    kwargs = dict(iterations=40, cv_folds=3, random_seed=0, fold_stopping=False)
     crossfit = textprep.CatBoostText(calibration_folds=3, **kwargs).fit(X, labels, validation_mask=mask)
     probe = textprep.CatBoostText(calibration_folds=0, **kwargs).fit(X, labels, validation_mask=mask)
     np.testing.assert_array_equal(crossfit.decision_function(X), probe.decision_function(X))
@@ -115,6 +115,35 @@ def test_after_a_refit_the_temperature_is_fitted_on_cross_fitted_copies_of_the_k
         copy.fit(crossfit._pool(X[fit_rows], codes[fit_rows], linear[fit_rows]))
         raw[own] = crossfit._raw(copy, X[own], linear[own])
     assert crossfit.temperature_ == pytest.approx(textprep.fit_temperature(raw, codes), rel=1e-6)
+
+
+def test_with_fold_stopping_one_set_of_out_of_fold_trees_chooses_the_trees_and_the_temperature():
+    """Each cross-fitting fold's trees stop early on that fold's own rows and score them: the
+    kept model has the folds' mean number of trees, grown on every row, and its temperature is
+    that of those out-of-fold scores. The validation rows are trained on like any other, so
+    another validation mask gives the same model."""
+    from sklearn.model_selection import StratifiedKFold
+
+    X, labels, mask = _noisy_text_task()
+    kwargs = dict(iterations=200, early_stopping_rounds=10, cv_folds=3, random_seed=0)
+    model = textprep.CatBoostText(**kwargs).fit(X, labels, validation_mask=mask)
+    codes = np.searchsorted(model.classes_, labels)
+    linear = model._as_matrix(model._linear_fits(X, codes)[0])
+    raw, trees = np.empty((len(codes), 1)), []
+    for fit_rows, own in StratifiedKFold(3, shuffle=True, random_state=1).split(X, codes):
+        fold = model._make_model(2)
+        fold.fit(model._pool(X[fit_rows], codes[fit_rows], linear[fit_rows]),
+                 eval_set=model._pool(X[own], codes[own], linear[own]),
+                 early_stopping_rounds=10, use_best_model=True)
+        trees.append(fold.tree_count_)
+        raw[own] = model._raw(fold, X[own], linear[own])
+    assert max(trees) < 200  # the folds did stop early, at their own counts
+    assert model.best_iteration_ == round(np.mean(trees)) == model.model_.tree_count_
+    assert model.temperature_ == pytest.approx(textprep.fit_temperature(raw, codes), rel=1e-6)
+    other_mask = textprep.CatBoostText(**kwargs).fit(X, labels, validation_mask=np.roll(mask, 1))
+    np.testing.assert_array_equal(other_mask.predict_proba(X), model.predict_proba(X))
+    probe = textprep.CatBoostText(fold_stopping=False, **kwargs).fit(X, labels, validation_mask=mask)
+    assert probe.best_iteration_ != model.best_iteration_
 
 
 def test_a_class_too_rare_to_cross_fit_falls_back_to_the_probe_temperature():
@@ -133,4 +162,8 @@ def test_a_model_saved_before_cross_fitting_keeps_its_parameters_and_scores():
     before = model.predict_proba(X)
     del model.calibration_folds  # as unpickled from an earlier release
     assert model.get_params()["calibration_folds"] == 0
+    np.testing.assert_array_equal(model.predict_proba(X), before)
+    del model.fold_stopping, model.linear_solver  # as unpickled from a release before 2026-12-06
+    assert model.get_params()["fold_stopping"] is False
+    assert model.get_params()["linear_solver"] == "lbfgs"
     np.testing.assert_array_equal(model.predict_proba(X), before)

@@ -296,12 +296,13 @@ def test_many_class_trees_score_a_share_of_the_logits_per_split_and_binary_ones_
         X, np.where(np.arange(300) % 2, "a", "b")).model_.get_params()
 
 
-def test_many_class_linear_fits_in_processes_equal_the_folds_and_full_fit_done_one_by_one(
-        monkeypatch):
-    """The multinomial fits run in worker processes side by side (the lbfgs holds the GIL):
-    the out-of-fold logits and the full fit are those of fitting each fold, then all rows, in
-    this process."""
-    from sklearn.linear_model import LogisticRegression
+@pytest.mark.parametrize("solver", ["lbfgs", "sag"])
+def test_many_class_linear_fits_side_by_side_equal_the_fits_done_one_by_one(monkeypatch, solver):
+    """The multinomial fits run side by side (lbfgs, which holds the GIL, in worker processes;
+    sag in threads): the out-of-fold logits are those of fitting each fold one by one in this
+    process; the model kept is the fit on all rows (lbfgs) or the fold models' mean (sag),
+    whose logits are the mean of theirs."""
+    from sklearn.base import clone
     from sklearn.model_selection import StratifiedKFold
 
     from textprep import CatBoostText
@@ -309,16 +310,38 @@ def test_many_class_linear_fits_in_processes_equal_the_folds_and_full_fit_done_o
     rng = np.random.default_rng(1)
     X = sp.csr_matrix(rng.random((240, 30)) * (rng.random((240, 30)) < 0.4))
     codes = np.arange(240) % 6
-    clf = CatBoostText(cv_folds=3, thread_count=2)
+    clf = CatBoostText(cv_folds=3, thread_count=2, linear_solver=solver)
     clf.classes_ = np.array([f"c{i}" for i in range(6)])
     import textprep.catboost_text as module
 
-    monkeypatch.setattr(module, "PROCESS_FITS_MIN_WORK", 0)  # this small problem in processes too
-    scores, full = clf._linear_fits(X, codes)
-    expected = np.empty_like(scores)
+    monkeypatch.setattr(module, "PROCESS_FITS_MIN_WORK", 0)  # this small problem side by side too
+    scores, kept = clf._linear_fits(X, codes)
+    expected, folds = np.empty_like(scores), []
     for fit_rows, own in StratifiedKFold(3, shuffle=True, random_state=0).split(X, codes):
-        expected[own] = LogisticRegression(C=10, max_iter=2000).fit(
-            X[fit_rows], codes[fit_rows]).decision_function(X[own])
+        folds.append(clone(clf._make_linear()).fit(X[fit_rows], codes[fit_rows]))
+        expected[own] = folds[-1].decision_function(X[own])
     np.testing.assert_allclose(scores, expected, atol=1e-6)
-    np.testing.assert_allclose(full.coef_, LogisticRegression(C=10, max_iter=2000).fit(X, codes).coef_,
-                               atol=1e-6)
+    assert kept.solver == solver
+    if solver == "lbfgs":
+        np.testing.assert_allclose(kept.coef_, clone(clf._make_linear()).fit(X, codes).coef_,
+                                   atol=1e-6)
+    else:
+        np.testing.assert_allclose(kept.decision_function(X),
+                                   np.mean([m.decision_function(X) for m in folds], axis=0),
+                                   atol=1e-9)
+
+
+def test_the_linear_solver_is_lbfgs_for_two_classes_and_sag_for_more_unless_chosen():
+    from textprep import CatBoostText
+
+    def solver(n_classes, **kwargs):
+        clf = CatBoostText(**kwargs)
+        clf.classes_ = np.array([f"c{i}" for i in range(n_classes)])
+        return clf._make_linear().solver
+
+    assert (solver(2), solver(3), solver(77)) == ("lbfgs", "sag", "sag")
+    assert solver(77, linear_solver="lbfgs") == "lbfgs" and solver(2, linear_solver="sag") == "sag"
+    legacy = CatBoostText()
+    del legacy.linear_solver  # as unpickled from a release before 2026-12-06
+    legacy.classes_ = np.array([f"c{i}" for i in range(77)])
+    assert legacy._make_linear().solver == "lbfgs"

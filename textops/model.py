@@ -163,7 +163,7 @@ def build_pipeline(spec: ModelSpec, stopwords: Stopwords, side: SideSpec | None 
             thread_count=cb.thread_count, random_seed=spec.seed, linear_boost=cb.linear_boost,
             linear_c=cb.linear_c, cv_folds=cb.cv_folds, calibrate=cb.calibrate,
             calibration_folds=cb.calibration_folds, split_features=cb.split_features,
-            **clf_extra)),
+            linear_solver=cb.linear_solver, fold_stopping=cb.fold_stopping, **clf_extra)),
     ])
 
 
@@ -204,8 +204,9 @@ def train_model(pipeline: Pipeline, x_train: pd.DataFrame, y_train: pd.Series,
                 x_val: pd.DataFrame | None = None, y_val: pd.Series | None = None,
                 refit: bool = True) -> tuple[Pipeline, dict[str, Any]]:
     """Train as train.py does. With ``refit`` (the default) the model is fitted on training +
-    validation rows, the validation rows only choosing the number of trees by early stopping, so
-    holding them out costs no accuracy. Without it, the validation rows are never trained on."""
+    validation rows, so holding them out costs no accuracy; the number of trees is chosen by
+    early stopping on cross-fitting folds of those rows (``fold_stopping``, the default) or on
+    the validation rows. Without it, the validation rows are never trained on."""
     has_val = x_val is not None and y_val is not None and len(y_val) > 0
     if refit and has_val:
         x_all = pd.concat([x_train, x_val], ignore_index=True)

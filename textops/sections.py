@@ -56,8 +56,10 @@ class CatBoostSettings:
     linear_boost: bool
     linear_c: float
     cv_folds: int
+    linear_solver: str
     calibrate: bool
     calibration_folds: int
+    fold_stopping: bool
     iterations: int
     learning_rate: float
     depth: int
