@@ -96,8 +96,8 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
     def _solver(self) -> str:
         """The linear model's solver: ``auto`` is lbfgs for two classes and sag for more (the
         multinomial lbfgs spends two thirds of its time in its own bookkeeping of
-        features x classes coefficients; sag reaches the same optimum in half the time and
-        releases the GIL, so its folds share X in threads)."""
+        features x classes coefficients; sag reaches the same macro-F1 in about half the time
+        and releases the GIL, so its folds share X in threads)."""
         solver = getattr(self, "linear_solver", "lbfgs")
         if solver == "auto":
             return "lbfgs" if len(self.classes_) == 2 else "sag"
@@ -301,8 +301,9 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
         cross-fitting fold, trees grown on the other folds stop early on this fold's rows and
         score them. The kept model is then grown on every row with the folds' mean number of
         trees, and the temperature is fitted on those out-of-fold scores (every row once).
-        This replaces the probe on the validation rows plus the cross-fitted copies: a third
-        less CatBoost time, and the stopping is decided on every row instead of a tenth.
+        This replaces the probe on the validation rows plus the cross-fitted copies (two folds:
+        two fits' worth of trees instead of 3.9), and the stopping is decided on every row
+        instead of a tenth.
         None (the probe's way) when folds are off or a class is too rare."""
         splits = self._calibration_splits(codes)
         if not splits:
