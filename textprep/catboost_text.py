@@ -185,10 +185,12 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
         """Fit on ``X``/``y``. Early stopping (when ``early_stopping_rounds`` is set) uses either
 
         * ``eval_set=(X_val, y_val)``: separate rows, never trained on; or
-        * ``validation_mask``: a boolean mask of rows of ``X`` to stop on. The trees are first
-          grown on the other rows until the validation loss stops improving, then refitted on
-          all rows with that many trees; the linear model's out-of-fold logits are computed once
-          for all rows, so the validation rows cost no extra fit and no accuracy.
+        * ``validation_mask``: a boolean mask of rows of ``X`` (early stopping wanted, then a
+          refit on all rows). With ``fold_stopping`` (the default) the trees stop on the
+          cross-fitting folds of every row instead (``_fold_stopped``); without it they are
+          first grown on the other rows until the masked rows' loss stops improving, then
+          refitted on all rows with that many trees. The linear model's out-of-fold logits are
+          computed once for all rows, so the validation rows cost no extra fit and no accuracy.
 
         With ``calibrate``, the temperature is fitted for the model that is kept, on rows it was
         not fitted on: after a refit, by cross-fitting (``calibration_folds`` copies of the
