@@ -182,8 +182,9 @@ CONFIG: dict[str, dict[str, Setting]] = {
                                    "change); needs validation_size > 0"),
         "calibration_folds": Setting(2, "after the refit, fit the temperature on these many cross-fitted "
                                         "folds of trees, each scoring the rows it did not see (3 before "
-                                        "2026-12-06); 0 = on the early-stopping rows, as releases "
-                                        "before 2026-11-30 did",
+                                        "2026-12-06; with fold_stopping the same folds' trees also "
+                                        "choose the number of trees); 0 = on the early-stopping rows, "
+                                        "as releases before 2026-11-30 did",
                                      low=0, high=10, rule=folds_or_off),
         "fold_stopping": Setting(True, "with refit, the calibration folds' trees also choose the "
                                        "number of trees, each stopping early on its own fold (one "

@@ -109,6 +109,10 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
         return LogisticRegression(C=self.linear_c, solver=self._solver(), tol=SAG_TOL,
                                   max_iter=2000, random_state=self.random_seed)
 
+    def _empty_scores(self, rows: int) -> np.ndarray:
+        """Room for ``rows`` rows of raw scores: one column for two classes, one per class else."""
+        return np.empty((rows, 1 if len(self.classes_) == 2 else len(self.classes_)))
+
     @staticmethod
     def _as_matrix(scores: np.ndarray) -> np.ndarray:
         return scores.reshape(len(scores), -1)
@@ -152,7 +156,7 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
         fitted = Parallel(n_jobs=n_jobs, backend="loky" if processes else "threading")(
             delayed(_fit_linear)(self._make_linear(), X, codes, fit_rows, own_rows)
             for fit_rows, own_rows in parts)
-        scores = np.empty((len(codes), 1 if len(self.classes_) == 2 else len(self.classes_)))
+        scores = self._empty_scores(len(codes))
         for (_, own_rows), (_, own_scores) in zip(parts[:folds], fitted[:folds]):
             scores[own_rows] = self._as_matrix(own_scores)
         if mean:
@@ -287,7 +291,7 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
         splits = self._calibration_splits(codes)
         if not splits:
             return None
-        raw = np.empty((len(codes), 1 if len(self.classes_) == 2 else len(self.classes_)))
+        raw = self._empty_scores(len(codes))
         for fit_rows, own_rows in splits:
             copy = self._make_model(len(self.classes_))
             copy.set_params(iterations=self.best_iteration_)
@@ -324,7 +328,7 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
         # and its trees do not depend on the thread count (BANKING77: 9.9 -> 7.8 s)
         fitted = Parallel(n_jobs=min(len(splits), cores), backend="threading")(
             delayed(fold_fit)(fit_rows, own_rows) for fit_rows, own_rows in splits)
-        raw = np.empty((len(codes), 1 if len(self.classes_) == 2 else len(self.classes_)))
+        raw = self._empty_scores(len(codes))
         for (_, own_rows), (_, own_raw) in zip(splits, fitted):
             raw[own_rows] = own_raw
         self.best_iteration_ = int(round(float(np.mean([trees for trees, _ in fitted]))))
