@@ -191,8 +191,17 @@ CONFIG: dict[str, dict[str, Setting]] = {
                                        "set of out-of-fold trees instead of a probe on the "
                                        "validation rows plus cross-fitted copies); false = the "
                                        "probe, as earlier releases"),
-        "iterations": Setting(300, "maximum CatBoost iterations (trees)", "--iterations", ("train",), low=1),
-        "learning_rate": Setting(0.1, "CatBoost learning rate", low=1e-6, high=1.0),
+        "fold_trees": Setting("auto", "with fold_stopping, the trees kept: refit = grown again on "
+                                      "every row with the stopping folds' mean number of trees; "
+                                      "mean = the stopping folds' own trees averaged into one "
+                                      "model (no refit: about half the trees' training time; "
+                                      "every fold's trees are scored); auto = refit for two "
+                                      "classes, mean for more (see README)",
+                              choices=("auto", "refit", "mean")),
+        "iterations": Setting(450, "maximum CatBoost iterations (trees) of one fit (300 before "
+                                   "2026-12-06)", "--iterations", ("train",), low=1),
+        "learning_rate": Setting(0.2, "CatBoost learning rate (0.1 before 2026-12-06)", low=1e-6,
+                                 high=1.0),
         "depth": Setting(4, "tree depth", low=1, high=16),
         "border_count": Setting(32, "feature quantisation borders", low=1, high=65535),
         "split_features": Setting(8, "when the trees have more features than this (the linear "

@@ -146,6 +146,75 @@ def test_with_fold_stopping_one_set_of_out_of_fold_trees_chooses_the_trees_and_t
     assert probe.best_iteration_ != model.best_iteration_
 
 
+def _three_class_task(n=900, seed=0):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    rng = np.random.default_rng(seed)
+    groups = {"billing": ["refund", "charge", "invoice"], "delivery": ["late", "parcel", "courier"],
+              "praise": ["thanks", "great", "love"]}
+    words = np.array([w for group in groups.values() for w in group] + ["order", "app", "today"])
+    texts = [" ".join(rng.choice(words, 6)) for _ in range(n)]
+    labels = np.array([max(groups, key=lambda g: sum(t.count(w) for w in groups[g]))
+                       for t in texts])
+    noisy = rng.random(n) < 0.15
+    labels[noisy] = rng.choice(list(groups), noisy.sum())
+    mask = np.zeros(n, bool)
+    mask[::5] = True
+    return TfidfVectorizer().fit_transform(texts), labels, mask
+
+
+def test_with_more_than_two_classes_the_stopping_folds_trees_are_kept_averaged():
+    """``fold_trees="auto"`` keeps the stopping folds' own trees for more than two classes, as
+    one model whose raw scores are the mean of theirs (no refit on every row): scores are the
+    linear logits plus that mean, the tree count is theirs together, ``best_iteration_`` their
+    mean, and the temperature that of their out-of-fold scores. ``"refit"`` grows the trees
+    again on every row from the same folds (the same temperature, another model), as fold
+    stopping first did. The averaged model goes through skops like any other."""
+    import skops.io as sio
+    from sklearn.model_selection import StratifiedKFold
+
+    from textops import registry
+
+    X, labels, mask = _three_class_task()
+    kwargs = dict(iterations=200, early_stopping_rounds=10, cv_folds=3, random_seed=0)
+    model = textprep.CatBoostText(**kwargs).fit(X, labels, validation_mask=mask)
+    codes = np.searchsorted(model.classes_, labels)
+    linear = model._linear_fits(X, codes)[0]
+    kept_linear = model.linear_.decision_function(X)
+    raw, trees, on_every_row = np.empty((len(codes), 3)), [], []
+    for fit_rows, own in StratifiedKFold(3, shuffle=True, random_state=1).split(X, codes):
+        fold = model._make_model(3)
+        fold.fit(model._pool(X[fit_rows], codes[fit_rows], linear[fit_rows]),
+                 eval_set=model._pool(X[own], codes[own], linear[own]),
+                 early_stopping_rounds=10, use_best_model=True)
+        trees.append(fold.tree_count_)
+        raw[own] = model._raw(fold, X[own], linear[own])
+        on_every_row.append(model._raw(fold, X, kept_linear))
+    assert max(trees) < 200 and model.model_.tree_count_ == sum(trees)
+    assert model.best_iteration_ == round(np.mean(trees))
+    np.testing.assert_allclose(model.decision_function(X), np.mean(on_every_row, axis=0),
+                               atol=1e-9)
+    assert model.temperature_ == pytest.approx(textprep.fit_temperature(raw, codes), rel=1e-6)
+    refit = textprep.CatBoostText(fold_trees="refit", **kwargs).fit(X, labels, validation_mask=mask)
+    assert refit.model_.tree_count_ == refit.best_iteration_ == model.best_iteration_
+    assert refit.temperature_ == model.temperature_
+    assert not np.allclose(refit.decision_function(X), model.decision_function(X))
+    restored = sio.loads(sio.dumps(model), trusted=registry.skops_trusted_types(model))
+    np.testing.assert_array_equal(restored.predict_proba(X), model.predict_proba(X))
+
+
+def test_which_trees_are_kept_by_the_number_of_classes_unless_chosen():
+    def keeps(n_classes, **kwargs):
+        clf = textprep.CatBoostText(**kwargs)
+        clf.classes_ = np.array([f"c{i}" for i in range(n_classes)])
+        return clf._keeps_fold_trees()
+
+    assert (keeps(2), keeps(3), keeps(77)) == (False, True, True)
+    assert keeps(2, fold_trees="mean") and not keeps(77, fold_trees="refit")
+    with pytest.raises(ValueError, match="fold_trees must be one of auto, refit, mean"):
+        keeps(3, fold_trees="average")
+
+
 def test_a_class_too_rare_to_cross_fit_falls_back_to_the_probe_temperature():
     X, labels, mask = _noisy_text_task()
     labels = labels.copy()
@@ -166,4 +235,7 @@ def test_a_model_saved_before_cross_fitting_keeps_its_parameters_and_scores():
     del model.fold_stopping, model.linear_solver  # as unpickled from a release before 2026-12-06
     assert model.get_params()["fold_stopping"] is False
     assert model.get_params()["linear_solver"] == "lbfgs"
+    np.testing.assert_array_equal(model.predict_proba(X), before)
+    del model.fold_trees  # as unpickled from a model of fold stopping's first form (refit)
+    assert model.get_params()["fold_trees"] == "refit"
     np.testing.assert_array_equal(model.predict_proba(X), before)

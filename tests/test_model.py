@@ -331,6 +331,29 @@ def test_many_class_linear_fits_side_by_side_equal_the_fits_done_one_by_one(monk
                                    atol=1e-9)
 
 
+def test_averaged_trees_score_exactly_as_the_mean_of_their_models_categories_included():
+    """``mean_trees`` (the stopping folds' trees kept as one model): raw scores are the mean of
+    the models', also for a categorical side column, whose category tables each model keeps
+    (CatBoost's default merge policy averages shared tables and moves the scores)."""
+    from catboost import CatBoostClassifier, Pool
+
+    from textprep.catboost_text import mean_trees
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"logit": rng.normal(size=2000), "channel": rng.integers(0, 20, 2000)})
+    y = ((frame.channel % 3 == 0) ^ (rng.random(2000) < 0.1)).astype(int)
+    models = [CatBoostClassifier(iterations=30 + 10 * i, random_seed=i, thread_count=1, verbose=0,
+                                 allow_writing_files=False)
+              .fit(Pool(frame.iloc[i::2], y[i::2], cat_features=[1])) for i in range(2)]
+    pool = Pool(frame, cat_features=[1])
+    mean = mean_trees(models)
+    assert mean.tree_count_ == 70
+    np.testing.assert_allclose(
+        mean.predict(pool, prediction_type="RawFormulaVal"),
+        np.mean([m.predict(pool, prediction_type="RawFormulaVal") for m in models], axis=0),
+        atol=1e-12)
+
+
 def test_the_linear_solver_is_lbfgs_for_two_classes_and_sag_for_more_unless_chosen():
     from textprep import CatBoostText
 

@@ -163,7 +163,8 @@ def build_pipeline(spec: ModelSpec, stopwords: Stopwords, side: SideSpec | None 
             thread_count=cb.thread_count, random_seed=spec.seed, linear_boost=cb.linear_boost,
             linear_c=cb.linear_c, cv_folds=cb.cv_folds, calibrate=cb.calibrate,
             calibration_folds=cb.calibration_folds, split_features=cb.split_features,
-            linear_solver=cb.linear_solver, fold_stopping=cb.fold_stopping, **clf_extra)),
+            linear_solver=cb.linear_solver, fold_stopping=cb.fold_stopping,
+            fold_trees=cb.fold_trees, **clf_extra)),
     ])
 
 

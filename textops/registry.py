@@ -40,6 +40,7 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 # Types our pipelines contain that skops does not trust by default; anything else is refused.
 TRUSTED_TYPES = (
+    "catboost.core.CatBoost",  # the stopping folds' trees averaged (textprep.mean_trees)
     "catboost.core.CatBoostClassifier",
     "textprep.CatBoostText",
     "textprep.HashedTfidf",

@@ -60,6 +60,7 @@ class CatBoostSettings:
     calibrate: bool
     calibration_folds: int
     fold_stopping: bool
+    fold_trees: str
     iterations: int
     learning_rate: float
     depth: int
