@@ -117,26 +117,39 @@ def test_after_a_refit_the_temperature_is_fitted_on_cross_fitted_copies_of_the_k
     assert crossfit.temperature_ == pytest.approx(textprep.fit_temperature(raw, codes), rel=1e-6)
 
 
+STOPPING = dict(iterations=200, early_stopping_rounds=10, cv_folds=3, random_seed=0)
+
+
+def _stopping_folds(X, labels, mask):
+    """A model fitted with fold stopping, the labels' codes, and its stopping folds done by
+    hand: three folds (CatBoostText's default, seed + 1), each fold's trees grown on the other
+    folds' rows (with the linear model's out-of-fold logits) and stopped early on its own;
+    their models and out-of-fold raw scores."""
+    from sklearn.model_selection import StratifiedKFold
+
+    model = textprep.CatBoostText(**STOPPING).fit(X, labels, validation_mask=mask)
+    codes = np.searchsorted(model.classes_, labels)
+    linear = model._as_matrix(model._linear_fits(X, codes)[0])
+    raw, folds = model._empty_scores(len(codes)), []
+    for fit_rows, own in StratifiedKFold(3, shuffle=True, random_state=1).split(X, codes):
+        fold = model._make_model(len(model.classes_))
+        fold.fit(model._pool(X[fit_rows], codes[fit_rows], linear[fit_rows]),
+                 eval_set=model._pool(X[own], codes[own], linear[own]),
+                 early_stopping_rounds=10, use_best_model=True)
+        folds.append(fold)
+        raw[own] = model._raw(fold, X[own], linear[own])
+    return model, codes, folds, raw
+
+
 def test_with_fold_stopping_one_set_of_out_of_fold_trees_chooses_the_trees_and_the_temperature():
     """Each cross-fitting fold's trees stop early on that fold's own rows and score them: the
     kept model has the folds' mean number of trees, grown on every row, and its temperature is
     that of those out-of-fold scores. The validation rows are trained on like any other, so
     another validation mask gives the same model."""
-    from sklearn.model_selection import StratifiedKFold
-
     X, labels, mask = _noisy_text_task()
-    kwargs = dict(iterations=200, early_stopping_rounds=10, cv_folds=3, random_seed=0)
-    model = textprep.CatBoostText(**kwargs).fit(X, labels, validation_mask=mask)
-    codes = np.searchsorted(model.classes_, labels)
-    linear = model._as_matrix(model._linear_fits(X, codes)[0])
-    raw, trees = np.empty((len(codes), 1)), []
-    for fit_rows, own in StratifiedKFold(3, shuffle=True, random_state=1).split(X, codes):
-        fold = model._make_model(2)
-        fold.fit(model._pool(X[fit_rows], codes[fit_rows], linear[fit_rows]),
-                 eval_set=model._pool(X[own], codes[own], linear[own]),
-                 early_stopping_rounds=10, use_best_model=True)
-        trees.append(fold.tree_count_)
-        raw[own] = model._raw(fold, X[own], linear[own])
+    kwargs = STOPPING
+    model, codes, folds, raw = _stopping_folds(X, labels, mask)
+    trees = [fold.tree_count_ for fold in folds]
     assert max(trees) < 200  # the folds did stop early, at their own counts
     assert model.best_iteration_ == round(np.mean(trees)) == model.model_.tree_count_
     assert model.temperature_ == pytest.approx(textprep.fit_temperature(raw, codes), rel=1e-6)
@@ -171,25 +184,14 @@ def test_with_more_than_two_classes_the_stopping_folds_trees_are_kept_averaged()
     again on every row from the same folds (the same temperature, another model), as fold
     stopping first did. The averaged model goes through skops like any other."""
     import skops.io as sio
-    from sklearn.model_selection import StratifiedKFold
 
     from textops import registry
 
     X, labels, mask = _three_class_task()
-    kwargs = dict(iterations=200, early_stopping_rounds=10, cv_folds=3, random_seed=0)
-    model = textprep.CatBoostText(**kwargs).fit(X, labels, validation_mask=mask)
-    codes = np.searchsorted(model.classes_, labels)
-    linear = model._linear_fits(X, codes)[0]
-    kept_linear = model.linear_.decision_function(X)
-    raw, trees, on_every_row = np.empty((len(codes), 3)), [], []
-    for fit_rows, own in StratifiedKFold(3, shuffle=True, random_state=1).split(X, codes):
-        fold = model._make_model(3)
-        fold.fit(model._pool(X[fit_rows], codes[fit_rows], linear[fit_rows]),
-                 eval_set=model._pool(X[own], codes[own], linear[own]),
-                 early_stopping_rounds=10, use_best_model=True)
-        trees.append(fold.tree_count_)
-        raw[own] = model._raw(fold, X[own], linear[own])
-        on_every_row.append(model._raw(fold, X, kept_linear))
+    kwargs = STOPPING
+    model, codes, folds, raw = _stopping_folds(X, labels, mask)
+    trees = [fold.tree_count_ for fold in folds]
+    on_every_row = [model._raw(fold, X, model.linear_.decision_function(X)) for fold in folds]
     assert max(trees) < 200 and model.model_.tree_count_ == sum(trees)
     assert model.best_iteration_ == round(np.mean(trees))
     np.testing.assert_allclose(model.decision_function(X), np.mean(on_every_row, axis=0),
