@@ -681,7 +681,7 @@ def test_the_spark_engine_trains_what_the_local_engine_trained(twcs_project):
                 "data.rows_fit_sample", "data.rows_test_sample", "data.sha256", "data.n_classes"):
         assert spark.params[key] == local.params[key], key
     for name in ("accuracy", "macro_f1", "roc_auc", "calibration.ece", "calibration.brier",
-                 "champion_macro_f1", "best_iteration", "n_features"):
+                 "champion_macro_f1", "best_iteration", "kept_trees", "n_features"):
         assert spark.metrics[name] == pytest.approx(local.metrics[name], abs=1e-9), name
     assert (spark.params["train.engine"], "train.engine" in local.params) == ("spark", False)
     for tag in ("textops.decision", "textops.classes", "textops.promotion_pvalue"):

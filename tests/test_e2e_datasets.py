@@ -25,6 +25,9 @@ def test_banking77_multiclass_end_to_end(project, tmp_path):
     result = ok(run_script(project, "train.py", "--data", data, "--label-column", "category",
                            "--stopwords", "none", "--threshold", "0.5", "--no-leakage-check"))
     assert "v1 -> @champion" in result.stdout
+    run = registry(project).get_run(registry(project).get_model_version(MODEL, "1").run_id)
+    chosen, kept = run.data.metrics["best_iteration"], run.data.metrics["kept_trees"]
+    assert abs(kept - 2 * chosen) <= 1  # 77 classes: both stopping folds' trees are kept
     out = tmp_path / "banking_pred.csv"
     ok(run_script(project, "predict.py", "--data", shared("banking77", "test.csv"), "--output", out,
                   "--proba", "all"))

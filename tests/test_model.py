@@ -189,7 +189,7 @@ def test_train_model_refits_on_train_and_validation_with_the_chosen_trees(twcs):
     final, info = modeling.train_model(pipe, x.iloc[:1000], y.iloc[:1000], x.iloc[1000:1200],
                                        y.iloc[1000:1200], refit=True)
     assert info["refit"] and info["fit_rows"] == 1200
-    assert final[-1].model_.tree_count_ == info["best_iteration"] <= 40
+    assert final[-1].model_.tree_count_ == info["best_iteration"] == info["kept_trees"] <= 40
     assert final[-1].linear_.coef_.shape[1] == final[-1].n_features_in_
     same, info = modeling.train_model(modeling.build_pipeline(spec(small_config()), modeling.load_stopwords("none")),
                                       x.iloc[:1000], y.iloc[:1000], x.iloc[1000:1200],

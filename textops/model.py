@@ -219,7 +219,7 @@ def train_model(pipeline: Pipeline, x_train: pd.DataFrame, y_train: pd.Series,
         fit_pipeline(pipeline, x_train, y_train, x_val, y_val)
         fit_rows = len(y_train)
     info = {"best_iteration": int(pipeline[-1].best_iteration_), "refit": bool(refit and has_val),
-            "fit_rows": fit_rows}
+            "fit_rows": fit_rows, "kept_trees": int(pipeline[-1].model_.tree_count_)}
     return pipeline, info
 
 

@@ -592,9 +592,9 @@ def fit_and_evaluate(job: TrainJob, td: TrainingData) -> Fitted:
             model.build_pipeline(job.model, td.stopwords, td.side), split.x_train, split.y_train,
             split.x_val, split.y_val, refit=job.train.refit)
     clf = pipeline[-1]
-    log.info("fitted in %.1f s (%d features, %d trees chosen by early stopping, final fit on %d "
-             "rows)", fit_time.seconds, clf.n_features_in_, info["best_iteration"],
-             info["fit_rows"])
+    log.info("fitted in %.1f s (%d features, %d trees chosen by early stopping, %d kept, "
+             "trained on %d rows)", fit_time.seconds, clf.n_features_in_, info["best_iteration"],
+             info["kept_trees"], info["fit_rows"])
     with Stopwatch() as eval_time:
         y_pred, proba = model.predict_with_proba(pipeline, split.x_test)
     temperature = float(getattr(clf, "temperature_", 1.0))
@@ -614,6 +614,7 @@ def fit_and_evaluate(job: TrainJob, td: TrainingData) -> Fitted:
         "training_seconds": fit_time.seconds,
         "predict_rows_per_second": len(split.y_test) / max(eval_time.seconds, 1e-9),
         "best_iteration": info["best_iteration"],
+        "kept_trees": info["kept_trees"],  # every stopping fold's trees when they are kept
         "fit_rows": info["fit_rows"],
         "n_features": clf.n_features_in_,
     })
