@@ -227,6 +227,7 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
         self.classes_, codes = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError("need at least two classes")
+        self._keeps_fold_trees()  # an unknown fold_trees fails here, before any fit
         if self.side_kinds and not (self.linear_boost and isinstance(X, SideFeatures)):
             raise ValueError("side columns need linear_boost and a TextAndSide feature step")
         scores, held_out = None, None
@@ -329,8 +330,7 @@ class CatBoostText(ClassifierMixin, BaseEstimator):
         The kept trees are then either grown again on every row with the folds' mean number of
         trees, or (``_keeps_fold_trees``) the folds' own trees averaged into one model, which
         saves that refit (a mean of tree ensembles is one ensemble whose raw scores are the mean
-        of theirs). The temperature is fitted on each row's score by the fold that did not see
-        it either way; scoring new rows with both folds' mean kept BANKING77's ECE (0.0120).
+        of theirs; scoring new rows with it kept BANKING77's ECE, 0.0120).
         This replaces the probe on the validation rows plus the cross-fitted copies (two folds:
         two fits' worth of trees instead of 3.9), and the stopping is decided on every row
         instead of a tenth.
