@@ -285,6 +285,11 @@ def run_main(script: str, main: Callable[[list[str] | None], int], argv: list[st
         print(f"{script}: interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
     except Exception as exc:  # noqa: BLE001 - last-resort mapping of bugs to exit code 70
+        if interrupt_from(exc) is not None:  # a signal that landed in compiled code (numba's
+            # "returned a result with an exception set") surfaces as that code's own error
+            log.error("interrupted (%s)", first_line(exc), extra={"file_only": True})
+            print(f"{script}: interrupted", file=sys.stderr)
+            return int(ExitCode.INTERRUPTED)
         failure = environment_failure(exc)
         if failure is not None:
             log.error("%s\n%s", failure[1], traceback.format_exc(), extra={"file_only": True})

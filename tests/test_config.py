@@ -172,6 +172,32 @@ def test_a_sigterm_swallowed_by_a_finalizer_is_quiet_and_still_stops_the_job(mon
         common.raise_if_interrupted()
 
 
+def test_a_signal_surfacing_as_another_error_ends_the_job_interrupted(monkeypatch, capsys):
+    """SIGTERM landing inside compiled code comes back as that code's own error (numba:
+    "SystemError: ... returned a result with an exception set"); once a signal was received,
+    run_main reports the job interrupted (exit 130), not an internal error (70)."""
+    from textops import interrupts
+
+    monkeypatch.setattr(interrupts, "_SIGNALS_RECEIVED", [])
+
+    def bug(_argv):
+        raise SystemError("a genuine bug")
+
+    assert common.run_main("train", bug, []) == 70
+    assert "internal error" in capsys.readouterr().err
+
+    def interrupted_in_numba(_argv):
+        try:
+            common._raise_interrupted(15, None)
+        except common.Interrupted as exc:
+            raise SystemError("CPUDispatcher(<function _nb_count>) returned a result with an "
+                              "exception set") from exc
+
+    assert common.run_main("train", interrupted_in_numba, []) == 130
+    err = capsys.readouterr().err
+    assert err == "train: interrupted\n"
+
+
 def test_every_setting_is_a_typed_field_of_its_sections_settings_object():
     """The typed sections are generated from CONFIG (textops/sections.py, by config.py
     --write-docs): the file in the tree is what CONFIG generates today, so a setting is declared
